@@ -1,0 +1,107 @@
+//! MagFace's observation (Meng et al., CVPR 2021, §3.3 and Fig. 1): the
+//! feature magnitude ‖f‖ tracks quality, and high-magnitude faces sit near
+//! their class centre. Per cluster we order members by magnitude and report
+//! the Pearson correlation between magnitude and the cosine similarity to the
+//! cluster centre (mean of the members' normalised features).
+
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use super::distance::{normalize_rows, row_norms};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterMagnitudes {
+    pub label: i64,
+    /// Member indices, highest magnitude first.
+    pub members_by_magnitude: Vec<usize>,
+    pub magnitudes: Vec<f64>,
+    /// Cosine similarity of each member (same order) to the cluster centre.
+    pub centre_similarity: Vec<f64>,
+    /// Pearson correlation of magnitude and centre similarity (None below 3 members
+    /// or when either is constant).
+    pub correlation: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MagnitudeReport {
+    pub clusters: Vec<ClusterMagnitudes>,
+    /// Correlation over all clustered faces (noise excluded).
+    pub overall_correlation: Option<f64>,
+}
+
+pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len();
+    if n < 3 || n != b.len() {
+        return None;
+    }
+    let ma = a.iter().sum::<f64>() / n as f64;
+    let mb = b.iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa <= 0.0 || sbb <= 0.0 {
+        return None;
+    }
+    Some(sab / (saa.sqrt() * sbb.sqrt()))
+}
+
+/// `embeddings` are the raw (unnormalised) features; noise (`-1`) is skipped.
+pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeReport {
+    let magnitudes = row_norms(embeddings);
+    let unit = normalize_rows(embeddings);
+    let mut ids: Vec<i64> = labels.iter().copied().filter(|&l| l >= 0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (mut all_mag, mut all_sim) = (Vec::new(), Vec::new());
+    let clusters = ids
+        .into_iter()
+        .map(|label| {
+            let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == label).collect();
+            let mut centre = Array1::<f64>::zeros(embeddings.ncols());
+            for &i in &members {
+                centre += &unit.row(i);
+            }
+            let norm = centre.dot(&centre).sqrt();
+            if norm > 0.0 {
+                centre /= norm;
+            }
+            members.sort_by(|&a, &b| magnitudes[b].total_cmp(&magnitudes[a]));
+            let mags: Vec<f64> = members.iter().map(|&i| magnitudes[i]).collect();
+            let sims: Vec<f64> = members.iter().map(|&i| unit.row(i).dot(&centre)).collect();
+            all_mag.extend_from_slice(&mags);
+            all_sim.extend_from_slice(&sims);
+            ClusterMagnitudes {
+                label,
+                correlation: pearson(&mags, &sims),
+                members_by_magnitude: members,
+                magnitudes: mags,
+                centre_similarity: sims,
+            }
+        })
+        .collect();
+    MagnitudeReport { clusters, overall_correlation: pearson(&all_mag, &all_sim) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn pearson_hand_computed() {
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]).unwrap() - 1.0).abs() < 1e-15);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-15);
+        assert_eq!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+    }
+
+    #[test]
+    fn orders_members_by_magnitude() {
+        let x = array![[1.0, 0.0], [3.0, 0.1], [2.0, 0.5], [0.0, 1.0]];
+        let r = magnitude_report(&x, &[0, 0, 0, -1]);
+        assert_eq!(r.clusters.len(), 1);
+        assert_eq!(r.clusters[0].members_by_magnitude, vec![1, 2, 0]);
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors of the evaluation toolkit.
+//!
+//! Every variant that comes from a file names the file and, where there is one,
+//! the 1-based line, and says what was expected, so a user can fix the input
+//! without reading the source.
+
+use std::path::PathBuf;
+
+/// What went wrong while reading or evaluating user input.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line (or record) of the file is not what the format says.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// The file is well-formed but its content cannot be evaluated
+    /// (empty, one class only, lengths that do not match, ...).
+    #[error("{path}: {message}")]
+    Content { path: PathBuf, message: String },
+    /// Arguments or in-memory inputs that cannot be evaluated.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl EvalError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io { path: path.into(), source }
+    }
+    pub(crate) fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        EvalError::Parse { path: path.into(), line, message: message.into() }
+    }
+    pub(crate) fn content(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EvalError::Content { path: path.into(), message: message.into() }
+    }
+}
+
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;

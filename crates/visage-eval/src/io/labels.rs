@@ -1,0 +1,30 @@
+//! Cluster label files: one integer per line, −1 for noise
+//! (shared/spec/formats.md, "Cluster labels").
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{EvalError, Result};
+use crate::io::text::{for_each_line, LineCtx};
+
+pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    let mut labels = Vec::new();
+    for_each_line(path, |line_no, line| {
+        let ctx = LineCtx { path, line: line_no };
+        labels.push(ctx.i64_field("label", line)?);
+        Ok(())
+    })?;
+    if labels.is_empty() {
+        return Err(EvalError::content(path, "empty file: expected one integer label per line"));
+    }
+    Ok(labels)
+}
+
+pub fn write_labels(path: &Path, labels: &[i64]) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| EvalError::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    for l in labels {
+        writeln!(out, "{l}").map_err(|e| EvalError::io(path, e))?;
+    }
+    out.flush().map_err(|e| EvalError::io(path, e))
+}

@@ -1,0 +1,6 @@
+//! Readers (and the one writer) of the file formats users already have.
+
+pub mod embeddings;
+pub mod labels;
+pub mod scores_csv;
+pub mod text;

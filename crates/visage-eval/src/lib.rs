@@ -1,0 +1,18 @@
+//! visage-eval: evaluation of face recognition from embeddings, scores and
+//! labels — no model needed.
+//!
+//! - [`roc`]: exact ROC, AUC, EER, TAR@FAR (ties handled, radix-sorted).
+//! - [`metrics`]: clustering metrics (pairwise, B-cubed, NMI).
+//! - [`cluster`]: k-means, agglomerative, DBSCAN; magnitude analysis.
+//! - [`io`]: readers of scores CSV, embeddings (`.npy`/CSV), labels.
+//! - [`cli`]: `visage eval …` and `visage cluster` argument types.
+
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod io;
+pub mod metrics;
+pub mod roc;
+pub mod sort;
+
+pub use error::{EvalError, Result};
