@@ -1,0 +1,106 @@
+//! MagFace (Meng et al., CVPR 2021): a margin that grows with the feature
+//! magnitude `a`, plus a regulariser `g(a)` that rewards large magnitudes. At the
+//! optimum, easy (high-quality) samples sit at large `a`, so `‖x‖` of a trained
+//! backbone ranks faces by quality.
+
+use burn::tensor::{backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::arcface::additive_angular_logit;
+use super::{check_angular_margin, check_scale};
+use crate::error::HeadError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MagFaceConfig {
+    pub s: f64,
+    /// Lower bound of the magnitude range.
+    pub l_a: f64,
+    /// Upper bound of the magnitude range.
+    pub u_a: f64,
+    /// Margin at `a = l_a`, radians.
+    pub l_m: f64,
+    /// Margin at `a = u_a`, radians.
+    pub u_m: f64,
+    /// Weight of the magnitude regulariser `g`.
+    pub lambda_g: f64,
+    pub easy_margin: bool,
+}
+
+impl Default for MagFaceConfig {
+    fn default() -> Self {
+        Self { s: 64.0, l_a: 10.0, u_a: 110.0, l_m: 0.45, u_m: 0.8, lambda_g: 35.0, easy_margin: true }
+    }
+}
+
+impl MagFaceConfig {
+    pub fn validate(&self) -> Result<(), HeadError> {
+        check_scale("magface", self.s)?;
+        if !(self.l_a.is_finite() && self.l_a > 0.0) {
+            return Err(invalid("l_a", self.l_a, "the magnitude range must start above 0 (g(a) has 1/a)"));
+        }
+        if !(self.u_a.is_finite() && self.u_a > self.l_a) {
+            return Err(invalid("u_a", self.u_a, "must be greater than l_a"));
+        }
+        check_angular_margin("magface", "l_m", self.l_m)?;
+        check_angular_margin("magface", "u_m", self.u_m)?;
+        if self.u_m <= self.l_m {
+            return Err(invalid("u_m", self.u_m, "must be greater than l_m: m(a) must be increasing"));
+        }
+        let bound = self.lambda_g_lower_bound();
+        if !(self.lambda_g.is_finite() && self.lambda_g >= bound) {
+            return Err(HeadError::MagFaceBound {
+                lambda_g: self.lambda_g,
+                s: self.s,
+                slope_k: self.margin_slope(),
+                neg_g_prime: -self.g_prime(self.l_a),
+                bound,
+            });
+        }
+        Ok(())
+    }
+
+    /// `K = (u_m − l_m)/(u_a − l_a)`: the slope of the linear margin, so `m'(a) = K`.
+    pub fn margin_slope(&self) -> f64 {
+        (self.u_m - self.l_m) / (self.u_a - self.l_a)
+    }
+
+    /// MagFace eq. 4: `m(a) = K·(a − l_a) + l_m`.
+    pub fn margin(&self, a: f64) -> f64 {
+        self.margin_slope() * (a - self.l_a) + self.l_m
+    }
+
+    /// MagFace eq. 5: `g(a) = a/u_a² + 1/a`.
+    pub fn g(&self, a: f64) -> f64 {
+        a / (self.u_a * self.u_a) + 1.0 / a
+    }
+
+    /// `g'(a) = 1/u_a² − 1/a²`, zero at `a = u_a`.
+    pub fn g_prime(&self, a: f64) -> f64 {
+        1.0 / (self.u_a * self.u_a) - 1.0 / (a * a)
+    }
+
+    /// The paper's convergence condition `λ_g ≥ s·K / (−g'(l_a))`.
+    pub fn lambda_g_lower_bound(&self) -> f64 {
+        self.s * self.margin_slope() / (-self.g_prime(self.l_a))
+    }
+
+    /// Target logits (`B×1`) and the regulariser `λ_g·mean g(a)` for raw feature
+    /// norms `norms` (`B×1`, not detached: the clamp passes gradient inside `[l_a, u_a]`).
+    pub fn target_logit_and_regulariser<B: Backend>(
+        &self,
+        cos_target: Tensor<B, 2>,
+        norms: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 1>) {
+        let a = norms.clamp(self.l_a, self.u_a);
+        let margin_rad = (a.clone() - self.l_a) * self.margin_slope() + self.l_m;
+        let logit = additive_angular_logit(cos_target, margin_rad, self.easy_margin, self.s);
+        let g = a.clone() / (self.u_a * self.u_a) + a.recip();
+        let regulariser = g.mean() * self.lambda_g;
+        (logit, regulariser)
+    }
+}
+
+fn invalid(param: &'static str, value: f64, reason: &str) -> HeadError {
+    HeadError::InvalidParameter { head: "magface", param, value, reason: reason.into() }
+}

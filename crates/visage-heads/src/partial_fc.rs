@@ -1,0 +1,154 @@
+//! Partial FC (An et al., CVPR 2022): each step uses every positive class centre
+//! of the batch plus a random sample of the others, `max(#positives, ⌈r·C⌉)`
+//! centres in all, so a head over millions of identities costs a fraction of the
+//! full softmax. Centres may be split into shards on several devices; sampling
+//! is done per shard, and the softmax over shards needs only an all-reduced max
+//! and sum (see [`MarginHead::forward_sharded`]).
+//!
+//! Sampling is a pure function of `(seed, step, shard)`, so an interrupted run
+//! resumed at the same step samples exactly the same classes.
+
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use rand::{rngs::StdRng, seq::index::sample, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::HeadError;
+use crate::head::{CentreShard, MarginHead, ShardedOutput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartialFcConfig {
+    /// Fraction `r` of each shard's classes kept per step; 1 is the full head.
+    pub sample_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for PartialFcConfig {
+    fn default() -> Self {
+        Self { sample_rate: 0.1, seed: 0 }
+    }
+}
+
+/// The classes one step keeps from one shard (global class ids, ascending).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledClasses {
+    pub shard: usize,
+    pub classes: Vec<usize>,
+}
+
+/// Output of one Partial FC step: the loss, the logits over the kept classes of
+/// each shard, and which classes those columns are.
+#[derive(Debug, Clone)]
+pub struct PartialFcOutput<B: Backend> {
+    pub output: ShardedOutput<B>,
+    pub sampled: Vec<SampledClasses>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialFc {
+    config: PartialFcConfig,
+}
+
+impl PartialFc {
+    pub fn new(config: PartialFcConfig) -> Result<Self, HeadError> {
+        let r = config.sample_rate;
+        if !(r.is_finite() && r > 0.0 && r <= 1.0) {
+            return Err(HeadError::InvalidParameter {
+                head: "partial_fc",
+                param: "sample_rate",
+                value: r,
+                reason: "the sample rate must lie in (0, 1]".into(),
+            });
+        }
+        Ok(Self { config })
+    }
+
+    pub fn config(&self) -> &PartialFcConfig {
+        &self.config
+    }
+
+    /// Classes kept from a shard holding classes `first_class .. first_class + classes`:
+    /// its positives, topped up with distinct random negatives to `max(#pos, ⌈r·classes⌉)`.
+    pub fn sample_shard(&self, shard: usize, first_class: usize, classes: usize, labels: &[usize], step: u64) -> Vec<usize> {
+        let range = first_class..first_class + classes;
+        let mut positive = vec![false; classes];
+        for &label in labels.iter().filter(|label| range.contains(label)) {
+            positive[label - first_class] = true;
+        }
+        let positives = positive.iter().filter(|&&p| p).count();
+        let wanted = ((self.config.sample_rate * classes as f64).ceil() as usize).clamp(positives, classes);
+        if wanted == classes {
+            return range.collect();
+        }
+        let negatives: Vec<usize> = (0..classes).filter(|&c| !positive[c]).collect();
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.config.seed, step, shard as u64));
+        let mut kept: Vec<usize> = sample(&mut rng, negatives.len(), wanted - positives)
+            .into_iter()
+            .map(|i| negatives[i])
+            .chain((0..classes).filter(|&c| positive[c]))
+            .map(|c| c + first_class)
+            .collect();
+        kept.sort_unstable();
+        kept
+    }
+
+    /// One training step of `head` over the sampled centres. Gradients reach only
+    /// the kept rows of each shard's centres (through `select`).
+    pub fn forward<B: Backend>(
+        &self,
+        head: &mut MarginHead,
+        features: Tensor<B, 2>,
+        shards: &[CentreShard<B>],
+        labels: &[usize],
+        step: u64,
+    ) -> Result<PartialFcOutput<B>, HeadError> {
+        let per_class = head.config().centres_per_class();
+        let mut sampled = Vec::with_capacity(shards.len());
+        let mut sampled_shards = Vec::with_capacity(shards.len());
+        // Class id → its column in the concatenation of the kept classes.
+        let mut compact_label: std::collections::HashMap<usize, usize> = Default::default();
+        let mut kept_so_far = 0;
+        for (index, shard) in shards.iter().enumerate() {
+            let [rows, _] = shard.centres.dims();
+            let classes = rows / per_class.max(1);
+            let kept = self.sample_shard(index, shard.first_class, classes, labels, step);
+            let centres = if kept.len() == classes {
+                shard.centres.clone()
+            } else {
+                let rows: Vec<i64> = kept
+                    .iter()
+                    .flat_map(|&c| (0..per_class).map(move |j| ((c - shard.first_class) * per_class + j) as i64))
+                    .collect();
+                let count = rows.len();
+                let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &shard.centres.device());
+                shard.centres.clone().select(0, rows)
+            };
+            for (position, &class) in kept.iter().enumerate() {
+                compact_label.insert(class, kept_so_far + position);
+            }
+            sampled_shards.push(CentreShard { centres, first_class: kept_so_far });
+            kept_so_far += kept.len();
+            sampled.push(SampledClasses { shard: index, classes: kept });
+        }
+        let total_classes: usize = shards.iter().map(|s| s.centres.dims()[0] / per_class.max(1)).sum();
+        let mut compact_labels = Vec::with_capacity(labels.len());
+        for (index, &label) in labels.iter().enumerate() {
+            match compact_label.get(&label) {
+                Some(&column) => compact_labels.push(column),
+                None => {
+                    return Err(HeadError::LabelOutOfRange { index, label: label as i64, classes: total_classes });
+                }
+            }
+        }
+        let output = head.forward_sharded(features, &sampled_shards, &compact_labels)?;
+        Ok(PartialFcOutput { output, sampled })
+    }
+}
+
+/// SplitMix-style mixing so nearby (seed, step, shard) triples give unrelated streams.
+fn mix_seed(seed: u64, step: u64, shard: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ shard.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
