@@ -1,1 +1,331 @@
-pub struct Placeholder;
+//! Command-line surface of visage-eval, mounted by the `visage` binary
+//! (crate visage-cli) as `visage eval <EvalCommand>` and
+//! `visage cluster <ClusterArgs>`. Parsing lives here so the binary stays a
+//! thin dispatcher; every `run` writes its result to stdout.
+//!
+//! Exit codes: bad input (unreadable or malformed file, wrong header, NaN,
+//! one class only, mismatched lengths, bad option values) → 2, see
+//! [`CliError::exit_code`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::cluster::{self, AhcStop, Linkage, Metric};
+use crate::error::EvalError;
+use crate::io::embeddings::read_embeddings;
+use crate::io::labels::{read_labels, write_labels};
+use crate::io::scores_csv::read_scores_csv;
+use crate::metrics::cluster_scores;
+use crate::roc::{roc_summary, RocSummary, DEFAULT_FARS};
+
+/// Failure of a `visage eval` / `visage cluster` command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The input is wrong; the message names the file (and line).
+    #[error(transparent)]
+    Input(#[from] EvalError),
+    /// Options that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing a result failed (disk full, closed pipe, ...).
+    #[error("cannot write {what}: {source}")]
+    Output {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// 2 for bad input or options (the contract), 1 when writing failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Input(_) | CliError::Usage(_) => 2,
+            CliError::Output { .. } => 1,
+        }
+    }
+}
+
+fn output_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+    let what = what.into();
+    move |source| CliError::Output { what, source }
+}
+
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).expect("serialisable report");
+    writeln!(out, "{text}").map_err(output_err("stdout"))
+}
+
+/// `visage eval …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// ROC, AUC, EER and TAR@FAR of a scores CSV (`score,label`, 1 = same identity).
+    Roc(RocArgs),
+    /// Compare predicted cluster labels with the true identities.
+    Clusters(ClustersArgs),
+}
+
+impl EvalCommand {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    /// As [`run`](Self::run), writing the result to `out`.
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        match self {
+            EvalCommand::Roc(a) => a.run_to(out),
+            EvalCommand::Clusters(a) => a.run_to(out),
+        }
+    }
+}
+
+/// Arguments of `visage eval roc`.
+#[derive(Debug, Args)]
+pub struct RocArgs {
+    /// Scores CSV with header `score,label`. Repeat to compare systems
+    /// (plots and report); `--json` then prints one object per file.
+    #[arg(long, required = true, num_args = 1..)]
+    pub scores: Vec<PathBuf>,
+    /// Display names of the systems, in `--scores` order (default: file stems).
+    #[arg(long, value_delimiter = ',')]
+    pub names: Vec<String>,
+    /// FAR targets for TAR@FAR, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_FARS.to_vec())]
+    pub far: Vec<f64>,
+    /// Print the contract JSON `{"auc", "eer", "tar_at_far": [{"far", "tar"}]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One evaluated system.
+pub struct NamedRoc {
+    pub name: String,
+    pub summary: RocSummary,
+}
+
+fn system_names(paths: &[PathBuf], names: &[String]) -> Result<Vec<String>, CliError> {
+    if !names.is_empty() && names.len() != paths.len() {
+        return Err(CliError::Usage(format!("--names has {} entries for {} score files", names.len(), paths.len())));
+    }
+    Ok(paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| names.get(i).cloned().unwrap_or_else(|| file_stem(p)))
+        .collect())
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
+}
+
+fn check_fars(fars: &[f64]) -> Result<(), CliError> {
+    match fars.iter().find(|f| !(f.is_finite() && **f >= 0.0 && **f <= 1.0)) {
+        Some(f) => Err(CliError::Usage(format!("--far {f}: expected rates between 0 and 1"))),
+        None => Ok(()),
+    }
+}
+
+impl RocArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn evaluate(&self) -> Result<Vec<NamedRoc>, CliError> {
+        check_fars(&self.far)?;
+        let names = system_names(&self.scores, &self.names)?;
+        let mut systems = Vec::new();
+        for (path, name) in self.scores.iter().zip(names) {
+            let scores = read_scores_csv(path)?;
+            systems.push(NamedRoc { name, summary: roc_summary(&scores, &self.far) });
+        }
+        Ok(systems)
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let systems = self.evaluate()?;
+        if self.json {
+            if systems.len() == 1 {
+                print_json(out, &systems[0].summary.report())?;
+            } else {
+                #[derive(Serialize)]
+                struct Named<'a> {
+                    name: &'a str,
+                    #[serde(flatten)]
+                    report: crate::roc::RocReport,
+                }
+                let all: Vec<Named> =
+                    systems.iter().map(|s| Named { name: &s.name, report: s.summary.report() }).collect();
+                print_json(out, &all)?;
+            }
+        } else {
+            for s in &systems {
+                let r = &s.summary;
+                let w = |out: &mut dyn Write, text: String| writeln!(out, "{text}").map_err(output_err("stdout"));
+                w(out, format!("{}: {} genuine, {} impostor pairs", s.name, r.n_genuine, r.n_impostor))?;
+                w(out, format!("  AUC {:.6}  EER {:.6} (threshold {:.6})", r.auc, r.eer, r.eer_threshold))?;
+                for t in &r.tar_at_far {
+                    w(out, format!("  TAR@FAR={:e}: {:.6} (threshold {:.6})", t.far, t.tar, t.threshold))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Arguments of `visage eval clusters`.
+#[derive(Debug, Args)]
+pub struct ClustersArgs {
+    /// True identities, one integer per line.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Predicted cluster labels, one integer per line (−1 = noise, each a singleton).
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// Print the contract JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClustersArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let truth = read_labels(&self.truth)?;
+        let pred = read_labels(&self.pred)?;
+        if truth.len() != pred.len() {
+            return Err(EvalError::content(
+                &self.pred,
+                format!("{} labels, but {} has {}: expected one label per face in both", pred.len(), self.truth.display(), truth.len()),
+            )
+            .into());
+        }
+        let scores = cluster_scores(&truth, &pred);
+        if self.json {
+            print_json(out, &scores)
+        } else {
+            writeln!(
+                out,
+                "pairwise P/R/F {:.6} {:.6} {:.6}\nB-cubed  P/R/F {:.6} {:.6} {:.6}\nNMI {:.6}",
+                scores.pairwise_precision,
+                scores.pairwise_recall,
+                scores.pairwise_f,
+                scores.bcubed_precision,
+                scores.bcubed_recall,
+                scores.bcubed_f,
+                scores.nmi
+            )
+            .map_err(output_err("stdout"))
+        }
+    }
+}
+
+/// Clustering method of `visage cluster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterMethod {
+    Dbscan,
+    Ahc,
+    Kmeans,
+}
+
+/// Arguments of `visage cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[arg(long, value_enum)]
+    pub method: ClusterMethod,
+    #[arg(long, value_enum, default_value_t = Metric::Cosine)]
+    pub metric: Metric,
+    /// Embeddings: `.npy` (2-D float32/float64) or CSV, one row per face.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the labels, one integer per line (−1 = noise).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// DBSCAN neighbourhood radius (in the chosen metric).
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// DBSCAN: neighbours (itself included) that make a core point.
+    #[arg(long, default_value_t = 5)]
+    pub min_samples: usize,
+    /// AHC linkage.
+    #[arg(long, value_enum, default_value_t = Linkage::Average)]
+    pub linkage: Linkage,
+    /// AHC: apply merges below this distance.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Number of clusters (k-means; AHC instead of --threshold).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// k-means restarts (k-means++ seeding each time).
+    #[arg(long, default_value_t = 10)]
+    pub restarts: usize,
+    /// k-means random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write, per cluster, members ordered by feature magnitude and the
+    /// magnitude–centre-similarity correlation (MagFace) as JSON.
+    #[arg(long)]
+    pub magnitude_report: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    /// Validated clustering of the input; returns the labels.
+    pub fn cluster(&self, x: &ndarray::Array2<f64>) -> Result<Vec<i64>, CliError> {
+        Ok(match self.method {
+            ClusterMethod::Dbscan => {
+                let eps = self.eps.ok_or_else(|| CliError::Usage("--method dbscan needs --eps".into()))?;
+                if !(eps.is_finite() && eps >= 0.0) || self.min_samples == 0 {
+                    return Err(CliError::Usage("--eps must be ≥ 0 and --min-samples ≥ 1".into()));
+                }
+                cluster::dbscan(x, &cluster::DbscanConfig { eps, min_samples: self.min_samples, metric: self.metric })
+            }
+            ClusterMethod::Ahc => {
+                let stop = match (self.threshold, self.k) {
+                    (Some(t), None) if t.is_finite() => AhcStop::DistanceThreshold(t),
+                    (None, Some(k)) if k >= 1 => AhcStop::Clusters(k),
+                    _ => return Err(CliError::Usage("--method ahc needs exactly one of --threshold T or --k K (≥ 1)".into())),
+                };
+                cluster::ahc(x, &cluster::AhcConfig { linkage: self.linkage, metric: self.metric, stop })
+            }
+            ClusterMethod::Kmeans => {
+                let k = self.k.filter(|&k| k >= 1).ok_or_else(|| CliError::Usage("--method kmeans needs --k K (≥ 1)".into()))?;
+                if k > x.nrows() {
+                    return Err(CliError::Usage(format!("--k {k} exceeds the {} embeddings", x.nrows())));
+                }
+                let config = cluster::KmeansConfig { restarts: self.restarts.max(1), seed: self.seed, ..cluster::KmeansConfig::new(k, self.metric) };
+                cluster::kmeans(x, &config).labels
+            }
+        })
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let x = read_embeddings(&self.input)?;
+        let labels = self.cluster(&x)?;
+        write_labels(&self.output, &labels).map_err(|e| match e {
+            EvalError::Io { source, .. } => CliError::Output { what: self.output.display().to_string(), source },
+            other => other.into(),
+        })?;
+        let clusters = labels.iter().filter(|&&l| l >= 0).collect::<std::collections::HashSet<_>>().len();
+        let noise = labels.iter().filter(|&&l| l < 0).count();
+        writeln!(out, "{} faces → {clusters} clusters, {noise} noise; labels in {}", labels.len(), self.output.display())
+            .map_err(output_err("stdout"))?;
+        if let Some(path) = &self.magnitude_report {
+            let report = cluster::magnitude::magnitude_report(&x, &labels);
+            let text = serde_json::to_string_pretty(&report).expect("serialisable");
+            std::fs::write(path, text).map_err(output_err(path.display().to_string()))?;
+            if let Some(c) = report.overall_correlation {
+                writeln!(out, "magnitude vs centre similarity: Pearson r = {c:.4} (details in {})", path.display())
+                    .map_err(output_err("stdout"))?;
+            }
+        }
+        Ok(())
+    }
+}
