@@ -149,10 +149,9 @@ impl MarginHead {
                     regulariser.get_or_insert(on_device(extra, &home));
                 }
                 let scale = self.config.scale().expect("cosine heads have a scale");
-                // Replace only the target column: logits = s·cos + onehot·(target − s·cos_target).
-                let correction = (target_logit - cos_target * scale).mask_fill(no_target.clone(), 0.0);
-                let one_hot = target_index.clone().reshape([batch]).one_hot::<2>(classes).float();
-                cosines * scale + one_hot * correction
+                // Only the target column changes: s·cos elsewhere, the head's target logit there.
+                let is_target = target_mask::<B>(&local_labels, classes, &device);
+                (cosines * scale).mask_where(is_target, target_logit.expand([batch, classes]))
             };
             let target_logit = logits.clone().gather(1, target_index).mask_fill(no_target, 0.0);
             target_columns.push(on_device(target_logit, &home));
@@ -215,6 +214,16 @@ impl MarginHead {
             (config, _) => unreachable!("{} has no cosine target rule or lacks its row inputs", config.kind()),
         }
     }
+}
+
+/// `B × classes` mask, true at each row's target column (no column for rows whose
+/// class lives in another shard).
+fn target_mask<B: Backend>(local_labels: &[Option<usize>], classes: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
+    let batch = local_labels.len();
+    let targets: Vec<i64> = local_labels.iter().map(|l| l.map_or(-1, |l| l as i64)).collect();
+    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [batch, 1]), device).expand([batch, classes]);
+    let columns = Tensor::<B, 1, Int>::arange(0..classes as i64, device).reshape([1, classes]).expand([batch, classes]);
+    columns.equal(targets)
 }
 
 /// `log Σ_j exp(z_ij)` over the classes of every shard: an all-reduced row max

@@ -7,6 +7,10 @@
 //! This module checks the conditions on a dense grid and finds `a*` for a
 //! sweep of target angles, so users can see the theorem hold for their
 //! parameters instead of taking it on trust.
+//!
+//! The monotonicity argument needs `θ + m(a) ≤ π/2` (the loss's slope in `a`
+//! carries `sin(θ + m(a))`, increasing in θ only up to π/2), so it covers target
+//! angles `θ ≤ π/2 − u_m`; beyond that `a*` sits near `l_a` and may wobble.
 
 use serde::Serialize;
 
@@ -46,6 +50,20 @@ pub struct Minimiser {
     /// The margin at `a*`, radians.
     pub margin_rad: f64,
     pub loss: f64,
+    /// Whether `θ ≤ π/2 − u_m`, the range Theorem 2 speaks about.
+    pub in_theorem_domain: bool,
+}
+
+/// The largest target angle (degrees) the monotonicity theorem covers: `90° − u_m`.
+pub fn theorem_max_theta_deg(config: &MagFaceConfig) -> f64 {
+    90.0 - config.u_m.to_degrees()
+}
+
+/// Evenly spaced target angles from `90° − u_m` down to 5°: the default sweep.
+pub fn default_thetas_deg(config: &MagFaceConfig, count: usize) -> Vec<f64> {
+    let top = theorem_max_theta_deg(config);
+    let bottom = 5.0f64.min(top);
+    (0..count).map(|i| top - (top - bottom) * i as f64 / (count.max(2) - 1) as f64).collect()
 }
 
 fn grid(config: &MagFaceConfig) -> impl Iterator<Item = f64> + '_ {
@@ -137,7 +155,14 @@ pub fn minimise_magnitude(config: &MagFaceConfig, theta_rad: f64, negatives: Neg
         if loss(x1) <= loss(x2) { hi = x2 } else { lo = x1 }
     }
     let a_star = 0.5 * (lo + hi);
-    Minimiser { theta_deg: theta_rad.to_degrees(), a_star, margin_rad: config.margin(a_star), loss: loss(a_star) }
+    let theta_deg = theta_rad.to_degrees();
+    Minimiser {
+        theta_deg,
+        a_star,
+        margin_rad: config.margin(a_star),
+        loss: loss(a_star),
+        in_theorem_domain: theta_deg <= theorem_max_theta_deg(config) + 1e-9,
+    }
 }
 
 /// `a*` for each target angle (degrees), in the order given.
@@ -145,9 +170,69 @@ pub fn sweep(config: &MagFaceConfig, thetas_deg: &[f64], negatives: NegativeClas
     thetas_deg.iter().map(|&t| minimise_magnitude(config, t.to_radians(), negatives)).collect()
 }
 
-/// Theorem 2 on a sweep: sorted by falling θ, `a*` never decreases.
+/// Theorem 2 on a sweep: within the theorem's domain, sorted by falling θ, `a*` never decreases.
 pub fn is_monotone(minimisers: &[Minimiser]) -> bool {
-    let mut sorted: Vec<&Minimiser> = minimisers.iter().collect();
+    let mut sorted: Vec<&Minimiser> = minimisers.iter().filter(|m| m.in_theorem_domain).collect();
     sorted.sort_by(|a, b| b.theta_deg.total_cmp(&a.theta_deg));
     sorted.windows(2).all(|w| w[1].a_star >= w[0].a_star - 1e-6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_parameters_satisfy_every_condition() {
+        let checks = check_conditions(&MagFaceConfig::default());
+        assert_eq!(checks.len(), 5);
+        for check in checks {
+            assert!(check.holds, "{}: {}", check.condition, check.detail);
+        }
+    }
+
+    #[test]
+    fn a_small_lambda_fails_only_the_bound() {
+        let config = MagFaceConfig { lambda_g: 10.0, ..MagFaceConfig::default() };
+        let failing: Vec<_> = check_conditions(&config).into_iter().filter(|c| !c.holds).map(|c| c.condition).collect();
+        assert_eq!(failing, vec!["lambda_g >= s*K/(-g'(l_a))"]);
+    }
+
+    #[test]
+    fn the_minimiser_is_a_stationary_point_and_rises_as_theta_falls() {
+        let config = MagFaceConfig::default();
+        let negatives = NegativeClasses::default();
+        let thetas = default_thetas_deg(&config, 9);
+        assert!((thetas[0] - (90.0 - 0.8f64.to_degrees())).abs() < 1e-9 && thetas[8] == 5.0);
+        let sweep = sweep(&config, &thetas, negatives);
+        assert!(sweep.iter().all(|m| m.in_theorem_domain));
+        assert!(is_monotone(&sweep), "{sweep:?}");
+        assert!(sweep[4].a_star > sweep[0].a_star + 10.0, "a* must really move: {sweep:?}");
+        for m in &sweep {
+            let f = |a: f64| per_sample_loss(&config, a, m.theta_deg.to_radians(), negatives);
+            // Interior minimiser: the derivative vanishes (central difference).
+            if m.a_star > config.l_a + 0.1 && m.a_star < config.u_a - 0.1 {
+                let h = 1e-4;
+                let derivative = (f(m.a_star + h) - f(m.a_star - h)) / (2.0 * h);
+                assert!(derivative.abs() < 1e-5, "θ = {}: L'(a*) = {derivative}", m.theta_deg);
+            }
+            // And it is the minimum over a dense independent grid.
+            let grid_min = (0..=10_000).map(|i| f(config.l_a + (config.u_a - config.l_a) * i as f64 / 10_000.0)).fold(f64::INFINITY, f64::min);
+            assert!(m.loss <= grid_min + 1e-9, "θ = {}: {} > grid {grid_min}", m.theta_deg, m.loss);
+        }
+    }
+}
+
+#[cfg(test)]
+mod domain_tests {
+    use super::*;
+
+    #[test]
+    fn angles_beyond_the_theorem_are_flagged_not_judged() {
+        let config = MagFaceConfig::default();
+        // At 80° and 70°, θ + m > 90°: a* may fall slightly with θ, and is_monotone ignores it.
+        let sweep = sweep(&config, &[80.0, 70.0, 40.0, 20.0], NegativeClasses::default());
+        assert!(!sweep[0].in_theorem_domain && !sweep[1].in_theorem_domain);
+        assert!(sweep[2].in_theorem_domain && sweep[3].in_theorem_domain);
+        assert!(is_monotone(&sweep));
+    }
 }

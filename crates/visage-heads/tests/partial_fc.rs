@@ -1,0 +1,91 @@
+//! Partial FC's sampling rule and its gradients.
+
+mod common;
+
+use common::{assert_close, evaluate, evaluate_sharded};
+use visage_heads::heads::arcface::ArcFaceConfig;
+use visage_heads::{HeadConfig, PartialFc, PartialFcConfig};
+
+#[test]
+fn keeps_every_positive_and_max_of_positives_and_rate_times_classes() {
+    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.1, seed: 3 }).unwrap();
+    let labels = [5, 17, 17, 999, 0];
+    let kept = pfc.sample_shard(0, 0, 1000, &labels, 11);
+    assert_eq!(kept.len(), 100, "⌈0.1 · 1000⌉");
+    for label in labels {
+        assert!(kept.contains(&label), "positive {label} kept");
+    }
+    assert!(kept.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+    // More positives than ⌈r·C⌉: exactly the positives.
+    let many: Vec<usize> = (0..30).map(|i| i * 3).collect();
+    assert_eq!(pfc.sample_shard(0, 0, 100, &many, 0), many);
+    // A shard holding classes 500..600 keeps its own positives only, in global ids.
+    let kept = pfc.sample_shard(1, 500, 100, &[510, 3], 0);
+    assert_eq!(kept.len(), 10);
+    assert!(kept.contains(&510) && kept.iter().all(|c| (500..600).contains(c)));
+}
+
+#[test]
+fn sampling_is_a_function_of_seed_and_step() {
+    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 9 }).unwrap();
+    let labels = [1, 2, 3];
+    assert_eq!(pfc.sample_shard(0, 0, 500, &labels, 4), pfc.sample_shard(0, 0, 500, &labels, 4));
+    assert_ne!(pfc.sample_shard(0, 0, 500, &labels, 4), pfc.sample_shard(0, 0, 500, &labels, 5));
+    let other_seed = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 10 }).unwrap();
+    assert_ne!(pfc.sample_shard(0, 0, 500, &labels, 4), other_seed.sample_shard(0, 0, 500, &labels, 4));
+}
+
+#[test]
+fn refuses_rates_outside_zero_one() {
+    for r in [0.0, -0.1, 1.5, f64::NAN] {
+        assert!(PartialFc::new(PartialFcConfig { sample_rate: r, seed: 0 }).is_err(), "rate {r}");
+    }
+}
+
+#[test]
+fn only_kept_centres_get_gradient_and_the_loss_is_the_head_on_them() {
+    let dim = 3;
+    let classes = 40;
+    let centres: Vec<f32> = (0..classes * dim).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0 + 0.01).collect();
+    let features: Vec<f32> = (0..4 * dim).map(|i| ((i * 53 % 7) as f32 - 3.0) * 4.0 + 0.5).collect();
+    let labels = [3, 7, 7, 31];
+    let config = HeadConfig::ArcFace(ArcFaceConfig::default());
+    let pfc_config = PartialFcConfig { sample_rate: 0.25, seed: 1 };
+    let partial = evaluate_sharded(config, &features, &centres, &labels, classes, Some(pfc_config)).unwrap();
+    let kept = PartialFc::new(pfc_config).unwrap().sample_shard(0, 0, classes, &labels, 0);
+    assert_eq!(kept.len(), 10);
+    for class in 0..classes {
+        let row = &partial.grad_centres[class * dim..(class + 1) * dim];
+        if !kept.contains(&class) {
+            assert!(row.iter().all(|&g| g == 0.0), "class {class} was not sampled but has gradient {row:?}");
+        }
+    }
+    // The same loss as the full head over only the kept centres, labels remapped.
+    let sub_centres: Vec<f32> = kept.iter().flat_map(|&c| centres[c * dim..(c + 1) * dim].to_vec()).collect();
+    let sub_labels: Vec<usize> = labels.iter().map(|l| kept.iter().position(|c| c == l).unwrap()).collect();
+    let reference = evaluate(config, &features, &sub_centres, &sub_labels).unwrap();
+    let mut expanded = reference.clone();
+    expanded.grad_centres = vec![0.0; classes * dim];
+    for (i, &c) in kept.iter().enumerate() {
+        expanded.grad_centres[c * dim..(c + 1) * dim].copy_from_slice(&reference.grad_centres[i * dim..(i + 1) * dim]);
+    }
+    assert_close(&partial, &expanded, 1e-6, "partial fc vs full head on kept classes");
+}
+
+#[test]
+fn sharded_partial_fc_samples_each_shard_and_keeps_all_positives() {
+    let dim = 3;
+    let classes = 60;
+    let centres: Vec<f32> = (0..classes * dim).map(|i| ((i * 31 % 13) as f32 - 6.0) / 4.0 + 0.01).collect();
+    let features: Vec<f32> = (0..3 * dim).map(|i| ((i * 17 % 5) as f32 - 2.0) * 5.0 + 0.3).collect();
+    let labels = [1, 25, 59];
+    let config = HeadConfig::ArcFace(ArcFaceConfig::default());
+    let out = evaluate_sharded(config, &features, &centres, &labels, 20, Some(PartialFcConfig { sample_rate: 0.2, seed: 0 })).unwrap();
+    assert!(out.loss.is_finite() && out.loss > 0.0);
+    for label in labels {
+        let row = &out.grad_centres[label * dim..(label + 1) * dim];
+        assert!(row.iter().any(|&g| g != 0.0), "positive class {label} gets gradient");
+    }
+    let touched = (0..classes).filter(|c| out.grad_centres[c * dim..(c + 1) * dim].iter().any(|&g| g != 0.0)).count();
+    assert_eq!(touched, 12, "⌈0.2·20⌉ = 4 classes from each of 3 shards");
+}
