@@ -1,0 +1,21 @@
+//! One module per top-level subcommand.
+
+pub mod heads;
+
+/// A command's failure: the message for stderr and the process exit code
+/// (2 = the input was bad, 1 = anything else).
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self { message: message.into(), exit_code: 2 }
+    }
+
+    pub fn other(message: impl Into<String>) -> Self {
+        Self { message: message.into(), exit_code: 1 }
+    }
+}
