@@ -19,7 +19,11 @@ use crate::io::embeddings::read_embeddings;
 use crate::io::labels::{read_labels, write_labels};
 use crate::io::scores_csv::read_scores_csv;
 use crate::metrics::cluster_scores;
-use crate::roc::{roc_summary, RocSummary, DEFAULT_FARS};
+use crate::erc::{default_fractions, erc_curve, fixed_threshold, ErcCurve, DEFAULT_TARGET_FMR};
+use crate::io::erc_csv::read_erc_csv;
+use crate::plot::{self, erc::ErcChart, histogram::HistogramChart, roc::RocChart};
+use crate::report::{write_html, Section};
+use crate::roc::{roc_summary, LabelledScores, RocSummary, DEFAULT_FARS};
 
 /// Failure of a `visage eval` / `visage cluster` command.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,10 @@ pub enum EvalCommand {
     Roc(RocArgs),
     /// Compare predicted cluster labels with the true identities.
     Clusters(ClustersArgs),
+    /// Error-versus-reject curves of face quality measures (MagFace's ERC).
+    Erc(ErcArgs),
+    /// Feature-magnitude statistics and histogram of an embedding matrix.
+    Magnitudes(MagnitudesArgs),
 }
 
 impl EvalCommand {
@@ -78,6 +86,8 @@ impl EvalCommand {
         match self {
             EvalCommand::Roc(a) => a.run_to(out),
             EvalCommand::Clusters(a) => a.run_to(out),
+            EvalCommand::Erc(a) => a.run_to(out),
+            EvalCommand::Magnitudes(a) => a.run_to(out),
         }
     }
 }
@@ -98,12 +108,23 @@ pub struct RocArgs {
     /// Print the contract JSON `{"auc", "eer", "tar_at_far": [{"far", "tar"}]}`.
     #[arg(long)]
     pub json: bool,
+    /// ROC chart of all systems (log-FAR axis), `.svg` or `.png`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Genuine/impostor score histogram of the first system, `.svg` or `.png`.
+    #[arg(long)]
+    pub hist: Option<PathBuf>,
+    /// Self-contained HTML report (tables, ROC, histograms).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// One evaluated system.
 pub struct NamedRoc {
     pub name: String,
     pub summary: RocSummary,
+    /// The scores themselves, kept only when a histogram needs them.
+    pub scores: Option<LabelledScores>,
 }
 
 fn system_names(paths: &[PathBuf], names: &[String]) -> Result<Vec<String>, CliError> {
@@ -139,13 +160,61 @@ impl RocArgs {
         let mut systems = Vec::new();
         for (path, name) in self.scores.iter().zip(names) {
             let scores = read_scores_csv(path)?;
-            systems.push(NamedRoc { name, summary: roc_summary(&scores, &self.far) });
+            let summary = roc_summary(&scores, &self.far);
+            // scores are kept only when a histogram will be drawn
+            let kept = (self.hist.is_some() || self.report.is_some()).then_some(scores);
+            systems.push(NamedRoc { name, summary, scores: kept });
         }
         Ok(systems)
     }
 
+    fn charts(&self, systems: &[NamedRoc]) -> Result<(), CliError> {
+        let roc_chart = || RocChart {
+            title: "ROC".into(),
+            systems: systems.iter().map(|s| (s.name.as_str(), s.summary.curve.as_slice())).collect(),
+        };
+        let hist = |s: &NamedRoc| {
+            let scores = s.scores.as_ref().expect("scores kept for histograms");
+            HistogramChart::new(
+                &format!("Score distributions: {}", s.name),
+                "Score",
+                &[("genuine", scores.genuine.as_slice()), ("impostor", scores.impostor.as_slice())],
+                80,
+            )
+        };
+        if let Some(path) = &self.plot {
+            plot::save(&roc_chart(), path)?;
+        }
+        if let Some(path) = &self.hist {
+            plot::save(&hist(&systems[0]), path)?;
+        }
+        if let Some(path) = &self.report {
+            let mut header = vec!["system".to_string(), "genuine".into(), "impostor".into(), "AUC".into(), "EER".into()];
+            header.extend(self.far.iter().map(|f| format!("TAR@FAR={f:e}")));
+            let rows = systems
+                .iter()
+                .map(|s| {
+                    let r = &s.summary;
+                    let mut row = vec![s.name.clone(), r.n_genuine.to_string(), r.n_impostor.to_string(), format!("{:.6}", r.auc), format!("{:.6}", r.eer)];
+                    row.extend(r.tar_at_far.iter().map(|t| format!("{:.6}", t.tar)));
+                    row
+                })
+                .collect();
+            let mut sections = vec![Section::new("Verification: ROC")
+                .with_table(header, rows)
+                .with_note("A threshold t accepts score ≥ t; TAR@FAR is the highest TAR among ROC points with FAR ≤ the target; EER = min over thresholds of max(FAR, FRR).")
+                .with_chart(&roc_chart())?];
+            for s in systems {
+                sections.push(Section::new(format!("Score distributions: {}", s.name)).with_chart(&hist(s))?);
+            }
+            write_html(path, "visage evaluation report", &sections)?;
+        }
+        Ok(())
+    }
+
     pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
         let systems = self.evaluate()?;
+        self.charts(&systems)?;
         if self.json {
             if systems.len() == 1 {
                 print_json(out, &systems[0].summary.report())?;
@@ -327,5 +396,131 @@ impl ClusterArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// Arguments of `visage eval erc`.
+#[derive(Debug, Args)]
+pub struct ErcArgs {
+    /// CSV `score,label,<q>_1,<q>_2[,<r>_1,<r>_2 …]`: one quality measure per
+    /// column pair (both faces of the pair); all measures go on one chart.
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// FMR at which the threshold is fixed on the unfiltered set.
+    #[arg(long, default_value_t = DEFAULT_TARGET_FMR)]
+    pub target_fmr: f64,
+    /// Print the curves as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// ERC chart, `.svg` or `.png`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Self-contained HTML report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl ErcArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn curves(&self) -> Result<Vec<ErcCurve>, CliError> {
+        if !(self.target_fmr > 0.0 && self.target_fmr <= 1.0) {
+            return Err(CliError::Usage(format!("--target-fmr {}: expected a rate in (0, 1]", self.target_fmr)));
+        }
+        let pairs = read_erc_csv(&self.pairs)?;
+        let threshold = fixed_threshold(&pairs.scores, &pairs.is_same, self.target_fmr);
+        let fractions = default_fractions();
+        Ok(pairs
+            .pair_quality
+            .iter()
+            .map(|(name, q)| erc_curve(name, &pairs.scores, &pairs.is_same, q, threshold, &fractions))
+            .collect())
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let curves = self.curves()?;
+        let chart = ErcChart { title: format!("Error versus reject (FMR = {:e})", self.target_fmr), curves: &curves };
+        if let Some(path) = &self.plot {
+            plot::save(&chart, path)?;
+        }
+        if let Some(path) = &self.report {
+            let rows = curves
+                .iter()
+                .map(|c| {
+                    let at = |r: f64| c.fractions.iter().position(|&f| (f - r).abs() < 1e-9).map(|i| format!("{:.4}", c.fnmr[i])).unwrap_or_default();
+                    vec![c.name.clone(), format!("{:.6}", c.area), at(0.0), at(0.1), at(0.3), at(0.5)]
+                })
+                .collect();
+            let header = ["quality", "area", "FNMR 0%", "FNMR 10%", "FNMR 30%", "FNMR 50%"].map(String::from).to_vec();
+            let section = Section::new("Quality: error versus reject")
+                .with_table(header, rows)
+                .with_note("Pair quality = min of the two faces; threshold fixed on all pairs at the target FMR; the lowest-quality genuine pairs are rejected first.")
+                .with_chart(&chart)?;
+            write_html(path, "visage quality report", &[section])?;
+        }
+        if self.json {
+            print_json(out, &serde_json::json!({ "target_fmr": self.target_fmr, "curves": curves }))
+        } else {
+            for c in &curves {
+                writeln!(out, "{}: ERC area {:.6}, FNMR {:.4} → {:.4} (threshold {:.6})", c.name, c.area, c.fnmr[0], c.fnmr[c.fnmr.len() - 1], c.threshold)
+                    .map_err(output_err("stdout"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Arguments of `visage eval magnitudes`.
+#[derive(Debug, Args)]
+pub struct MagnitudesArgs {
+    /// Embeddings (`.npy` or CSV), unnormalised: the L2 norm is the magnitude.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Optional labels (one per row): histogram split into clustered faces and noise (−1).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Magnitude histogram, `.svg` or `.png`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl MagnitudesArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let x = read_embeddings(&self.input)?;
+        let mags = cluster::distance::row_norms(&x);
+        let mut groups: Vec<(&str, Vec<f64>)> = vec![("all faces", mags.clone())];
+        if let Some(path) = &self.labels {
+            let labels = read_labels(path)?;
+            if labels.len() != mags.len() {
+                return Err(EvalError::content(path, format!("{} labels for {} embeddings in {}", labels.len(), mags.len(), self.input.display())).into());
+            }
+            let split = |noise: bool| mags.iter().zip(&labels).filter(|(_, &l)| (l < 0) == noise).map(|(&m, _)| m).collect::<Vec<f64>>();
+            groups = vec![("clustered", split(false)), ("noise", split(true))];
+        }
+        if let Some(path) = &self.plot {
+            let series: Vec<(&str, &[f64])> = groups.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+            plot::save(&HistogramChart::new("Feature magnitudes", "‖f‖₂", &series, 60), path)?;
+        }
+        let stats = |v: &[f64]| {
+            let n = v.len().max(1) as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|m| (m - mean) * (m - mean)).sum::<f64>() / n;
+            serde_json::json!({"count": v.len(), "mean": mean, "std": var.sqrt(),
+                "min": v.iter().copied().fold(f64::INFINITY, f64::min), "max": v.iter().copied().fold(f64::NEG_INFINITY, f64::max)})
+        };
+        let summary: serde_json::Map<String, serde_json::Value> = groups.iter().map(|(n, v)| (n.to_string(), stats(v))).collect();
+        if self.json {
+            print_json(out, &summary)
+        } else {
+            writeln!(out, "{}", serde_json::to_string_pretty(&summary).expect("json")).map_err(output_err("stdout"))
+        }
     }
 }

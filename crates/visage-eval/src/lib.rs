@@ -9,9 +9,12 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod erc;
 pub mod error;
 pub mod io;
 pub mod metrics;
+pub mod plot;
+pub mod report;
 pub mod roc;
 pub mod sort;
 

@@ -1,6 +1,7 @@
 //! Readers (and the one writer) of the file formats users already have.
 
 pub mod embeddings;
+pub mod erc_csv;
 pub mod labels;
 pub mod scores_csv;
 pub mod text;
