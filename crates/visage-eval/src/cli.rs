@@ -74,6 +74,10 @@ pub enum EvalCommand {
     Erc(ErcArgs),
     /// Feature-magnitude statistics and histogram of an embedding matrix.
     Magnitudes(MagnitudesArgs),
+    /// insightface verification protocol (10-fold accuracy) from a `.bin` set or a pair list.
+    Verify(VerifyArgs),
+    /// IJB-B/C-style templates: 1:1 TAR@FAR and 1:N CMC / TPIR@FPIR.
+    Ijb(IjbArgs),
 }
 
 impl EvalCommand {
@@ -88,6 +92,8 @@ impl EvalCommand {
             EvalCommand::Clusters(a) => a.run_to(out),
             EvalCommand::Erc(a) => a.run_to(out),
             EvalCommand::Magnitudes(a) => a.run_to(out),
+            EvalCommand::Verify(a) => a.run_to(out),
+            EvalCommand::Ijb(a) => a.run_to(out),
         }
     }
 }
@@ -521,6 +527,200 @@ impl MagnitudesArgs {
             print_json(out, &summary)
         } else {
             writeln!(out, "{}", serde_json::to_string_pretty(&summary).expect("json")).map_err(output_err("stdout"))
+        }
+    }
+}
+
+/// Arguments of `visage eval verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Embeddings of the images (`.npy`/CSV), one row per image, in set order.
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    /// Embeddings of the horizontally flipped images (same rows); summed with `--embeddings`.
+    #[arg(long)]
+    pub flip_embeddings: Option<PathBuf>,
+    /// insightface `.bin` set: pairs are rows (2i, 2i+1), flags from the pickle.
+    #[arg(long, conflicts_with = "pairs", required_unless_present = "pairs")]
+    pub bin: Option<PathBuf>,
+    /// Pair list, lines `index_a index_b is_same` (0-based rows).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Number of folds.
+    #[arg(long, default_value_t = 10)]
+    pub folds: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl VerifyArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn evaluate(&self) -> Result<crate::verification::VerificationResult, CliError> {
+        use crate::verification::{combine_with_flip, kfold_accuracy, squared_distances, VerificationConfig};
+        let emb = read_embeddings(&self.embeddings)?;
+        let flip = match &self.flip_embeddings {
+            Some(path) => {
+                let f = read_embeddings(path)?;
+                if f.dim() != emb.dim() {
+                    return Err(EvalError::content(path, format!("shape {:?} differs from {} {:?}", f.dim(), self.embeddings.display(), emb.dim())).into());
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        let (pairs, issame, source) = match (&self.bin, &self.pairs) {
+            (Some(bin), _) => {
+                let set = crate::io::verification_bin::read_verification_bin(bin)?;
+                (set.pairs(), set.issame, bin)
+            }
+            (None, Some(list)) => {
+                let (p, s) = crate::io::pairs::read_pair_list(list)?;
+                (p, s, list)
+            }
+            (None, None) => return Err(CliError::Usage("give --bin SET.bin or --pairs PAIRS.txt".into())),
+        };
+        if let Some(&(a, b)) = pairs.iter().find(|&&(a, b)| a.max(b) >= emb.nrows()) {
+            return Err(EvalError::content(
+                source,
+                format!("pair ({a}, {b}) needs row {} but {} has {} rows", a.max(b), self.embeddings.display(), emb.nrows()),
+            )
+            .into());
+        }
+        if self.folds < 2 || self.folds > pairs.len() {
+            return Err(CliError::Usage(format!("--folds {}: expected 2 … {} (the number of pairs)", self.folds, pairs.len())));
+        }
+        let combined = combine_with_flip(&emb, flip.as_ref());
+        let distances = squared_distances(&combined, &pairs);
+        Ok(kfold_accuracy(&distances, &issame, &VerificationConfig { folds: self.folds, ..Default::default() }))
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        let r = self.evaluate()?;
+        if self.json {
+            print_json(out, &r)
+        } else {
+            writeln!(out, "accuracy {:.5} ± {:.5} ({} folds)", r.accuracy_mean, r.accuracy_std, r.fold_accuracy.len()).map_err(output_err("stdout"))
+        }
+    }
+}
+
+/// Arguments of `visage eval ijb`.
+#[derive(Debug, Args)]
+pub struct IjbArgs {
+    /// insightface `meta/` folder holding `*_face_tid_mid.txt`,
+    /// `*_template_pair_label.txt` and (for --detector-score) `*_name_5pts_score.txt`.
+    #[arg(long)]
+    pub meta: PathBuf,
+    /// Face features, one row per line of `*_face_tid_mid.txt`, same order.
+    #[arg(long)]
+    pub features: PathBuf,
+    /// Features of the flipped faces (flip test: added to --features).
+    #[arg(long)]
+    pub flip_features: Option<PathBuf>,
+    /// Keep raw feature norms when pooling (quality-weighted by magnitude).
+    #[arg(long)]
+    pub norm_score: bool,
+    /// Weight each face by its detector score.
+    #[arg(long)]
+    pub detector_score: bool,
+    /// FAR targets for 1:1 TAR@FAR.
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_FARS.to_vec())]
+    pub far: Vec<f64>,
+    /// 1:N gallery CSV (`TEMPLATE_ID`, `SUBJECT_ID` columns).
+    #[arg(long, requires = "probe")]
+    pub gallery: Option<PathBuf>,
+    /// 1:N probe CSV (`TEMPLATE_ID`, `SUBJECT_ID` columns).
+    #[arg(long, requires = "gallery")]
+    pub probe: Option<PathBuf>,
+    /// FPIR targets for TPIR@FPIR.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.01, 0.1])]
+    pub fpir: Vec<f64>,
+    /// 1:1 ROC chart, `.svg` or `.png`.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl IjbArgs {
+    pub fn run(&self) -> Result<(), CliError> {
+        self.run_to(&mut std::io::stdout().lock())
+    }
+
+    pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
+        use crate::ijb::{identify, pair_scores, pool_templates, PoolingOptions};
+        use crate::io::ijb_meta::*;
+        check_fars(&self.far)?;
+        check_fars(&self.fpir)?;
+        let faces_path = find_meta_file(&self.meta, "_face_tid_mid.txt")?;
+        let pairs_path = find_meta_file(&self.meta, "_template_pair_label.txt")?;
+        let faces = read_face_tid_mid(&faces_path)?;
+        let mut features = read_embeddings(&self.features)?;
+        if features.nrows() != faces.len() {
+            return Err(EvalError::content(&self.features, format!("{} rows, but {} lists {} faces", features.nrows(), faces_path.display(), faces.len())).into());
+        }
+        if let Some(path) = &self.flip_features {
+            let flip = read_embeddings(path)?;
+            if flip.dim() != features.dim() {
+                return Err(EvalError::content(path, format!("shape {:?} differs from {:?} of --features", flip.dim(), features.dim())).into());
+            }
+            features += &flip;
+        }
+        let detector = if self.detector_score {
+            let path = find_meta_file(&self.meta, "_name_5pts_score.txt")?;
+            let scores = read_detector_scores(&path)?;
+            if scores.len() != faces.len() {
+                return Err(EvalError::content(&path, format!("{} lines for {} faces in {}", scores.len(), faces.len(), faces_path.display())).into());
+            }
+            if let Some((i, _)) = scores.iter().zip(&faces).enumerate().find(|(_, (s, f))| s.0 != f.image) {
+                return Err(EvalError::parse(&path, i + 1, format!("image `{}` where {} has `{}` (same order expected)", scores[i].0, faces_path.display(), faces[i].image)).into());
+            }
+            Some(scores.into_iter().map(|s| s.1).collect::<Vec<f64>>())
+        } else {
+            None
+        };
+        let options = PoolingOptions { norm_score: self.norm_score, detector_score: self.detector_score };
+        let templates = pool_templates(&features, &faces, detector.as_deref(), options);
+        let pairs = read_template_pairs(&pairs_path)?;
+        let scores = pair_scores(&templates, &pairs)
+            .map_err(|t| EvalError::content(&pairs_path, format!("template {t} has no face in {}", faces_path.display())))?;
+        scores.check_both_classes().map_err(|m| EvalError::content(&pairs_path, m))?;
+        let summary = roc_summary(&scores, &self.far);
+        if let Some(path) = &self.plot {
+            plot::save(&RocChart { title: "IJB 1:1 verification".into(), systems: vec![("templates", summary.curve.as_slice())] }, path)?;
+        }
+        let identification = match (&self.gallery, &self.probe) {
+            (Some(g), Some(p)) => {
+                let gallery = read_template_subjects(g)?;
+                let probes = read_template_subjects(p)?;
+                let r = identify(&templates, &gallery, &probes, &self.fpir)
+                    .map_err(|t| EvalError::content(g.parent().unwrap_or(g), format!("1:N template {t} has no face in {}", faces_path.display())))?;
+                Some(r)
+            }
+            _ => None,
+        };
+        let report = serde_json::json!({
+            "templates": templates.ids.len(),
+            "verification": summary.report(),
+            "identification": identification,
+        });
+        if self.json {
+            print_json(out, &report)
+        } else {
+            let mut text = format!("{} templates, {} pairs: AUC {:.6}, EER {:.6}\n", templates.ids.len(), pairs.len(), summary.auc, summary.eer);
+            for t in &summary.tar_at_far {
+                text += &format!("  TAR@FAR={:e}: {:.6}\n", t.far, t.tar);
+            }
+            if let Some(r) = &identification {
+                text += &format!("1:N: rank-1 {:.6}, rank-5 {:.6}\n", r.rank1, r.rank5);
+                for t in &r.tpir_at_fpir {
+                    text += &format!("  TPIR@FPIR={:e}: {:.6}\n", t.fpir, t.tpir);
+                }
+            }
+            write!(out, "{text}").map_err(output_err("stdout"))
         }
     }
 }

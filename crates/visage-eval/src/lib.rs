@@ -11,11 +11,13 @@ pub mod cli;
 pub mod cluster;
 pub mod erc;
 pub mod error;
+pub mod ijb;
 pub mod io;
 pub mod metrics;
 pub mod plot;
 pub mod report;
 pub mod roc;
 pub mod sort;
+pub mod verification;
 
 pub use error::{EvalError, Result};

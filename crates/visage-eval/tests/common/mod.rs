@@ -62,7 +62,10 @@ pub fn visage_binary() -> Option<PathBuf> {
     }
     let exe = std::env::current_exe().ok()?;
     let candidate = exe.parent()?.parent()?.join("visage");
-    candidate.exists().then_some(candidate)
+    // a binary built before `eval` was mounted is stale, not a failure of this crate
+    let mounted = candidate.exists()
+        && Command::new(&candidate).args(["eval", "--help"]).output().is_ok_and(|o| o.status.success());
+    mounted.then_some(candidate)
 }
 
 pub fn run_binary(bin: &Path, args: &[&str]) -> (i32, String, String) {

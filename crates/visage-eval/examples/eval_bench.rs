@@ -1,0 +1,65 @@
+//! Benchmark driver for scripts/bench/eval_vs_sklearn.sh (not part of
+//! `cargo test`). Loads the same `.npy` files as the scikit-learn side, times
+//! only the computation, prints one JSON line and writes labels/results so the
+//! script can check both sides agree.
+//!
+//! usage:
+//!   eval_bench roc SCORES.npy LABELS.npy OUT.json
+//!   eval_bench dbscan X.npy EPS MIN_SAMPLES OUT_LABELS.txt
+//!   eval_bench ahc X.npy THRESHOLD OUT_LABELS.txt
+
+use std::fs::File;
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::Array1;
+use ndarray_npy::ReadNpyExt;
+use visage_eval::cluster::{ahc, dbscan, AhcConfig, AhcStop, DbscanConfig, Linkage, Metric};
+use visage_eval::io::embeddings::read_embeddings;
+use visage_eval::io::labels::write_labels;
+use visage_eval::roc::{roc_summary, LabelledScores, DEFAULT_FARS};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("roc") => {
+            let scores = Array1::<f64>::read_npy(File::open(&args[1]).unwrap()).unwrap();
+            let labels = Array1::<u8>::read_npy(File::open(&args[2]).unwrap()).unwrap();
+            let t = Instant::now();
+            let mut split = LabelledScores::default();
+            for (&s, &l) in scores.iter().zip(labels.iter()) {
+                if l == 1 {
+                    split.genuine.push(s)
+                } else {
+                    split.impostor.push(s)
+                }
+            }
+            let summary = roc_summary(&split, &DEFAULT_FARS);
+            let secs = t.elapsed().as_secs_f64();
+            std::fs::write(&args[3], serde_json::to_string(&summary.report()).unwrap()).unwrap();
+            println!("{{\"task\":\"roc\",\"n\":{},\"seconds\":{secs:.4}}}", scores.len());
+        }
+        Some("dbscan") => {
+            let x = read_embeddings(Path::new(&args[1])).unwrap();
+            let config = DbscanConfig { eps: args[2].parse().unwrap(), min_samples: args[3].parse().unwrap(), metric: Metric::Cosine };
+            let t = Instant::now();
+            let labels = dbscan(&x, &config);
+            let secs = t.elapsed().as_secs_f64();
+            write_labels(Path::new(&args[4]), &labels).unwrap();
+            println!("{{\"task\":\"dbscan\",\"n\":{},\"seconds\":{secs:.4}}}", x.nrows());
+        }
+        Some("ahc") => {
+            let x = read_embeddings(Path::new(&args[1])).unwrap();
+            let config = AhcConfig { linkage: Linkage::Average, metric: Metric::Cosine, stop: AhcStop::DistanceThreshold(args[2].parse().unwrap()) };
+            let t = Instant::now();
+            let labels = ahc(&x, &config);
+            let secs = t.elapsed().as_secs_f64();
+            write_labels(Path::new(&args[3]), &labels).unwrap();
+            println!("{{\"task\":\"ahc\",\"n\":{},\"seconds\":{secs:.4}}}", x.nrows());
+        }
+        _ => {
+            eprintln!("usage: eval_bench roc|dbscan|ahc …");
+            std::process::exit(2);
+        }
+    }
+}
