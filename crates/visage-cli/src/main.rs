@@ -22,12 +22,23 @@ enum Command {
     /// Margin heads (loss functions): evaluate a batch, check MagFace's theory, run a demo.
     #[command(subcommand)]
     Heads(commands::heads::HeadsCommand),
+    /// Evaluation: ROC/TAR@FAR, cluster metrics, quality ERC, magnitudes, plots and reports.
+    #[command(subcommand)]
+    Eval(visage_eval::cli::EvalCommand),
+    /// Cluster embeddings (DBSCAN, agglomerative, k-means) into a labels file.
+    Cluster(visage_eval::cli::ClusterArgs),
+    /// Speed against the reference tools, measured in the same run (prints ratios).
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Heads(command) => command.run(),
+        Command::Bench(command) => command.run(),
+        Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
+        Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

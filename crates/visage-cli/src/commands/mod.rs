@@ -1,5 +1,6 @@
 //! One module per top-level subcommand.
 
+pub mod bench;
 pub mod heads;
 
 /// A command's failure: the message for stderr and the process exit code
