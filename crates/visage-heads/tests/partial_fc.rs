@@ -80,12 +80,21 @@ fn sharded_partial_fc_samples_each_shard_and_keeps_all_positives() {
     let features: Vec<f32> = (0..3 * dim).map(|i| ((i * 17 % 5) as f32 - 2.0) * 5.0 + 0.3).collect();
     let labels = [1, 25, 59];
     let config = HeadConfig::ArcFace(ArcFaceConfig::default());
-    let out = evaluate_sharded(config, &features, &centres, &labels, 20, Some(PartialFcConfig { sample_rate: 0.2, seed: 0 })).unwrap();
+    let pfc_config = PartialFcConfig { sample_rate: 0.2, seed: 0 };
+    let out = evaluate_sharded(config, &features, &centres, &labels, 20, Some(pfc_config)).unwrap();
     assert!(out.loss.is_finite() && out.loss > 0.0);
+    let pfc = PartialFc::new(pfc_config).unwrap();
+    let kept: Vec<usize> = (0..3).flat_map(|shard| {
+        let kept = pfc.sample_shard(shard, shard * 20, 20, &labels, 0);
+        assert_eq!(kept.len(), 4, "⌈0.2·20⌉ classes from shard {shard}");
+        kept
+    }).collect();
     for label in labels {
+        assert!(kept.contains(&label), "positive {label} kept");
         let row = &out.grad_centres[label * dim..(label + 1) * dim];
         assert!(row.iter().any(|&g| g != 0.0), "positive class {label} gets gradient");
     }
-    let touched = (0..classes).filter(|c| out.grad_centres[c * dim..(c + 1) * dim].iter().any(|&g| g != 0.0)).count();
-    assert_eq!(touched, 12, "⌈0.2·20⌉ = 4 classes from each of 3 shards");
+    for class in (0..classes).filter(|c| !kept.contains(c)) {
+        assert!(out.grad_centres[class * dim..(class + 1) * dim].iter().all(|&g| g == 0.0), "class {class} was not sampled");
+    }
 }
