@@ -7,7 +7,7 @@
 //! own device, and the softmax needs only an all-reduced row maximum and
 //! row sum of exponentials. The ordinary full head is the one-shard case.
 
-use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Bool, IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::angular::row_norms;
@@ -139,22 +139,25 @@ impl MarginHead {
                 &device,
             );
             let rows = on_device(directions.clone(), &device);
-            let logits = if is_softmax {
-                rows.matmul(shard.centres.clone().transpose())
+            let (logits, target_logit) = if is_softmax {
+                let logits = rows.matmul(shard.centres.clone().transpose());
+                let target_logit = logits.clone().gather(1, target_index);
+                (logits, target_logit)
             } else {
                 let cosines = self.class_cosines(rows, shard, classes, per_class)?;
-                let cos_target = cosines.clone().gather(1, target_index.clone());
+                let cos_target = cosines.clone().gather(1, target_index.clone()).clamp(-1.0, 1.0);
                 let (target_logit, extra) = self.target_logit(cos_target.clone(), &row_inputs, &device);
                 if let Some(extra) = extra {
                     regulariser.get_or_insert(on_device(extra, &home));
                 }
                 let scale = self.config.scale().expect("cosine heads have a scale");
-                // Only the target column changes: s·cos elsewhere, the head's target logit there.
-                let is_target = target_mask::<B>(&local_labels, classes, &device);
-                (cosines * scale).mask_where(is_target, target_logit.expand([batch, classes]))
+                // Only the target column changes: add (target − s·cos_target) there.
+                // A B×1 scatter-add keeps the backward pass B×1 too (a gather).
+                let correction = (target_logit.clone() - cos_target * scale).mask_fill(no_target.clone(), 0.0);
+                let logits = (cosines * scale).scatter(1, target_index, correction, IndexingUpdateOp::Add);
+                (logits, target_logit)
             };
-            let target_logit = logits.clone().gather(1, target_index).mask_fill(no_target, 0.0);
-            target_columns.push(on_device(target_logit, &home));
+            target_columns.push(on_device(target_logit.mask_fill(no_target, 0.0), &home));
             shard_logits.push(logits);
         }
 
@@ -180,7 +183,10 @@ impl MarginHead {
         let centre_norms = row_norms(shard.centres.clone());
         check_rows("weights", &host_values(centre_norms.clone()), shard.first_class * per_class)?;
         let unit_centres = shard.centres.clone() / centre_norms;
-        let mut cosines = unit_features.matmul(unit_centres.transpose()).clamp(-1.0, 1.0);
+        // Unit vectors give |cos| ≤ 1 up to rounding. The [−1, 1] clamp matters only
+        // where acos/√(1−c²) follow, i.e. the target column, which the caller clamps
+        // (B×1); clamping all B×C entries would cost six passes for a 1e-7 change.
+        let mut cosines = unit_features.matmul(unit_centres.transpose());
         if per_class > 1 {
             cosines = cosines.reshape([batch, classes, per_class]).max_dim(2).reshape([batch, classes]);
         }
@@ -214,16 +220,6 @@ impl MarginHead {
             (config, _) => unreachable!("{} has no cosine target rule or lacks its row inputs", config.kind()),
         }
     }
-}
-
-/// `B × classes` mask, true at each row's target column (no column for rows whose
-/// class lives in another shard).
-fn target_mask<B: Backend>(local_labels: &[Option<usize>], classes: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
-    let batch = local_labels.len();
-    let targets: Vec<i64> = local_labels.iter().map(|l| l.map_or(-1, |l| l as i64)).collect();
-    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [batch, 1]), device).expand([batch, classes]);
-    let columns = Tensor::<B, 1, Int>::arange(0..classes as i64, device).reshape([1, classes]).expand([batch, classes]);
-    columns.equal(targets)
 }
 
 /// Floor under max-shifted logits before `exp`. At s = 64 logits span up to 128,
