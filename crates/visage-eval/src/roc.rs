@@ -18,6 +18,8 @@
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use crate::sort::{key_score, sorted_keys};
 
 /// Default FAR targets of the `visage eval roc` contract: 1e-6 … 1e-1.
@@ -117,71 +119,148 @@ impl RocSummary {
 /// [`LabelledScores::check_both_classes`] first) or a score is NaN.
 pub fn roc_summary(scores: &LabelledScores, fars: &[f64]) -> RocSummary {
     assert!(!scores.genuine.is_empty() && !scores.impostor.is_empty(), "ROC needs both classes");
-    let (genuine, impostor) = rayon::join(|| sorted_keys(&scores.genuine), || sorted_keys(&scores.impostor));
-    walk(&genuine, &impostor, fars)
+    // Each class is cut into pieces that are radix-sorted in parallel; the
+    // walk merges the sorted runs on the fly (no merge pass).
+    let pieces = rayon::current_num_threads().max(1);
+    let cut = |v: &'_ [f64]| -> Vec<(bool, std::ops::Range<usize>)> {
+        let size = v.len().div_ceil(pieces).max(1 << 16);
+        (0..v.len()).step_by(size).map(|a| (true, a..(a + size).min(v.len()))).collect()
+    };
+    let mut jobs: Vec<(bool, std::ops::Range<usize>)> = cut(&scores.genuine);
+    jobs.extend(cut(&scores.impostor).into_iter().map(|(_, r)| (false, r)));
+    let sorted: Vec<(bool, Vec<u64>)> = jobs
+        .into_par_iter()
+        .map(|(is_genuine, r)| {
+            let src = if is_genuine { &scores.genuine[r] } else { &scores.impostor[r] };
+            (is_genuine, sorted_keys(src))
+        })
+        .collect();
+    let (g, i): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(is_genuine, _)| *is_genuine);
+    walk(Runs::new(g.into_iter().map(|x| x.1).collect()), Runs::new(i.into_iter().map(|x| x.1).collect()), fars)
 }
 
-/// Streams the ROC points of two ascending key lists from the highest
-/// threshold down.
-fn walk(genuine: &[u64], impostor: &[u64], fars: &[f64]) -> RocSummary {
-    let n_pos = genuine.len() as u64;
-    let n_neg = impostor.len() as u64;
-    let (pos_f, neg_f) = (n_pos as f64, n_neg as f64);
+/// Ascending sorted runs of one class, consumed from the top.
+struct Runs {
+    runs: Vec<Vec<u64>>,
+    ends: Vec<usize>,
+    total: u64,
+}
 
-    let mut gi = genuine.len(); // genuine[gi..] are accepted
-    let mut ii = impostor.len();
+impl Runs {
+    fn new(runs: Vec<Vec<u64>>) -> Self {
+        let ends = runs.iter().map(Vec::len).collect();
+        let total = runs.iter().map(|r| r.len() as u64).sum();
+        Runs { runs, ends, total }
+    }
+
+    /// Highest remaining key.
+    #[inline]
+    fn top(&self) -> Option<u64> {
+        let mut best = None;
+        for (run, &end) in self.runs.iter().zip(&self.ends) {
+            if end > 0 {
+                let k = run[end - 1];
+                if best.is_none_or(|b| k > b) {
+                    best = Some(k);
+                }
+            }
+        }
+        best
+    }
+
+    /// Removes every remaining key equal to `key`; returns how many.
+    #[inline]
+    fn take(&mut self, key: u64) -> u64 {
+        let mut taken = 0;
+        for (run, end) in self.runs.iter().zip(self.ends.iter_mut()) {
+            while *end > 0 && run[*end - 1] == key {
+                *end -= 1;
+                taken += 1;
+            }
+        }
+        taken
+    }
+}
+
+/// Largest false-accept count whose FAR (`fp / n_neg`, as computed in
+/// floating point) does not exceed `far`; `None` when even 0 does.
+fn fp_limit(far: f64, n_neg: u64) -> Option<u64> {
+    let neg_f = n_neg as f64;
+    if !(0.0 <= far) {
+        return None;
+    }
+    let mut l = ((far * neg_f).floor().max(0.0) as u64).min(n_neg);
+    while l < n_neg && ((l + 1) as f64 / neg_f) <= far {
+        l += 1;
+    }
+    while l > 0 && (l as f64 / neg_f) > far {
+        l -= 1;
+    }
+    Some(l)
+}
+
+/// Streams the ROC points from the highest threshold down, in integers:
+/// per point only counts, one comparison for the next pending FAR target,
+/// and an exact rational comparison for the EER.
+fn walk(mut genuine: Runs, mut impostor: Runs, fars: &[f64]) -> RocSummary {
+    let (n_pos, n_neg) = (genuine.total, impostor.total);
+    let (pos_f, neg_f) = (n_pos as f64, n_neg as f64);
+    // FAR targets by increasing fp limit; each is answered by the last point
+    // before fp first exceeds its limit
+    let limits: Vec<Option<u64>> = fars.iter().map(|&f| fp_limit(f, n_neg)).collect();
+    let mut order: Vec<usize> = (0..fars.len()).filter(|&t| limits[t].is_some()).collect();
+    order.sort_by_key(|&t| limits[t]);
+    let mut answers: Vec<(u64, f64)> = vec![(0, f64::INFINITY); fars.len()]; // (tp, threshold)
+    let mut next = 0usize;
+
     let (mut tp, mut fp) = (0u64, 0u64);
+    let mut prev_threshold = f64::INFINITY;
     // Σ (fp_k − fp_{k−1})·(tp_k + tp_{k−1}) = 2·P·N·AUC, exact in integers.
     let mut auc_twice: u128 = 0;
-    let mut eer = 1.0f64; // the point (0,0) at t = +∞: max(FAR 0, FRR 1)
-    let mut eer_threshold = f64::INFINITY;
-    let mut tar_at: Vec<TarAtFar> =
-        fars.iter().map(|&far| TarAtFar { far, tar: 0.0, threshold: f64::INFINITY }).collect();
-    let mut thinner = CurveThinner::new();
-    thinner.push(RocPoint { threshold: f64::INFINITY, far: 0.0, tar: 0.0 });
+    // EER point: minimises max(fp/N, (P−tp)/P) ⇔ max(fp·P, (P−tp)·N); start at (0,0), t = +∞
+    let (mut eer_scaled, mut eer_point, mut eer_threshold) = (n_pos as u128 * n_neg as u128, (0u64, 0u64), f64::INFINITY);
+    let mut thinner = CurveThinner::new(n_pos);
+    thinner.push(0, 0, f64::INFINITY, n_pos, n_neg);
 
-    while gi > 0 || ii > 0 {
-        let next_g = if gi > 0 { Some(genuine[gi - 1]) } else { None };
-        let next_i = if ii > 0 { Some(impostor[ii - 1]) } else { None };
-        let key = match (next_g, next_i) {
+    loop {
+        let key = match (genuine.top(), impostor.top()) {
             (Some(a), Some(b)) => a.max(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
-            (None, None) => unreachable!(),
+            (None, None) => break,
         };
         let (prev_tp, prev_fp) = (tp, fp);
-        while gi > 0 && genuine[gi - 1] == key {
-            gi -= 1;
-            tp += 1;
-        }
-        while ii > 0 && impostor[ii - 1] == key {
-            ii -= 1;
-            fp += 1;
-        }
+        tp += genuine.take(key);
+        fp += impostor.take(key);
         auc_twice += (fp - prev_fp) as u128 * (tp + prev_tp) as u128;
-        let far = fp as f64 / neg_f;
-        let tar = tp as f64 / pos_f;
         let threshold = key_score(key);
-        let worst = far.max(1.0 - tar);
-        if worst < eer {
-            eer = worst;
+        while next < order.len() && fp > limits[order[next]].unwrap() {
+            answers[order[next]] = (prev_tp, prev_threshold);
+            next += 1;
+        }
+        let scaled = (fp as u128 * n_pos as u128).max((n_pos - tp) as u128 * n_neg as u128);
+        if scaled < eer_scaled {
+            eer_scaled = scaled;
+            eer_point = (tp, fp);
             eer_threshold = threshold;
         }
-        for t in tar_at.iter_mut() {
-            // TPR only grows along the walk, so the last admissible point is the best.
-            if far <= t.far {
-                t.tar = tar;
-                t.threshold = threshold;
-            }
-        }
-        thinner.push(RocPoint { threshold, far, tar });
+        thinner.push(tp, fp, threshold, n_pos, n_neg);
+        prev_threshold = threshold;
+    }
+    for &t in &order[next..] {
+        answers[t] = (tp, prev_threshold);
     }
     thinner.finish();
+    let tar_at_far = fars
+        .iter()
+        .zip(&answers)
+        .map(|(&far, &(t, threshold))| TarAtFar { far, tar: t as f64 / pos_f, threshold })
+        .collect();
     RocSummary {
         auc: auc_twice as f64 / (2.0 * pos_f * neg_f),
-        eer,
+        eer: (eer_point.1 as f64 / neg_f).max(1.0 - eer_point.0 as f64 / pos_f),
         eer_threshold,
-        tar_at_far: tar_at,
+        tar_at_far,
         n_genuine: n_pos,
         n_impostor: n_neg,
         curve: thinner.points,
@@ -189,38 +268,45 @@ fn walk(genuine: &[u64], impostor: &[u64], fars: &[f64]) -> RocSummary {
 }
 
 /// Keeps a point when it moves the curve visibly on a log-FAR or linear-TAR
-/// axis (250 bins per FAR decade, 1/1000 in TAR); bounds the curve size
-/// independently of the number of pairs.
+/// axis: after each kept point the next one must reach ~250 steps per FAR
+/// decade further, or 1/1000 more TAR; the point just before a kept one is
+/// kept too, so steps stay steps. Integer comparisons only; bounds the curve
+/// size independently of the number of pairs.
 struct CurveThinner {
     points: Vec<RocPoint>,
-    pending: Option<RocPoint>,
+    previous: Option<(RocPoint, bool)>, // last point seen, and whether it was kept
+    next_fp: u64,
+    next_tp: u64,
+    tp_step: u64,
 }
 
 impl CurveThinner {
-    fn new() -> Self {
-        CurveThinner { points: Vec::new(), pending: None }
+    fn new(n_pos: u64) -> Self {
+        CurveThinner { points: Vec::new(), previous: None, next_fp: 0, next_tp: 0, tp_step: (n_pos / 1000).max(1) }
     }
-    fn bins(p: &RocPoint) -> (i64, i64) {
-        let far_bin = if p.far > 0.0 { (p.far.log10() * 250.0).floor() as i64 } else { i64::MIN };
-        (far_bin, (p.tar * 1000.0).floor() as i64)
-    }
-    fn push(&mut self, p: RocPoint) {
-        match self.points.last() {
-            None => self.points.push(p),
-            Some(last) if Self::bins(last) != Self::bins(&p) => {
-                // keep the last point of the previous bin, so steps stay steps
-                if let Some(prev) = self.pending.take() {
-                    if prev != *last {
-                        self.points.push(prev);
-                    }
-                }
-                self.points.push(p);
+
+    #[inline]
+    fn push(&mut self, tp: u64, fp: u64, threshold: f64, n_pos: u64, n_neg: u64) {
+        let keep = fp >= self.next_fp || tp >= self.next_tp;
+        let point = || RocPoint { threshold, far: fp as f64 / n_neg as f64, tar: tp as f64 / n_pos as f64 };
+        if keep {
+            if let Some((prev, false)) = self.previous {
+                self.points.push(prev);
             }
-            Some(_) => self.pending = Some(p),
+            self.points.push(point());
+            self.next_fp = (fp + 1).max((fp as f64 * 1.0093) as u64); // 10^(1/250)
+            self.next_tp = tp + self.tp_step;
+            self.previous = Some((point(), true));
+        } else if fp + 1 >= self.next_fp || tp + 1 >= self.next_tp || self.previous.is_none_or(|p| p.1) {
+            // only a point that may precede a kept one needs materialising
+            self.previous = Some((point(), false));
+        } else if let Some((p, _)) = self.previous.as_mut() {
+            *p = point();
         }
     }
+
     fn finish(&mut self) {
-        if let Some(p) = self.pending.take() {
+        if let Some((p, false)) = self.previous.take() {
             self.points.push(p);
         }
     }
@@ -270,6 +356,48 @@ mod tests {
     fn negative_zero_ties_with_zero() {
         let s = summary(&[0.0], &[-0.0], &[0.5]);
         assert!((s.auc - 0.5).abs() < 1e-15);
+    }
+
+    /// Many pieces (parallel-sorted runs merged by the walk) give the same
+    /// numbers as a plain comparison-sort walk; heavy ties included.
+    #[test]
+    fn parallel_runs_equal_a_plain_walk() {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let genuine: Vec<f64> = (0..150_000).map(|_| ((next() + 0.4) * 500.0).round() / 500.0).collect();
+        let impostor: Vec<f64> = (0..350_000).map(|_| (next() * 500.0).round() / 500.0).collect();
+        let fars = [1e-5, 1e-3, 0.0123, 0.5];
+        let s = summary(&genuine, &impostor, &fars);
+        // reference: all pairs sorted descending, grouped by score
+        let mut all: Vec<(f64, bool)> = genuine.iter().map(|&g| (g, true)).chain(impostor.iter().map(|&i| (i, false))).collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (p, n) = (genuine.len() as f64, impostor.len() as f64);
+        let (mut tp, mut fp, mut auc, mut eer) = (0.0, 0.0, 0.0, 1.0f64);
+        let mut best = vec![0.0; fars.len()];
+        let mut k = 0;
+        while k < all.len() {
+            let (ptp, pfp) = (tp, fp);
+            let v = all[k].0;
+            while k < all.len() && all[k].0 == v {
+                if all[k].1 { tp += 1.0 } else { fp += 1.0 }
+                k += 1;
+            }
+            auc += (fp - pfp) / n * (tp + ptp) / p / 2.0;
+            eer = eer.min((fp / n).max(1.0 - tp / p));
+            for (b, &f) in best.iter_mut().zip(&fars) {
+                if fp / n <= f {
+                    *b = tp / p;
+                }
+            }
+        }
+        assert!((s.auc - auc).abs() < 1e-12, "{} vs {auc}", s.auc);
+        assert_eq!(s.eer, eer);
+        for (t, b) in s.tar_at_far.iter().zip(&best) {
+            assert_eq!(t.tar, *b, "far {}", t.far);
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Radix sort of `f64` scores through order-preserving `u64` keys.
 //!
-//! The ROC walk needs every score in order; an LSD radix sort with 16-bit
-//! digits makes four linear passes (fewer when a digit is constant, e.g. the
-//! sign and exponent of scores in one range), which on 10⁷–10⁸ scores is
-//! several times faster than a comparison sort and needs one scratch buffer.
+//! The ROC walk needs every score in order; an LSD radix sort with 11-bit
+//! digits makes six linear passes (fewer when a digit is constant, e.g. the
+//! sign and exponent of scores in one range) whose 2048 buckets stay in
+//! cache, which on 10⁷–10⁸ scores is several times faster than a comparison
+//! sort and needs one scratch buffer.
 
 /// Maps an `f64` to a `u64` whose unsigned order is the numeric order
 /// (IEEE-754 total order; `-0.0` is folded into `0.0` first so the two tie,
@@ -26,22 +27,25 @@ pub fn key_score(key: u64) -> f64 {
     f64::from_bits(bits)
 }
 
-/// Sorts keys ascending in place (LSD radix, 16-bit digits).
+/// Sorts keys ascending in place (LSD radix, 11-bit digits).
 pub fn radix_sort_u64(keys: &mut Vec<u64>) {
-    const BITS: u32 = 16;
+    const BITS: u32 = 11;
     const BUCKETS: usize = 1 << BITS;
-    if keys.len() < 256 {
+    const PASSES: usize = 64usize.div_ceil(BITS as usize);
+    if keys.len() < 1024 {
         keys.sort_unstable();
         return;
     }
-    let mut scratch: Vec<u64> = vec![0; keys.len()];
-    let mut counts = vec![0usize; BUCKETS];
-    for pass in 0..(64 / BITS) {
-        let shift = pass * BITS;
-        counts.iter_mut().for_each(|c| *c = 0);
-        for &k in keys.iter() {
-            counts[((k >> shift) as usize) & (BUCKETS - 1)] += 1;
+    // all digit histograms in one read of the keys
+    let mut histograms = vec![[0usize; BUCKETS]; PASSES];
+    for &k in keys.iter() {
+        for (pass, h) in histograms.iter_mut().enumerate() {
+            h[((k >> (pass as u32 * BITS)) as usize) & (BUCKETS - 1)] += 1;
         }
+    }
+    let mut scratch: Vec<u64> = vec![0; keys.len()];
+    for (pass, counts) in histograms.iter_mut().enumerate() {
+        let shift = pass as u32 * BITS;
         if counts.iter().any(|&c| c == keys.len()) {
             continue; // every key has the same digit: this pass would not move anything
         }
