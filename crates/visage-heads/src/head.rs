@@ -111,15 +111,19 @@ impl MarginHead {
         let is_softmax = matches!(self.config, HeadConfig::Softmax(_));
         let directions = if is_softmax { features } else { features / feature_norms.clone() };
 
-        let mut regulariser = None;
-        let row_inputs = match &self.config {
-            HeadConfig::MagFace(_) => RowInputs::Norms(feature_norms),
-            HeadConfig::AdaFace(config) => {
-                let state = self.adaface_state.get_or_insert_with(AdaFaceState::default);
-                let indicator = config.norm_indicator(&host_norms, state)?;
-                RowInputs::Indicator(column(&indicator, &home))
+        // AdaFace's statistics move only once the whole batch has been accepted.
+        let mut next_adaface_state = self.adaface_state;
+        let (row_inputs, regulariser) = match &self.config {
+            HeadConfig::MagFace(config) => {
+                let regulariser = config.regulariser(feature_norms.clone());
+                (RowInputs::Norms(feature_norms), Some(regulariser))
             }
-            _ => RowInputs::None,
+            HeadConfig::AdaFace(config) => {
+                let state = next_adaface_state.get_or_insert_with(AdaFaceState::default);
+                let indicator = config.norm_indicator(&host_norms, state)?;
+                (RowInputs::Indicator(column(&indicator, &home)), None)
+            }
+            _ => (RowInputs::None, None),
         };
 
         let mut shard_logits = Vec::with_capacity(shards.len());
@@ -146,10 +150,7 @@ impl MarginHead {
             } else {
                 let cosines = self.class_cosines(rows, shard, classes, per_class)?;
                 let cos_target = cosines.clone().gather(1, target_index.clone()).clamp(-1.0, 1.0);
-                let (target_logit, extra) = self.target_logit(cos_target.clone(), &row_inputs, &device);
-                if let Some(extra) = extra {
-                    regulariser.get_or_insert(on_device(extra, &home));
-                }
+                let target_logit = self.target_logit(cos_target.clone(), &row_inputs, &device);
                 let scale = self.config.scale().expect("cosine heads have a scale");
                 // Only the target column changes: add (target − s·cos_target) there.
                 // A B×1 scatter-add keeps the backward pass B×1 too (a gather).
@@ -167,6 +168,7 @@ impl MarginHead {
         if let Some(regulariser) = regulariser {
             loss = loss + regulariser;
         }
+        self.adaface_state = next_adaface_state;
         Ok(ShardedOutput { loss, shard_logits })
     }
 
@@ -196,26 +198,18 @@ impl MarginHead {
         Ok(cosines)
     }
 
-    /// Scaled target logits (`B×1`) and, for MagFace, the regulariser term.
-    fn target_logit<B: Backend>(
-        &self,
-        cos_target: Tensor<B, 2>,
-        row_inputs: &RowInputs<B>,
-        device: &B::Device,
-    ) -> (Tensor<B, 2>, Option<Tensor<B, 1>>) {
+    /// Scaled target logits (`B×1`) from the target cosines.
+    fn target_logit<B: Backend>(&self, cos_target: Tensor<B, 2>, row_inputs: &RowInputs<B>, device: &B::Device) -> Tensor<B, 2> {
         match (&self.config, row_inputs) {
-            (HeadConfig::NormFace(c), _) => (cos_target * c.s, None),
-            (HeadConfig::SphereFace(c), _) => (c.target_logit(cos_target), None),
-            (HeadConfig::CosFace(c), _) => (c.target_logit(cos_target), None),
-            (HeadConfig::ArcFace(c), _) => (c.target_logit(cos_target), None),
-            (HeadConfig::Combined(c), _) => (c.target_logit(cos_target), None),
-            (HeadConfig::SubCenter(c), _) => (c.arcface().target_logit(cos_target), None),
-            (HeadConfig::MagFace(c), RowInputs::Norms(norms)) => {
-                let (logit, regulariser) = c.target_logit_and_regulariser(cos_target, on_device(norms.clone(), device));
-                (logit, Some(regulariser))
-            }
+            (HeadConfig::NormFace(c), _) => cos_target * c.s,
+            (HeadConfig::SphereFace(c), _) => c.target_logit(cos_target),
+            (HeadConfig::CosFace(c), _) => c.target_logit(cos_target),
+            (HeadConfig::ArcFace(c), _) => c.target_logit(cos_target),
+            (HeadConfig::Combined(c), _) => c.target_logit(cos_target),
+            (HeadConfig::SubCenter(c), _) => c.arcface().target_logit(cos_target),
+            (HeadConfig::MagFace(c), RowInputs::Norms(norms)) => c.target_logit(cos_target, on_device(norms.clone(), device)),
             (HeadConfig::AdaFace(c), RowInputs::Indicator(indicator)) => {
-                (c.target_logit(cos_target, on_device(indicator.clone(), device)), None)
+                c.target_logit(cos_target, on_device(indicator.clone(), device))
             }
             (config, _) => unreachable!("{} has no cosine target rule or lacks its row inputs", config.kind()),
         }

@@ -30,3 +30,13 @@ fn adaface_state_survives_a_save_and_restore() {
     assert_eq!(a, b);
     assert_eq!(head.adaface_state(), restored.adaface_state());
 }
+
+#[test]
+fn a_refused_batch_leaves_the_adaface_state_alone() {
+    let mut head = MarginHead::new(HeadConfig::AdaFace(AdaFaceConfig::default())).unwrap();
+    let before = head.adaface_state();
+    // A zero class centre is refused after the norms are read: μ and σ must not move.
+    let result = head.forward(tensor(&[3.0, 4.0, 30.0, 40.0], 2), tensor(&[1.0, 0.0, 0.0, 0.0], 2), &[0, 1]);
+    assert!(result.is_err());
+    assert_eq!(head.adaface_state(), before);
+}

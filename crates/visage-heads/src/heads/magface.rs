@@ -85,19 +85,23 @@ impl MagFaceConfig {
         self.s * self.margin_slope() / (-self.g_prime(self.l_a))
     }
 
-    /// Target logits (`B×1`) and the regulariser `λ_g·mean g(a)` for raw feature
-    /// norms `norms` (`B×1`, not detached: the clamp passes gradient inside `[l_a, u_a]`).
-    pub fn target_logit_and_regulariser<B: Backend>(
-        &self,
-        cos_target: Tensor<B, 2>,
-        norms: Tensor<B, 2>,
-    ) -> (Tensor<B, 2>, Tensor<B, 1>) {
-        let a = norms.clamp(self.l_a, self.u_a);
-        let margin_rad = (a.clone() - self.l_a) * self.margin_slope() + self.l_m;
-        let logit = additive_angular_logit(cos_target, margin_rad, self.easy_margin, self.s);
+    /// `a = clamp(‖x‖, l_a, u_a)` (not detached: the clamp passes gradient inside the range).
+    fn magnitude<B: Backend>(&self, norms: Tensor<B, 2>) -> Tensor<B, 2> {
+        norms.clamp(self.l_a, self.u_a)
+    }
+
+    /// Target logits (`B×1`) for raw feature norms `norms` (`B×1`): the ArcFace
+    /// rule with the per-sample margin `m(a)`.
+    pub fn target_logit<B: Backend>(&self, cos_target: Tensor<B, 2>, norms: Tensor<B, 2>) -> Tensor<B, 2> {
+        let margin_rad = (self.magnitude(norms) - self.l_a) * self.margin_slope() + self.l_m;
+        additive_angular_logit(cos_target, margin_rad, self.easy_margin, self.s)
+    }
+
+    /// The loss term `λ_g·mean g(a)` that rewards large magnitudes.
+    pub fn regulariser<B: Backend>(&self, norms: Tensor<B, 2>) -> Tensor<B, 1> {
+        let a = self.magnitude(norms);
         let g = a.clone() / (self.u_a * self.u_a) + a.recip();
-        let regulariser = g.mean() * self.lambda_g;
-        (logit, regulariser)
+        g.mean() * self.lambda_g
     }
 }
 
