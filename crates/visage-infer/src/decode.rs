@@ -1,0 +1,171 @@
+//! Photo decoding: any JPEG/PNG/WebP/BMP into upright 8-bit RGB.
+//!
+//! Detectors and the aligner want one pixel format, so everything is converted
+//! here once: grayscale, CMYK JPEGs (converted by the JPEG decoder), 16-bit
+//! and alpha images all become `RgbImage` (alpha is dropped, not composited:
+//! faces in transparent regions are not a case worth a background colour).
+//! Phones store portrait photos sideways with an EXIF orientation tag; faces
+//! lying on their side are missed by upright detectors, so the tag is applied.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+use crate::error::{InferError, Result};
+
+/// Limits applied before any pixel is decoded.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Largest accepted width × height. A few hundred bytes of PNG or JPEG can
+    /// declare a gigapixel image (a decompression bomb); the header is read
+    /// first and such files are refused before the pixel buffer is allocated.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeOptions {
+    /// 100 megapixels: above any camera photo in common use (a 12000×8000
+    /// medium-format frame is 96 Mpx), far below what exhausts memory (300 MB RGB).
+    fn default() -> Self {
+        Self { max_pixels: 100_000_000 }
+    }
+}
+
+/// Reads and decodes the image file at `path` into upright 8-bit RGB.
+pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| InferError::io(path, e))?;
+    decode_rgb(&bytes, path, options)
+}
+
+/// Decodes image bytes; `name` is the file the bytes came from, for messages.
+pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| InferError::io(name, e))?;
+    match reader.format() {
+        Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) => {}
+        _ => return Err(InferError::NotAnImage { path: name.to_path_buf() }),
+    }
+    let decode_error = |source| InferError::Decode { path: name.to_path_buf(), source };
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > options.max_pixels {
+        return Err(InferError::ImageTooLarge {
+            path: name.to_path_buf(),
+            width,
+            height,
+            pixels,
+            max_pixels: options.max_pixels,
+        });
+    }
+
+    // A malformed EXIF block must not cost the photo: decode it as stored.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
+    Ok(match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, Rgb};
+    use std::path::PathBuf;
+
+    fn name() -> PathBuf {
+        PathBuf::from("photos/test.img")
+    }
+
+    fn encode_png(width: u32, height: u32, color: image::ExtendedColorType, data: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bytes).write_image(data, width, height, color).unwrap();
+        bytes
+    }
+
+    /// 16×8 JPEG: left half red, right half blue.
+    fn two_colour_jpeg() -> Vec<u8> {
+        let img = RgbImage::from_fn(16, 8, |x, _| if x < 8 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 100).encode_image(&img).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn grayscale_becomes_equal_channels() {
+        let png = encode_png(3, 1, image::ExtendedColorType::L8, &[0, 100, 255]);
+        let rgb = decode_rgb(&png, &name(), &DecodeOptions::default()).unwrap();
+        assert_eq!(rgb.as_raw(), &[0, 0, 0, 100, 100, 100, 255, 255, 255]);
+    }
+
+    #[test]
+    fn sixteen_bit_with_alpha_becomes_8_bit_rgb() {
+        let samples: [u16; 8] = [0, 257 * 100, 65535, 0, 257 * 7, 257 * 8, 257 * 9, 65535];
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_be_bytes()).collect();
+        let png = encode_png(2, 1, image::ExtendedColorType::Rgba16, &data);
+        let rgb = decode_rgb(&png, &name(), &DecodeOptions::default()).unwrap();
+        assert_eq!(rgb.as_raw(), &[0, 100, 255, 7, 8, 9]);
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // APP1 "Exif" with a one-entry big-endian IFD: Orientation (0x0112) = 6,
+        // "rotate 90° clockwise to view": the left (red) half ends up on top.
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+        let jpeg = two_colour_jpeg();
+        let mut with_exif = jpeg[..2].to_vec(); // SOI
+        with_exif.extend_from_slice(&[0xFF, 0xE1]);
+        with_exif.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        with_exif.extend_from_slice(&exif);
+        with_exif.extend_from_slice(&jpeg[2..]);
+
+        let upright = decode_rgb(&with_exif, &name(), &DecodeOptions::default()).unwrap();
+        assert_eq!(upright.dimensions(), (8, 16));
+        let top = upright.get_pixel(4, 2).0;
+        let bottom = upright.get_pixel(4, 13).0;
+        assert!(top[0] > 200 && top[2] < 50, "top {top:?} should be red");
+        assert!(bottom[2] > 200 && bottom[0] < 50, "bottom {bottom:?} should be blue");
+
+        let stored = decode_rgb(&jpeg, &name(), &DecodeOptions::default()).unwrap();
+        assert_eq!(stored.dimensions(), (16, 8));
+    }
+
+    #[test]
+    fn a_huge_declared_size_is_refused_before_decoding() {
+        // Patch the SOF0 frame header of a real JPEG to claim 12000×12000: the
+        // scan data cannot fill that, so only a check before decoding sees it.
+        let mut jpeg = two_colour_jpeg();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF0");
+        jpeg[sof + 5..sof + 7].copy_from_slice(&12000u16.to_be_bytes()); // height
+        jpeg[sof + 7..sof + 9].copy_from_slice(&12000u16.to_be_bytes()); // width
+        let err = decode_rgb(&jpeg, &name(), &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, InferError::ImageTooLarge { pixels: 144_000_000, .. }), "{err}");
+        assert!(err.to_string().starts_with("photos/test.img: 12000×12000"), "{err}");
+
+        let small_limit = DecodeOptions { max_pixels: 100 };
+        let err = decode_rgb(&two_colour_jpeg(), &name(), &small_limit).unwrap_err();
+        assert!(matches!(err, InferError::ImageTooLarge { pixels: 128, max_pixels: 100, .. }), "{err}");
+    }
+
+    #[test]
+    fn text_is_not_an_image_and_truncation_is_a_decode_error() {
+        let err = decode_rgb(b"name,identity\nalice,1\n", &name(), &DecodeOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), "photos/test.img: not an image (expected JPEG, PNG, WebP or BMP)");
+
+        let png = encode_png(3, 1, image::ExtendedColorType::L8, &[0, 100, 255]);
+        let err = decode_rgb(&png[..png.len() / 2], &name(), &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, InferError::Decode { .. }), "{err}");
+        assert!(err.to_string().starts_with("photos/test.img: cannot decode"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = load_rgb(Path::new("/nonexistent/face.jpg"), &DecodeOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent/face.jpg: cannot read"), "{err}");
+    }
+}
