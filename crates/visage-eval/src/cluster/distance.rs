@@ -79,7 +79,7 @@ impl Prepared {
     pub fn block(&self, a: Range<usize>, b: Range<usize>) -> Array2<f64> {
         let xa: ArrayView2<f64> = self.rows.slice(s![a.clone(), ..]);
         let xb: ArrayView2<f64> = self.rows.slice(s![b.clone(), ..]);
-        let mut dots = xa.dot(&xb.t());
+        let mut dots = super::product::a_bt(xa, xb);
         for (ri, mut row) in dots.axis_iter_mut(Axis(0)).enumerate() {
             let i = a.start + ri;
             for (cj, v) in row.iter_mut().enumerate() {

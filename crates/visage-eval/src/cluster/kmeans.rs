@@ -49,7 +49,7 @@ fn assign(x: &Array2<f64>, x_sq: &[f64], centres: &Array2<f64>) -> (Vec<usize>, 
         .par_iter()
         .map(|&start| {
             let end = (start + 1024).min(x.nrows());
-            let dots = x.slice(ndarray::s![start..end, ..]).dot(&centres.t());
+            let dots = super::product::a_bt(x.slice(ndarray::s![start..end, ..]), centres.view());
             let mut labels = Vec::with_capacity(end - start);
             let mut dists = Vec::with_capacity(end - start);
             for (r, row) in dots.outer_iter().enumerate() {

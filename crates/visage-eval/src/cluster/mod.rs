@@ -8,6 +8,7 @@ pub mod distance;
 pub mod kmeans;
 pub mod magnitude;
 pub mod neighbors;
+pub mod product;
 pub mod union_find;
 
 pub use ahc::{ahc, AhcConfig, AhcStop, Linkage};

@@ -31,24 +31,47 @@ pub fn radius_neighbors(data: &Prepared, eps: f64) -> Vec<Vec<u32>> {
     let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
     let block_pairs: Vec<(usize, usize)> =
         starts.iter().enumerate().flat_map(|(i, &a)| starts[i..].iter().map(move |&b| (a, b))).collect();
+    // `d(x, y) ≤ eps` as a bound on the dot product: cosine `x·y ≥ 1 − eps`;
+    // euclidean `x·y ≥ (|x|² + |y|² − eps²) / 2`. One compare per pair; only
+    // pairs within `margin` of the bound are decided in f64.
+    let cosine = data.metric == Metric::Cosine;
+    let cut = |i: usize, j: usize| -> f64 {
+        if cosine {
+            1.0 - eps
+        } else {
+            (data.sq_norms[i] + data.sq_norms[j] - eps * eps) / 2.0
+        }
+    };
     let edges: Vec<Vec<(u32, u32)>> = block_pairs
         .par_iter()
         .map(|&(a0, b0)| {
             let (a1, b1) = ((a0 + BLOCK).min(n), (b0 + BLOCK).min(n));
-            let dots = rows32.slice(s![a0..a1, ..]).dot(&rows32.slice(s![b0..b1, ..]).t());
+            let dots = super::product::a_bt(rows32.slice(s![a0..a1, ..]), rows32.slice(s![b0..b1, ..]));
             let mut found = Vec::new();
+            // lowest cut of the block: a cheap first filter valid for every pair in it
+            let block_low = if cosine {
+                (1.0 - eps - margin) as f32
+            } else {
+                let min_sq = |r: std::ops::Range<usize>| data.sq_norms[r].iter().copied().fold(f64::INFINITY, f64::min);
+                ((min_sq(a0..a1) + min_sq(b0..b1) - eps * eps) / 2.0 - margin) as f32
+            };
             for (ri, row) in dots.outer_iter().enumerate() {
                 let i = a0 + ri;
                 let from = if a0 == b0 { ri + 1 } else { 0 };
                 for (cj, &dot32) in row.iter().enumerate().skip(from) {
+                    if dot32 < block_low {
+                        continue;
+                    }
                     let j = b0 + cj;
-                    // compare in the squared/affine domain where f32 error is additive
-                    let approx = approx_distance(data, i, j, dot32 as f64);
-                    let inside = if (approx - eps).abs() <= margin_for(data.metric, margin, eps) {
+                    let c = cut(i, j);
+                    let dot = dot32 as f64;
+                    let inside = if dot >= c + margin {
+                        true
+                    } else if dot <= c - margin {
+                        false
+                    } else {
                         let exact: f64 = data.rows.row(i).dot(&data.rows.row(j));
                         data.from_dot(i, j, exact) <= eps
-                    } else {
-                        approx <= eps
                     };
                     if inside {
                         found.push((i as u32, j as u32));
@@ -67,20 +90,6 @@ pub fn radius_neighbors(data: &Prepared, eps: f64) -> Vec<Vec<u32>> {
     }
     neighbors.par_iter_mut().for_each(|v| v.sort_unstable());
     neighbors
-}
-
-#[inline]
-fn approx_distance(data: &Prepared, i: usize, j: usize, dot: f64) -> f64 {
-    data.from_dot(i, j, dot)
-}
-
-/// Margin in distance units: for cosine the dot error is the distance error;
-/// for euclidean `d = √(d²)` shrinks an error δ on `d²` to about δ / (2·eps).
-fn margin_for(metric: Metric, dot_margin: f64, eps: f64) -> f64 {
-    match metric {
-        Metric::Cosine => dot_margin,
-        Metric::Euclidean => 2.0 * dot_margin / (2.0 * eps).max(1e-6) + dot_margin.sqrt(),
-    }
 }
 
 #[cfg(test)]
