@@ -5,16 +5,31 @@
 //!   decompression bombs before decoding;
 //! - [`similarity`] + [`warp`] = [`align`]: the 5-landmark Umeyama similarity
 //!   onto insightface's template and the `cv2.warpAffine`-equivalent warp into
-//!   a 112×112 crop.
+//!   a 112×112 crop;
+//! - [`onnxruntime`]: where the ONNX Runtime library comes from (found, or the
+//!   pinned PyPI wheel fetched and hash-checked into a cache);
+//! - [`onnx_model`]: a session whose input/output shapes come from the model;
+//! - [`preprocess`] + [`config`] = [`recognizer`]: per-model normalisation,
+//!   batching, flip TTA, raw feature, its norm and the unit embedding.
 
 pub mod align;
+pub mod config;
 pub mod decode;
 pub mod error;
+pub mod onnx_model;
+pub mod onnxruntime;
+pub mod preprocess;
+pub mod recognizer;
 pub mod similarity;
 pub mod warp;
 
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
+pub use config::{ModelFamily, RecognizerConfig};
 pub use decode::{decode_rgb, load_rgb, DecodeOptions};
 pub use error::{InferError, Result};
+pub use onnx_model::{OnnxModel, TensorSpec};
+pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};
+pub use preprocess::{ChannelOrder, Normalization};
+pub use recognizer::{FaceEmbedding, Recognizer};
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;

@@ -49,3 +49,55 @@ pub fn aligned_reference_path(face_path: &str) -> PathBuf {
     p.set_extension("png");
     p
 }
+
+/// `reference/emb_<detector>__<model>_<RGB|BGR>.npz`: the face paths and
+/// their L2-normalised embeddings (rows in the same order).
+pub struct ReferenceEmbeddings {
+    pub paths: Vec<String>,
+    pub ids: Vec<String>,
+    pub emb: ndarray::Array2<f32>,
+}
+
+pub fn reference_embeddings(file: &str) -> ReferenceEmbeddings {
+    let path = shared_data().join("reference").join(file);
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let emb: ndarray::Array2<f32> = npz.by_name("emb.npy").unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut strings = |member: &str| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name(member).unwrap(), &mut bytes).unwrap();
+        unicode_npy(&bytes, &format!("{}:{member}", path.display()))
+    };
+    let (paths, ids) = (strings("paths.npy"), strings("ids.npy"));
+    assert_eq!(paths.len(), emb.nrows());
+    ReferenceEmbeddings { paths, ids, emb }
+}
+
+/// A 1-D NumPy array of fixed-width unicode strings (`<U<n>`: n UTF-32LE code
+/// units per element, NUL-padded), which ndarray-npy does not read.
+fn unicode_npy(bytes: &[u8], what: &str) -> Vec<String> {
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{what}: not .npy");
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
+    let descr = header.split("'descr':").nth(1).unwrap().trim_start().trim_start_matches('\'');
+    assert!(descr.starts_with("<U"), "{what}: expected a little-endian unicode array, header {header}");
+    let width: usize = descr[2..].split('\'').next().unwrap().parse().unwrap();
+    bytes[start + header_len..]
+        .chunks_exact(width * 4)
+        .map(|element| {
+            element
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .take_while(|&c| c != 0)
+                .map(|c| char::from_u32(c).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+pub fn repo_models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}

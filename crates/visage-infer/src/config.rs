@@ -1,0 +1,120 @@
+//! Recogniser configs: one TOML file per model, naming the ONNX file
+//! (relative to a models directory, so configs travel with the repository
+//! and weights live wherever the user keeps them), its family and its input
+//! normalisation.
+//!
+//! ```toml
+//! name = "arcface_mobileface_128d_paddle"
+//! file = "arcface_mobileface_128d_paddle.onnx"
+//! sha256 = "0a08…"           # optional: checked when the model is loaded
+//! family = "arcface"         # arcface | magface | adaface | other
+//! [normalization]            # optional for a known family, required for "other"
+//! channel_order = "rgb"
+//! mean = [127.5, 127.5, 127.5]
+//! std = [127.5, 127.5, 127.5]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InferError, Result};
+use crate::preprocess::Normalization;
+
+/// The training recipe a model comes from; it decides the default input normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFamily {
+    Arcface,
+    Magface,
+    Adaface,
+    /// Anything else: the config must give `[normalization]`.
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognizerConfig {
+    pub name: String,
+    /// The ONNX file, relative to the models directory.
+    pub file: PathBuf,
+    /// Lower-case hex sha256 of the ONNX file; checked on load when present.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub family: ModelFamily,
+    /// Overrides the family's normalisation.
+    #[serde(default)]
+    pub normalization: Option<Normalization>,
+    /// Flip test-time augmentation: the feature is the sum of the face's and
+    /// its mirror image's features.
+    #[serde(default)]
+    pub flip_tta: bool,
+}
+
+impl RecognizerConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
+        let config: Self =
+            toml::from_str(&text).map_err(|e| InferError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        if config.family == ModelFamily::Other && config.normalization.is_none() {
+            return Err(InferError::Config {
+                path: path.to_path_buf(),
+                message: "family \"other\" needs a [normalization] table (channel_order, mean, std)".into(),
+            });
+        }
+        if let Some(std) = config.normalization.map(|n| n.std) {
+            if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
+                return Err(InferError::Config { path: path.to_path_buf(), message: format!("normalization.std {std:?} must be finite and non-zero") });
+            }
+        }
+        Ok(config)
+    }
+
+    /// The normalisation to apply: the config's own, else the family's.
+    pub fn normalization(&self) -> Normalization {
+        self.normalization.unwrap_or(match self.family {
+            ModelFamily::Arcface | ModelFamily::Other => Normalization::ARCFACE,
+            ModelFamily::Magface => Normalization::MAGFACE,
+            ModelFamily::Adaface => Normalization::ADAFACE,
+        })
+    }
+
+    pub fn model_path(&self, models_dir: &Path) -> PathBuf {
+        models_dir.join(&self.file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preprocess::ChannelOrder;
+
+    fn parse(text: &str) -> Result<RecognizerConfig> {
+        let path = std::env::temp_dir().join(format!("visage-config-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&path, text).unwrap();
+        let config = RecognizerConfig::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        config
+    }
+
+    #[test]
+    fn family_defaults_and_overrides() {
+        let magface = parse("name = \"m\"\nfile = \"m.onnx\"\nfamily = \"magface\"\n").unwrap();
+        assert_eq!(magface.normalization(), Normalization::MAGFACE);
+        assert!(!magface.flip_tta);
+        let custom = parse(
+            "name = \"c\"\nfile = \"c.onnx\"\nfamily = \"other\"\nflip_tta = true\n[normalization]\nchannel_order = \"bgr\"\nmean = [127.0, 127.0, 127.0]\nstd = [128.0, 128.0, 128.0]\n",
+        )
+        .unwrap();
+        assert_eq!(custom.normalization(), Normalization { channel_order: ChannelOrder::Bgr, mean: [127.0; 3], std: [128.0; 3] });
+        assert_eq!(custom.model_path(Path::new("/models")), PathBuf::from("/models/c.onnx"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let err = parse("name = \"c\"\nfile = \"c.onnx\"\nfamily = \"other\"\n").unwrap_err().to_string();
+        assert!(err.contains(".toml: invalid recogniser config: family \"other\" needs a [normalization]"), "{err}");
+        let err = parse("name = \"c\"\nfile = \"c.onnx\"\nfamily = \"cosface\"\n").unwrap_err().to_string();
+        assert!(err.contains("invalid recogniser config") && err.contains("cosface"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! One ONNX model behind ONNX Runtime, with its input and output names and
+//! shapes read from the model itself: callers ask the model what it wants
+//! (a fixed batch of 1, a dynamic batch, 112×112 or 640×640) instead of
+//! hard-coding it.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, ArrayViewD};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::error::{InferError, Result};
+use crate::onnxruntime::environment;
+
+/// A model input or output: its name and dimensions (`None` where the model
+/// leaves a dimension dynamic).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dims: Vec<Option<usize>>,
+}
+
+pub struct OnnxModel {
+    path: PathBuf,
+    session: Session,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+impl OnnxModel {
+    /// Loads the model at `path` (ONNX Runtime is located or fetched on first use).
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(InferError::model(path, "model file not found"));
+        }
+        let env = environment()?;
+        let session = Session::builder(&env)
+            .and_then(|mut builder| builder.commit_from_file(path))
+            .map_err(|e| InferError::model(path, format!("ONNX Runtime cannot load the model: {e}")))?;
+        let spec = |outlet: &ort::value::Outlet| -> Result<TensorSpec> {
+            let shape = outlet.dtype().tensor_shape().ok_or_else(|| {
+                InferError::model(path, format!("`{}` is not a tensor ({})", outlet.name(), outlet.dtype()))
+            })?;
+            Ok(TensorSpec {
+                name: outlet.name().to_string(),
+                dims: shape.iter().map(|&d| usize::try_from(d).ok()).collect(),
+            })
+        };
+        let inputs = session.inputs().iter().map(spec).collect::<Result<_>>()?;
+        let outputs = session.outputs().iter().map(spec).collect::<Result<_>>()?;
+        Ok(Self { path: path.to_path_buf(), session, inputs, outputs })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// Runs a single-input model on a float32 tensor and returns every output,
+    /// in the model's order.
+    pub fn run_f32(&mut self, input: ArrayViewD<'_, f32>) -> Result<Vec<ArrayD<f32>>> {
+        if self.inputs.len() != 1 {
+            return Err(InferError::model(&self.path, format!("expected one input, the model has {}", self.inputs.len())));
+        }
+        let path = &self.path;
+        let fail = |e: ort::Error| InferError::model(path, format!("inference failed: {e}"));
+        let tensor = TensorRef::from_array_view(input).map_err(fail)?;
+        let outputs = self.session.run(ort::inputs![tensor]).map_err(fail)?;
+        outputs
+            .iter()
+            .map(|(name, value)| {
+                value
+                    .try_extract_array::<f32>()
+                    .map(|view| view.to_owned())
+                    .map_err(|e| InferError::model(path, format!("output `{name}` is not float32: {e}")))
+            })
+            .collect()
+    }
+}

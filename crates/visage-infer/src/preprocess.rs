@@ -1,0 +1,71 @@
+//! Turning aligned RGB crops into a model's input tensor. Every model family
+//! was trained with its own channel order and normalisation, and a mismatch
+//! does not fail, it silently costs accuracy, so this is always a setting
+//! taken from the model's config, never a constant.
+
+use ndarray::{s, ArrayViewMut3};
+use serde::{Deserialize, Serialize};
+
+/// Channel order of the model input (OpenCV-trained models expect BGR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+/// `value = (pixel − mean[c]) / std[c]`, pixel in 0–255, with `c` indexing
+/// the model's channels (after reordering).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub channel_order: ChannelOrder,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// insightface ArcFace ONNX exports: RGB, (x − 127.5) / 127.5.
+    pub const ARCFACE: Self = Self { channel_order: ChannelOrder::Rgb, mean: [127.5; 3], std: [127.5; 3] };
+    /// MagFace: BGR, x / 255.
+    pub const MAGFACE: Self = Self { channel_order: ChannelOrder::Bgr, mean: [0.0; 3], std: [255.0; 3] };
+    /// AdaFace: BGR, (x / 255 − 0.5) / 0.5 = (x − 127.5) / 127.5.
+    pub const ADAFACE: Self = Self { channel_order: ChannelOrder::Bgr, mean: [127.5; 3], std: [127.5; 3] };
+
+    /// Writes `face` into a 3×H×W slice of an NCHW tensor; `mirror` flips it
+    /// left-right on the way (for flip test-time augmentation).
+    pub fn write_chw(&self, face: &image::RgbImage, mut out: ArrayViewMut3<'_, f32>, mirror: bool) {
+        let (width, height) = face.dimensions();
+        assert_eq!(out.shape(), [3, height as usize, width as usize], "tensor slot and face size differ");
+        let source_channel = match self.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        for c in 0..3 {
+            let (mean, std) = (self.mean[c], self.std[c]);
+            let mut plane = out.slice_mut(s![c, .., ..]);
+            for ((row, col), value) in plane.indexed_iter_mut() {
+                let x = if mirror { width - 1 - col as u32 } else { col as u32 };
+                let pixel = face.get_pixel(x, row as u32).0[source_channel[c]];
+                *value = (f32::from(pixel) - mean) / std;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn reorders_normalises_and_mirrors() {
+        let face = image::RgbImage::from_fn(2, 1, |x, _| if x == 0 { image::Rgb([255, 0, 127]) } else { image::Rgb([0, 51, 255]) });
+        let mut t = Array3::<f32>::zeros((3, 1, 2));
+        Normalization::MAGFACE.write_chw(&face, t.view_mut(), false);
+        assert_eq!(t.as_slice().unwrap(), &[127.0 / 255.0, 1.0, 0.0, 0.2, 1.0, 0.0]);
+        let custom = Normalization { channel_order: ChannelOrder::Rgb, mean: [127.0; 3], std: [128.0; 3] };
+        custom.write_chw(&face, t.view_mut(), true);
+        // Mirrored: column 0 now holds the old column 1, (0, 51, 255).
+        assert_eq!(t.as_slice().unwrap(), &[-127.0 / 128.0, 1.0, -76.0 / 128.0, -127.0 / 128.0, 1.0, 0.0]);
+    }
+}

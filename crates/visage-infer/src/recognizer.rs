@@ -1,0 +1,143 @@
+//! Face embeddings from any insightface-format recogniser ONNX: aligned
+//! 112×112 crops in, one feature vector (128-d, 512-d, whatever the model
+//! says) per face out.
+
+use std::path::Path;
+
+use image::RgbImage;
+use ndarray::{Array4, Axis};
+use sha2::{Digest, Sha256};
+
+use crate::config::RecognizerConfig;
+use crate::error::{InferError, Result};
+use crate::onnx_model::OnnxModel;
+use crate::preprocess::Normalization;
+
+/// Faces per inference call when the model's batch dimension is dynamic.
+pub const DEFAULT_MAX_BATCH: usize = 32;
+
+/// One face's recogniser output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceEmbedding {
+    /// The raw feature, as the model outputs it (summed over the flip with TTA).
+    pub feature: Vec<f32>,
+    /// `‖feature‖`: for MagFace-style models the magnitude is the quality score.
+    pub norm: f32,
+    /// `feature / ‖feature‖`: the identity, compared by dot product (cosine).
+    pub embedding: Vec<f32>,
+}
+
+pub struct Recognizer {
+    model: OnnxModel,
+    normalization: Normalization,
+    flip_tta: bool,
+    /// `Some(n)`: the model only accepts batches of exactly `n`.
+    fixed_batch: Option<usize>,
+    max_batch: usize,
+    input_size: (u32, u32),
+}
+
+impl Recognizer {
+    /// Loads the model a config names from `models_dir`, checking its sha256
+    /// when the config gives one.
+    pub fn from_config(config: &RecognizerConfig, models_dir: &Path) -> Result<Self> {
+        let path = config.model_path(models_dir);
+        if let Some(expected) = &config.sha256 {
+            let bytes = std::fs::read(&path).map_err(|e| InferError::io(&path, e))?;
+            let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(InferError::model(&path, format!("sha256 {actual}, but config `{}` expects {expected}", config.name)));
+            }
+        }
+        Self::new(OnnxModel::load(&path)?, config.normalization(), config.flip_tta)
+    }
+
+    /// Wraps a loaded model; its input must be `[N, 3, H, W]` (N, H, W fixed or dynamic).
+    pub fn new(model: OnnxModel, normalization: Normalization, flip_tta: bool) -> Result<Self> {
+        let input = match model.inputs() {
+            [input] => input.clone(),
+            other => return Err(InferError::model(model.path(), format!("a recogniser has one input, this model has {}", other.len()))),
+        };
+        let bad = || InferError::model(model.path(), format!("input `{}` has dims {:?}, expected [N, 3, H, W]", input.name, input.dims));
+        let [batch, channels, height, width] = input.dims[..] else { return Err(bad()) };
+        if channels.is_some_and(|c| c != 3) {
+            return Err(bad());
+        }
+        let side = crate::align::ALIGNED_SIZE as usize;
+        let input_size = (width.unwrap_or(side) as u32, height.unwrap_or(side) as u32);
+        Ok(Self { model, normalization, flip_tta, fixed_batch: batch, max_batch: DEFAULT_MAX_BATCH, input_size })
+    }
+
+    /// Faces per call for a dynamic-batch model (ignored for fixed batches).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    pub fn with_flip_tta(mut self, flip_tta: bool) -> Self {
+        self.flip_tta = flip_tta;
+        self
+    }
+
+    /// The `(width, height)` the model wants its aligned faces in.
+    pub fn input_size(&self) -> (u32, u32) {
+        self.input_size
+    }
+
+    pub fn model(&self) -> &OnnxModel {
+        &self.model
+    }
+
+    /// Embeds aligned faces, in order.
+    pub fn embed(&mut self, faces: &[RgbImage]) -> Result<Vec<FaceEmbedding>> {
+        for (i, face) in faces.iter().enumerate() {
+            if face.dimensions() != self.input_size {
+                return Err(InferError::model(
+                    self.model.path(),
+                    format!("face {i} is {:?}, the model wants {:?} aligned crops", face.dimensions(), self.input_size),
+                ));
+            }
+        }
+        let chunk = self.fixed_batch.unwrap_or(self.max_batch);
+        let mut embeddings = Vec::with_capacity(faces.len());
+        for group in faces.chunks(chunk) {
+            let mut features = self.features(group, false)?;
+            if self.flip_tta {
+                let mirrored = self.features(group, true)?;
+                features.iter_mut().zip(mirrored).for_each(|(f, m)| f.iter_mut().zip(m).for_each(|(a, b)| *a += b));
+            }
+            embeddings.extend(features.into_iter().map(FaceEmbedding::from_feature));
+        }
+        Ok(embeddings)
+    }
+
+    /// Raw features of up to one batch of faces (zero-padded to a fixed batch).
+    fn features(&mut self, faces: &[RgbImage], mirror: bool) -> Result<Vec<Vec<f32>>> {
+        let (width, height) = self.input_size;
+        let batch = self.fixed_batch.unwrap_or(faces.len());
+        let mut input = Array4::<f32>::zeros((batch, 3, height as usize, width as usize));
+        for (face, slot) in faces.iter().zip(input.outer_iter_mut()) {
+            self.normalization.write_chw(face, slot, mirror);
+        }
+        let outputs = self.model.run_f32(input.view().into_dyn())?;
+        let output = outputs.into_iter().next().ok_or_else(|| InferError::model(self.model.path(), "the model has no output"))?;
+        if output.ndim() < 2 || output.shape()[0] != batch {
+            return Err(InferError::model(self.model.path(), format!("output shape {:?}, expected [{batch}, D]", output.shape())));
+        }
+        let rows = output.to_shape((batch, output.len() / batch)).expect("contiguous output").to_owned();
+        Ok(rows.axis_iter(Axis(0)).take(faces.len()).map(|row| row.to_vec()).collect())
+    }
+}
+
+impl FaceEmbedding {
+    pub fn from_feature(feature: Vec<f32>) -> Self {
+        let norm = feature.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32;
+        let embedding = if norm > 0.0 { feature.iter().map(|v| v / norm).collect() } else { vec![0.0; feature.len()] };
+        Self { feature, norm, embedding }
+    }
+
+    /// Cosine similarity of two faces (dot product of the unit embeddings).
+    pub fn cosine(&self, other: &FaceEmbedding) -> f32 {
+        self.embedding.iter().zip(&other.embedding).map(|(a, b)| a * b).sum()
+    }
+}
