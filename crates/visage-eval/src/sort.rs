@@ -27,47 +27,64 @@ pub fn key_score(key: u64) -> f64 {
     f64::from_bits(bits)
 }
 
-/// Sorts keys ascending in place (LSD radix, 11-bit digits).
-pub fn radix_sort_u64(keys: &mut Vec<u64>) {
-    const BITS: u32 = 11;
-    const BUCKETS: usize = 1 << BITS;
-    const PASSES: usize = 64usize.div_ceil(BITS as usize);
-    if keys.len() < 1024 {
+const BITS: u32 = 11;
+const BUCKETS: usize = 1 << BITS;
+const PASSES: usize = 64usize.div_ceil(BITS as usize);
+
+/// Sorted keys of `scores` (ascending): LSD radix sort, 11-bit digits. The
+/// keys are computed on the fly by the histogram pass and by the first
+/// scattering pass, so the scores are read twice and no unsorted key array
+/// is ever written.
+pub fn sorted_keys(scores: &[f64]) -> Vec<u64> {
+    let n = scores.len();
+    if n < 1024 || n >= u32::MAX as usize {
+        let mut keys: Vec<u64> = scores.iter().map(|&s| score_key(s)).collect();
         keys.sort_unstable();
-        return;
+        return keys;
     }
-    // all digit histograms in one read of the keys
-    let mut histograms = vec![[0usize; BUCKETS]; PASSES];
-    for &k in keys.iter() {
+    // all digit histograms in one read of the scores
+    let mut histograms = vec![[0u32; BUCKETS]; PASSES];
+    for &score in scores {
+        let k = score_key(score);
         for (pass, h) in histograms.iter_mut().enumerate() {
             h[((k >> (pass as u32 * BITS)) as usize) & (BUCKETS - 1)] += 1;
         }
     }
-    let mut scratch: Vec<u64> = vec![0; keys.len()];
+    let mut keys: Vec<u64> = vec![0; n];
+    let mut scratch: Vec<u64> = vec![0; n];
+    let mut sorted_from_scores = false;
     for (pass, counts) in histograms.iter_mut().enumerate() {
         let shift = pass as u32 * BITS;
-        if counts.iter().any(|&c| c == keys.len()) {
+        if counts.iter().any(|&c| c as usize == n) {
             continue; // every key has the same digit: this pass would not move anything
         }
-        let mut offset = 0usize;
+        let mut offset = 0u32;
         for c in counts.iter_mut() {
-            let n = *c;
+            let here = *c;
             *c = offset;
-            offset += n;
+            offset += here;
         }
-        for &k in keys.iter() {
-            let bucket = ((k >> shift) as usize) & (BUCKETS - 1);
-            scratch[counts[bucket]] = k;
-            counts[bucket] += 1;
+        if !sorted_from_scores {
+            for &score in scores {
+                let k = score_key(score);
+                let bucket = ((k >> shift) as usize) & (BUCKETS - 1);
+                keys[counts[bucket] as usize] = k;
+                counts[bucket] += 1;
+            }
+            sorted_from_scores = true;
+        } else {
+            for &k in keys.iter() {
+                let bucket = ((k >> shift) as usize) & (BUCKETS - 1);
+                scratch[counts[bucket] as usize] = k;
+                counts[bucket] += 1;
+            }
+            std::mem::swap(&mut keys, &mut scratch);
         }
-        std::mem::swap(keys, &mut scratch);
     }
-}
-
-/// Sorted keys of `scores` (ascending).
-pub fn sorted_keys(scores: &[f64]) -> Vec<u64> {
-    let mut keys: Vec<u64> = scores.iter().map(|&s| score_key(s)).collect();
-    radix_sort_u64(&mut keys);
+    if !sorted_from_scores {
+        // all keys identical
+        keys.iter_mut().zip(scores).for_each(|(k, &s)| *k = score_key(s));
+    }
     keys
 }
 
@@ -101,5 +118,16 @@ mod tests {
         expected.sort_by(|a, b| a.total_cmp(b));
         let got: Vec<f64> = keys.iter().map(|&k| key_score(k)).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn constant_and_few_distinct_values() {
+        let same = vec![0.25; 5000];
+        assert!(sorted_keys(&same).iter().all(|&k| k == score_key(0.25)));
+        let few: Vec<f64> = (0..5000).map(|i| [0.5, -0.0, 0.0, -2.0][i % 4]).collect();
+        let got: Vec<f64> = sorted_keys(&few).iter().map(|&k| key_score(k)).collect();
+        assert_eq!(&got[..1250], vec![-2.0; 1250].as_slice());
+        assert!(got[1250..3750].iter().all(|&v| v == 0.0));
+        assert!(got[3750..].iter().all(|&v| v == 0.5));
     }
 }

@@ -1,7 +1,7 @@
 //! Agglomerative hierarchical clustering (average, complete or single
 //! linkage) with the nearest-neighbour-chain algorithm (Murtagh 1983;
 //! Müllner, "Modern hierarchical, agglomerative clustering algorithms",
-//! 2011): O(n²) time on a condensed distance matrix (n(n−1)/2 `f64`s).
+//! 2011): O(n²) time on a square `f32` distance matrix (n² · 4 bytes).
 //!
 //! Merged distances follow the Lance–Williams updates:
 //! single `min(d_ki, d_kj)`, complete `max(d_ki, d_kj)`,
@@ -53,55 +53,58 @@ pub struct Merge {
     pub height: f64,
 }
 
-/// Index of pair (i, j), i < j, in the condensed upper triangle.
-#[inline]
-fn condensed_index(n: usize, i: usize, j: usize) -> usize {
-    debug_assert!(i < j);
-    i * n - i * (i + 1) / 2 + (j - i - 1)
-}
-
-/// All pairwise distances, upper triangle row by row, computed in parallel
-/// row blocks (each block one matrix product).
-pub fn condensed_distances(data: &Prepared) -> Vec<f64> {
+/// Pairwise distances as a square `f32` matrix (row-major, `+∞` on the
+/// diagonal). Square rather than condensed so that every nearest-neighbour
+/// scan of the chain reads one contiguous row (the condensed layout makes
+/// half of each scan a cache miss per element); `f32` so it costs the memory
+/// of a condensed `f64` matrix (n² · 4 bytes). Distances are computed in `f64`
+/// and rounded once; the Lance–Williams updates are computed in `f64` from
+/// the stored values, so merge heights carry a relative error of ~6e-8.
+pub fn square_distances(data: &Prepared) -> Vec<f32> {
     let n = data.len();
-    let total = n * n.saturating_sub(1) / 2;
-    let mut out = vec![0.0f64; total];
+    let mut out = vec![0.0f32; n * n];
     const BLOCK: usize = 128;
-    let mut slices: Vec<(usize, usize, &mut [f64])> = Vec::new();
-    let mut rest: &mut [f64] = &mut out;
-    let mut start = 0;
-    while start + 1 < n {
-        let end = (start + BLOCK).min(n - 1);
-        let len = condensed_index(n, end - 1, n - 1) + 1 - condensed_index(n, start, start + 1);
-        let (head, tail) = rest.split_at_mut(len);
-        slices.push((start, end - start, head));
-        rest = tail;
-        start = end;
-    }
-    slices.into_par_iter().for_each(|(start, rows, slab)| {
+    // upper triangle (with diagonal block) by row blocks in parallel
+    out.par_chunks_mut(BLOCK * n).enumerate().for_each(|(b, slab)| {
+        let start = b * BLOCK;
+        let rows = slab.len() / n;
         let block = data.block(start..start + rows, start..n);
-        let mut pos = 0;
         for r in 0..rows {
-            let i = start + r;
-            let width = n - i - 1;
-            for (w, v) in slab[pos..pos + width].iter_mut().enumerate() {
-                *v = block[[r, i + 1 - start + w]];
+            let row = &mut slab[r * n..(r + 1) * n];
+            for (c, v) in block.row(r).iter().enumerate() {
+                row[start + c] = *v as f32;
             }
-            pos += width;
         }
     });
+    // mirror into the lower triangle, tile by tile
+    const TILE: usize = 64;
+    let ptr = SharedMut(out.as_mut_ptr());
+    (0..n.div_ceil(TILE)).into_par_iter().for_each(|ti| {
+        let p = &ptr;
+        for tj in 0..=ti {
+            for i in ti * TILE..((ti + 1) * TILE).min(n) {
+                for j in tj * TILE..((tj + 1) * TILE).min(n).min(i) {
+                    // SAFETY: writes go to (i, j) with j < i (lower triangle), each
+                    // written by exactly one tile row `ti`; reads come from the
+                    // upper triangle, which no task writes any more.
+                    unsafe { *p.0.add(i * n + j) = *p.0.add(j * n + i) };
+                }
+            }
+        }
+    });
+    for i in 0..n {
+        out[i * n + i] = f32::INFINITY;
+    }
     out
 }
 
-/// The full dendrogram (n − 1 merges, in the order the chain found them).
-pub fn nn_chain(mut dist: Vec<f64>, n: usize, linkage: Linkage) -> Vec<Merge> {
-    let d = |dist: &Vec<f64>, i: usize, j: usize| -> f64 {
-        if i < j {
-            dist[condensed_index(n, i, j)]
-        } else {
-            dist[condensed_index(n, j, i)]
-        }
-    };
+struct SharedMut(*mut f32);
+unsafe impl Sync for SharedMut {}
+
+/// The full dendrogram (n − 1 merges, in the order the chain found them),
+/// from a [`square_distances`] matrix (consumed: it is updated in place).
+pub fn nn_chain(mut dist: Vec<f32>, n: usize, linkage: Linkage) -> Vec<Merge> {
+    assert_eq!(dist.len(), n * n);
     let mut size = vec![1usize; n];
     let mut active: Vec<usize> = (0..n).collect();
     let mut position: Vec<usize> = (0..n).collect(); // index in `active`
@@ -113,25 +116,23 @@ pub fn nn_chain(mut dist: Vec<f64>, n: usize, linkage: Linkage) -> Vec<Merge> {
         }
         let (a, b, height) = loop {
             let a = *chain.last().unwrap();
-            let prev = if chain.len() >= 2 { Some(chain[chain.len() - 2]) } else { None };
-            // ties prefer the chain predecessor, which guarantees termination
-            let (mut best, mut best_d) = match prev {
-                Some(p) => (p, d(&dist, a, p)),
-                None => (usize::MAX, f64::INFINITY),
-            };
-            for &k in &active {
-                if k != a {
-                    let dk = d(&dist, a, k);
-                    if dk < best_d {
-                        best = k;
-                        best_d = dk;
-                    }
+            let row = &dist[a * n..(a + 1) * n];
+            // retired clusters and the diagonal hold +∞, so a plain scan works
+            let (mut best, mut best_d) = (usize::MAX, f32::INFINITY);
+            for (k, &dk) in row.iter().enumerate() {
+                if dk < best_d {
+                    best = k;
+                    best_d = dk;
                 }
             }
-            if Some(best) == prev {
-                chain.pop();
-                chain.pop();
-                break (a, best, best_d);
+            // ties prefer the chain predecessor, which guarantees termination
+            let prev = if chain.len() >= 2 { Some(chain[chain.len() - 2]) } else { None };
+            if let Some(p) = prev {
+                if row[p] <= best_d {
+                    chain.pop();
+                    chain.pop();
+                    break (a, p, row[p] as f64);
+                }
             }
             chain.push(best);
         };
@@ -143,15 +144,17 @@ pub fn nn_chain(mut dist: Vec<f64>, n: usize, linkage: Linkage) -> Vec<Merge> {
             if k == keep || k == gone {
                 continue;
             }
-            let (dk_keep, dk_gone) = (d(&dist, k, keep), d(&dist, k, gone));
+            let (dk_keep, dk_gone) = (dist[keep * n + k] as f64, dist[gone * n + k] as f64);
             let merged = match linkage {
                 Linkage::Single => dk_keep.min(dk_gone),
                 Linkage::Complete => dk_keep.max(dk_gone),
                 Linkage::Average => (na * dk_keep + nb * dk_gone) / (na + nb),
-            };
-            let idx = if k < keep { condensed_index(n, k, keep) } else { condensed_index(n, keep, k) };
-            dist[idx] = merged;
+            } as f32;
+            dist[keep * n + k] = merged;
+            dist[k * n + keep] = merged;
+            dist[k * n + gone] = f32::INFINITY;
         }
+        dist[keep * n + gone] = f32::INFINITY;
         size[keep] += size[gone];
         let pos = position[gone];
         active.swap_remove(pos);
@@ -184,7 +187,7 @@ pub fn ahc(x: &Array2<f64>, config: &AhcConfig) -> Vec<i64> {
         return vec![0; n];
     }
     let data = Prepared::new(x, config.metric);
-    let dist = condensed_distances(&data);
+    let dist = square_distances(&data);
     drop(data);
     let merges = nn_chain(dist, n, config.linkage);
     cut(&merges, n, config.stop)
@@ -197,7 +200,7 @@ mod tests {
 
     fn heights(x: &Array2<f64>, linkage: Linkage) -> Vec<f64> {
         let data = Prepared::new(x, Metric::Euclidean);
-        let mut h: Vec<f64> = nn_chain(condensed_distances(&data), x.nrows(), linkage).iter().map(|m| m.height).collect();
+        let mut h: Vec<f64> = nn_chain(square_distances(&data), x.nrows(), linkage).iter().map(|m| m.height).collect();
         h.sort_by(f64::total_cmp);
         h
     }
@@ -212,7 +215,7 @@ mod tests {
         assert_eq!(heights(&x, Linkage::Complete), vec![1.0, 3.0, 7.0]);
         let avg = heights(&x, Linkage::Average);
         assert_eq!(&avg[..2], &[1.0, 2.5]);
-        assert!((avg[2] - 17.0 / 3.0).abs() < 1e-12);
+        assert!((avg[2] - 17.0 / 3.0).abs() < 1e-6); // stored as f32
     }
 
     #[test]
@@ -227,13 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn condensed_matches_direct() {
+    fn square_matches_direct() {
         let x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * 7 + j * 13) % 17) as f64 * 0.1);
         let data = Prepared::new(&x, Metric::Euclidean);
-        let c = condensed_distances(&data);
-        for &(i, j) in &[(0usize, 1usize), (0, 299), (5, 200), (127, 128), (128, 129), (297, 299)] {
+        let d = square_distances(&data);
+        for &(i, j) in &[(0usize, 1usize), (0, 299), (5, 200), (127, 128), (128, 129), (297, 299), (200, 5), (299, 0)] {
             let direct: f64 = (0..3).map(|k| (x[[i, k]] - x[[j, k]]).powi(2)).sum::<f64>().sqrt();
-            assert!((c[condensed_index(300, i, j)] - direct).abs() < 1e-12);
+            assert!((d[i * 300 + j] as f64 - direct).abs() < 1e-6, "({i},{j})");
         }
+        assert_eq!(d[7 * 300 + 7], f32::INFINITY);
     }
 }
