@@ -13,6 +13,7 @@
 //!   batching, flip TTA, raw feature, its norm and the unit embedding.
 
 pub mod align;
+mod checksum;
 pub mod config;
 pub mod decode;
 pub mod error;

@@ -22,8 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use sha2::{Digest, Sha256};
-
+use crate::checksum::sha256_hex;
 use crate::error::{InferError, Result};
 
 /// The ONNX Runtime release visage pins. `ort` 2.0.0-rc.15 wraps the 1.31 C
@@ -61,9 +60,10 @@ pub fn locate_onnxruntime() -> Result<PathBuf> {
     lock.lock().map_err(|e| InferError::io(&lock_path, e))?;
     // Another process may have finished the download while this one waited.
     if !library.is_file() {
-        let wheel = download_wheel(&dir)?;
-        install_from_wheel(&wheel, WHEEL_SHA256, &library)?;
-        let _ = fs::remove_dir_all(wheel.parent().unwrap_or(&dir));
+        let download_dir = dir.join(format!("download-{}", std::process::id()));
+        let installed = download_wheel(&download_dir).and_then(|wheel| install_from_wheel(&wheel, WHEEL_SHA256, &library));
+        let _ = fs::remove_dir_all(&download_dir);
+        installed?;
     }
     Ok(library)
 }
@@ -79,24 +79,24 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(root.join("onnxruntime").join(ONNXRUNTIME_VERSION))
 }
 
-fn download_wheel(cache: &Path) -> Result<PathBuf> {
+/// Asks pip for the pinned wheel, into `download_dir`.
+fn download_wheel(download_dir: &Path) -> Result<PathBuf> {
     if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
         return Err(InferError::Runtime(format!(
             "visage pins the onnxruntime {ONNXRUNTIME_VERSION} wheel for Linux x86_64 only; on this platform point ORT_DYLIB_PATH at an ONNX Runtime ≥ 1.22 library"
         )));
     }
-    let download_dir = cache.join(format!("download-{}", std::process::id()));
     let requirement = format!("onnxruntime=={ONNXRUNTIME_VERSION}");
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"])
         .args(["--platform", "manylinux_2_28_x86_64", "--dest"])
-        .arg(&download_dir)
+        .arg(download_dir)
         .arg(&requirement)
         .output();
     let hint = format!(
         "cannot fetch {WHEEL_FILE} with `python3 -m pip download {requirement}`; either make pip able to reach the package index, \
          or put an ONNX Runtime ≥ 1.22 library at {} or in ORT_DYLIB_PATH",
-        cache.join(LIBRARY_FILE).display()
+        download_dir.with_file_name(LIBRARY_FILE).display()
     );
     match output {
         Err(e) => return Err(InferError::Runtime(format!("{hint} (python3: {e})"))),
@@ -119,7 +119,7 @@ fn download_wheel(cache: &Path) -> Result<PathBuf> {
 /// through a temporary file and a rename.
 pub(crate) fn install_from_wheel(wheel: &Path, expected_sha256: &str, library: &Path) -> Result<()> {
     let bytes = fs::read(wheel).map_err(|e| InferError::io(wheel, e))?;
-    let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let actual = sha256_hex(&bytes);
     if actual != expected_sha256 {
         return Err(InferError::Runtime(format!(
             "{}: sha256 {actual}, expected {expected_sha256}: refusing to load it",
@@ -145,15 +145,18 @@ pub fn environment() -> Result<ort::environment::Environment> {
     static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
     ENVIRONMENT
         .get_or_init(|| {
-            let library = locate_onnxruntime().map_err(|e| e.to_string())?;
+            let library = locate_onnxruntime().map_err(|e| match e {
+                InferError::Runtime(message) => message,
+                other => other.to_string(),
+            })?;
             ort::init_from(&library)
-                .map_err(|e| format!("ONNX Runtime library: {}: {e}", library.display()))?
+                .map_err(|e| format!("{}: {e}", library.display()))?
                 .with_name("visage")
                 .build()
-                .map_err(|e| format!("ONNX Runtime library: {}: cannot create the environment: {e}", library.display()))
+                .map_err(|e| format!("{}: cannot create the environment: {e}", library.display()))
         })
         .clone()
-        .map_err(|message| InferError::Runtime(message.trim_start_matches("ONNX Runtime library: ").to_string()))
+        .map_err(InferError::Runtime)
 }
 
 #[cfg(test)]
@@ -167,7 +170,7 @@ mod tests {
         writer.start_file(member, zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
         writer.write_all(payload).unwrap();
         writer.finish().unwrap();
-        let sha = Sha256::digest(fs::read(&path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        let sha = sha256_hex(&fs::read(&path).unwrap());
         (path, sha)
     }
 

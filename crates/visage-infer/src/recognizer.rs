@@ -6,8 +6,8 @@ use std::path::Path;
 
 use image::RgbImage;
 use ndarray::{Array4, Axis};
-use sha2::{Digest, Sha256};
 
+use crate::checksum::sha256_hex;
 use crate::config::RecognizerConfig;
 use crate::error::{InferError, Result};
 use crate::onnx_model::OnnxModel;
@@ -44,7 +44,7 @@ impl Recognizer {
         let path = config.model_path(models_dir);
         if let Some(expected) = &config.sha256 {
             let bytes = std::fs::read(&path).map_err(|e| InferError::io(&path, e))?;
-            let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let actual = sha256_hex(&bytes);
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(InferError::model(&path, format!("sha256 {actual}, but config `{}` expects {expected}", config.name)));
             }
