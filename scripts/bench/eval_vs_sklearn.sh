@@ -52,29 +52,29 @@ def main():
     if task == "roc":
         from sklearn.metrics import roc_curve, auc
         s, y = np.load(sys.argv[2]), np.load(sys.argv[3])
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
         res = {"auc": float(auc(fpr, tpr)), "eer": float(np.min(np.maximum(fpr, 1 - tpr))),
                "tar_at_far": [{"far": f, "tar": float(np.max(tpr[fpr <= f]))} for f in [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]]}
-        secs = time.perf_counter() - t
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
         json.dump(res, open(sys.argv[4], "w"))
-        print(json.dumps({"task": "roc", "n": len(s), "seconds": round(secs, 4)}))
+        print(json.dumps({"task": "roc", "n": len(s), "seconds": round(secs, 4), "cpu_seconds": round(cpu, 2)}))
     elif task == "dbscan":
         from sklearn.cluster import DBSCAN
         x = np.load(sys.argv[2])
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         labels = DBSCAN(eps=float(sys.argv[3]), min_samples=int(sys.argv[4]), metric="cosine").fit_predict(x)
-        secs = time.perf_counter() - t
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
         np.savetxt(sys.argv[5], labels, fmt="%d")
-        print(json.dumps({"task": "dbscan", "n": len(x), "seconds": round(secs, 4)}))
+        print(json.dumps({"task": "dbscan", "n": len(x), "seconds": round(secs, 4), "cpu_seconds": round(cpu, 2)}))
     elif task == "ahc":
         from sklearn.cluster import AgglomerativeClustering
         x = np.load(sys.argv[2])
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         labels = AgglomerativeClustering(n_clusters=None, distance_threshold=float(sys.argv[3]), metric="cosine", linkage="average").fit_predict(x)
-        secs = time.perf_counter() - t
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
         np.savetxt(sys.argv[4], labels, fmt="%d")
-        print(json.dumps({"task": "ahc", "n": len(x), "seconds": round(secs, 4)}))
+        print(json.dumps({"task": "ahc", "n": len(x), "seconds": round(secs, 4), "cpu_seconds": round(cpu, 2)}))
     elif task == "compare":
         kind, a, b = sys.argv[2], sys.argv[3], sys.argv[4]
         if kind == "roc":
@@ -102,10 +102,11 @@ run() {
   local name=$1 side=$2; shift 2
   /usr/bin/time -v -o "$WORK/time_${name}_${side}.txt" "$@" > "$WORK/out_${name}_${side}.txt"
   SECS[${name}_${side}]=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'])" "$WORK/out_${name}_${side}.txt")
+  CPU[${name}_${side}]=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['cpu_seconds'])" "$WORK/out_${name}_${side}.txt")
   RSS[${name}_${side}]=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$WORK/time_${name}_${side}.txt")
-  echo "  $name/$side: ${SECS[${name}_${side}]} s, peak ${RSS[${name}_${side}]} MiB"
+  echo "  $name/$side: ${SECS[${name}_${side}]} s wall, ${CPU[${name}_${side}]} s CPU, peak ${RSS[${name}_${side}]} MiB"
 }
-declare -A SECS RSS
+declare -A SECS CPU RSS
 EPS=0.5; MINS=5; THRESH=0.6
 echo "ROC…";    run roc visage "$BIN" roc "$WORK/scores.npy" "$WORK/labels.npy" "$WORK/roc_visage.json"
                 run roc sklearn python3 "$WORK/sk.py" roc "$WORK/scores.npy" "$WORK/labels.npy" "$WORK/roc_sklearn.json"
@@ -120,10 +121,11 @@ echo -n "  ROC:    "; python3 "$WORK/sk.py" compare roc "$WORK/roc_visage.json" 
 echo -n "  DBSCAN: "; python3 "$WORK/sk.py" compare labels "$WORK/db_visage.txt" "$WORK/db_sklearn.txt"
 echo -n "  AHC:    "; python3 "$WORK/sk.py" compare labels "$WORK/ahc_visage.txt" "$WORK/ahc_sklearn.txt"
 echo
-printf "%-28s %12s %12s %8s %14s %14s\n" task "visage s" "sklearn s" ratio "visage MiB" "sklearn MiB"
+printf "%-30s %10s %10s %7s %10s %10s %12s %12s\n" task "visage s" "sklearn s" ratio "visage CPU" "sklearn CPU" "visage MiB" "sklearn MiB"
 for t in roc dbscan ahc; do
   case $t in roc) label="ROC+TAR@FAR ($N_PAIRS pairs)";; dbscan) label="DBSCAN ($N_DBSCAN x 512)";; ahc) label="AHC avg ($N_AHC x 512)";; esac
   ratio=$(python3 -c "print('%.1fx' % (float('${SECS[${t}_sklearn]}') / max(float('${SECS[${t}_visage]}'), 1e-9)))")
-  printf "%-28s %12s %12s %8s %14s %14s\n" "$label" "${SECS[${t}_visage]}" "${SECS[${t}_sklearn]}" "$ratio" "${RSS[${t}_visage]}" "${RSS[${t}_sklearn]}"
+  printf "%-30s %10s %10s %7s %10s %10s %12s %12s\n" "$label" "${SECS[${t}_visage]}" "${SECS[${t}_sklearn]}" "$ratio" "${CPU[${t}_visage]}" "${CPU[${t}_sklearn]}" "${RSS[${t}_visage]}" "${RSS[${t}_sklearn]}"
 done
-echo "(cores: $(nproc); sklearn $(python3 -c 'import sklearn; print(sklearn.__version__)'), numpy $(python3 -c 'import numpy; print(numpy.__version__)'))"
+echo "(seconds: computation only, wall clock; CPU: user+system seconds of that computation; MiB: peak RSS of the whole process)"
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc); sklearn $(python3 -c 'import sklearn; print(sklearn.__version__)'), numpy $(python3 -c 'import numpy; print(numpy.__version__)'))"
