@@ -164,6 +164,17 @@ mod tests {
     }
 
     #[test]
+    fn cmyk_jpeg_becomes_rgb() {
+        // Written by Pillow (scripts/reference/infer_fixtures.py): red | blue in CMYK.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cmyk_red_blue.jpg");
+        let rgb = load_rgb(&path, &DecodeOptions::default()).unwrap();
+        assert_eq!(rgb.dimensions(), (16, 8));
+        let (left, right) = (rgb.get_pixel(2, 2).0, rgb.get_pixel(13, 5).0);
+        assert!(left[0] > 240 && left[1] < 15 && left[2] < 15, "left {left:?} should be red");
+        assert!(right[0] < 15 && right[1] < 15 && right[2] > 240, "right {right:?} should be blue");
+    }
+
+    #[test]
     fn missing_file_names_the_path() {
         let err = load_rgb(Path::new("/nonexistent/face.jpg"), &DecodeOptions::default()).unwrap_err();
         assert!(err.to_string().starts_with("/nonexistent/face.jpg: cannot read"), "{err}");
