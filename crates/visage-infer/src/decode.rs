@@ -39,9 +39,16 @@ pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
 
 /// Decodes image bytes; `name` is the file the bytes came from, for messages.
 pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| InferError::io(name, e))?;
+    // The image crate's own allocation cap (512 MiB) would refuse a 16-bit RGBA
+    // photo below `max_pixels` with a confusing "limits exceeded"; the pixel
+    // count is the limit visage promises, so size the cap from it (8 bytes a
+    // pixel is the widest these formats decode to).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(options.max_pixels.saturating_mul(8).max(512 << 20));
+    reader.limits(limits);
     match reader.format() {
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) => {}
         _ => return Err(InferError::NotAnImage { path: name.to_path_buf() }),
