@@ -84,6 +84,15 @@ impl Recognizer {
         self.input_size
     }
 
+    /// Feature length, when the model declares it (`[N, D]` output with fixed D).
+    pub fn embedding_dim(&self) -> Option<usize> {
+        let output = self.model.outputs().first()?;
+        match output.dims[..] {
+            [_, dim, ..] => dim,
+            _ => None,
+        }
+    }
+
     pub fn model(&self) -> &OnnxModel {
         &self.model
     }

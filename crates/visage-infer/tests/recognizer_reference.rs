@@ -129,3 +129,15 @@ fn wrong_hash_and_wrong_face_size_are_refused() {
     let err = recognizer(&config(MODELS[0])).embed(&[image::RgbImage::new(100, 112)]).unwrap_err().to_string();
     assert!(err.contains("face 0 is (100, 112), the model wants (112, 112)"), "{err}");
 }
+
+#[test]
+fn input_and_output_shapes_come_from_the_models() {
+    use visage_infer::TensorSpec;
+    let paddle = recognizer(&config(MODELS[0]));
+    assert_eq!(paddle.model().inputs(), &[TensorSpec { name: "x".into(), dims: vec![None, Some(3), Some(112), Some(112)] }]);
+    assert_eq!(paddle.embedding_dim(), Some(128));
+    let faceplugin = recognizer(&config(MODELS[1]));
+    assert_eq!(faceplugin.model().inputs(), &[TensorSpec { name: "input".into(), dims: vec![Some(1), Some(3), Some(112), Some(112)] }]);
+    assert_eq!(faceplugin.embedding_dim(), Some(512));
+    assert_eq!(faceplugin.input_size(), (112, 112));
+}
