@@ -27,6 +27,14 @@ fn aligned_crops_match_the_opencv_reference() {
 
         let diffs: Vec<u8> = ours.as_raw().iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
         let sum: u64 = diffs.iter().map(|&d| u64::from(d)).sum();
+        if !face.path.ends_with(".jpg") {
+            // Lossless input: both sides decode the same pixels, so this isolates
+            // the warp. Only OpenCV's 1/32-pixel fixed-point rounding remains
+            // (measured: max 1, mean ≤ 0.02); the JPEG photos add decoder
+            // differences (libjpeg-turbo vs zune-jpeg).
+            let max = *diffs.iter().max().unwrap();
+            assert!(max <= 1, "{}: lossless input, warp differs by {max} grey levels", face.path);
+        }
         let mean = sum as f64 / diffs.len() as f64;
         worst_max = worst_max.max(*diffs.iter().max().unwrap());
         if mean > worst_mean.0 {
