@@ -18,8 +18,6 @@
 
 use serde::Serialize;
 
-use rayon::prelude::*;
-
 use crate::sort::{key_score, sorted_keys};
 
 /// Default FAR targets of the `visage eval roc` contract: 1e-6 … 1e-1.
@@ -119,24 +117,10 @@ impl RocSummary {
 /// [`LabelledScores::check_both_classes`] first) or a score is NaN.
 pub fn roc_summary(scores: &LabelledScores, fars: &[f64]) -> RocSummary {
     assert!(!scores.genuine.is_empty() && !scores.impostor.is_empty(), "ROC needs both classes");
-    // Each class is cut into pieces that are radix-sorted in parallel; the
-    // walk merges the sorted runs on the fly (no merge pass).
-    let pieces = rayon::current_num_threads().max(1);
-    let cut = |v: &'_ [f64]| -> Vec<(bool, std::ops::Range<usize>)> {
-        let size = v.len().div_ceil(pieces).max(1 << 16);
-        (0..v.len()).step_by(size).map(|a| (true, a..(a + size).min(v.len()))).collect()
-    };
-    let mut jobs: Vec<(bool, std::ops::Range<usize>)> = cut(&scores.genuine);
-    jobs.extend(cut(&scores.impostor).into_iter().map(|(_, r)| (false, r)));
-    let sorted: Vec<(bool, Vec<u64>)> = jobs
-        .into_par_iter()
-        .map(|(is_genuine, r)| {
-            let src = if is_genuine { &scores.genuine[r] } else { &scores.impostor[r] };
-            (is_genuine, sorted_keys(src))
-        })
-        .collect();
-    let (g, i): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(is_genuine, _)| *is_genuine);
-    walk(Runs::new(g.into_iter().map(|x| x.1).collect()), Runs::new(i.into_iter().map(|x| x.1).collect()), fars)
+    // each sort is parallel inside (over its top-digit buckets)
+    let genuine = sorted_keys(&scores.genuine);
+    let impostor = sorted_keys(&scores.impostor);
+    walk(Runs::new(vec![genuine]), Runs::new(vec![impostor]), fars)
 }
 
 /// Ascending sorted runs of one class, consumed from the top.
