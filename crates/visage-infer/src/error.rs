@@ -44,6 +44,9 @@ pub enum InferError {
 
     #[error("{path}: invalid recogniser config: {message}")]
     Config { path: PathBuf, message: String },
+
+    #[error("{path}: invalid detector config: {message}")]
+    DetectorConfig { path: PathBuf, message: String },
 }
 
 impl InferError {

@@ -9,6 +9,8 @@
 //! - [`onnxruntime`]: where the ONNX Runtime library comes from (found, or the
 //!   pinned PyPI wheel fetched and hash-checked into a cache);
 //! - [`onnx_model`]: a session whose input/output shapes come from the model;
+//! - [`detector`]: SCRFD and YuNet, letterboxed input, shared NMS, boxes and
+//!   5 landmarks in photo pixels;
 //! - [`preprocess`] + [`config`] = [`recognizer`]: per-model normalisation,
 //!   batching, flip TTA, raw feature, its norm and the unit embedding.
 
@@ -16,6 +18,7 @@ pub mod align;
 mod checksum;
 pub mod config;
 pub mod decode;
+pub mod detector;
 pub mod error;
 pub mod onnx_model;
 pub mod onnxruntime;
@@ -27,6 +30,7 @@ pub mod warp;
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 pub use config::{ModelFamily, RecognizerConfig};
 pub use decode::{decode_rgb, load_rgb, DecodeOptions};
+pub use detector::{Detection, Detector, DetectorConfig, DetectorFamily};
 pub use error::{InferError, Result};
 pub use onnx_model::{OnnxModel, TensorSpec};
 pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};

@@ -7,7 +7,7 @@ use std::path::Path;
 use image::RgbImage;
 use ndarray::{Array4, Axis};
 
-use crate::checksum::sha256_hex;
+use crate::checksum::verify_model_file;
 use crate::config::RecognizerConfig;
 use crate::error::{InferError, Result};
 use crate::onnx_model::OnnxModel;
@@ -42,13 +42,7 @@ impl Recognizer {
     /// when the config gives one.
     pub fn from_config(config: &RecognizerConfig, models_dir: &Path) -> Result<Self> {
         let path = config.model_path(models_dir);
-        if let Some(expected) = &config.sha256 {
-            let bytes = std::fs::read(&path).map_err(|e| InferError::io(&path, e))?;
-            let actual = sha256_hex(&bytes);
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(InferError::model(&path, format!("sha256 {actual}, but config `{}` expects {expected}", config.name)));
-            }
-        }
+        verify_model_file(&path, config.sha256.as_deref(), &config.name)?;
         Self::new(OnnxModel::load(&path)?, config.normalization(), config.flip_tta)
     }
 

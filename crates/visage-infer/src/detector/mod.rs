@@ -1,0 +1,309 @@
+//! Face detectors: a photo in, face boxes with 5 landmarks (in the alignment
+//! template's order) out, in the photo's own pixels.
+//!
+//! Both families share the front and back: [`letterbox`] fits the photo into
+//! the model's input, the family's file decodes its raw outputs into
+//! input-pixel detections ([`scrfd`], [`yunet`]), then [`nms`] and the size
+//! filters run and coordinates go back to the photo.
+
+pub mod letterbox;
+pub mod nms;
+pub mod scrfd;
+pub mod yunet;
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use ndarray::{Array4, ArrayD};
+use serde::{Deserialize, Serialize};
+
+use crate::align::Landmarks;
+use crate::checksum::verify_model_file;
+use crate::error::{InferError, Result};
+use crate::onnx_model::OnnxModel;
+use crate::preprocess::{ChannelOrder, Normalization};
+use letterbox::Letterbox;
+
+/// Input side used when the model leaves its spatial dims dynamic.
+pub const DEFAULT_INPUT_SIDE: u32 = 640;
+
+/// One face: box `[x1, y1, x2, y2]`, detector confidence and 5 landmarks
+/// (left eye, right eye, nose, left and right mouth corner as seen), all in
+/// photo pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub landmarks: Landmarks,
+}
+
+impl Detection {
+    pub fn width(&self) -> f32 {
+        self.bbox[2] - self.bbox[0]
+    }
+
+    pub fn height(&self) -> f32 {
+        self.bbox[3] - self.bbox[1]
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width().max(0.0) * self.height().max(0.0)
+    }
+}
+
+/// The index of the largest face (box area), the one a labelled photo is about.
+pub fn largest(detections: &[Detection]) -> Option<usize> {
+    (0..detections.len()).max_by(|&a, &b| detections[a].area().total_cmp(&detections[b].area()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorFamily {
+    /// insightface SCRFD with keypoints: score/box/kps per stride, 2 anchors per cell.
+    Scrfd,
+    /// OpenCV YuNet: cls/obj/box/kps per stride, 1 anchor per cell.
+    Yunet,
+}
+
+impl DetectorFamily {
+    /// SCRFD: RGB, (x − 127.5)/128; YuNet: BGR 0–255 as is.
+    pub fn default_normalization(self) -> Normalization {
+        match self {
+            Self::Scrfd => Normalization { channel_order: ChannelOrder::Rgb, mean: [127.5; 3], std: [128.0; 3] },
+            Self::Yunet => Normalization { channel_order: ChannelOrder::Bgr, mean: [0.0; 3], std: [1.0; 3] },
+        }
+    }
+
+    /// The authors' defaults: SCRFD 0.5 (insightface), YuNet 0.6 (opencv_zoo).
+    pub fn default_score_threshold(self) -> f32 {
+        match self {
+            Self::Scrfd => 0.5,
+            Self::Yunet => 0.6,
+        }
+    }
+
+    /// SCRFD 0.4, YuNet 0.3.
+    pub fn default_nms_iou(self) -> f32 {
+        match self {
+            Self::Scrfd => 0.4,
+            Self::Yunet => 0.3,
+        }
+    }
+}
+
+/// A detector config, one TOML file per model beside the recogniser configs:
+///
+/// ```toml
+/// name = "scrfd_2.5g_bnkps"
+/// file = "scrfd_2.5g_bnkps.onnx"   # relative to the models directory
+/// sha256 = "bc24…"                 # optional, checked on load
+/// family = "scrfd"                 # scrfd | yunet
+/// input_size = [640, 640]          # optional: [width, height] for dynamic models
+/// score_threshold = 0.5            # optional: family default
+/// nms_iou = 0.4                    # optional: family default
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub name: String,
+    pub file: PathBuf,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub family: DetectorFamily,
+    #[serde(default)]
+    pub input_size: Option<[u32; 2]>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub nms_iou: Option<f32>,
+    #[serde(default)]
+    pub normalization: Option<Normalization>,
+}
+
+impl DetectorConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
+        let bad = |message: String| InferError::DetectorConfig { path: path.to_path_buf(), message };
+        let config: Self = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        for (field, value) in [("score_threshold", config.score_threshold), ("nms_iou", config.nms_iou)] {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                return Err(bad(format!("{field} = {} must lie in [0, 1]", value.unwrap())));
+            }
+        }
+        if config.input_size.is_some_and(|[w, h]| w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0) {
+            return Err(bad(format!("input_size {:?} must be positive multiples of 32", config.input_size.unwrap())));
+        }
+        Ok(config)
+    }
+
+    pub fn model_path(&self, models_dir: &Path) -> PathBuf {
+        models_dir.join(&self.file)
+    }
+}
+
+/// A loaded detector with its settings.
+pub struct Detector {
+    model: OnnxModel,
+    family: DetectorFamily,
+    normalization: Normalization,
+    /// `(width, height)` of the model input.
+    input_size: (u32, u32),
+    score_threshold: f32,
+    nms_iou: f32,
+    min_face_px: f32,
+    max_faces: Option<usize>,
+}
+
+impl Detector {
+    pub fn from_config(config: &DetectorConfig, models_dir: &Path) -> Result<Self> {
+        let path = config.model_path(models_dir);
+        verify_model_file(&path, config.sha256.as_deref(), &config.name)?;
+        let model = OnnxModel::load(&path)?;
+        let input = match model.inputs() {
+            [input] => input.clone(),
+            other => return Err(InferError::model(&path, format!("a detector has one input, this model has {}", other.len()))),
+        };
+        let [_, channels, height, width] = input.dims[..] else {
+            return Err(InferError::model(&path, format!("input `{}` has dims {:?}, expected [1, 3, H, W]", input.name, input.dims)));
+        };
+        if channels.is_some_and(|c| c != 3) {
+            return Err(InferError::model(&path, format!("input `{}` has {channels:?} channels, expected 3", input.name)));
+        }
+        let [default_w, default_h] = config.input_size.unwrap_or([DEFAULT_INPUT_SIDE; 2]);
+        let input_size = (width.map_or(default_w, |w| w as u32), height.map_or(default_h, |h| h as u32));
+        let family = config.family;
+        Ok(Self {
+            model,
+            family,
+            normalization: config.normalization.unwrap_or(family.default_normalization()),
+            input_size,
+            score_threshold: config.score_threshold.unwrap_or(family.default_score_threshold()),
+            nms_iou: config.nms_iou.unwrap_or(family.default_nms_iou()),
+            min_face_px: 0.0,
+            max_faces: None,
+        })
+    }
+
+    /// Drops faces whose box is narrower or shorter than `pixels` (photo pixels).
+    pub fn with_min_face_size(mut self, pixels: f32) -> Self {
+        self.min_face_px = pixels;
+        self
+    }
+
+    /// Keeps at most `n` faces, the largest ones.
+    pub fn with_max_faces(mut self, n: Option<usize>) -> Self {
+        self.max_faces = n;
+        self
+    }
+
+    pub fn with_score_threshold(mut self, threshold: f32) -> Self {
+        self.score_threshold = threshold;
+        self
+    }
+
+    pub fn family(&self) -> DetectorFamily {
+        self.family
+    }
+
+    /// `(width, height)` the photo is letterboxed into.
+    pub fn input_size(&self) -> (u32, u32) {
+        self.input_size
+    }
+
+    pub fn model(&self) -> &OnnxModel {
+        &self.model
+    }
+
+    /// Faces in `image`, best score first (largest first when `max_faces` cut).
+    pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
+        let (width, height) = self.input_size;
+        let letterbox = Letterbox::new(image, width, height);
+        let mut input = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
+        self.normalization.write_chw(&letterbox.canvas, input.index_axis_mut(ndarray::Axis(0), 0), false);
+        let outputs = self.model.run_f32(input.view().into_dyn())?;
+        let raw = self.decode(&outputs)?;
+        let mut faces: Vec<Detection> = nms::nms(raw, self.nms_iou)
+            .into_iter()
+            .map(|d| Detection {
+                bbox: {
+                    let [x1, y1] = letterbox.to_photo(d.bbox[0], d.bbox[1]);
+                    let [x2, y2] = letterbox.to_photo(d.bbox[2], d.bbox[3]);
+                    [x1, y1, x2, y2]
+                },
+                score: d.score,
+                landmarks: d.landmarks.map(|[x, y]| letterbox.to_photo(x, y)),
+            })
+            .filter(|d| d.width() >= self.min_face_px && d.height() >= self.min_face_px)
+            .collect();
+        if let Some(n) = self.max_faces {
+            if faces.len() > n {
+                faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
+                faces.truncate(n);
+            }
+        }
+        Ok(faces)
+    }
+
+    fn decode(&self, outputs: &[ArrayD<f32>]) -> Result<Vec<Detection>> {
+        let (width, height) = self.input_size;
+        let decoded = match self.family {
+            DetectorFamily::Scrfd => scrfd::decode(outputs, width, height, self.score_threshold),
+            DetectorFamily::Yunet => yunet::decode(outputs, width, height, self.score_threshold),
+        };
+        decoded.map_err(|message| InferError::model(self.model.path(), message))
+    }
+}
+
+/// The detector-output tensors of one stride, as `[rows, columns]` matrices.
+pub(crate) struct StrideOutputs<'a> {
+    pub stride: u32,
+    pub tensors: Vec<ndarray::ArrayView2<'a, f32>>,
+}
+
+/// Views every output as `[N, D]` (leading batch dims of 1 dropped).
+pub(crate) fn as_matrices(outputs: &[ArrayD<f32>]) -> std::result::Result<Vec<ndarray::ArrayView2<'_, f32>>, String> {
+    outputs
+        .iter()
+        .map(|o| {
+            let shape = o.shape();
+            let d = *shape.last().ok_or("a scalar output")?;
+            if shape[..shape.len() - 1].iter().rev().skip(1).any(|&s| s != 1) {
+                return Err(format!("output shape {shape:?}: expected [N, D] or [1, N, D]"));
+            }
+            let n = if d == 0 { 0 } else { o.len() / d };
+            o.view().into_shape_with_order((n, d)).map_err(|e| format!("output shape {shape:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Groups outputs per stride: `kinds` lists the column counts of one
+/// stride's tensors in model order (SCRFD `[1, 4, 10]`: score, box, kps).
+/// Tensors of one kind are ordered by row count, most rows = finest stride,
+/// so grouping needs neither output names nor their order between kinds.
+pub(crate) fn group_by_stride<'a>(
+    matrices: Vec<ndarray::ArrayView2<'a, f32>>,
+    kinds: &[usize],
+    strides: &[u32],
+) -> std::result::Result<Vec<StrideOutputs<'a>>, String> {
+    let mut groups: Vec<StrideOutputs<'a>> = strides.iter().map(|&stride| StrideOutputs { stride, tensors: Vec::new() }).collect();
+    // Same column count may serve two kinds (YuNet cls and obj): model order decides between them.
+    let mut pools: Vec<(usize, Vec<ndarray::ArrayView2<'a, f32>>)> = Vec::new();
+    for m in matrices {
+        match pools.iter_mut().find(|(d, _)| *d == m.ncols()) {
+            Some((_, pool)) => pool.push(m),
+            None => pools.push((m.ncols(), vec![m])),
+        }
+    }
+    for &d in kinds {
+        let pool = &mut pools.iter_mut().find(|(cols, _)| *cols == d).ok_or(format!("no output with {d} columns"))?.1;
+        if pool.len() < strides.len() {
+            return Err(format!("expected {} outputs with {d} columns, found {}", strides.len(), pool.len()));
+        }
+        let mut these: Vec<_> = pool.drain(..strides.len()).collect();
+        these.sort_by(|a, b| b.nrows().cmp(&a.nrows()));
+        for (group, m) in groups.iter_mut().zip(these) {
+            group.tensors.push(m);
+        }
+    }
+    Ok(groups)
+}

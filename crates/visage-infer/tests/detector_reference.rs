@@ -1,0 +1,113 @@
+//! Detector parity with the independent reference pipeline (numpy +
+//! onnxruntime + OpenCV, SCRFD-2.5G): landmarks of the largest face per
+//! photo, YuNet agreeing on where that face is, the whole chain photo →
+//! detect → align → embed against the reference embeddings, and group photos.
+
+mod common;
+
+use visage_infer::detector::{largest, nms::iou};
+use visage_infer::{align_face, load_rgb, DecodeOptions, Detection, Detector, DetectorConfig, Recognizer, RecognizerConfig};
+
+fn detector(name: &str) -> Detector {
+    let config = DetectorConfig::load(&common::repo_models_dir().join(format!("{name}.toml"))).unwrap();
+    Detector::from_config(&config, &common::shared_data().join("models")).unwrap()
+}
+
+fn photo(path: &str) -> image::RgbImage {
+    load_rgb(&common::shared_data().join("faces").join(path), &DecodeOptions::default()).unwrap()
+}
+
+fn largest_face(detector: &mut Detector, image: &image::RgbImage, path: &str) -> Detection {
+    let faces = detector.detect(image).unwrap();
+    faces[largest(&faces).unwrap_or_else(|| panic!("{path}: no face"))].clone()
+}
+
+#[test]
+fn scrfd_landmarks_yunet_boxes_and_embeddings_match_the_reference() {
+    let mut scrfd = detector("scrfd_2.5g_bnkps");
+    let mut yunet = detector("face_detection_yunet_2023mar");
+    let recognizer_config = RecognizerConfig::load(&common::repo_models_dir().join("arcface_mobileface_128d_paddle.toml")).unwrap();
+    let mut recognizer = Recognizer::from_config(&recognizer_config, &common::shared_data().join("models")).unwrap();
+    let reference = common::reference_embeddings("emb_scrfd_2.5g_bnkps__arcface_mobileface_128d_paddle_RGB.npz");
+
+    let (mut max_err, mut sum_err, mut n_points) = (0.0f32, 0.0f64, 0usize);
+    let (mut min_iou, mut min_cos) = ((1.0f32, String::new()), (1.0f32, String::new()));
+    let mut compared = 0;
+    let mut cosines = Vec::new();
+    for face in common::reference_faces() {
+        if face.landmarks == [[0.0; 2]; 5] {
+            continue; // Tom_Hanks_54745.png: already an aligned crop, no face to detect.
+        }
+        let image = photo(&face.path);
+        let ours = largest_face(&mut scrfd, &image, &face.path);
+        for (p, q) in ours.landmarks.iter().zip(&face.landmarks) {
+            let err = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt();
+            max_err = max_err.max(err);
+            sum_err += f64::from(err);
+            n_points += 1;
+        }
+
+        let by_yunet = largest_face(&mut yunet, &image, &face.path);
+        let overlap = iou(&by_yunet.bbox, &ours.bbox);
+        if overlap < min_iou.0 {
+            min_iou = (overlap, face.path.clone());
+        }
+
+        let row = reference.paths.iter().position(|p| *p == face.path).unwrap_or_else(|| panic!("{}: not in the npz", face.path));
+        let crop = align_face(&image, &ours.landmarks).unwrap();
+        let embedding = recognizer.embed(&[crop]).unwrap().remove(0);
+        let cos: f32 = embedding.embedding.iter().zip(reference.emb.row(row)).map(|(a, b)| a * b).sum();
+        cosines.push(cos);
+        if cos < min_cos.0 {
+            min_cos = (cos, face.path.clone());
+        }
+        compared += 1;
+    }
+    let mean_err = sum_err / n_points as f64;
+    cosines.sort_by(f32::total_cmp);
+    let median_cos = cosines[cosines.len() / 2];
+    let above = cosines.iter().filter(|&&c| c >= 0.999).count();
+    eprintln!(
+        "{compared} photos: SCRFD-2.5G landmark error max {max_err:.3} px, mean {mean_err:.3} px; \
+         YuNet vs SCRFD largest-face IoU min {:.3} ({}); chain cosine min {:.5} ({}), median {median_cos:.5}, {above} ≥ 0.999",
+        min_iou.0, min_iou.1, min_cos.0, min_cos.1
+    );
+    assert_eq!(compared, 82);
+    // Measured: max 9.0 px (deepface_id13/img40.jpg, 3061×4600: 1.3 input
+    // pixels), mean 0.54 px. Not yet the ~1 px target: see the README.
+    assert!(max_err <= 10.0 && mean_err <= 0.6, "landmark error max {max_err} mean {mean_err}");
+    assert!(min_iou.0 >= 0.7, "YuNet IoU {min_iou:?}");
+    // Measured: min 0.9405 (the photo with the largest landmark error), median ≥ 0.999.
+    assert!(min_cos.0 >= 0.93 && median_cos >= 0.999, "chain cosine {min_cos:?}, median {median_cos}");
+}
+
+#[test]
+fn group_photos_give_several_faces() {
+    let mut scrfd = detector("scrfd_2.5g_bnkps");
+    let mut scrfd_500m = detector("scrfd_500m_bnkps");
+    let mut yunet = detector("face_detection_yunet_2023mar");
+    let mut report = Vec::new();
+    for (path, expected) in [("_multi/insightface_t1.jpg", 6), ("_multi/fr_two_people.jpg", 2), ("_multi/fr_obama_and_biden.jpg", 3), ("_multi/fr_kit_with_rose.jpg", 2), ("_multi/deepface_selfie-many-people.jpg", 6)] {
+        let image = photo(path);
+        let counts = [scrfd.detect(&image).unwrap().len(), scrfd_500m.detect(&image).unwrap().len(), yunet.detect(&image).unwrap().len()];
+        report.push(format!("{path}: {counts:?}"));
+        assert!(counts.iter().all(|&c| c == expected), "{path}: SCRFD-2.5G, SCRFD-500M, YuNet found {counts:?}, expected {expected}");
+    }
+    eprintln!("faces found (SCRFD-2.5G, SCRFD-500M, YuNet): {}", report.join("; "));
+}
+
+#[test]
+fn max_faces_and_min_face_size_filter() {
+    let image = photo("_multi/insightface_t1.jpg");
+    let mut all = detector("scrfd_2.5g_bnkps");
+    let faces = all.detect(&image).unwrap();
+    let mut two = detector("scrfd_2.5g_bnkps").with_max_faces(Some(2));
+    let kept = two.detect(&image).unwrap();
+    assert_eq!(kept.len(), 2);
+    let mut areas: Vec<f32> = faces.iter().map(Detection::area).collect();
+    areas.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(kept.iter().map(Detection::area).collect::<Vec<_>>(), areas[..2]);
+    let widest = faces.iter().map(|d| d.width().min(d.height())).fold(0.0f32, f32::max);
+    let mut big_only = detector("scrfd_2.5g_bnkps").with_min_face_size(widest);
+    assert_eq!(big_only.detect(&image).unwrap().len(), 1);
+}
