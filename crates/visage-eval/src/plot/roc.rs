@@ -49,8 +49,7 @@ impl Chart for RocChart<'_> {
             .map_err(err)?;
         for (i, (name, curve)) in self.systems.iter().enumerate() {
             let c = colour(i);
-            // FAR 0 cannot sit on a log axis: those points start at the axis edge
-            let points = curve.iter().map(|p| (p.far.max(min_far), p.tar));
+            let points = log_axis_points(curve, min_far);
             chart
                 .draw_series(LineSeries::new(points, c.stroke_width(2)))
                 .map_err(err)?
@@ -66,5 +65,52 @@ impl Chart for RocChart<'_> {
             .draw()
             .map_err(err)?;
         Ok(())
+    }
+}
+
+/// Points to draw on a log-FAR axis. FAR 0 cannot sit on it: the last FAR-0
+/// point moves to the axis edge, and the straight ROC segment from it to the
+/// first non-zero FAR (a linear segment, curved on a log axis) is sampled so
+/// the drawing follows the true curve instead of a misleading diagonal.
+fn log_axis_points(curve: &[RocPoint], min_far: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(curve.len() + 32);
+    for (i, p) in curve.iter().enumerate() {
+        match curve.get(i + 1) {
+            Some(next) if p.far == 0.0 && next.far > 0.0 => {
+                out.push((min_far, p.tar));
+                let steps = 32;
+                let (lo, hi) = (min_far.ln(), next.far.ln());
+                for s in 1..steps {
+                    let far = (lo + (hi - lo) * s as f64 / steps as f64).exp();
+                    let frac = far / next.far; // position on the linear segment
+                    out.push((far, p.tar + (next.tar - p.tar) * frac));
+                }
+            }
+            _ if p.far == 0.0 => {}
+            _ => out.push((p.far, p.tar)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_far_segment_is_sampled_linearly() {
+        let curve = [
+            RocPoint { threshold: f64::INFINITY, far: 0.0, tar: 0.0 },
+            RocPoint { threshold: 0.9, far: 0.0, tar: 0.5 },
+            RocPoint { threshold: 0.5, far: 1e-2, tar: 0.7 },
+            RocPoint { threshold: 0.1, far: 1.0, tar: 1.0 },
+        ];
+        let pts = log_axis_points(&curve, 1e-4);
+        assert_eq!(pts[0], (1e-4, 0.5));
+        // at FAR 1e-3 (a tenth of the way along the linear segment) TAR is 0.52
+        let mid = pts.iter().find(|p| (p.0 - 1e-3).abs() < 1e-9).unwrap();
+        assert!((mid.1 - 0.52).abs() < 1e-9);
+        assert_eq!(pts[pts.len() - 2], (1e-2, 0.7));
+        assert_eq!(*pts.last().unwrap(), (1.0, 1.0));
     }
 }
