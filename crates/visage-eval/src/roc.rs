@@ -170,7 +170,7 @@ impl Runs {
 /// floating point) does not exceed `far`; `None` when even 0 does.
 fn fp_limit(far: f64, n_neg: u64) -> Option<u64> {
     let neg_f = n_neg as f64;
-    if !(0.0 <= far) {
+    if far.is_nan() || far < 0.0 {
         return None;
     }
     let mut l = ((far * neg_f).floor().max(0.0) as u64).min(n_neg);

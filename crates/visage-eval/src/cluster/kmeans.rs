@@ -130,9 +130,9 @@ fn lloyd(x: &Array2<f64>, x_sq: &[f64], mut centres: Array2<f64>, config: &Kmean
             counts[c] += 1;
         }
         let mut new_centres = centres.clone();
-        for c in 0..k {
-            if counts[c] > 0 {
-                new_centres.row_mut(c).assign(&(&sums.row(c) / counts[c] as f64));
+        for (c, &count) in counts.iter().enumerate() {
+            if count > 0 {
+                new_centres.row_mut(c).assign(&(&sums.row(c) / count as f64));
             } else {
                 // empty cluster: move it to the point farthest from its centre
                 let far = dists.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);

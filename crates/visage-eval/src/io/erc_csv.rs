@@ -25,7 +25,7 @@ pub fn read_erc_csv(path: &Path) -> Result<QualityPairs> {
         let Some(head) = &header else {
             let names: Vec<&str> = line.split(',').map(str::trim).collect();
             let expected = "expected the header `score,label,<quality>_1,<quality>_2,…`";
-            if names.len() < 4 || names[0] != "score" || names[1] != "label" || names.len() % 2 != 0 {
+            if names.len() < 4 || names[0] != "score" || names[1] != "label" || !names.len().is_multiple_of(2) {
                 return Err(ctx.error(format!("{expected}, found `{line}`")));
             }
             for pair in names[2..].chunks(2) {

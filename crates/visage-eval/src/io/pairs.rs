@@ -6,7 +6,10 @@ use std::path::Path;
 use crate::error::{EvalError, Result};
 use crate::io::text::{for_each_line, LineCtx};
 
-pub fn read_pair_list(path: &Path) -> Result<(Vec<(usize, usize)>, Vec<bool>)> {
+/// Row pairs and their is-same flags.
+pub type PairList = (Vec<(usize, usize)>, Vec<bool>);
+
+pub fn read_pair_list(path: &Path) -> Result<PairList> {
     let (mut pairs, mut issame) = (Vec::new(), Vec::new());
     for_each_line(path, |line_no, line| {
         let ctx = LineCtx { path, line: line_no };

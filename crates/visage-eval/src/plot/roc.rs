@@ -22,7 +22,7 @@ impl RocChart<'_> {
             .flat_map(|(_, c)| c.iter().map(|p| p.far))
             .filter(|&f| f > 0.0)
             .fold(1.0f64, f64::min);
-        10f64.powf(smallest.log10().floor()).max(1e-8).min(1e-1)
+        10f64.powf(smallest.log10().floor()).clamp(1e-8, 1e-1)
     }
 }
 
