@@ -30,6 +30,10 @@ enum Command {
     /// Speed against the reference tools, measured in the same run (prints ratios).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Find faces in photos: boxes, scores and 5 landmarks (table, JSON or a drawing).
+    Detect(commands::detect::DetectArgs),
+    /// Detect, align and embed every face: embeddings (.npy) and a per-face index (CSV).
+    Embed(commands::embed::EmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Heads(command) => command.run(),
         Command::Bench(command) => command.run(),
+        Command::Detect(args) => args.run(),
+        Command::Embed(args) => args.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
     };

@@ -1,6 +1,9 @@
 //! One module per top-level subcommand.
 
 pub mod bench;
+pub mod detect;
+pub mod embed;
+mod face_models;
 pub mod heads;
 
 /// A command's failure: the message for stderr and the process exit code

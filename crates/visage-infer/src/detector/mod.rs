@@ -270,7 +270,7 @@ pub(crate) fn as_matrices(outputs: &[ArrayD<f32>]) -> std::result::Result<Vec<nd
             if shape[..shape.len() - 1].iter().rev().skip(1).any(|&s| s != 1) {
                 return Err(format!("output shape {shape:?}: expected [N, D] or [1, N, D]"));
             }
-            let n = if d == 0 { 0 } else { o.len() / d };
+            let n = o.len().checked_div(d).unwrap_or(0);
             o.view().into_shape_with_order((n, d)).map_err(|e| format!("output shape {shape:?}: {e}"))
         })
         .collect()
@@ -300,7 +300,7 @@ pub(crate) fn group_by_stride<'a>(
             return Err(format!("expected {} outputs with {d} columns, found {}", strides.len(), pool.len()));
         }
         let mut these: Vec<_> = pool.drain(..strides.len()).collect();
-        these.sort_by(|a, b| b.nrows().cmp(&a.nrows()));
+        these.sort_by_key(|m| std::cmp::Reverse(m.nrows()));
         for (group, m) in groups.iter_mut().zip(these) {
             group.tensors.push(m);
         }
