@@ -15,6 +15,15 @@ use super::Failure;
 pub enum HeadsCommand {
     /// Evaluate one batch: read {"head", "embeddings", "weights", "labels", "state"?}
     /// as JSON and print {"loss", "grad_embeddings", "grad_weights", "state"?}.
+    ///
+    /// Gradients are of the batch-mean loss. `head.kind` is one of softmax, normface,
+    /// sphereface, cosface, arcface, combined, subcenter, magface, adaface; its
+    /// parameters (s, m, easy_margin, m1, m2, m3, k, l_a, u_a, l_m, u_m, lambda_g, h,
+    /// t_alpha, eps) default to spec/heads.md. `weights` has one row per class, or
+    /// classes × k rows for subcenter. `state` ({"batch_mean", "batch_std"}) is
+    /// AdaFace's running statistics before the batch. Bad input exits with code 2.
+    ///
+    /// Example: visage heads eval --input examples/heads/demo_batch.json
     Eval(EvalArgs),
     /// Check MagFace's convergence conditions numerically and show the optimal
     /// magnitude a* rising as the target angle falls.
@@ -70,7 +79,8 @@ impl EvalArgs {
     fn run(&self) -> Result<(), Failure> {
         let device = device(&self.device)?;
         let text = read_input(&self.input)?;
-        let in_file = |e: CaseError| Failure::bad_input(format!("{}: {e}", self.input.display()));
+        let source = if self.input.as_os_str() == "-" { "standard input".to_string() } else { self.input.display().to_string() };
+        let in_file = |e: CaseError| Failure::bad_input(format!("{source}: {e}"));
         let case = HeadCase::from_json(&text).map_err(in_file)?;
         let result = run_autodiff(device, EvaluateCase(case))
             .map_err(|e| Failure::other(e.to_string()))?
