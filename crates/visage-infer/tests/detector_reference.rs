@@ -73,12 +73,12 @@ fn scrfd_landmarks_yunet_boxes_and_embeddings_match_the_reference() {
         min_iou.0, min_iou.1, min_cos.0, min_cos.1
     );
     assert_eq!(compared, 82);
-    // Measured: max 9.0 px (deepface_id13/img40.jpg, 3061×4600: 1.3 input
-    // pixels), mean 0.54 px. Not yet the ~1 px target: see the README.
-    assert!(max_err <= 10.0 && mean_err <= 0.6, "landmark error max {max_err} mean {mean_err}");
+    // Measured: max 0.81 px (the upscaled 330×512 deepface_id01/img5.jpg), mean 0.09 px.
+    assert!(max_err <= 1.0 && mean_err <= 0.15, "landmark error max {max_err} mean {mean_err}");
     assert!(min_iou.0 >= 0.7, "YuNet IoU {min_iou:?}");
-    // Measured: min 0.9405 (the photo with the largest landmark error), median ≥ 0.999.
-    assert!(min_cos.0 >= 0.93 && median_cos >= 0.999, "chain cosine {min_cos:?}, median {median_cos}");
+    // Measured: min 0.99595 (deepface_id01/img5.jpg, the largest landmark
+    // error), median 0.99989, 76 of 82 photos ≥ 0.999 (JPEG decoders differ).
+    assert!(min_cos.0 >= 0.995 && above >= 75, "chain cosine {min_cos:?}, median {median_cos}, {above} ≥ 0.999");
 }
 
 #[test]
