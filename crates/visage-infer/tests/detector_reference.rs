@@ -1,7 +1,8 @@
 //! Detector parity with the independent reference pipeline (numpy +
 //! onnxruntime + OpenCV, SCRFD-2.5G): landmarks of the largest face per
 //! photo, YuNet agreeing on where that face is, the whole chain photo →
-//! detect → align → embed against the reference embeddings, and group photos.
+//! detect → align → embed against the reference embeddings (SCRFD and
+//! YuNet), and group photos.
 
 mod common;
 
@@ -110,4 +111,37 @@ fn max_faces_and_min_face_size_filter() {
     let widest = faces.iter().map(|d| d.width().min(d.height())).fold(0.0f32, f32::max);
     let mut big_only = detector("scrfd_2.5g_bnkps").with_min_face_size(widest);
     assert_eq!(big_only.detect(&image).unwrap().len(), 1);
+}
+
+#[test]
+fn yunet_chain_matches_the_yunet_reference_embeddings() {
+    let mut yunet = detector("face_detection_yunet_2023mar");
+    let config = RecognizerConfig::load(&common::repo_models_dir().join("arcface_mobileface_128d_paddle.toml")).unwrap();
+    let mut recognizer = Recognizer::from_config(&config, &common::shared_data().join("models")).unwrap();
+    let reference = common::reference_embeddings("emb_yunet__arcface_mobileface_128d_paddle_RGB.npz");
+    let mut cosines = Vec::new();
+    let mut worst = (1.0f32, String::new());
+    for (path, row) in reference.paths.iter().zip(reference.emb.outer_iter()) {
+        let image = photo(path);
+        let faces = yunet.detect(&image).unwrap();
+        let Some(i) = largest(&faces) else { continue };
+        let crop = align_face(&image, &faces[i].landmarks).unwrap();
+        let embedding = recognizer.embed(&[crop]).unwrap().remove(0);
+        let cos: f32 = embedding.embedding.iter().zip(row).map(|(a, b)| a * b).sum();
+        if cos < worst.0 {
+            worst = (cos, path.clone());
+        }
+        cosines.push(cos);
+    }
+    cosines.sort_by(f32::total_cmp);
+    let above = cosines.iter().filter(|&&c| c >= 0.999).count();
+    let median = cosines[cosines.len() / 2];
+    eprintln!("YuNet chain: {} of {} photos, cosine min {:.5} ({}), median {median:.5}, {above} ≥ 0.999", cosines.len(), reference.paths.len(), worst.0, worst.1);
+    // Measured: every photo has a face (YuNet also finds one in the aligned
+    // Tom Hanks crop), min 0.942 (Nathalie_Baye_0002, 250×250), median
+    // 0.9993, 53 of 83 ≥ 0.999. The reference's YuNet geometry is not
+    // reproduced yet: its worst photos are the small upscaled ones (not
+    // upscaling raises 53 to 62, so that is not it either).
+    assert_eq!(cosines.len(), 83);
+    assert!(worst.0 >= 0.93 && median >= 0.999, "YuNet chain cosine min {worst:?}, median {median}");
 }
