@@ -27,6 +27,8 @@ pub mod recognizer;
 pub mod similarity;
 pub mod warp;
 
+/// The decoded photo type `load_rgb` returns.
+pub use image::RgbImage;
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 pub use config::{ModelFamily, RecognizerConfig};
 pub use decode::{decode_rgb, load_rgb, DecodeOptions};

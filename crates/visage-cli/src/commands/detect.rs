@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
-use visage_infer::{load_rgb, Detection};
+use visage_infer::Detection;
 
 use super::face_models::{expand_inputs, DetectorArgs, Tally};
 use super::Failure;
@@ -53,13 +53,7 @@ impl DetectArgs {
         }
         let mut tally = Tally::default();
         for file in &files {
-            let image = match load_rgb(file, &options) {
-                Ok(image) => image,
-                Err(e) => {
-                    tally.fail(file, e);
-                    continue;
-                }
-            };
+            let Some(image) = tally.load(file, &options) else { continue };
             let faces = match detector.detect(&image) {
                 Ok(faces) => faces,
                 Err(e) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ndarray::Array2;
-use visage_infer::{align_face, load_rgb, FaceEmbedding, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
+use visage_infer::{align_face, FaceEmbedding, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 
 use super::face_models::{expand_inputs, DetectorArgs, Tally};
 use super::Failure;
@@ -57,13 +57,7 @@ impl EmbedArgs {
         let mut rows = Vec::new();
         let mut tally = Tally::default();
         for file in &files {
-            let image = match load_rgb(file, &options) {
-                Ok(image) => image,
-                Err(e) => {
-                    tally.fail(file, e);
-                    continue;
-                }
-            };
+            let Some(image) = tally.load(file, &options) else { continue };
             let name = file.display().to_string();
             let (crops, found): (Vec<_>, Vec<_>) = match &mut detector {
                 None => {

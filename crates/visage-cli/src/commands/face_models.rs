@@ -135,6 +135,17 @@ impl Tally {
         self.failed += 1;
     }
 
+    /// Decodes one photo, or reports it and counts the failure (the batch goes on).
+    pub fn load(&mut self, file: &Path, options: &visage_infer::DecodeOptions) -> Option<visage_infer::RgbImage> {
+        match visage_infer::load_rgb(file, options) {
+            Ok(image) => Some(image),
+            Err(e) => {
+                self.fail(file, e);
+                None
+            }
+        }
+    }
+
     /// The batch's outcome: exit 2 when nothing succeeded, or with `strict` when anything failed.
     pub fn finish(&self, strict: bool) -> Result<(), Failure> {
         if self.succeeded == 0 {

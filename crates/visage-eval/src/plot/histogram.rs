@@ -93,14 +93,6 @@ impl Chart for HistogramChart {
             });
             chart.draw_series(LineSeries::new(outline, c.stroke_width(2))).map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }

@@ -14,6 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::EvalError;
+use crate::plot::font::FAMILY;
 
 pub const WIDTH: u32 = 900;
 pub const HEIGHT: u32 = 620;
@@ -37,6 +38,21 @@ pub fn colour(i: usize) -> RGBColor {
 /// A chart that can draw itself on any plotters backend.
 pub trait Chart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// The legend every chart draws: framed, on a translucent white box, at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
 }
 
 pub(crate) fn err<E: std::fmt::Debug>(e: E) -> String {

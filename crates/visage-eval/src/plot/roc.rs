@@ -56,15 +56,7 @@ impl Chart for RocChart<'_> {
                 .label(*name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        super::draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     }
 }
 
