@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::config::HeadConfig;
 use crate::error::HeadError;
-use crate::head::MarginHead;
+use crate::head::{host_values, MarginHead};
 use crate::heads::adaface::AdaFaceState;
 
 /// One batch to evaluate, as read from JSON.
@@ -126,12 +126,12 @@ impl HeadCase {
         let gradients = output.loss.backward();
         let grad = |t: &Tensor<B, 2>, rows: usize| -> Vec<Vec<f64>> {
             match t.grad(&gradients) {
-                Some(g) => from_tensor(g.into_data(), rows),
+                Some(g) => rows_of(host_values(g), rows),
                 None => vec![vec![0.0; self.embeddings[0].len()]; rows],
             }
         };
         Ok(HeadCaseResult {
-            loss: output.loss.into_data().convert::<f64>().into_vec::<f64>().expect("f64 after convert")[0],
+            loss: host_values(output.loss)[0],
             grad_embeddings: grad(&embeddings, self.embeddings.len()),
             grad_weights: grad(&weights, self.weights.len()),
             state: head.adaface_state(),
@@ -198,8 +198,7 @@ fn to_tensor<B: AutodiffBackend>(rows: &[Vec<f64>], device: &B::Device) -> Tenso
     Tensor::from_data(TensorData::new(flat, [rows.len(), rows[0].len()]), device)
 }
 
-fn from_tensor(data: TensorData, rows: usize) -> Vec<Vec<f64>> {
-    let flat = data.convert::<f64>().into_vec::<f64>().expect("f64 after convert");
+fn rows_of(flat: Vec<f64>, rows: usize) -> Vec<Vec<f64>> {
     let cols = flat.len() / rows;
     flat.chunks(cols).map(<[f64]>::to_vec).collect()
 }

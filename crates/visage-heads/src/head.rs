@@ -301,7 +301,8 @@ fn check_rows(tensor: &'static str, norms: &[f64], first_row: usize) -> Result<(
     Ok(())
 }
 
-fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
+/// Reads a tensor back to the host as f64, whatever its element type.
+pub(crate) fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
     tensor
         .into_data()
         .convert::<f64>()

@@ -108,9 +108,11 @@ impl PartialFc {
         // Class id → its column in the concatenation of the kept classes.
         let mut compact_label: std::collections::HashMap<usize, usize> = Default::default();
         let mut kept_so_far = 0;
+        let mut total_classes = 0;
         for (index, shard) in shards.iter().enumerate() {
             let [rows, _] = shard.centres.dims();
-            let classes = rows / per_class.max(1);
+            let classes = rows / per_class;
+            total_classes += classes;
             let kept = self.sample_shard(index, shard.first_class, classes, labels, step);
             let centres = if kept.len() == classes {
                 shard.centres.clone()
@@ -130,7 +132,6 @@ impl PartialFc {
             kept_so_far += kept.len();
             sampled.push(SampledClasses { shard: index, classes: kept });
         }
-        let total_classes: usize = shards.iter().map(|s| s.centres.dims()[0] / per_class.max(1)).sum();
         let mut compact_labels = Vec::with_capacity(labels.len());
         for (index, &label) in labels.iter().enumerate() {
             match compact_label.get(&label) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
+use burn::tensor::{backend::AutodiffBackend, ElementConversion, Tensor, TensorData};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
@@ -128,7 +128,6 @@ impl AutodiffJob for TimeHead<'_> {
     }
 }
 
-use burn::tensor::ElementConversion;
 
 impl HeadsBenchArgs {
     fn run(&self) -> Result<(), Failure> {
