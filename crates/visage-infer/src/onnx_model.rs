@@ -30,11 +30,22 @@ pub struct OnnxModel {
 impl OnnxModel {
     /// Loads the model at `path` (ONNX Runtime is located or fetched on first use).
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_threads(path, None)
+    }
+
+    /// [`Self::load`] with ONNX Runtime's intra-op thread count set (`None`:
+    /// its default, one per physical core). Benchmarks set it so both sides
+    /// of a comparison use the same number of threads.
+    pub fn load_with_threads(path: &Path, intra_threads: Option<usize>) -> Result<Self> {
         if !path.is_file() {
             return Err(InferError::model(path, "model file not found"));
         }
         let env = environment()?;
         let session = Session::builder(&env)
+            .and_then(|builder| match intra_threads {
+                Some(threads) => builder.with_intra_threads(threads).map_err(ort::Error::from),
+                None => Ok(builder),
+            })
             .and_then(|mut builder| builder.commit_from_file(path))
             .map_err(|e| InferError::model(path, format!("ONNX Runtime cannot load the model: {e}")))?;
         let spec = |outlet: &ort::value::Outlet| -> Result<TensorSpec> {
