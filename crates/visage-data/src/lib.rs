@@ -1,0 +1,33 @@
+//! visage-data: the training data side of visage.
+//!
+//! - [`recordio`]: insightface's `train.rec` + `train.idx` (MXNet RecordIO),
+//!   read with random access or by a sequential walk, and written atomically;
+//! - [`folder`]: image folders, one sub-folder per identity;
+//! - [`pack`]: an image folder into a `.rec`/`.idx` pair;
+//! - [`source`]: one trait over both, a decoded image and its label per index;
+//! - [`augment`]: flip, crop/pad, blur, colour jitter on 8-bit RGB;
+//! - [`loader`]: shuffled, sharded, multi-threaded, resumable batches
+//!   (NCHW `f32`), deterministic for a (seed, epoch, rank) whatever the
+//!   thread count.
+//!
+//! Decoding and normalisation come from `visage-infer` (`decode_rgb`,
+//! `Normalization`), so a training crop and an inference crop go through the
+//! same code.
+
+pub mod augment;
+pub mod error;
+pub mod folder;
+pub mod loader;
+pub mod pack;
+pub mod recordio;
+mod seed;
+pub mod source;
+
+pub use augment::Augmentation;
+pub use error::{DataError, Result};
+pub use folder::ImageFolder;
+pub use loader::{Batch, Loader, LoaderConfig, SkippedSample};
+pub use pack::{pack_folder, PackOptions, PackReport};
+pub use recordio::{RecordDataset, RecordFile, RecordWriter};
+pub use source::{FaceSource, LabelledImage};
+pub use visage_infer::{ChannelOrder, DecodeOptions, Normalization};

@@ -1,0 +1,152 @@
+//! An image folder into insightface's `train.rec` + `train.idx`.
+//!
+//! Layout (what insightface's packing scripts produce, shared/spec/formats.md):
+//! key 0 is the header whose label vector is `(id_start, id_end)`; keys
+//! `1 … N` are the images in folder order with their label as a scalar float
+//! (`id` = the key); keys `N+1 … N+C` are one record per identity with the
+//! label vector `(first image key, one past its last)`. Images are stored as
+//! they are (the folder is taken to hold aligned crops): JPEG bytes are copied
+//! unchanged, other formats are decoded and JPEG-encoded. Every image is
+//! decoded once while packing, so a file that would fail in training is
+//! reported and left out here instead.
+
+use std::path::{Path, PathBuf};
+
+use image::codecs::jpeg::JpegEncoder;
+use rayon::prelude::*;
+use visage_infer::{decode_rgb, DecodeOptions};
+
+use crate::error::{DataError, Result};
+use crate::folder::ImageFolder;
+use crate::recordio::{ImageRecord, RecordWriter};
+
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    /// Quality of the JPEG encoding of non-JPEG inputs (insightface's packing
+    /// scripts default to 95).
+    pub jpeg_quality: u8,
+    pub decode: DecodeOptions,
+    /// Images decoded in parallel between two sequential writes.
+    pub chunk_size: usize,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self { jpeg_quality: 95, decode: DecodeOptions::default(), chunk_size: 256 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackReport {
+    pub images_written: usize,
+    pub identities: usize,
+    /// JPEG files whose bytes were copied as they are.
+    pub jpeg_copied: usize,
+    /// Other formats, decoded and JPEG-encoded.
+    pub reencoded: usize,
+    /// (width, height) → count, to spot a folder that is not all 112×112.
+    pub sizes: Vec<((u32, u32), usize)>,
+    /// Files left out, with why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// A JPEG starts with SOI (FF D8) and a marker (FF).
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+}
+
+struct Prepared {
+    jpeg: Vec<u8>,
+    size: (u32, u32),
+    copied: bool,
+}
+
+fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+    let image = decode_rgb(&bytes, path, &options.decode)?;
+    let size = image.dimensions();
+    if is_jpeg(&bytes) {
+        return Ok(Prepared { jpeg: bytes, size, copied: true });
+    }
+    let mut jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut jpeg, options.jpeg_quality)
+        .encode_image(&image)
+        .map_err(|e| DataError::Folder { path: path.to_path_buf(), message: format!("cannot encode as JPEG: {e}") })?;
+    Ok(Prepared { jpeg, size, copied: false })
+}
+
+/// Packs `folder` into `rec_path` and the `.idx` beside it. `progress` is
+/// called with (files done, files total) after each chunk.
+pub fn pack_folder(
+    folder: &ImageFolder,
+    rec_path: &Path,
+    options: &PackOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<PackReport> {
+    if !(1..=100).contains(&options.jpeg_quality) {
+        return Err(DataError::Config(format!("JPEG quality {} is not in 1..=100", options.jpeg_quality)));
+    }
+    let mut report = PackReport { skipped: folder.skipped().to_vec(), ..PackReport::default() };
+    let mut sizes = std::collections::BTreeMap::new();
+    let mut writer = RecordWriter::create(rec_path)?;
+    // The header's id range is known only at the end; its framed size does not
+    // depend on the values, so a placeholder is written now and rewritten.
+    let header_offset = writer.write(0, &header_record(0, 0).to_bytes())?;
+    let classes = folder.num_classes();
+    let mut class_ranges = vec![(0u64, 0u64); classes];
+    let mut next_key = 1u64;
+    let total = folder.len();
+    let mut done = 0;
+    for chunk in folder.images().chunks(options.chunk_size.max(1)) {
+        let prepared: Vec<Result<Prepared>> = chunk.par_iter().map(|item| prepare(&item.path, options)).collect();
+        for (item, result) in chunk.iter().zip(prepared) {
+            match result {
+                Ok(image) => {
+                    let key = next_key;
+                    let record = ImageRecord::with_scalar_label(item.label as f32, key, 0, image.jpeg);
+                    writer.write(key, &record.to_bytes())?;
+                    let range = &mut class_ranges[item.label as usize];
+                    if range.0 == range.1 {
+                        range.0 = key;
+                    }
+                    range.1 = key + 1;
+                    next_key += 1;
+                    report.images_written += 1;
+                    if image.copied {
+                        report.jpeg_copied += 1;
+                    } else {
+                        report.reencoded += 1;
+                    }
+                    *sizes.entry(image.size).or_insert(0) += 1;
+                }
+                Err(e) => report.skipped.push((item.path.clone(), e.to_string())),
+            }
+        }
+        done += chunk.len();
+        progress(done, total);
+    }
+    if report.images_written == 0 {
+        return Err(DataError::Folder { path: folder.root().to_path_buf(), message: "no readable image: nothing packed".into() });
+    }
+    if next_key > 1 << 24 {
+        return Err(DataError::Folder {
+            path: folder.root().to_path_buf(),
+            message: format!("{} images: keys above 2^24 do not fit the float label ranges exactly", next_key - 1),
+        });
+    }
+    let id_start = next_key;
+    for (label, (first, end)) in class_ranges.iter().enumerate() {
+        let key = id_start + label as u64;
+        writer.write(key, &ImageRecord::with_label_vector(vec![*first as f32, *end as f32], key, 0, Vec::new()).to_bytes())?;
+    }
+    let id_end = id_start + classes as u64;
+    writer.overwrite(header_offset, &header_record(id_start, id_end).to_bytes())?;
+    writer.finish()?;
+    report.identities = classes;
+    report.sizes = sizes.into_iter().collect();
+    Ok(report)
+}
+
+fn header_record(id_start: u64, id_end: u64) -> ImageRecord {
+    ImageRecord::with_label_vector(vec![id_start as f32, id_end as f32], 0, 0, Vec::new())
+}
