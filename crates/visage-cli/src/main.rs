@@ -40,6 +40,13 @@ enum Command {
     Detect(commands::detect::DetectArgs),
     /// Detect, align and embed every face: embeddings (.npy) and a per-face index (CSV).
     Embed(commands::embed::EmbedArgs),
+    /// The main job: every face of a folder of photos embedded, scored for quality,
+    /// grouped by person, in a self-contained HTML report.
+    Analyze(commands::analyze::AnalyzeArgs),
+    /// Are the faces in two photos the same person? Cosine similarity and each face's quality.
+    Verify(commands::verify::VerifyArgs),
+    /// Faces ranked by quality (feature magnitude), best first, with a montage.
+    Quality(commands::quality::QualityArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,9 @@ fn main() -> ExitCode {
         Command::Bench(command) => command.run(),
         Command::Detect(args) => args.run(),
         Command::Embed(args) => args.run(),
+        Command::Analyze(args) => args.run(),
+        Command::Verify(args) => args.run(),
+        Command::Quality(args) => args.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
     };

@@ -104,5 +104,5 @@ fn embed_aligned_crop_as_is_and_all_bad_is_exit_2() {
     let (npy, csv) = (scratch("none.npy"), scratch("none.csv"));
     let out = visage(&["embed", &photo("_multi/insightface_t1.jpg"), "--aligned", "--out", npy.to_str().unwrap(), "--index", csv.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--aligned expects 112×112"));
+    assert!(text(&out.stderr).contains("is not an aligned crop (expected 112×112"));
 }

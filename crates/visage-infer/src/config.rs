@@ -49,6 +49,11 @@ pub struct RecognizerConfig {
     /// its mirror image's features.
     #[serde(default)]
     pub flip_tta: bool,
+    /// Cosine similarity at or above which two faces are called the same
+    /// person (verification, and the cut of identity clustering). Depends on
+    /// the model: each bundled config states where its value comes from.
+    #[serde(default)]
+    pub same_person_cosine: Option<f32>,
 }
 
 impl RecognizerConfig {

@@ -50,6 +50,7 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<
     limits.max_alloc = Some(options.max_pixels.saturating_mul(8).max(512 << 20));
     reader.limits(limits);
     match reader.format() {
+        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => return Err(InferError::Truncated { path: name.to_path_buf() }),
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) => {}
         _ => return Err(InferError::NotAnImage { path: name.to_path_buf() }),
     }
@@ -76,6 +77,19 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker.
+///
+/// The JPEG decoder fills a truncated scan with grey and reports success, so
+/// a half-downloaded photo would silently give a half-grey face. Inside
+/// entropy-coded data every 0xFF byte is followed by 0x00 or a restart
+/// marker, so the byte pairs FF DA (start of scan) and FF D9 (end of image)
+/// only occur as real markers there: a complete file has an FF D9 after its
+/// last FF DA, a truncated one does not.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|pair| pair == [0xFF, 0xDA]);
+    last_scan.is_some_and(|start| bytes[start..].windows(2).any(|pair| pair == [0xFF, 0xD9]))
 }
 
 #[cfg(test)]
@@ -168,6 +182,19 @@ mod tests {
         let err = decode_rgb(&png[..png.len() / 2], &name(), &DecodeOptions::default()).unwrap_err();
         assert!(matches!(err, InferError::Decode { .. }), "{err}");
         assert!(err.to_string().starts_with("photos/test.img: cannot decode"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_not_greyed() {
+        let jpeg = two_colour_jpeg();
+        assert!(decode_rgb(&jpeg, &name(), &DecodeOptions::default()).is_ok());
+        let err = decode_rgb(&jpeg[..jpeg.len() - 40], &name(), &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(err, InferError::Truncated { .. }), "{err}");
+        assert!(err.to_string().starts_with("photos/test.img: truncated JPEG"), "{err}");
+        // Bytes after the end marker (some cameras append data) are fine.
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(b"trailer");
+        assert!(decode_rgb(&trailing, &name(), &DecodeOptions::default()).is_ok());
     }
 
     #[test]

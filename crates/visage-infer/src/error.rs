@@ -33,6 +33,15 @@ pub enum InferError {
         source: image::ImageError,
     },
 
+    #[error("{path}: truncated JPEG (no end-of-image marker after the last scan): the file is incomplete")]
+    Truncated { path: PathBuf },
+
+    #[error("{path}: no face found")]
+    NoFace { path: PathBuf },
+
+    #[error("{path}: {width}×{height} is not an aligned crop (expected {expected}×{expected}: without a detector, inputs must already be aligned)")]
+    NotAligned { path: PathBuf, width: u32, height: u32, expected: u32 },
+
     #[error("alignment: {0}")]
     Alignment(String),
 

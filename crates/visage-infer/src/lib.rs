@@ -12,7 +12,9 @@
 //! - [`detector`]: SCRFD and YuNet, letterboxed input, shared NMS, boxes and
 //!   5 landmarks in photo pixels;
 //! - [`preprocess`] + [`config`] = [`recognizer`]: per-model normalisation,
-//!   batching, flip TTA, raw feature, its norm and the unit embedding.
+//!   batching, flip TTA, raw feature, its norm and the unit embedding;
+//! - [`pipeline`]: all of it over many photos, decoding on worker threads
+//!   while the model thread detects and embeds, in bounded memory.
 
 pub mod align;
 mod checksum;
@@ -22,6 +24,7 @@ pub mod detector;
 pub mod error;
 pub mod onnx_model;
 pub mod onnxruntime;
+pub mod pipeline;
 pub mod preprocess;
 pub mod recognizer;
 pub mod similarity;
@@ -36,6 +39,7 @@ pub use detector::{Detection, Detector, DetectorConfig, DetectorFamily};
 pub use error::{InferError, Result};
 pub use onnx_model::{OnnxModel, TensorSpec};
 pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};
+pub use pipeline::{FacePipeline, PhotoFace, PhotoFaces, PhotoOutcome, PipelineOptions, StageTimes};
 pub use preprocess::{ChannelOrder, Normalization};
 pub use recognizer::{FaceEmbedding, Recognizer};
 pub use similarity::Similarity;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use visage_infer::{DecodeOptions, Detector, DetectorConfig, Recognizer, RecognizerConfig};
+use visage_infer::{DecodeOptions, Detector, DetectorConfig, FacePipeline, PhotoOutcome, PipelineOptions, Recognizer, RecognizerConfig};
 
 use super::Failure;
 
@@ -15,12 +15,14 @@ pub fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// Where the ONNX files are when `--models-dir` is not given:
-/// `$VISAGE_MODELS_DIR`, else `shared/data/models` beside the repository.
-pub fn default_models_dir() -> PathBuf {
-    std::env::var_os("VISAGE_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/models"))
+/// Where ONNX files are looked for when `--models-dir` is not given, in
+/// order: `$VISAGE_MODELS_DIR`, the repository's `models/` (the bundled
+/// demo models), `shared/data/models` beside the repository.
+pub fn default_models_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("VISAGE_MODELS_DIR").map(PathBuf::from).into_iter().collect();
+    dirs.push(configs_dir());
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/models"));
+    dirs
 }
 
 /// Short detector names for `--detector`.
@@ -47,8 +49,8 @@ pub struct DetectorArgs {
     /// in models/ or a path to a detector config (.toml).
     #[arg(long, default_value = "yunet")]
     pub detector: String,
-    /// Folder with the ONNX files the configs name [default: $VISAGE_MODELS_DIR,
-    /// else shared/data/models beside the repository].
+    /// Folder with the ONNX files the configs name [default: the first of
+    /// $VISAGE_MODELS_DIR, the repository's models/, shared/data/models that has the file].
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Keep at most this many faces per photo (the largest).
@@ -63,11 +65,40 @@ pub struct DetectorArgs {
     /// Exit 2 if any input fails (default: only if all fail).
     #[arg(long)]
     pub strict: bool,
+    /// Threads decoding photos while the models run [default: cores, at most 4].
+    #[arg(long, value_name = "N")]
+    pub decode_threads: Option<usize>,
+}
+
+/// The default recogniser: bundled in models/, ArcFace MobileFaceNet 128-d.
+pub const DEFAULT_RECOGNIZER: &str = "arcface_mobileface_128d_paddle";
+
+#[derive(Debug, Args)]
+pub struct RecognizerArgs {
+    /// Recogniser: a config name in models/ or a path to a recogniser config (.toml).
+    #[arg(long, default_value = DEFAULT_RECOGNIZER)]
+    pub recognizer: String,
+    /// Flip test-time augmentation (sum of the face's and its mirror's features).
+    #[arg(long)]
+    pub flip_tta: bool,
+}
+
+impl RecognizerArgs {
+    pub fn config(&self) -> Result<RecognizerConfig, Failure> {
+        RecognizerConfig::load(&config_path(&self.recognizer)).map_err(|e| Failure::bad_input(e.to_string()))
+    }
 }
 
 impl DetectorArgs {
-    pub fn models_dir(&self) -> PathBuf {
-        self.models_dir.clone().unwrap_or_else(default_models_dir)
+    /// The folder holding `file`: `--models-dir` when given, else the first
+    /// default folder that has it (else the first default, so the error
+    /// names where the file was expected).
+    pub fn models_dir_for(&self, file: &Path) -> PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return dir.clone();
+        }
+        let dirs = default_models_dirs();
+        dirs.iter().find(|d| d.join(file).is_file()).unwrap_or(&dirs[0]).clone()
     }
 
     pub fn decode_options(&self) -> DecodeOptions {
@@ -76,13 +107,30 @@ impl DetectorArgs {
 
     pub fn load_detector(&self) -> Result<Detector, Failure> {
         let config = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(|e| Failure::bad_input(e.to_string()))?;
-        let detector = Detector::from_config(&config, &self.models_dir()).map_err(|e| Failure::other(e.to_string()))?;
+        let detector = Detector::from_config(&config, &self.models_dir_for(&config.file)).map_err(|e| Failure::other(e.to_string()))?;
         Ok(detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size))
     }
 
-    pub fn load_recognizer(&self, choice: &str) -> Result<Recognizer, Failure> {
-        let config = RecognizerConfig::load(&config_path(choice)).map_err(|e| Failure::bad_input(e.to_string()))?;
-        Recognizer::from_config(&config, &self.models_dir()).map_err(|e| Failure::other(e.to_string()))
+    pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: bool) -> Result<Recognizer, Failure> {
+        let recognizer = Recognizer::from_config(config, &self.models_dir_for(&config.file)).map_err(|e| Failure::other(e.to_string()))?;
+        Ok(if flip_tta { recognizer.with_flip_tta(true) } else { recognizer })
+    }
+
+    /// Detector (unless the inputs are `aligned` crops) + recogniser as one pipeline.
+    pub fn pipeline(&self, recognizer: &RecognizerArgs, aligned: bool, keep_crops: bool) -> Result<FacePipeline, Failure> {
+        let config = recognizer.config()?;
+        let recognizer = self.load_recognizer(&config, recognizer.flip_tta)?;
+        let detector = if aligned { None } else { Some(self.load_detector()?) };
+        let mut options = PipelineOptions { decode: self.decode_options(), keep_crops, ..PipelineOptions::default() };
+        if let Some(threads) = self.decode_threads {
+            options.workers = threads.max(1);
+        }
+        Ok(FacePipeline::new(detector, recognizer, options))
+    }
+
+    /// The detector's config name, for reports.
+    pub fn detector_name(&self) -> String {
+        DetectorConfig::load(&detector_config_path(&self.detector)).map_or_else(|_| self.detector.clone(), |c| c.name)
     }
 }
 
@@ -146,6 +194,14 @@ impl Tally {
         }
     }
 
+    /// Counts one pipeline outcome, reporting it when it failed.
+    pub fn record(&mut self, outcome: &PhotoOutcome) {
+        match &outcome.result {
+            Ok(_) => self.succeeded += 1,
+            Err(e) => self.fail(&outcome.path, e),
+        }
+    }
+
     /// The batch's outcome: exit 2 when nothing succeeded, or with `strict` when anything failed.
     pub fn finish(&self, strict: bool) -> Result<(), Failure> {
         if self.succeeded == 0 {
@@ -156,4 +212,26 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} photos [{elapsed_precise}, ETA {eta}]")
+        .expect("valid progress template");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// The same-person threshold: the one given on the command line, else the
+/// recogniser config's `same_person_cosine`.
+pub fn same_person_cosine(given: Option<f32>, config: &RecognizerConfig) -> Result<f32, Failure> {
+    let threshold = given.or(config.same_person_cosine).ok_or_else(|| {
+        Failure::bad_input(format!("recogniser `{}` has no same_person_cosine in its config: give a threshold on the command line", config.name))
+    })?;
+    if !(-1.0..=1.0).contains(&threshold) {
+        return Err(Failure::bad_input(format!("same-person threshold {threshold} is not a cosine similarity (−1 to 1)")));
+    }
+    Ok(threshold)
 }

@@ -1,10 +1,13 @@
 //! One module per top-level subcommand.
 
+pub mod analyze;
 pub mod bench;
 pub mod detect;
 pub mod embed;
 mod face_models;
 pub mod heads;
+pub mod quality;
+pub mod verify;
 
 /// A command's failure: the message for stderr and the process exit code
 /// (2 = the input was bad, 1 = anything else).

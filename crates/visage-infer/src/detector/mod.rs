@@ -214,24 +214,41 @@ impl Detector {
         &self.model
     }
 
+    /// What decode workers need to prepare this detector's input off the
+    /// model's thread (see [`crate::pipeline`]).
+    pub fn preprocessor(&self) -> DetectorPreprocessor {
+        DetectorPreprocessor { normalization: self.normalization, input_size: self.input_size }
+    }
+
     /// Faces in `image`, best score first (largest first when `max_faces` cut).
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
-        let (width, height) = self.input_size;
-        let letterbox = Letterbox::new(image, width, height);
-        let mut input = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
-        self.normalization.write_chw(&letterbox.canvas, input.index_axis_mut(ndarray::Axis(0), 0), false);
-        let outputs = self.model.run_f32(input.view().into_dyn())?;
+        let input = self.preprocessor().prepare(image);
+        self.detect_prepared(&input)
+    }
+
+    /// Faces in the photo `input` was prepared from (by this detector's
+    /// [`DetectorPreprocessor`]), in photo pixels.
+    pub fn detect_prepared(&mut self, input: &DetectorInput) -> Result<Vec<Detection>> {
+        let expected = self.input_size;
+        if input.input_size != expected {
+            return Err(InferError::model(
+                self.model.path(),
+                format!("input prepared for {:?}, the detector takes {:?}", input.input_size, expected),
+            ));
+        }
+        let outputs = self.model.run_f32(input.tensor.view().into_dyn())?;
         let raw = self.decode(&outputs)?;
+        let to_photo = |x: f32, y: f32| [x / input.scale, y / input.scale];
         let mut faces: Vec<Detection> = nms::nms(raw, self.nms_iou)
             .into_iter()
             .map(|d| Detection {
                 bbox: {
-                    let [x1, y1] = letterbox.to_photo(d.bbox[0], d.bbox[1]);
-                    let [x2, y2] = letterbox.to_photo(d.bbox[2], d.bbox[3]);
+                    let [x1, y1] = to_photo(d.bbox[0], d.bbox[1]);
+                    let [x2, y2] = to_photo(d.bbox[2], d.bbox[3]);
                     [x1, y1, x2, y2]
                 },
                 score: d.score,
-                landmarks: d.landmarks.map(|[x, y]| letterbox.to_photo(x, y)),
+                landmarks: d.landmarks.map(|[x, y]| to_photo(x, y)),
             })
             .filter(|d| d.width() >= self.min_face_px && d.height() >= self.min_face_px)
             .collect();
@@ -251,6 +268,33 @@ impl Detector {
             DetectorFamily::Yunet => yunet::decode(outputs, width, height, self.score_threshold),
         };
         decoded.map_err(|message| InferError::model(self.model.path(), message))
+    }
+}
+
+/// The photo-side half of detection: letterbox and normalise. It holds no
+/// model, so decode workers run it while the model thread detects the
+/// previous photo.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectorPreprocessor {
+    normalization: Normalization,
+    input_size: (u32, u32),
+}
+
+/// A photo letterboxed and normalised into a detector's input tensor.
+pub struct DetectorInput {
+    tensor: Array4<f32>,
+    /// Detector-input pixels per photo pixel.
+    scale: f32,
+    input_size: (u32, u32),
+}
+
+impl DetectorPreprocessor {
+    pub fn prepare(&self, image: &RgbImage) -> DetectorInput {
+        let (width, height) = self.input_size;
+        let letterbox = Letterbox::new(image, width, height);
+        let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
+        self.normalization.write_chw(&letterbox.canvas, tensor.index_axis_mut(ndarray::Axis(0), 0), false);
+        DetectorInput { tensor, scale: letterbox.scale, input_size: self.input_size }
     }
 }
 

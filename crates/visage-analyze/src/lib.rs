@@ -1,0 +1,121 @@
+//! visage-analyze: the main job. A folder of photos goes through
+//! visage-infer's pipeline; every face comes back with its identity
+//! embedding and its magnitude (MagFace's quality score); faces are grouped
+//! by person with visage-eval's agglomerative clustering; and the result is a
+//! report a person looks at rather than reads.
+//!
+//! One module per step:
+//! - [`collect`]: pipeline outcomes → faces (with crops) and failed photos;
+//! - [`identities`]: faces → persons (average-linkage cosine clustering);
+//! - [`quality`]: which faces are low quality (magnitude outliers);
+//! - [`montage`]: face crops in a captioned grid (PNG);
+//! - [`heatmap`]: the face-by-face cosine similarity matrix as a picture;
+//! - [`report`]: the self-contained HTML report; [`summary`]: the same as JSON.
+
+pub mod collect;
+pub mod heatmap;
+pub mod identities;
+pub mod montage;
+pub mod quality;
+pub mod report;
+pub mod summary;
+
+pub use collect::{Face, FaceCollection, PhotoFailure};
+pub use identities::{group_identities, IdentityConfig};
+pub use quality::{flag_low_quality, LowQualityRule};
+
+use std::path::Path;
+
+/// Everything the report and the JSON summary show.
+pub struct Analysis {
+    pub collection: FaceCollection,
+    /// Person of each face (0 = the person with the most faces).
+    pub person: Vec<usize>,
+    pub low_quality: Vec<bool>,
+    /// The magnitude below which a face is flagged.
+    pub low_quality_below: f32,
+    pub settings: Settings,
+}
+
+/// What the analysis ran with, shown in the report so a reader can rerun it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Settings {
+    pub detector: String,
+    pub recognizer: String,
+    /// Cosine similarity at which two groups of faces count as one person.
+    pub same_person_cosine: f32,
+    pub low_quality_rule: String,
+}
+
+impl Analysis {
+    /// Groups and flags the collected faces.
+    pub fn new(collection: FaceCollection, identity: &IdentityConfig, rule: LowQualityRule, settings: Settings) -> Self {
+        let embeddings: Vec<&[f32]> = collection.faces.iter().map(|f| f.embedding.as_slice()).collect();
+        let person = group_identities(&embeddings, identity);
+        let magnitudes: Vec<f32> = collection.faces.iter().map(|f| f.magnitude).collect();
+        let (low_quality, low_quality_below) = flag_low_quality(&magnitudes, rule);
+        Self { collection, person, low_quality, low_quality_below, settings }
+    }
+
+    pub fn persons(&self) -> usize {
+        self.person.iter().max().map_or(0, |&p| p + 1)
+    }
+
+    /// Face indices of each person, best quality (largest magnitude) first.
+    pub fn faces_by_person(&self) -> Vec<Vec<usize>> {
+        let mut groups = vec![Vec::new(); self.persons()];
+        for (face, &person) in self.person.iter().enumerate() {
+            groups[person].push(face);
+        }
+        let faces = &self.collection.faces;
+        for group in &mut groups {
+            group.sort_by(|&a, &b| faces[b].magnitude.total_cmp(&faces[a].magnitude));
+        }
+        groups
+    }
+
+    /// Writes the HTML report atomically (a temporary file, then a rename).
+    pub fn write_report(&self, path: &Path) -> Result<(), AnalyzeError> {
+        write_atomically(path, report::render(self)?.as_bytes())
+    }
+
+    /// Writes the JSON summary atomically.
+    pub fn write_summary(&self, path: &Path) -> Result<(), AnalyzeError> {
+        let json = serde_json::to_string_pretty(&summary::Summary::of(self)).expect("summary serialises");
+        write_atomically(path, json.as_bytes())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot draw {what}: {message}")]
+    Draw { what: String, message: String },
+}
+
+/// Writes `bytes` to `path` so that a reader never sees a half-written file
+/// and an old report survives a failed write: temp file beside it, then rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AnalyzeError> {
+    let fail = |source| AnalyzeError::Write { path: path.to_path_buf(), source };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temp, bytes).map_err(fail)?;
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        fail(e)
+    })
+}
+
+/// Writes `picture` as a PNG file, atomically.
+pub fn write_png(picture: &image::RgbImage, path: &Path) -> Result<(), AnalyzeError> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| AnalyzeError::Draw { what: path.display().to_string(), message: e.to_string() })?;
+    write_atomically(path, bytes.get_ref())
+}

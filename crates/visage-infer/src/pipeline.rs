@@ -1,0 +1,267 @@
+//! Photos on disk → every face detected, aligned and embedded, as a pipeline:
+//! decode workers read, decode and letterbox photos (the CPU-heavy,
+//! model-free half) while the model thread runs the detector and the
+//! recogniser on what they have prepared.
+//!
+//! Memory is bounded: workers hand photos over through a channel of
+//! `2 × workers` slots, so at most that many decoded photos wait at once,
+//! however long the input list is. Faces of consecutive photos are embedded
+//! together in batches of up to `batch_faces`, since a recogniser call costs
+//! less per face in a batch than alone.
+//!
+//! Results reach the caller's sink as each batch completes, in completion
+//! order (each carries its input index); a photo that fails (unreadable,
+//! no face, wrong size) is reported there and the rest go on.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use crate::align::{align_face, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
+use crate::decode::{load_rgb, DecodeOptions};
+use crate::detector::{Detector, DetectorInput, DetectorPreprocessor};
+use crate::error::{InferError, Result};
+use crate::recognizer::{FaceEmbedding, Recognizer};
+
+/// How the pipeline runs.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    pub decode: DecodeOptions,
+    /// Decode threads (at least 1).
+    pub workers: usize,
+    /// Faces per recogniser call, gathered across photos.
+    pub batch_faces: usize,
+    /// Keep each face's aligned crop in the result (for montages and reports).
+    pub keep_crops: bool,
+}
+
+impl Default for PipelineOptions {
+    /// One decode thread per core up to 4: decoding a phone photo takes about
+    /// as long as detecting in it, so more would only queue.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self { decode: DecodeOptions::default(), workers: cores.clamp(1, 4), batch_faces: 16, keep_crops: false }
+    }
+}
+
+/// One face of a photo.
+#[derive(Clone, Debug)]
+pub struct PhotoFace {
+    /// `[x1, y1, x2, y2]` in photo pixels (the whole crop for aligned input).
+    pub bbox: [f32; 4],
+    /// Detector confidence; `None` for aligned input (nothing was detected).
+    pub det_score: Option<f32>,
+    pub landmarks: Landmarks,
+    pub embedding: FaceEmbedding,
+    /// The 112×112 aligned crop, when [`PipelineOptions::keep_crops`].
+    pub crop: Option<RgbImage>,
+}
+
+/// Every face of one photo.
+#[derive(Clone, Debug)]
+pub struct PhotoFaces {
+    /// `(width, height)` of the decoded, upright photo.
+    pub size: (u32, u32),
+    pub faces: Vec<PhotoFace>,
+}
+
+/// One input's outcome, tagged with its position in the input list.
+#[derive(Debug)]
+pub struct PhotoOutcome {
+    pub index: usize,
+    pub path: PathBuf,
+    pub result: Result<PhotoFaces>,
+}
+
+/// Seconds spent in each stage, summed over photos. Decoding runs on the
+/// worker threads in parallel with the rest, so its sum can exceed the wall time.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StageTimes {
+    pub decode_s: f64,
+    pub detect_s: f64,
+    pub align_s: f64,
+    pub embed_s: f64,
+    pub wall_s: f64,
+}
+
+/// Detector (or none, for aligned crops) + recogniser + options.
+pub struct FacePipeline {
+    detector: Option<Detector>,
+    recognizer: Recognizer,
+    options: PipelineOptions,
+}
+
+/// What a decode worker hands to the model thread.
+struct Decoded {
+    index: usize,
+    result: Result<(RgbImage, Option<DetectorInput>)>,
+    decode_time: Duration,
+}
+
+/// A photo whose faces are aligned and wait for the recogniser.
+struct Pending {
+    index: usize,
+    size: (u32, u32),
+    faces: Vec<(Detected, RgbImage)>,
+}
+
+/// Where a face is, before it is embedded.
+struct Detected {
+    bbox: [f32; 4],
+    det_score: Option<f32>,
+    landmarks: Landmarks,
+}
+
+impl FacePipeline {
+    /// `detector: None` treats every input as an already aligned crop of the
+    /// recogniser's input size.
+    pub fn new(detector: Option<Detector>, recognizer: Recognizer, options: PipelineOptions) -> Self {
+        Self { detector, recognizer, options }
+    }
+
+    pub fn recognizer(&self) -> &Recognizer {
+        &self.recognizer
+    }
+
+    /// Runs every file through the pipeline, calling `sink` once per file
+    /// (in completion order), and returns the time spent per stage.
+    pub fn run(&mut self, files: &[PathBuf], mut sink: impl FnMut(PhotoOutcome)) -> StageTimes {
+        let started = Instant::now();
+        let mut times = StageTimes::default();
+        let workers = self.options.workers.max(1).min(files.len().max(1));
+        let preprocessor = self.detector.as_ref().map(Detector::preprocessor);
+        let next_file = AtomicUsize::new(0);
+        let (sender, receiver) = mpsc::sync_channel::<Decoded>(2 * workers);
+        let decode_options = self.options.decode.clone();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let next_file = &next_file;
+                let decode = &decode_options;
+                scope.spawn(move || loop {
+                    let index = next_file.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(index) else { break };
+                    let started = Instant::now();
+                    let result = load_rgb(path, decode).map(|image| {
+                        let input = preprocessor.as_ref().map(|p: &DetectorPreprocessor| p.prepare(&image));
+                        (image, input)
+                    });
+                    if sender.send(Decoded { index, result, decode_time: started.elapsed() }).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+
+            let mut pending: Vec<Pending> = Vec::new();
+            let mut pending_faces = 0;
+            for decoded in receiver {
+                times.decode_s += decoded.decode_time.as_secs_f64();
+                let path = &files[decoded.index];
+                match decoded.result.and_then(|(image, input)| self.locate_and_align(path, &image, input.as_ref(), &mut times)) {
+                    Ok(photo) => {
+                        pending_faces += photo.faces.len();
+                        pending.push(Pending { index: decoded.index, ..photo });
+                    }
+                    Err(error) => sink(PhotoOutcome { index: decoded.index, path: path.clone(), result: Err(error) }),
+                }
+                if pending_faces >= self.options.batch_faces {
+                    self.embed_pending(files, std::mem::take(&mut pending), &mut times, &mut sink);
+                    pending_faces = 0;
+                }
+            }
+            self.embed_pending(files, pending, &mut times, &mut sink);
+        });
+        times.wall_s = started.elapsed().as_secs_f64();
+        times
+    }
+
+    /// Detects and aligns the faces of one decoded photo (or takes it as a
+    /// crop when there is no detector).
+    fn locate_and_align(
+        &mut self,
+        path: &std::path::Path,
+        image: &RgbImage,
+        input: Option<&DetectorInput>,
+        times: &mut StageTimes,
+    ) -> Result<Pending> {
+        let size = image.dimensions();
+        let (Some(detector), Some(input)) = (self.detector.as_mut(), input) else {
+            let expected = self.recognizer.input_size();
+            if size != expected {
+                return Err(InferError::NotAligned { path: path.to_path_buf(), width: size.0, height: size.1, expected: ALIGNED_SIZE });
+            }
+            let template = ARCFACE_TEMPLATE_112.map(|[x, y]| [x as f32, y as f32]);
+            let whole = Detected { bbox: [0.0, 0.0, size.0 as f32, size.1 as f32], det_score: None, landmarks: template };
+            return Ok(Pending { index: 0, size, faces: vec![(whole, image.clone())] });
+        };
+        let started = Instant::now();
+        let detections = detector.detect_prepared(input).map_err(|e| with_photo(e, path))?;
+        times.detect_s += started.elapsed().as_secs_f64();
+        if detections.is_empty() {
+            return Err(InferError::NoFace { path: path.to_path_buf() });
+        }
+        let started = Instant::now();
+        let mut faces = Vec::with_capacity(detections.len());
+        for detection in detections {
+            let crop = align_face(image, &detection.landmarks).map_err(|e| with_photo(e, path))?;
+            faces.push((Detected { bbox: detection.bbox, det_score: Some(detection.score), landmarks: detection.landmarks }, crop));
+        }
+        times.align_s += started.elapsed().as_secs_f64();
+        Ok(Pending { index: 0, size, faces })
+    }
+
+    /// Embeds the faces of the pending photos in one recogniser call and
+    /// hands each photo to the sink.
+    fn embed_pending(&mut self, files: &[PathBuf], pending: Vec<Pending>, times: &mut StageTimes, sink: &mut impl FnMut(PhotoOutcome)) {
+        if pending.is_empty() {
+            return;
+        }
+        let crops: Vec<RgbImage> = pending.iter().flat_map(|p| p.faces.iter().map(|(_, crop)| crop.clone())).collect();
+        let started = Instant::now();
+        let embedded = self.recognizer.embed(&crops);
+        times.embed_s += started.elapsed().as_secs_f64();
+        let mut embeddings = match embedded {
+            Ok(embeddings) => embeddings.into_iter(),
+            Err(error) => {
+                // The model failed on the batch: every photo in it gets the message.
+                let message = format!("the recogniser failed on this photo's batch: {error}");
+                for photo in pending {
+                    let path = files[photo.index].clone();
+                    let result = Err(InferError::model(&path, message.clone()));
+                    sink(PhotoOutcome { index: photo.index, path, result });
+                }
+                return;
+            }
+        };
+        let keep_crops = self.options.keep_crops;
+        for photo in pending {
+            let faces = photo
+                .faces
+                .into_iter()
+                .map(|(found, crop)| PhotoFace {
+                    bbox: found.bbox,
+                    det_score: found.det_score,
+                    landmarks: found.landmarks,
+                    embedding: embeddings.next().expect("one embedding per crop"),
+                    crop: keep_crops.then_some(crop),
+                })
+                .collect();
+            sink(PhotoOutcome { index: photo.index, path: files[photo.index].clone(), result: Ok(PhotoFaces { size: photo.size, faces }) });
+        }
+    }
+}
+
+/// Model and alignment errors name the model or nothing; say which photo it was.
+fn with_photo(error: InferError, path: &std::path::Path) -> InferError {
+    match error {
+        InferError::Model { path: model, message } => {
+            InferError::Model { path: model, message: format!("on {}: {message}", path.display()) }
+        }
+        InferError::Alignment(message) => InferError::Alignment(format!("{}: {message}", path.display())),
+        other => other,
+    }
+}
