@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can go wrong building a backbone or loading its weights.
+/// Each variant names the field, tensor key or file at fault.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// A configuration value is out of its valid range.
+    #[error("backbone config: `{field}` {problem}")]
+    InvalidConfig { field: &'static str, problem: String },
+
+    /// An architecture name that none of the known backbones answers to.
+    #[error("unknown backbone architecture '{name}' (known: {known})")]
+    UnknownArch { name: String, known: String },
+
+    /// The weights file could not be read.
+    #[error("cannot read weights file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// The weights file is not in the expected format.
+    #[error("weights file {path}: {problem}")]
+    Format { path: PathBuf, problem: String },
+
+    /// A tensor the model needs is absent from the state dict.
+    #[error("state dict has no tensor '{key}' (needed for the model's `{model_path}`)")]
+    MissingTensor { key: String, model_path: String },
+
+    /// A tensor is present but its shape differs from the model's.
+    #[error("state dict tensor '{key}' has shape {found:?}, the model's `{model_path}` needs {expected:?}")]
+    ShapeMismatch { key: String, model_path: String, expected: Vec<usize>, found: Vec<usize> },
+
+    /// Tensors that no model parameter maps to: a different architecture or
+    /// configuration (e.g. embedding size, layout) than the checkpoint's.
+    #[error("state dict has {count} tensor(s) the model does not use, e.g. {examples:?}: is the architecture or layout right?")]
+    UnusedTensors { count: usize, examples: Vec<String> },
+
+    /// A tensor's values are not finite (NaN or infinity).
+    #[error("state dict tensor '{key}' holds a non-finite value")]
+    NonFinite { key: String },
+}

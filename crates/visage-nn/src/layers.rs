@@ -1,0 +1,51 @@
+//! Constructors for the few layer shapes both backbones use, so each
+//! architecture file reads like its layout table. All convolutions are
+//! bias-free (a BatchNorm follows every one of them in both layouts).
+//!
+//! Speed note (CPU training): every BatchNorm here is a separate
+//! sub/div/mul/add chain and every PReLU a separate pass; in eval mode a
+//! BN → conv or conv → BN pair could be folded into the convolution's weights,
+//! and in training BN + PReLU (+ the residual add) are the candidates for one
+//! fused elementwise kernel. Kept plain until a benchmark says where time goes.
+
+use burn::module::Initializer;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+
+/// BatchNorm epsilon of both reference layouts (PyTorch's default).
+pub const BN_EPSILON: f64 = 1e-5;
+
+/// PReLU's initial negative slope (PyTorch's default).
+pub const PRELU_INIT: f64 = 0.25;
+
+/// A bias-free `kernel × kernel` convolution with symmetric padding.
+#[allow(clippy::too_many_arguments)]
+pub fn conv<B: Backend>(
+    channels_in: usize,
+    channels_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    initializer: Initializer,
+    device: &B::Device,
+) -> Conv2d<B> {
+    Conv2dConfig::new([channels_in, channels_out], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_groups(groups)
+        .with_bias(false)
+        .with_initializer(initializer)
+        .init(device)
+}
+
+/// BatchNorm with PyTorch's epsilon and momentum (weight 1, bias 0).
+pub fn batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
+    BatchNormConfig::new(channels).with_epsilon(BN_EPSILON).init(device)
+}
+
+/// One PReLU slope per channel, as `nn.PReLU(channels)`.
+pub fn prelu<B: Backend>(channels: usize, device: &B::Device) -> PRelu<B> {
+    PReluConfig::new().with_num_parameters(channels).with_alpha(PRELU_INIT).init(device)
+}
