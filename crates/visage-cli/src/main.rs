@@ -40,6 +40,9 @@ enum Command {
     Detect(commands::detect::DetectArgs),
     /// Detect, align and embed every face: embeddings (.npy) and a per-face index (CSV).
     Embed(commands::embed::EmbedArgs),
+    /// Training data: pack a folder of aligned crops into train.rec/.idx, summarise a .rec.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
     /// The main job: every face of a folder of photos embedded, scored for quality,
     /// grouped by person, in a self-contained HTML report.
     Analyze(commands::analyze::AnalyzeArgs),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => command.run(),
         Command::Detect(args) => args.run(),
         Command::Embed(args) => args.run(),
+        Command::Data(command) => command.run(),
         Command::Analyze(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::Quality(args) => args.run(),

@@ -46,7 +46,7 @@ pub struct PackReport {
     pub reencoded: usize,
     /// (width, height) → count, to spot a folder that is not all 112×112.
     pub sizes: Vec<((u32, u32), usize)>,
-    /// Files left out, with why.
+    /// Files left out, and why (the reason without the path).
     pub skipped: Vec<(PathBuf, String)>,
 }
 
@@ -119,14 +119,24 @@ pub fn pack_folder(
                     }
                     *sizes.entry(image.size).or_insert(0) += 1;
                 }
-                Err(e) => report.skipped.push((item.path.clone(), e.to_string())),
+                Err(e) => {
+                    // The path is the first item of the pair; keep only the reason.
+                    let message = e.to_string();
+                    let prefix = format!("{}: ", item.path.display());
+                    let reason = message.strip_prefix(&prefix).map_or(message.clone(), str::to_string);
+                    report.skipped.push((item.path.clone(), reason));
+                }
             }
         }
         done += chunk.len();
         progress(done, total);
     }
     if report.images_written == 0 {
-        return Err(DataError::Folder { path: folder.root().to_path_buf(), message: "no readable image: nothing packed".into() });
+        let first = report.skipped.first().map_or(String::new(), |(path, why)| format!("; first: {}: {why}", path.display()));
+        return Err(DataError::Folder {
+            path: folder.root().to_path_buf(),
+            message: format!("no readable image, nothing packed ({} files skipped{first})", report.skipped.len()),
+        });
     }
     if next_key > 1 << 24 {
         return Err(DataError::Folder {
