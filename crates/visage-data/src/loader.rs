@@ -250,7 +250,19 @@ impl Iterator for EpochBatches {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        self.receiver.recv().ok()
+        match self.receiver.recv() {
+            Ok(batch) => Some(batch),
+            Err(_) => {
+                // The producer is done; if it died (a source that panicked),
+                // say so here instead of ending the epoch early in silence.
+                if let Some(producer) = self.producer.take() {
+                    if let Err(panic) = producer.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+                None
+            }
+        }
     }
 }
 

@@ -236,3 +236,24 @@ fn bad_settings_are_refused_with_the_reason() {
         Err(DataError::Config(_))
     ));
 }
+
+#[test]
+#[should_panic(expected = "source bug at sample 5")]
+fn a_panicking_source_is_not_a_silently_short_epoch() {
+    struct Buggy;
+    impl FaceSource for Buggy {
+        fn len(&self) -> usize {
+            8
+        }
+        fn num_classes(&self) -> Option<usize> {
+            None
+        }
+        fn load(&self, index: usize, _: &DecodeOptions) -> visage_data::Result<LabelledImage> {
+            assert!(index != 5, "source bug at sample {index}");
+            Ok(LabelledImage { image: RgbImage::new(4, 4), label: 0 })
+        }
+    }
+    let config = LoaderConfig { batch_size: 2, shuffle: false, image_size: 4, ..LoaderConfig::default() };
+    let batches: Vec<Batch> = Loader::new(Arc::new(Buggy), config).unwrap().iter_epoch(0, 0).unwrap().collect();
+    unreachable!("the epoch ended after {} batches without the panic", batches.len());
+}

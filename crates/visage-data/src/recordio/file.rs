@@ -208,7 +208,7 @@ fn parse_index(text: &str, idx_path: &Path, file_len: u64) -> Result<Vec<IndexEn
         };
         let key: u64 = key.parse().map_err(|_| bad(format!("key {key:?} is not a non-negative integer")))?;
         let offset: u64 = offset.parse().map_err(|_| bad(format!("offset {offset:?} is not a non-negative integer")))?;
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Err(bad(format!("offset {offset} of key {key} is not a multiple of 4 (records are 4-byte aligned)")));
         }
         if offset >= file_len {
