@@ -286,3 +286,30 @@ fn loader_reads_the_packed_folder_and_the_folder_alike() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn index_problems_name_the_line_or_the_missing_key() {
+    let dir = copy_mxnet_fixture("index-problems");
+    let (rec_path, idx_path) = (dir.join("train.rec"), dir.join("train.idx"));
+    let original = std::fs::read_to_string(&idx_path).unwrap();
+
+    std::fs::write(&idx_path, original.replace("2\t760\n", "")).unwrap();
+    let err = RecordDataset::open(&rec_path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{}: header record 0 says images are keys 1..6 but the index has 5 of them (key 2 is missing)", rec_path.display())
+    );
+
+    std::fs::write(&idx_path, original.replace("3\t1480\n", "3 1480 extra\n")).unwrap();
+    let err = RecordFile::open(&rec_path).unwrap_err().to_string();
+    assert_eq!(err, format!("{}:4: expected 'key<TAB>byte_offset', found \"3 1480 extra\"", idx_path.display()));
+
+    std::fs::write(&idx_path, original.replace("3\t1480\n", "3\t1482\n")).unwrap();
+    let err = RecordFile::open(&rec_path).unwrap_err().to_string();
+    assert_eq!(err, format!("{}:4: offset 1482 of key 3 is not a multiple of 4 (records are 4-byte aligned)", idx_path.display()));
+
+    std::fs::write(&idx_path, original.replace("3\t1480\n", "2\t1480\n")).unwrap();
+    let err = RecordFile::open(&rec_path).unwrap_err().to_string();
+    assert_eq!(err, format!("{}: key 2 is listed twice", idx_path.display()));
+    std::fs::remove_dir_all(dir).unwrap();
+}

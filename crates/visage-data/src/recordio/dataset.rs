@@ -35,8 +35,10 @@ pub struct LabelledRecord {
 #[derive(Debug)]
 pub struct RecordDataset {
     records: RecordFile,
-    /// Key and offset of every image record, in key order.
-    images: Vec<IndexEntry>,
+    /// Positions in `records.entries()` (sorted by key) of the image
+    /// records: image keys are contiguous, so a range, not a second table
+    /// (tens of millions of entries on the largest public sets).
+    images: std::ops::Range<usize>,
     identity_range: Option<IdentityRange>,
 }
 
@@ -59,9 +61,12 @@ impl RecordDataset {
             }
             None => None,
         };
-        let images: Vec<IndexEntry> = match header {
+        let entries = records.entries();
+        let images = match header {
             Some(range) => {
-                let images: Vec<IndexEntry> = records.entries().iter().copied().filter(|e| (1..range.id_start).contains(&e.key)).collect();
+                let first = entries.partition_point(|e| e.key < 1);
+                let end = entries.partition_point(|e| e.key < range.id_start);
+                let images = first..end;
                 if images.len() as u64 != range.id_start - 1 {
                     let missing = (1..range.id_start).find(|&k| records.offset_of(k).is_none()).unwrap_or(0);
                     return Err(DataError::corrupt(
@@ -75,7 +80,7 @@ impl RecordDataset {
                 }
                 images
             }
-            None => records.entries().to_vec(),
+            None => 0..entries.len(),
         };
         if images.is_empty() {
             return Err(DataError::corrupt(records.path(), "no image records"));
@@ -109,14 +114,19 @@ impl RecordDataset {
         self.identity_range.map(|r| r.num_identities() as usize)
     }
 
+    fn entry(&self, index: usize) -> IndexEntry {
+        assert!(index < self.images.len(), "image {index} of {}", self.images.len());
+        self.records.entries()[self.images.start + index]
+    }
+
     /// Key of the `index`-th image record.
     pub fn image_key(&self, index: usize) -> u64 {
-        self.images[index].key
+        self.entry(index).key
     }
 
     /// The `index`-th image record (0-based among images) with its label.
     pub fn read_image(&self, index: usize) -> Result<LabelledRecord> {
-        let IndexEntry { key, offset } = self.images[index];
+        let IndexEntry { key, offset } = self.entry(index);
         let payload = self.records.read_at(key, offset)?;
         let record = ImageRecord::parse(payload).map_err(|m| self.records.bad(key, offset, m))?;
         let label = class_index(record.primary_label()).map_err(|m| self.records.bad(key, offset, m))?;

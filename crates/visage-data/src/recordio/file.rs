@@ -59,8 +59,8 @@ impl RecordFile {
 
     pub fn open_with_index(rec_path: &Path, idx_path: &Path) -> Result<Self> {
         let (file, file_len) = open_rec(rec_path)?;
-        let text = std::fs::read_to_string(idx_path).map_err(|e| DataError::io(idx_path, "cannot read the index", e))?;
-        let mut entries = parse_index(&text, idx_path, file_len)?;
+        let idx_file = File::open(idx_path).map_err(|e| DataError::io(idx_path, "cannot read the index", e))?;
+        let mut entries = parse_index(std::io::BufReader::new(idx_file), idx_path, file_len)?;
         if entries.is_empty() {
             return Err(DataError::corrupt(idx_path, "the index lists no records"));
         }
@@ -193,11 +193,13 @@ fn open_rec(rec_path: &Path) -> Result<(File, u64)> {
 }
 
 /// `key<TAB>offset` per line (MXNet's `MXIndexedRecordIO`); blank lines are ignored.
-fn parse_index(text: &str, idx_path: &Path, file_len: u64) -> Result<Vec<IndexEntry>> {
+/// Read line by line: the index of a large set is hundreds of megabytes.
+fn parse_index(reader: impl std::io::BufRead, idx_path: &Path, file_len: u64) -> Result<Vec<IndexEntry>> {
     let mut entries = Vec::new();
-    for (line_index, line) in text.lines().enumerate() {
+    for (line_index, line) in reader.lines().enumerate() {
         let line_number = line_index + 1;
         let bad = |message: String| DataError::Index { path: idx_path.to_path_buf(), line: line_number, message };
+        let line = line.map_err(|e| bad(format!("cannot read: {e}")))?;
         let line = line.trim();
         if line.is_empty() {
             continue;
