@@ -13,16 +13,24 @@ use visage_heads::{HeadConfig, MarginHead};
 
 use super::Failure;
 
+mod infer;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Forward + backward of the ArcFace, MagFace and AdaFace heads against PyTorch.
     Heads(HeadsBenchArgs),
+    /// Recogniser throughput (img/s) at batch 1 and 8 against onnxruntime-python.
+    Embed(infer::EmbedBenchArgs),
+    /// `visage analyze` end to end (photos/s) against the Python reference pipeline.
+    Analyze(infer::AnalyzeBenchArgs),
 }
 
 impl BenchCommand {
     pub fn run(&self) -> Result<(), Failure> {
         match self {
             Self::Heads(args) => args.run(),
+            Self::Embed(args) => args.run(),
+            Self::Analyze(args) => args.run(),
         }
     }
 }
