@@ -50,6 +50,9 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Faces ranked by quality (feature magnitude), best first, with a montage.
     Quality(commands::quality::QualityArgs),
+    /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
+    #[command(subcommand)]
+    Model(commands::model::ModelCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::Quality(args) => args.run(),
+        Command::Model(command) => command.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
     };

@@ -45,6 +45,30 @@ pub enum IResNetLayout {
     Adaface,
 }
 
+impl std::str::FromStr for IResNetLayout {
+    type Err = NnError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "insightface" | "arcface" | "magface" => Ok(Self::Insightface),
+            "adaface" => Ok(Self::Adaface),
+            _ => Err(NnError::InvalidConfig {
+                field: "layout",
+                problem: format!("must be insightface (also MagFace's) or adaface, got '{text}'"),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for IResNetLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Insightface => "insightface",
+            Self::Adaface => "adaface",
+        })
+    }
+}
+
 /// The shape of an IResNet. The named constructors give the published depths;
 /// the fields are public so tests and experiments can shrink it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod embed;
 mod face_models;
 pub mod heads;
+pub mod model;
 pub mod quality;
 pub mod verify;
 
