@@ -50,6 +50,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Faces ranked by quality (feature magnitude), best first, with a montage.
     Quality(commands::quality::QualityArgs),
+    /// Train a recogniser (any backbone × any margin head) from a train.toml; resumable.
+    Train(commands::train::TrainArgs),
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => args.run(),
         Command::Verify(args) => args.run(),
         Command::Quality(args) => args.run(),
+        Command::Train(args) => args.run(),
         Command::Model(command) => command.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),

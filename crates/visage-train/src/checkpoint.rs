@@ -1,0 +1,115 @@
+//! Checkpoints: everything needed to continue a run exactly where it was.
+//!
+//! `out_dir/checkpoints/step-00001234/` holds `model.bin` (backbone +
+//! centres, full precision), `optimizer.bin` (momenta) and `state.json` (steps
+//! done, the head with AdaFace's running statistics, the config). It is
+//! written as `.step-00001234.tmp/` and renamed into place, so a kill at any
+//! moment leaves either the whole checkpoint or none of it; the newest
+//! complete one is what a resume starts from. The data loader needs no
+//! state: its batches are a pure function of (seed, epoch, batch index), and
+//! the step count gives both.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{BinFileRecorder, FullPrecisionSettings};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use visage_heads::MarginHead;
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::model::TrainModel;
+use crate::optimizer::AnyOptimizer;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps taken so far (the next step's index).
+    pub steps_done: u64,
+    pub head: MarginHead,
+    /// The config the run was started with; a resume must use the same.
+    pub config: TrainConfig,
+    pub last_loss: f32,
+}
+
+const PREFIX: &str = "step-";
+
+pub fn checkpoints_dir(out_dir: &Path) -> PathBuf {
+    out_dir.join("checkpoints")
+}
+
+/// The newest complete checkpoint under `out_dir`, if any.
+pub fn latest(out_dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(checkpoints_dir(out_dir))
+        .ok()?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let step = path.file_name()?.to_str()?.strip_prefix(PREFIX)?.parse::<u64>().ok()?;
+            path.join("state.json").is_file().then_some((step, path))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, path)| path)
+}
+
+/// Writes a checkpoint atomically and removes all but the newest `keep`.
+pub fn save<B: AutodiffBackend>(
+    out_dir: &Path,
+    model: &TrainModel<B>,
+    optimizer: &AnyOptimizer<TrainModel<B>, B>,
+    state: &TrainState,
+    keep: usize,
+) -> Result<PathBuf> {
+    let dir = checkpoints_dir(out_dir);
+    let name = format!("{PREFIX}{:08}", state.steps_done);
+    let (temp, done) = (dir.join(format!(".{name}.tmp")), dir.join(&name));
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrainError::Write { path, source }
+    };
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir_all(&temp).map_err(write_error(&temp))?;
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    model
+        .clone()
+        .save_file(temp.join("model"), &recorder)
+        .map_err(|e| TrainError::Checkpoint { path: temp.clone(), message: format!("cannot save the model: {e}") })?;
+    optimizer.save(&temp.join("optimizer"))?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    std::fs::write(temp.join("state.json"), json).map_err(write_error(&temp.join("state.json")))?;
+    let _ = std::fs::remove_dir_all(&done);
+    std::fs::rename(&temp, &done).map_err(write_error(&done))?;
+    prune(&dir, keep);
+    Ok(done)
+}
+
+/// Removes complete checkpoints beyond the newest `keep`.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut steps: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX))).collect();
+    steps.sort();
+    let surplus = steps.len().saturating_sub(keep);
+    for old in &steps[..surplus] {
+        let _ = std::fs::remove_dir_all(old);
+    }
+}
+
+/// Reads a checkpoint back into a model and optimiser of the same shape.
+pub fn load<B: AutodiffBackend>(
+    path: &Path,
+    model: TrainModel<B>,
+    optimizer: AnyOptimizer<TrainModel<B>, B>,
+    device: &B::Device,
+) -> Result<(TrainModel<B>, AnyOptimizer<TrainModel<B>, B>, TrainState)> {
+    let state_path = path.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|source| TrainError::Read { path: state_path.clone(), source })?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint { path: state_path.clone(), message: format!("invalid state: {e}") })?;
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let model = model
+        .load_file(path.join("model"), &recorder, device)
+        .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot load the model: {e}") })?;
+    let optimizer = optimizer.load(&path.join("optimizer"), device)?;
+    Ok((model, optimizer, state))
+}

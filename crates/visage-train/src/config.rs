@@ -1,0 +1,368 @@
+//! `train.toml`: everything a run is, so that the file plus the data is the
+//! whole experiment. Defaults are insightface arcface_torch's (SGD, lr 0.1,
+//! momentum 0.9, weight decay 5e-4, polynomial decay, flip only); MagFace
+//! and AdaFace recipes use `schedule.kind = "step"`.
+//!
+//! ```toml
+//! out_dir = "runs/r50-arcface"   # checkpoints/, metrics.csv (relative to this file)
+//! epochs = 20
+//! batch_size = 128
+//! seed = 2048
+//!
+//! [backbone]                     # visage-nn: arch, embedding_size, dropout, layout,
+//! arch = "iresnet50"             # and for small experiments stage_widths, stem_width,
+//!                                # blocks_per_stage, input_size (IResNet only)
+//! [head]                         # visage-heads: any kind of spec/heads.md
+//! kind = "arcface"
+//! [partial_fc]                   # optional: sample the class centres
+//! sample_rate = 0.1
+//!
+//! [data]
+//! source = "faces_emore/train.rec"   # a .rec, or a folder with one sub-folder per identity
+//! normalization = "arcface"          # arcface | magface | adaface
+//! threads = 4
+//! flip = true
+//!
+//! [optimizer]
+//! kind = "sgd"                   # sgd | adamw
+//! lr = 0.1
+//! momentum = 0.9
+//! weight_decay = 5e-4
+//!
+//! [schedule]
+//! kind = "poly"                  # poly | step
+//! warmup_epochs = 0
+//!
+//! [checkpoint]
+//! every_steps = 1000
+//! keep = 2
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use visage_data::Normalization;
+use visage_heads::{HeadConfig, PartialFcConfig};
+use visage_nn::{Arch, BackboneConfig, BackboneShape, IResNetLayout};
+
+use crate::error::{Result, TrainError};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Where checkpoints and logs go (relative paths are relative to the config file).
+    pub out_dir: PathBuf,
+    pub epochs: u64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub backbone: BackboneSection,
+    pub head: HeadConfig,
+    #[serde(default)]
+    pub partial_fc: Option<PartialFcConfig>,
+    pub data: DataSection,
+    #[serde(default)]
+    pub optimizer: OptimizerSection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    /// Clip each parameter's gradient to this L2 norm (arcface_torch clips at 5).
+    #[serde(default)]
+    pub grad_clip_norm: Option<f32>,
+}
+
+fn default_batch_size() -> usize {
+    128
+}
+
+fn default_seed() -> u64 {
+    2048
+}
+
+/// A visage-nn backbone, with the IResNet shape open to small experiments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSection {
+    pub arch: Arch,
+    #[serde(default = "default_embedding_size")]
+    pub embedding_size: usize,
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default)]
+    pub layout: IResNetLayout,
+    #[serde(default)]
+    pub blocks_per_stage: Option<[usize; 4]>,
+    #[serde(default)]
+    pub stage_widths: Option<[usize; 4]>,
+    #[serde(default)]
+    pub stem_width: Option<usize>,
+    #[serde(default)]
+    pub input_size: Option<usize>,
+}
+
+fn default_embedding_size() -> usize {
+    512
+}
+
+impl BackboneSection {
+    pub fn shape(&self) -> std::result::Result<BackboneShape, String> {
+        let named = BackboneConfig { arch: self.arch, embedding_size: self.embedding_size, dropout: self.dropout, layout: self.layout };
+        let shape = named.shape().map_err(|e| e.to_string())?;
+        let overrides = self.blocks_per_stage.is_some() || self.stage_widths.is_some() || self.stem_width.is_some() || self.input_size.is_some();
+        match shape {
+            BackboneShape::IResNet(mut resnet) if overrides => {
+                resnet.blocks_per_stage = self.blocks_per_stage.unwrap_or(resnet.blocks_per_stage);
+                resnet.stage_widths = self.stage_widths.unwrap_or(resnet.stage_widths);
+                resnet.stem_width = self.stem_width.unwrap_or(resnet.stem_width);
+                resnet.input_size = self.input_size.unwrap_or(resnet.input_size);
+                resnet.validate().map_err(|e| e.to_string())?;
+                Ok(BackboneShape::IResNet(resnet))
+            }
+            BackboneShape::MobileFaceNet(_) if overrides => {
+                Err("blocks_per_stage, stage_widths, stem_width and input_size apply to IResNet only".into())
+            }
+            shape => Ok(shape),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// A RecordIO `.rec` (with its `.idx` beside it) or an image folder.
+    pub source: PathBuf,
+    #[serde(default)]
+    pub normalization: NormalizationChoice,
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Random horizontal flip with probability 0.5 (every recipe uses it).
+    #[serde(default = "yes")]
+    pub flip: bool,
+}
+
+fn default_threads() -> usize {
+    2
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The three families' input conventions (DEVELOPERS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizationChoice {
+    #[default]
+    Arcface,
+    Magface,
+    Adaface,
+}
+
+impl NormalizationChoice {
+    pub fn normalization(self) -> Normalization {
+        match self {
+            Self::Arcface => Normalization::ARCFACE,
+            Self::Magface => Normalization::MAGFACE,
+            Self::Adaface => Normalization::ADAFACE,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerSection {
+    /// PyTorch's SGD: `v ← μ·v + (g + λ·w)`, `w ← w − lr·v` (no dampening).
+    Sgd {
+        #[serde(default = "default_lr")]
+        lr: f64,
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        #[serde(default = "default_weight_decay")]
+        weight_decay: f64,
+    },
+    /// AdamW (decoupled weight decay), PyTorch's defaults for betas and eps.
+    Adamw {
+        #[serde(default = "default_adamw_lr")]
+        lr: f64,
+        #[serde(default = "default_beta1")]
+        beta1: f32,
+        #[serde(default = "default_beta2")]
+        beta2: f32,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_adamw_weight_decay")]
+        weight_decay: f32,
+    },
+}
+
+impl Default for OptimizerSection {
+    fn default() -> Self {
+        Self::Sgd { lr: default_lr(), momentum: default_momentum(), weight_decay: default_weight_decay() }
+    }
+}
+
+impl OptimizerSection {
+    pub fn lr(&self) -> f64 {
+        match self {
+            Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr,
+        }
+    }
+}
+
+fn default_lr() -> f64 {
+    0.1
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_weight_decay() -> f64 {
+    5e-4
+}
+fn default_adamw_lr() -> f64 {
+    1e-3
+}
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+fn default_adamw_weight_decay() -> f32 {
+    0.1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum ScheduleSection {
+    /// arcface_torch's `PolyScheduler`: linear warm-up, then `lr·(1 − progress)^power`.
+    Poly {
+        #[serde(default)]
+        warmup_epochs: f64,
+        #[serde(default = "default_power")]
+        power: f64,
+    },
+    /// MultiStepLR: ×`gamma` at each milestone epoch (MagFace 10/18/22, AdaFace 12/20/24).
+    Step {
+        milestones: Vec<u64>,
+        #[serde(default = "default_gamma")]
+        gamma: f64,
+        #[serde(default)]
+        warmup_epochs: f64,
+    },
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        Self::Poly { warmup_epochs: 0.0, power: default_power() }
+    }
+}
+
+fn default_power() -> f64 {
+    2.0
+}
+fn default_gamma() -> f64 {
+    0.1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Save every this many steps (and always at the end).
+    #[serde(default = "default_every")]
+    pub every_steps: u64,
+    /// Checkpoints kept on disk (the newest).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self { every_steps: default_every(), keep: default_keep() }
+    }
+}
+
+fn default_every() -> u64 {
+    1000
+}
+fn default_keep() -> usize {
+    2
+}
+
+impl TrainConfig {
+    /// Reads and checks a config; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Self::parse(&text).map_err(|message| TrainError::Config { path: path.to_path_buf(), message })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.out_dir = base.join(&config.out_dir);
+        config.data.source = base.join(&config.data.source);
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (paths left as written).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        self.backbone.shape().map_err(|e| format!("[backbone] {e}"))?;
+        self.head.validate().map_err(|e| format!("[head] {e}"))?;
+        if self.optimizer.lr() <= 0.0 || !self.optimizer.lr().is_finite() {
+            return Err(format!("[optimizer] lr = {} must be positive", self.optimizer.lr()));
+        }
+        if let ScheduleSection::Step { milestones, .. } = &self.schedule {
+            if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("[schedule] milestones {milestones:?} must increase"));
+            }
+        }
+        if self.checkpoint.every_steps == 0 || self.checkpoint.keep == 0 {
+            return Err("[checkpoint] every_steps and keep must be at least 1".into());
+        }
+        if self.grad_clip_norm.is_some_and(|c| !(c > 0.0)) {
+            return Err("grad_clip_norm must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "out_dir = \"runs/x\"\nepochs = 3\n[backbone]\narch = \"iresnet18\"\n[head]\nkind = \"arcface\"\n[data]\nsource = \"train.rec\"\n";
+
+    #[test]
+    fn defaults_are_arcface_torchs() {
+        let config = TrainConfig::parse(MINIMAL).unwrap();
+        assert_eq!(config.batch_size, 128);
+        assert_eq!(config.optimizer, OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 });
+        assert_eq!(config.schedule, ScheduleSection::Poly { warmup_epochs: 0.0, power: 2.0 });
+        assert!(config.data.flip);
+        assert_eq!(config.data.normalization.normalization(), Normalization::ARCFACE);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad_head = MINIMAL.replace("kind = \"arcface\"", "kind = \"arcface\"\nm = -3.0");
+        assert!(TrainConfig::parse(&bad_head).unwrap_err().starts_with("[head]"));
+        let bad_steps = format!("{MINIMAL}[schedule]\nkind = \"step\"\nmilestones = [10, 5]\n");
+        assert!(TrainConfig::parse(&bad_steps).unwrap_err().contains("milestones [10, 5] must increase"));
+        let unknown = MINIMAL.replace("epochs = 3", "epochs = 3\nepoch = 4");
+        assert!(TrainConfig::parse(&unknown).unwrap_err().contains("unknown field `epoch`"));
+        let mobile = MINIMAL.replace("iresnet18", "mobilefacenet").replace("[head]", "stage_widths = [8, 8, 8, 8]\n[head]");
+        assert!(TrainConfig::parse(&mobile).unwrap_err().contains("IResNet only"));
+    }
+}

@@ -1,0 +1,27 @@
+//! visage-train: the training loop of insightface's arcface_torch, MagFace
+//! and AdaFace, in burn, generic over the backend.
+//!
+//! - [`config`]: the `train.toml` a run is described by (backbone, head,
+//!   data, optimiser, schedule, checkpoints), with the recipes' defaults;
+//! - [`schedule`]: learning rate per step (linear warm-up, then polynomial
+//!   decay as arcface_torch or step drops as MagFace/AdaFace);
+//! - [`model`]: backbone + class centres as one burn module;
+//! - [`optimizer`]: SGD with momentum + weight decay, or AdamW, as PyTorch
+//!   defines them;
+//! - [`checkpoint`]: model + optimiser + position + head state, written
+//!   atomically, found again on resume;
+//! - [`metrics`]: the per-step CSV log;
+//! - [`trainer`]: the loop, resumable to the bit.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod optimizer;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use trainer::{train, RunOptions, StepReport, TrainSummary};

@@ -1,0 +1,66 @@
+//! The per-step log: `metrics.csv` in the run folder, one row per step,
+//! appended and flushed as training goes (a killed run keeps its rows; a
+//! resumed run drops rows past its checkpoint so none is counted twice).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TrainError};
+
+pub const HEADER: &str = "step,epoch,lr,loss,accuracy,mean_feature_norm,images_per_s";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsRow {
+    pub step: u64,
+    pub epoch: u64,
+    pub lr: f64,
+    pub loss: f32,
+    /// Top-1 on the batch's logits (margin applied to the target), `None` with Partial FC.
+    pub accuracy: Option<f32>,
+    pub mean_feature_norm: f32,
+    pub images_per_s: f64,
+}
+
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Opens `dir/metrics.csv`, keeping only rows of steps before `resume_step`.
+    pub fn open(dir: &Path, resume_step: u64) -> Result<Self> {
+        let path = dir.join("metrics.csv");
+        let write_error = |source| TrainError::Write { path: path.clone(), source };
+        let kept: Vec<String> = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .skip(1)
+                .filter(|line| line.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s < resume_step))
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut text = format!("{HEADER}\n");
+        for line in kept {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        std::fs::write(&path, text).map_err(write_error)?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(write_error)?;
+        Ok(Self { path, file })
+    }
+
+    pub fn append(&mut self, row: &MetricsRow) -> Result<()> {
+        let accuracy = row.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default();
+        writeln!(
+            self.file,
+            "{},{},{:.6e},{:.6},{accuracy},{:.4},{:.2}",
+            row.step, row.epoch, row.lr, row.loss, row.mean_feature_norm, row.images_per_s
+        )
+        .map_err(|source| TrainError::Write { path: self.path.clone(), source })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,73 @@
+//! The two optimisers of the recipes, configured as PyTorch defines them.
+//!
+//! burn's defaults differ from PyTorch's in ways that change training:
+//! `MomentumConfig` dampens by 0.1 (PyTorch: 0) and AdamW's eps is 1e-5
+//! (PyTorch: 1e-8); both are set explicitly here.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::config::OptimizerSection;
+use crate::error::{Result, TrainError};
+
+pub enum AnyOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
+    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
+    AdamW(OptimizerAdaptor<AdamW, M, B>),
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
+    pub fn new(section: &OptimizerSection, grad_clip_norm: Option<f32>) -> Self {
+        let clipping = grad_clip_norm.map(GradientClippingConfig::Norm);
+        match *section {
+            OptimizerSection::Sgd { momentum, weight_decay, .. } => {
+                let momentum = (momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov: false });
+                let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+                let config = SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).with_gradient_clipping(clipping);
+                Self::Sgd(config.init())
+            }
+            OptimizerSection::Adamw { beta1, beta2, eps, weight_decay, .. } => {
+                let config = AdamWConfig::new()
+                    .with_beta_1(beta1)
+                    .with_beta_2(beta2)
+                    .with_epsilon(eps)
+                    .with_weight_decay(weight_decay)
+                    .with_grad_clipping(clipping);
+                Self::AdamW(config.init())
+            }
+        }
+    }
+
+    pub fn step(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+        match self {
+            Self::Sgd(optim) => optim.step(lr, module, grads),
+            Self::AdamW(optim) => optim.step(lr, module, grads),
+        }
+    }
+
+    /// Saves the optimiser state (momenta) to `path` (+ `.bin`), full precision.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+        let saved = match self {
+            Self::Sgd(optim) => recorder.record(optim.to_record(), path.to_path_buf()),
+            Self::AdamW(optim) => recorder.record(optim.to_record(), path.to_path_buf()),
+        };
+        saved.map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot save the optimiser: {e}") })
+    }
+
+    pub fn load(self, path: &Path, device: &B::Device) -> Result<Self> {
+        let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+        let fail = |e: burn::record::RecorderError| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot load the optimiser: {e}") };
+        Ok(match self {
+            Self::Sgd(optim) => Self::Sgd(optim.load_record(recorder.load(path.to_path_buf(), device).map_err(fail)?)),
+            Self::AdamW(optim) => Self::AdamW(optim.load_record(recorder.load(path.to_path_buf(), device).map_err(fail)?)),
+        })
+    }
+}

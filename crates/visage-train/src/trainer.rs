@@ -1,0 +1,257 @@
+//! The training loop: batches from the loader, backbone → margin head →
+//! loss → gradients → optimiser step, with the learning-rate schedule,
+//! metrics, checkpoints and exact resume.
+//!
+//! Exactness: a run that is killed and resumed takes the same steps on the
+//! same batches with the same state as one that never stopped. The batches
+//! are a pure function of (seed, epoch, batch index); the model, optimiser
+//! momenta, AdamW moments, BatchNorm running statistics and AdaFace's
+//! statistics are in the checkpoint at full precision; the backend's random
+//! generator (dropout) is reseeded from (seed, step) before every step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use visage_data::{Augmentation, FaceSource, ImageFolder, LabelledImage, Loader, LoaderConfig, RecordDataset};
+use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::metrics::{MetricsLog, MetricsRow};
+use crate::model::TrainModel;
+use crate::optimizer::AnyOptimizer;
+use crate::schedule::LrSchedule;
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from the newest checkpoint in `out_dir` when there is one.
+    pub resume: bool,
+    /// Stop (without a final checkpoint) once this many steps are done in
+    /// total: a kill at a known point, for tests and for time-boxed runs.
+    pub stop_after: Option<u64>,
+}
+
+/// What the caller sees after every step (for a progress bar).
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub steps_done: u64,
+    pub total_steps: u64,
+    pub epoch: u64,
+    pub lr: f64,
+    pub loss: f32,
+    pub accuracy: Option<f32>,
+    pub images_per_s: f64,
+    /// Samples left out so far because they could not be read.
+    pub skipped_samples: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub steps_done: u64,
+    pub total_steps: u64,
+    pub last_loss: f32,
+    pub resumed_from: Option<PathBuf>,
+    pub last_checkpoint: Option<PathBuf>,
+    pub metrics: PathBuf,
+}
+
+/// The training data: an insightface RecordIO file or an image folder.
+pub enum TrainSource {
+    Record(RecordDataset),
+    Folder(ImageFolder),
+}
+
+impl TrainSource {
+    /// A folder is read as one sub-folder per identity; anything else as a `.rec`.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(if path.is_dir() { Self::Folder(ImageFolder::scan(path)?) } else { Self::Record(RecordDataset::open(path)?) })
+    }
+}
+
+impl FaceSource for TrainSource {
+    fn len(&self) -> usize {
+        match self {
+            Self::Record(source) => FaceSource::len(source),
+            Self::Folder(source) => FaceSource::len(source),
+        }
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        match self {
+            Self::Record(source) => FaceSource::num_classes(source),
+            Self::Folder(source) => FaceSource::num_classes(source),
+        }
+    }
+
+    fn load(&self, index: usize, decode: &visage_data::DecodeOptions) -> visage_data::Result<LabelledImage> {
+        match self {
+            Self::Record(source) => source.load(index, decode),
+            Self::Folder(source) => source.load(index, decode),
+        }
+    }
+}
+
+/// Trains (or resumes) the run `config` describes on `device`.
+pub fn train<B: AutodiffBackend>(
+    config: &TrainConfig,
+    device: &B::Device,
+    options: &RunOptions,
+    mut on_step: impl FnMut(&StepReport),
+) -> Result<TrainSummary> {
+    let out_dir = &config.out_dir;
+    std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Write { path: out_dir.clone(), source })?;
+    let shape = config.backbone.shape().map_err(|message| TrainError::Config { path: out_dir.clone(), message: format!("[backbone] {message}") })?;
+
+    let source = Arc::new(TrainSource::open(&config.data.source)?);
+    let classes = source.num_classes().filter(|&c| c > 0).ok_or_else(|| TrainError::Config {
+        path: config.data.source.clone(),
+        message: "the data source does not say how many identities it has".into(),
+    })?;
+    let loader_config = LoaderConfig {
+        batch_size: config.batch_size,
+        seed: config.seed,
+        threads: config.data.threads.max(1),
+        image_size: shape.input_size() as u32,
+        normalization: config.data.normalization.normalization(),
+        augmentation: if config.data.flip { Augmentation::default() } else { Augmentation::none() },
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(Arc::clone(&source), loader_config)?;
+    let steps_per_epoch = loader.batches_per_epoch() as u64;
+    if steps_per_epoch == 0 {
+        return Err(TrainError::Config {
+            path: config.data.source.clone(),
+            message: format!("{} samples make no full batch of {}", source.len(), config.batch_size),
+        });
+    }
+    let schedule = LrSchedule::new(config.optimizer.lr(), config.schedule.clone(), steps_per_epoch, config.epochs);
+    let total_steps = schedule.total_steps();
+
+    let mut head = MarginHead::new(config.head.clone())?;
+    let mut model = {
+        let _rng = backend_rng_lock();
+        B::seed(device, config.seed);
+        TrainModel::<B>::init(&shape, classes, config.head.centres_per_class(), device)?
+    };
+    let mut optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
+    let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;
+
+    let mut steps_done = 0;
+    let mut resumed_from = None;
+    let mut last_checkpoint = None;
+    if options.resume {
+        if let Some(path) = checkpoint::latest(out_dir) {
+            let (loaded_model, loaded_optimizer, state) = checkpoint::load(&path, model, optimizer, device)?;
+            if state.config != *config {
+                return Err(TrainError::Checkpoint {
+                    path,
+                    message: "was made with a different config; resume with the same train.toml, or start a new out_dir".into(),
+                });
+            }
+            (model, optimizer, head, steps_done) = (loaded_model, loaded_optimizer, state.head, state.steps_done);
+            resumed_from = Some(path.clone());
+            last_checkpoint = Some(path);
+        }
+    }
+    let mut metrics = MetricsLog::open(out_dir, steps_done)?;
+    let mut last_loss = f32::NAN;
+
+    while steps_done < total_steps {
+        let epoch = steps_done / steps_per_epoch;
+        let start_batch = (steps_done % steps_per_epoch) as usize;
+        for batch in loader.iter_epoch(epoch, start_batch)? {
+            if options.stop_after.is_some_and(|stop| steps_done >= stop) {
+                return Ok(TrainSummary { steps_done, total_steps, last_loss, resumed_from, last_checkpoint, metrics: metrics.path().to_path_buf() });
+            }
+            let step = steps_done;
+            let started = Instant::now();
+            let count = batch.labels.len();
+            let lr = schedule.lr(step);
+            if count > 0 {
+                let side = shape.input_size();
+                let pixels = batch.images.into_raw_vec_and_offset().0;
+                let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [count, 3, side, side]), device);
+                let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
+                let features = {
+                    // Dropout draws from the backend's generator: seed it per step.
+                    let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
+                    B::seed(device, step_seed(config.seed, step));
+                    model.backbone.forward(images)
+                };
+                let mean_norm: f32 = features.clone().powf_scalar(2.0).sum_dim(1).sqrt().mean().into_scalar().elem();
+                let diverged = |what: String| TrainError::Diverged { step, what, last_checkpoint: last_checkpoint.clone() };
+                // A NaN/∞ feature (the head refuses it) is divergence too, not a data error.
+                let head_error = |e: HeadError| match e {
+                    HeadError::NonFinite { .. } => diverged(format!("the backbone's features are not finite: {e}")),
+                    other => TrainError::Head(other),
+                };
+                let (loss, accuracy) = match &partial_fc {
+                    Some(pfc) => {
+                        let shard = CentreShard { centres: model.centres.val(), first_class: 0 };
+                        let output = pfc.forward(&mut head, features, std::slice::from_ref(&shard), &labels, step).map_err(head_error)?;
+                        (output.output.loss, None)
+                    }
+                    None => {
+                        let output = head.forward(features, model.centres.val(), &labels).map_err(head_error)?;
+                        (output.loss, Some(top1(output.logits, &labels)))
+                    }
+                };
+                let loss_value: f32 = loss.clone().into_scalar().elem();
+                if !loss_value.is_finite() {
+                    return Err(diverged(format!("the loss is {loss_value}")));
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(lr, model, grads);
+                last_loss = loss_value;
+                let images_per_s = count as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                metrics.append(&MetricsRow { step, epoch, lr, loss: loss_value, accuracy, mean_feature_norm: mean_norm, images_per_s })?;
+                on_step(&StepReport {
+                    steps_done: step + 1,
+                    total_steps,
+                    epoch,
+                    lr,
+                    loss: loss_value,
+                    accuracy,
+                    images_per_s,
+                    skipped_samples: loader.skipped_total(),
+                });
+            }
+            steps_done += 1;
+            if steps_done % config.checkpoint.every_steps == 0 || steps_done == total_steps {
+                let state = TrainState { steps_done, head: head.clone(), config: config.clone(), last_loss };
+                last_checkpoint = Some(checkpoint::save(out_dir, &model, &optimizer, &state, config.checkpoint.keep)?);
+            }
+        }
+    }
+    Ok(TrainSummary { steps_done, total_steps, last_loss, resumed_from, last_checkpoint, metrics: metrics.path().to_path_buf() })
+}
+
+/// The CPU backend's random generator is one per process: two runs in one
+/// process (parallel tests, a sweep) would interleave their draws and lose
+/// determinism. Seeding and drawing happen under this lock.
+fn backend_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The backend seed of one step: SplitMix64 of (run seed, step), so steps
+/// draw unrelated dropout masks and a resumed step draws the same one.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fraction of rows whose largest logit is their label's.
+fn top1<B: AutodiffBackend>(logits: Tensor<B, 2>, labels: &[usize]) -> f32 {
+    let predicted = logits.argmax(1).into_data();
+    let predicted: Vec<i64> = predicted.convert::<i64>().to_vec().unwrap_or_default();
+    let correct = predicted.iter().zip(labels).filter(|(p, l)| **p as usize == **l).count();
+    correct as f32 / labels.len().max(1) as f32
+}
