@@ -36,6 +36,10 @@
 //! [checkpoint]
 //! every_steps = 1000
 //! keep = 2
+//!
+//! [verification]                 # optional: the insightface protocol during training
+//! sets = ["faces_emore/lfw.bin", "faces_emore/cfp_fp.bin"]
+//! every_steps = 2000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -71,6 +75,28 @@ pub struct TrainConfig {
     /// Clip each parameter's gradient to this L2 norm (arcface_torch clips at 5).
     #[serde(default)]
     pub grad_clip_norm: Option<f32>,
+    #[serde(default)]
+    pub verification: Option<VerificationSection>,
+}
+
+/// Verification sets evaluated during training (insightface `.bin` files).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationSection {
+    /// `.bin` sets (relative paths are relative to the config file).
+    pub sets: Vec<PathBuf>,
+    /// Evaluate every this many steps (and at the end).
+    #[serde(default = "default_verify_every")]
+    pub every_steps: u64,
+    #[serde(default = "default_verify_batch")]
+    pub batch_size: usize,
+}
+
+fn default_verify_every() -> u64 {
+    2000
+}
+fn default_verify_batch() -> usize {
+    64
 }
 
 fn default_batch_size() -> usize {
@@ -301,6 +327,9 @@ impl TrainConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.out_dir = base.join(&config.out_dir);
         config.data.source = base.join(&config.data.source);
+        if let Some(verification) = &mut config.verification {
+            verification.sets = verification.sets.iter().map(|set| base.join(set)).collect();
+        }
         Ok(config)
     }
 
@@ -330,6 +359,9 @@ impl TrainConfig {
         }
         if self.checkpoint.every_steps == 0 || self.checkpoint.keep == 0 {
             return Err("[checkpoint] every_steps and keep must be at least 1".into());
+        }
+        if self.verification.as_ref().is_some_and(|v| v.every_steps == 0 || v.batch_size == 0) {
+            return Err("[verification] every_steps and batch_size must be at least 1".into());
         }
         if self.grad_clip_norm.is_some_and(|c| !(c > 0.0)) {
             return Err("grad_clip_norm must be positive".into());

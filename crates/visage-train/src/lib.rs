@@ -11,7 +11,8 @@
 //! - [`checkpoint`]: model + optimiser + position + head state, written
 //!   atomically, found again on resume;
 //! - [`metrics`]: the per-step CSV log;
-//! - [`trainer`]: the loop, resumable to the bit.
+//! - [`trainer`]: the loop, resumable to the bit;
+//! - [`verification`]: `.bin` sets evaluated every N steps.
 
 pub mod checkpoint;
 pub mod config;
@@ -21,7 +22,8 @@ pub mod model;
 pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
+pub mod verification;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
-pub use trainer::{train, RunOptions, StepReport, TrainSummary};
+pub use trainer::{train, train_with_verification, RunOptions, StepReport, TrainSummary};

@@ -21,15 +21,17 @@ pub struct MetricsRow {
     pub images_per_s: f64,
 }
 
-pub struct MetricsLog {
+/// An append-only CSV file of a run, cut back to the resume point on open.
+pub struct CsvLog {
     path: PathBuf,
     file: std::fs::File,
 }
 
-impl MetricsLog {
-    /// Opens `dir/metrics.csv`, keeping only rows of steps before `resume_step`.
-    pub fn open(dir: &Path, resume_step: u64) -> Result<Self> {
-        let path = dir.join("metrics.csv");
+impl CsvLog {
+    /// Opens `dir/name`, keeping only rows whose first column (the step) is
+    /// below `resume_step`, under `header`.
+    pub fn open(dir: &Path, name: &str, header: &str, resume_step: u64) -> Result<Self> {
+        let path = dir.join(name);
         let write_error = |source| TrainError::Write { path: path.clone(), source };
         let kept: Vec<String> = match std::fs::read_to_string(&path) {
             Ok(text) => text
@@ -40,7 +42,7 @@ impl MetricsLog {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let mut text = format!("{HEADER}\n");
+        let mut text = format!("{header}\n");
         for line in kept {
             text.push_str(&line);
             text.push('\n');
@@ -50,17 +52,33 @@ impl MetricsLog {
         Ok(Self { path, file })
     }
 
-    pub fn append(&mut self, row: &MetricsRow) -> Result<()> {
-        let accuracy = row.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default();
-        writeln!(
-            self.file,
-            "{},{},{:.6e},{:.6},{accuracy},{:.4},{:.2}",
-            row.step, row.epoch, row.lr, row.loss, row.mean_feature_norm, row.images_per_s
-        )
-        .map_err(|source| TrainError::Write { path: self.path.clone(), source })
+    pub fn append(&mut self, line: &str) -> Result<()> {
+        writeln!(self.file, "{line}").map_err(|source| TrainError::Write { path: self.path.clone(), source })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// `metrics.csv`: one row per step.
+pub struct MetricsLog(CsvLog);
+
+impl MetricsLog {
+    /// Opens `dir/metrics.csv`, keeping only rows of steps before `resume_step`.
+    pub fn open(dir: &Path, resume_step: u64) -> Result<Self> {
+        CsvLog::open(dir, "metrics.csv", HEADER, resume_step).map(Self)
+    }
+
+    pub fn append(&mut self, row: &MetricsRow) -> Result<()> {
+        let accuracy = row.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default();
+        self.0.append(&format!(
+            "{},{},{:.6e},{:.6},{accuracy},{:.4},{:.2}",
+            row.step, row.epoch, row.lr, row.loss, row.mean_feature_norm, row.images_per_s
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
     }
 }

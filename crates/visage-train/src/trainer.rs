@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -22,7 +23,8 @@ use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
 use crate::checkpoint::{self, TrainState};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::metrics::{MetricsLog, MetricsRow};
+use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
+use crate::verification::VerificationSet;
 use crate::model::TrainModel;
 use crate::optimizer::AnyOptimizer;
 use crate::schedule::LrSchedule;
@@ -103,6 +105,18 @@ pub fn train<B: AutodiffBackend>(
     options: &RunOptions,
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<TrainSummary> {
+    train_with_verification::<B>(config, device, options, &mut on_step, |_, _, _| {})
+}
+
+/// [`train`], also calling `on_verification(set, steps_done, accuracy)` after
+/// each evaluation of a verification set.
+pub fn train_with_verification<B: AutodiffBackend>(
+    config: &TrainConfig,
+    device: &B::Device,
+    options: &RunOptions,
+    mut on_step: impl FnMut(&StepReport),
+    mut on_verification: impl FnMut(&str, u64, f64),
+) -> Result<TrainSummary> {
     let out_dir = &config.out_dir;
     std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Write { path: out_dir.clone(), source })?;
     let shape = config.backbone.shape().map_err(|message| TrainError::Config { path: out_dir.clone(), message: format!("[backbone] {message}") })?;
@@ -159,6 +173,14 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     let mut metrics = MetricsLog::open(out_dir, steps_done)?;
+    let verification_sets = match &config.verification {
+        Some(section) => section.sets.iter().map(|path| VerificationSet::load(path, shape.input_size() as u32)).collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let mut verification_log = match &config.verification {
+        Some(_) => Some(CsvLog::open(out_dir, "verification.csv", "step,set,accuracy_mean,accuracy_std", steps_done)?),
+        None => None,
+    };
     let mut last_loss = f32::NAN;
 
     while steps_done < total_steps {
@@ -222,6 +244,17 @@ pub fn train<B: AutodiffBackend>(
                 });
             }
             steps_done += 1;
+            if let (Some(section), Some(log)) = (&config.verification, verification_log.as_mut()) {
+                if steps_done % section.every_steps == 0 || steps_done == total_steps {
+                    let network = model.valid();
+                    for set in &verification_sets {
+                        let normalization = config.data.normalization.normalization();
+                        let result = set.evaluate(&network.backbone, normalization, section.batch_size, device);
+                        log.append(&format!("{steps_done},{},{:.5},{:.5}", set.name, result.accuracy_mean, result.accuracy_std))?;
+                        on_verification(&set.name, steps_done, result.accuracy_mean);
+                    }
+                }
+            }
             if steps_done % config.checkpoint.every_steps == 0 || steps_done == total_steps {
                 let state = TrainState { steps_done, head: head.clone(), config: config.clone(), last_loss };
                 last_checkpoint = Some(checkpoint::save(out_dir, &model, &optimizer, &state, config.checkpoint.keep)?);

@@ -133,3 +133,44 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     }
     assert!(error.to_string().contains("training diverged"), "{error}");
 }
+
+/// An insightface `.bin` (pickle protocol 3: a tuple of a list of encoded
+/// images and a list of is-same flags) for `pairs` of PNG files.
+fn write_bin(path: &Path, pairs: &[(PathBuf, PathBuf, bool)]) {
+    let mut pickle = vec![0x80, 3, b']', b'('];
+    for (a, b, _) in pairs {
+        for file in [a, b] {
+            let bytes = std::fs::read(file).unwrap();
+            pickle.push(b'B');
+            pickle.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            pickle.extend_from_slice(&bytes);
+        }
+    }
+    pickle.extend_from_slice(b"e]("); // APPENDS, then the flags list
+    pickle.extend(pairs.iter().map(|(_, _, same)| if *same { 0x88 } else { 0x89 }));
+    pickle.extend_from_slice(&[b'e', 0x86, b'.']); // APPENDS, TUPLE2, STOP
+    std::fs::write(path, pickle).unwrap();
+}
+
+#[test]
+fn verification_sets_are_evaluated_during_training() {
+    let root = scratch("verify");
+    let data = synthetic_faces(&root);
+    // 10 pairs: a photo with itself (same, distance 0) or with another identity's photo.
+    let photo = |id: usize, k: usize| data.join(format!("id{id}/{k}.png"));
+    let pairs: Vec<(PathBuf, PathBuf, bool)> =
+        (0..10).map(|i| if i % 2 == 0 { (photo(i % 4, 0), photo(i % 4, 0), true) } else { (photo(i % 4, 1), photo((i + 1) % 4, 2), false) }).collect();
+    let bin = root.join("tiny.bin");
+    write_bin(&bin, &pairs);
+    let extra = format!("[verification]\nsets = [\"{}\"]\nevery_steps = 2\nbatch_size = 4\n", bin.display());
+    let config = config(&root, &data, &extra);
+    let mut seen = Vec::new();
+    visage_train::train_with_verification::<B>(&config, &device(), &RunOptions::default(), |_| {}, |set, step, accuracy| seen.push((set.to_string(), step, accuracy)))
+        .unwrap();
+    let steps: Vec<u64> = seen.iter().map(|(_, step, _)| *step).collect();
+    assert_eq!(steps, vec![2, 4, 6]);
+    assert!(seen.iter().all(|(set, _, accuracy)| set == "tiny" && *accuracy == 1.0), "{seen:?}");
+    let log = std::fs::read_to_string(config.out_dir.join("verification.csv")).unwrap();
+    assert_eq!(log.lines().next(), Some("step,set,accuracy_mean,accuracy_std"));
+    assert_eq!(log.lines().count(), 4, "{log}");
+}

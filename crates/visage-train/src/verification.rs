@@ -1,0 +1,79 @@
+//! Verification during training: the insightface protocol on `.bin` sets
+//! (LFW, CFP-FP, AgeDB-30, …) every N steps, as arcface_torch's
+//! `CallBackVerification` does — each image and its mirror embedded by the
+//! network in eval mode, summed, L2-normalised, and visage-eval's 10-fold
+//! accuracy on the squared distances.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use ndarray::{Array2, Array4};
+use visage_data::{DecodeOptions, Normalization};
+use visage_eval::io::verification_bin::read_verification_bin;
+use visage_eval::verification::{combine_with_flip, kfold_accuracy, squared_distances, VerificationConfig, VerificationResult};
+use visage_infer::RgbImage;
+use visage_nn::Backbone;
+
+use crate::error::{Result, TrainError};
+
+/// One decoded verification set, ready to embed.
+pub struct VerificationSet {
+    pub name: String,
+    pub path: PathBuf,
+    faces: Vec<RgbImage>,
+    issame: Vec<bool>,
+}
+
+impl VerificationSet {
+    /// Reads a `.bin` set and decodes its images, resized to `side`² when they are not.
+    pub fn load(path: &Path, side: u32) -> Result<Self> {
+        let set = read_verification_bin(path).map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut faces = Vec::with_capacity(set.images.len());
+        for (i, bytes) in set.images.iter().enumerate() {
+            let name = PathBuf::from(format!("{}#image {i}", path.display()));
+            let image = visage_infer::decode_rgb(bytes, &name, &DecodeOptions::default())
+                .map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+            faces.push(if image.dimensions() == (side, side) {
+                image
+            } else {
+                image::imageops::resize(&image, side, side, image::imageops::FilterType::Triangle)
+            });
+        }
+        let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+        Ok(Self { name, path: path.to_path_buf(), faces, issame: set.issame })
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.issame.len()
+    }
+
+    /// The protocol's accuracy for `backbone` (an eval-mode network).
+    pub fn evaluate<B: Backend>(&self, backbone: &Backbone<B>, normalization: Normalization, batch: usize, device: &B::Device) -> VerificationResult {
+        let plain = embed(backbone, &self.faces, normalization, false, batch, device);
+        let mirrored = embed(backbone, &self.faces, normalization, true, batch, device);
+        let embeddings = combine_with_flip(&plain, Some(&mirrored));
+        let pairs: Vec<(usize, usize)> = (0..self.issame.len()).map(|i| (2 * i, 2 * i + 1)).collect();
+        let distances = squared_distances(&embeddings, &pairs);
+        kfold_accuracy(&distances, &self.issame, &VerificationConfig::default())
+    }
+}
+
+/// Raw features of `faces` (mirrored when asked), in batches.
+fn embed<B: Backend>(backbone: &Backbone<B>, faces: &[RgbImage], normalization: Normalization, mirror: bool, batch: usize, device: &B::Device) -> Array2<f64> {
+    let mut rows = Vec::new();
+    let mut dim = 0;
+    for chunk in faces.chunks(batch.max(1)) {
+        let (w, h) = chunk[0].dimensions();
+        let mut input = Array4::<f32>::zeros((chunk.len(), 3, h as usize, w as usize));
+        for (face, slot) in chunk.iter().zip(input.outer_iter_mut()) {
+            normalization.write_chw(face, slot, mirror);
+        }
+        let shape = [chunk.len(), 3, h as usize, w as usize];
+        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.into_raw_vec_and_offset().0, shape), device);
+        let features = backbone.forward(tensor);
+        dim = features.dims()[1];
+        rows.extend(features.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from));
+    }
+    Array2::from_shape_vec((faces.len(), dim), rows).expect("one row per face")
+}
