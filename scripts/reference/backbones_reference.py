@@ -101,7 +101,9 @@ class AdafaceUnit(nn.Module):
         )
 
     def forward(self, x):
-        return self.res_layer(x) + self.shortcut_layer(x)
+        # net.py's order (shortcut first): an ONNX export lists the nodes in this order.
+        shortcut = self.shortcut_layer(x)
+        return self.res_layer(x) + shortcut
 
 
 class AdafaceIResNet(nn.Module):

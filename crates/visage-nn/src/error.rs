@@ -38,4 +38,12 @@ pub enum NnError {
     /// A tensor's values are not finite (NaN or infinity).
     #[error("state dict tensor '{key}' holds a non-finite value")]
     NonFinite { key: String },
+
+    /// The key sets of a state dict and a model differ: counts and the first few of each.
+    #[error("state dict does not fit the model: {missing} key(s) missing {missing_examples:?}, {unexpected} unexpected {unexpected_examples:?}; is the architecture, layout or checkpoint family right?")]
+    KeyMismatch { missing: usize, missing_examples: Vec<String>, unexpected: usize, unexpected_examples: Vec<String> },
+
+    /// A checkpoint file whose weights do not fit the configured model.
+    #[error("{family} checkpoint {path}: {source}")]
+    Checkpoint { path: PathBuf, family: String, source: Box<NnError> },
 }

@@ -14,6 +14,8 @@ pub mod error;
 pub mod iresnet;
 mod layers;
 pub mod mobilefacenet;
+pub mod pickle;
+pub mod pytorch;
 pub mod state_dict;
 
 use std::fmt;
@@ -28,7 +30,8 @@ pub use complexity::{count_params, Cost};
 pub use error::NnError;
 pub use iresnet::{IResNet, IResNetConfig, IResNetLayout};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
-pub use state_dict::{load_state_dict, HostTensor, StateDict};
+pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
+pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
 
 /// The published backbones, by the names a training config uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,9 +263,16 @@ impl<B: Backend> Backbone<B> {
         }
     }
 
-    /// Loads a reference state dict (keys as [`BackboneShape::torch_key`] maps them).
+    /// Loads a reference state dict (keys as [`BackboneShape::torch_key`] maps
+    /// them). The key sets must match exactly (all missing and unexpected
+    /// keys are reported at once), then every shape.
     pub fn load_state_dict(self, shape: &BackboneShape, state: &StateDict) -> Result<Self, NnError> {
         let key = |path: &str| shape.torch_key(path);
+        let expected = match &self {
+            Backbone::IResNet(network) => expected_keys(network, key),
+            Backbone::MobileFaceNet(network) => expected_keys(network, key),
+        };
+        state.check_keys(&expected)?;
         Ok(match self {
             Backbone::IResNet(network) => Backbone::IResNet(load_state_dict(network, state, key)?),
             Backbone::MobileFaceNet(network) => Backbone::MobileFaceNet(load_state_dict(network, state, key)?),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -73,7 +73,7 @@ impl StateDict {
 }
 
 /// IEEE half → f32 (subnormals, infinities and NaN included).
-fn f16_to_f32(bits: u16) -> f32 {
+pub(crate) fn f16_to_f32(bits: u16) -> f32 {
     let sign = ((bits >> 15) as u32) << 31;
     let exponent = ((bits >> 10) & 0x1f) as u32;
     let mantissa = (bits & 0x3ff) as u32;
@@ -179,6 +179,63 @@ pub fn load_state_dict<B: Backend, M: Module<B>>(
         return Err(NnError::UnusedTensors { count: unused.len(), examples: unused.into_iter().take(5).collect() });
     }
     Ok(module)
+}
+
+/// The state-dict keys `module` needs, with their PyTorch shapes (rank-2
+/// tensors transposed back to `[out, in]`), by the same mapping
+/// [`load_state_dict`] uses.
+pub fn expected_keys<B: Backend, M: Module<B>>(module: &M, torch_key: impl Fn(&str) -> Option<String>) -> BTreeMap<String, Vec<usize>> {
+    struct Collector<F> {
+        torch_key: F,
+        path: Vec<String>,
+        keys: BTreeMap<String, Vec<usize>>,
+    }
+
+    impl<B: Backend, F: Fn(&str) -> Option<String>> ModuleVisitor<B> for Collector<F> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(key) = (self.torch_key)(&self.path.join(".")) {
+                let mut shape = param.lazy_shape().as_slice().to_vec();
+                if D == 2 {
+                    shape.reverse();
+                }
+                self.keys.insert(key, shape);
+            }
+        }
+    }
+
+    let mut collector = Collector { torch_key, path: Vec::new(), keys: BTreeMap::new() };
+    module.visit(&mut collector);
+    collector.keys
+}
+
+/// How many examples of missing/unexpected keys an error lists.
+const KEY_EXAMPLES: usize = 5;
+
+impl StateDict {
+    /// Compares the key set with what a model needs: every missing and every
+    /// unexpected key is counted (the first few named), so a checkpoint of
+    /// another architecture reads as such in one error.
+    pub fn check_keys(&self, expected: &BTreeMap<String, Vec<usize>>) -> Result<(), NnError> {
+        let missing: Vec<String> = expected.keys().filter(|key| !self.tensors.contains_key(*key)).cloned().collect();
+        let unexpected: Vec<String> = self.tensors.keys().filter(|key| !expected.contains_key(*key)).cloned().collect();
+        if missing.is_empty() && unexpected.is_empty() {
+            return Ok(());
+        }
+        Err(NnError::KeyMismatch {
+            missing: missing.len(),
+            missing_examples: missing.into_iter().take(KEY_EXAMPLES).collect(),
+            unexpected: unexpected.len(),
+            unexpected_examples: unexpected.into_iter().take(KEY_EXAMPLES).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
