@@ -1,0 +1,143 @@
+//! The snapshot: the whole gallery state as of one log sequence number,
+//! written atomically (temporary file, fsync, rename, fsync of the
+//! directory), so a reader sees the old snapshot or the new one, never a mix.
+//!
+//! Layout: JSON lines. The first line is the header (format, `last_seq`,
+//! `next_id`, config); then one identity per line; the last line is the
+//! trailer with the identity count and the CRC-32 of every byte before it.
+//! A snapshot is never repaired: a count or checksum that does not hold is
+//! an error naming the file.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::GalleryConfig;
+use crate::error::{GalleryError, Result};
+use crate::model::{Identity, IdentityId};
+
+pub const SNAPSHOT_FORMAT: &str = "visage-gallery-snapshot/1";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    pub format: String,
+    /// Every log record up to and including this sequence number is in the snapshot.
+    pub last_seq: u64,
+    pub next_id: IdentityId,
+    pub config: GalleryConfig,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Trailer {
+    identities: usize,
+    crc32: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TrailerLine {
+    end: Trailer,
+}
+
+/// Writes `path` atomically; returns its size in bytes.
+pub fn write_snapshot<'a>(path: &Path, header: &SnapshotHeader, identities: impl Iterator<Item = &'a Identity>) -> Result<u64> {
+    let temp = path.with_extension("tmp");
+    let io = |e| GalleryError::io(&temp, e);
+    let file = std::fs::File::create(&temp).map_err(io)?;
+    let mut out = CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: crc32fast::Hasher::new(), bytes: 0 };
+    let json = |e: serde_json::Error| GalleryError::io(&temp, e.into());
+    serde_json::to_writer(&mut out, header).map_err(json)?;
+    out.write_all(b"\n").map_err(io)?;
+    let mut count = 0;
+    for identity in identities {
+        serde_json::to_writer(&mut out, identity).map_err(json)?;
+        out.write_all(b"\n").map_err(io)?;
+        count += 1;
+    }
+    let trailer = TrailerLine { end: Trailer { identities: count, crc32: out.hasher.clone().finalize() } };
+    let mut inner = out.inner;
+    let mut size = out.bytes;
+    let trailer_line = serde_json::to_string(&trailer).expect("serialisable") + "\n";
+    inner.write_all(trailer_line.as_bytes()).map_err(io)?;
+    size += trailer_line.len() as u64;
+    let file = inner.into_inner().map_err(|e| GalleryError::io(&temp, e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    super::durable_rename(&temp, path)?;
+    Ok(size)
+}
+
+/// Reads a snapshot, checking its trailer. `None` when there is none yet.
+pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity>, u64)>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(GalleryError::io(path, e)),
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut hasher = crc32fast::Hasher::new();
+    let mut line = String::new();
+    let mut header: Option<SnapshotHeader> = None;
+    let mut identities = Vec::new();
+    let mut line_no = 0;
+    let mut size = 0u64;
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|e| GalleryError::io(path, e))?;
+        size += read as u64;
+        if read == 0 {
+            return Err(GalleryError::corrupt(path, format!("ends after line {line_no} without its trailer (a truncated snapshot)")));
+        }
+        line_no += 1;
+        if header.is_none() {
+            let parsed: SnapshotHeader =
+                serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line 1 (header): {e}")))?;
+            if parsed.format != SNAPSHOT_FORMAT {
+                return Err(GalleryError::corrupt(path, format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", parsed.format)));
+            }
+            header = Some(parsed);
+        } else if line.starts_with("{\"end\":") {
+            let trailer: TrailerLine =
+                serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no} (trailer): {e}")))?;
+            let crc = hasher.finalize();
+            if trailer.end.crc32 != crc || trailer.end.identities != identities.len() {
+                return Err(GalleryError::corrupt(
+                    path,
+                    format!(
+                        "trailer says {} identities with CRC-32 {:08x}, the file has {} with {crc:08x}",
+                        trailer.end.identities,
+                        trailer.end.crc32,
+                        identities.len()
+                    ),
+                ));
+            }
+            let header = header.expect("set on line 1");
+            return Ok(Some((header, identities, size)));
+        } else {
+            let identity: Identity =
+                serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
+            identities.push(identity);
+        }
+        hasher.update(line.as_bytes());
+    }
+}
+
+/// Counts and checksums what passes through.
+struct CrcWriter<W: Write> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

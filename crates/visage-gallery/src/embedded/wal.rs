@@ -1,0 +1,246 @@
+//! The write-ahead log: append-only, checksummed records, fsynced before a
+//! write is acknowledged.
+//!
+//! Record layout (little-endian):
+//!
+//! ```text
+//! magic "VGW1" (4 B) | payload length (u32) | CRC-32 of seq+payload (u32) | seq (u64) | payload (JSON)
+//! ```
+//!
+//! A crash while appending leaves at most the last record incomplete: its
+//! header, length or checksum does not hold and no valid record follows it.
+//! [`read_log`] stops there and reports the offset, so the store can drop
+//! that torn tail (truncating the file when it opens for writing). A bad
+//! record *followed by a valid one* is damage inside the log, not a torn
+//! append: that is an error, never skipped, because the records after it
+//! were acknowledged.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use crate::error::{GalleryError, Result};
+
+pub const MAGIC: [u8; 4] = *b"VGW1";
+pub const HEADER_LEN: usize = 20;
+/// Refuses absurd lengths before allocating (a torn length field can say anything).
+pub const MAX_PAYLOAD: usize = 1 << 31;
+
+/// One record as read back.
+#[derive(Debug)]
+pub struct LogRecord {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Everything readable in a log file.
+#[derive(Debug)]
+pub struct LogContents {
+    pub records: Vec<LogRecord>,
+    /// Bytes of whole, valid records.
+    pub valid_len: u64,
+    /// Bytes after them (a torn append), 0 when the file ends cleanly.
+    pub torn_bytes: u64,
+}
+
+pub fn encode(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
+    record.extend_from_slice(&MAGIC);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+    record.extend_from_slice(&seq.to_le_bytes());
+    record.extend_from_slice(payload);
+    record
+}
+
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Reads every whole record; see the module docs for torn tails vs damage.
+pub fn read_log(path: &Path) -> Result<LogContents> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut file) => file.read_to_end(&mut bytes).map_err(|e| GalleryError::io(path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(GalleryError::io(path, e)),
+    };
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    let total = bytes.len();
+    let mut last_seq = None;
+    while offset < total {
+        let Some((seq, payload_len)) = valid_record_at(&bytes, offset) else {
+            if let Some(next) = next_valid_record(&bytes, offset + 1) {
+                return Err(GalleryError::corrupt(
+                    path,
+                    format!(
+                        "the record at byte {offset} is damaged (bad magic, length or CRC-32) and a valid record follows at byte {next}: \
+                         damage inside the log, not a torn append; refusing to open (records before byte {offset} are intact)"
+                    ),
+                ));
+            }
+            return Ok(LogContents { records, valid_len: offset as u64, torn_bytes: (total - offset) as u64 });
+        };
+        if last_seq.is_some_and(|last| seq <= last) {
+            return Err(GalleryError::corrupt(path, format!("record at byte {offset} has seq {seq}, not after the previous {}", last_seq.unwrap_or(0))));
+        }
+        last_seq = Some(seq);
+        let end = offset + HEADER_LEN + payload_len;
+        records.push(LogRecord { seq, payload: bytes[offset + HEADER_LEN..end].to_vec() });
+        offset = end;
+    }
+    Ok(LogContents { records, valid_len: total as u64, torn_bytes: 0 })
+}
+
+/// `(seq, payload length)` when a whole record with a matching checksum starts at `offset`.
+fn valid_record_at(bytes: &[u8], offset: usize) -> Option<(u64, usize)> {
+    let header = bytes.get(offset..offset + HEADER_LEN)?;
+    if header[..4] != MAGIC {
+        return None;
+    }
+    let payload_len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+    let stored_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let seq = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    if payload_len > MAX_PAYLOAD {
+        return None;
+    }
+    let payload = bytes.get(offset + HEADER_LEN..offset + HEADER_LEN + payload_len)?;
+    (checksum(seq, payload) == stored_crc).then_some((seq, payload_len))
+}
+
+/// The first offset at or after `from` where a valid record starts.
+fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut offset = from;
+    while offset + HEADER_LEN <= bytes.len() {
+        let found = bytes[offset..].windows(4).position(|w| w == MAGIC)?;
+        offset += found;
+        if valid_record_at(bytes, offset).is_some() {
+            return Some(offset);
+        }
+        offset += 1;
+    }
+    None
+}
+
+/// An open log, appending.
+pub struct LogWriter {
+    file: File,
+    len: u64,
+}
+
+impl LogWriter {
+    /// Opens `path` for appending at `valid_len`, cutting off anything after
+    /// it (a torn tail), and makes that cut durable.
+    pub fn open(path: &Path, valid_len: u64) -> Result<Self> {
+        let io = |e| GalleryError::io(path, e);
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() != valid_len {
+            file.set_len(valid_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let mut writer = Self { file, len: valid_len };
+        use std::io::Seek;
+        writer.file.seek(std::io::SeekFrom::Start(valid_len)).map_err(io)?;
+        Ok(writer)
+    }
+
+    /// Appends one record and returns once it is on stable storage
+    /// (`fdatasync`). On failure the file is cut back to its previous
+    /// length, so a later append does not land after half a record.
+    pub fn append(&mut self, path: &Path, seq: u64, payload: &[u8]) -> Result<()> {
+        let record = encode(seq, payload);
+        let written = self.file.write_all(&record).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len);
+            use std::io::Seek;
+            let _ = self.file.seek(std::io::SeekFrom::Start(self.len));
+            return Err(GalleryError::io(path, e));
+        }
+        self.len += record.len() as u64;
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_log(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("visage-wal-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wal.log");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn header_layout_and_crc_are_as_documented() {
+        let record = encode(7, b"{}");
+        assert_eq!(&record[..4], b"VGW1");
+        assert_eq!(u32::from_le_bytes(record[4..8].try_into().unwrap()), 2);
+        // CRC-32 (IEEE) of 07 00 00 00 00 00 00 00 7B 7D, computed with Python's zlib.crc32.
+        assert_eq!(u32::from_le_bytes(record[8..12].try_into().unwrap()), 0xE329_DEB3);
+        assert_eq!(u64::from_le_bytes(record[12..20].try_into().unwrap()), 7);
+        assert_eq!(&record[20..], b"{}");
+    }
+
+    #[test]
+    fn torn_tails_are_dropped_and_mid_log_damage_refused() {
+        let mut bytes = encode(1, b"first");
+        bytes.extend(encode(2, b"second"));
+        let whole = bytes.len();
+        let third = encode(3, b"third record");
+        // Every proper prefix of the third record is a torn append.
+        for cut in 0..third.len() {
+            let mut torn = bytes.clone();
+            torn.extend_from_slice(&third[..cut]);
+            let path = temp_log("torn", &torn);
+            let log = read_log(&path).unwrap();
+            assert_eq!(log.records.len(), 2, "cut {cut}");
+            assert_eq!((log.valid_len, log.torn_bytes), (whole as u64, cut as u64));
+        }
+        // A whole last record with a flipped payload bit: torn too (nothing follows).
+        let mut flipped = bytes.clone();
+        flipped.extend_from_slice(&third);
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let log = read_log(&temp_log("flip", &flipped)).unwrap();
+        assert_eq!((log.records.len(), log.torn_bytes), (2, third.len() as u64));
+        // The same flip in the first record, with records after it: damage.
+        let mut damaged = bytes.clone();
+        damaged[HEADER_LEN] ^= 1;
+        let err = read_log(&temp_log("damage", &damaged)).unwrap_err().to_string();
+        assert!(err.contains("wal.log: the record at byte 0 is damaged") && err.contains(&format!("follows at byte {}", HEADER_LEN + 5)), "{err}");
+        // A damaged magic in the middle is damage too, not a tail to drop.
+        let mut bad_magic = bytes.clone();
+        bad_magic[0] = b'X';
+        assert!(read_log(&temp_log("magic", &bad_magic)).is_err());
+        // Garbage with no valid record in it after the last good one: torn.
+        let mut garbage = bytes.clone();
+        garbage.extend_from_slice(b"VGW1\xff\xff\xff\x7fnot a record at all, just noise");
+        let log = read_log(&temp_log("garbage", &garbage)).unwrap();
+        assert_eq!((log.records.len(), log.valid_len), (2, whole as u64));
+    }
+
+    #[test]
+    fn writer_cuts_the_torn_tail_and_appends_after_it() {
+        let mut bytes = encode(1, b"one");
+        let valid = bytes.len() as u64;
+        bytes.extend_from_slice(&encode(2, b"two")[..9]);
+        let path = temp_log("writer", &bytes);
+        let mut writer = LogWriter::open(&path, valid).unwrap();
+        writer.append(&path, 2, b"two again").unwrap();
+        drop(writer);
+        let log = read_log(&path).unwrap();
+        assert_eq!(log.torn_bytes, 0);
+        assert_eq!(log.records.iter().map(|r| (r.seq, r.payload.clone())).collect::<Vec<_>>(), vec![(1, b"one".to_vec()), (2, b"two again".to_vec())]);
+    }
+}

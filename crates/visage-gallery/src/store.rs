@@ -1,0 +1,143 @@
+//! The storage trait every gallery backend implements, and what crosses it.
+//!
+//! # Contract
+//!
+//! Backends: the embedded directory store ([`crate::embedded::EmbeddedStore`],
+//! the default) and, planned, PostgreSQL + pgvector. The CLI and the HTTP
+//! service only ever see `dyn GalleryStore`; `README.md` lists what the
+//! PostgreSQL backend must do to pass the same tests.
+//!
+//! - **Identities are addressed by name.** Names are unique within a
+//!   gallery (checked by [`crate::model::check_name`]); ids are numbered by
+//!   the gallery, never reused, and only meaningful inside it (an import
+//!   gives new ids).
+//! - **Every write is one transaction.** `enrol`, `remove`, `import` and
+//!   `set_threshold` either happen whole or not at all — never some of an
+//!   enrolment's templates, never half an import — and when the method
+//!   returns `Ok` the change is durable: it survives a crash or `kill -9`
+//!   of the process the next instant (embedded: the log record is fsynced;
+//!   PostgreSQL: the transaction is committed with `synchronous_commit` on).
+//!   A method that returns `Err` changed nothing.
+//! - **Reads see committed writes**: a search or listing after an `Ok`
+//!   write returns includes it (read-your-writes; snapshot isolation per call).
+//! - **Concurrency**: methods take `&self` and backends are `Send + Sync`,
+//!   so a service can share one store between request threads. Calls may
+//!   block (disk, network): async callers wrap them in `spawn_blocking`.
+//! - **Search is exact unless asked otherwise**: [`GalleryStore::search`] returns
+//!   the true top-k identities by cosine of their pooled templates; an
+//!   approximate index (HNSW) is a separate, explicitly named method.
+//! - **Quality screening happens inside `enrol`**, with the gallery's own
+//!   [`QualityPolicy`](crate::model::QualityPolicy), so no client can bypass it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DecisionThreshold, GalleryConfig};
+use crate::error::Result;
+use crate::model::{FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace};
+
+/// What an enrolment did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnrolOutcome {
+    /// The identity after the enrolment; `None` when every face was refused
+    /// (then nothing was written).
+    pub identity: Option<IdentitySummary>,
+    /// Whether the identity was created by this enrolment.
+    pub created: bool,
+    /// Templates added.
+    pub accepted: usize,
+    pub refused: Vec<RefusedFace>,
+}
+
+/// One identity found by a search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    #[serde(skip)]
+    pub id: IdentityId,
+    #[serde(rename = "identity")]
+    pub name: String,
+    /// Cosine similarity of the query and the identity's pooled template.
+    pub score: f32,
+}
+
+/// The top match when it passes the threshold.
+pub fn decide<'a>(matches: &'a [Match], threshold: &DecisionThreshold) -> Option<&'a Match> {
+    matches.first().filter(|m| threshold.accepts(m.score))
+}
+
+/// What to do when an imported identity's name already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportConflict {
+    /// Refuse the whole import (nothing is written).
+    Fail,
+    /// Keep the existing identity, drop the imported one.
+    Skip,
+    /// Add the imported templates to the existing identity (its metadata kept).
+    Merge,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    pub created: usize,
+    pub merged: usize,
+    pub skipped: usize,
+    pub templates: usize,
+}
+
+/// A whole gallery as one portable JSON document (vectors as base64 f32 LE):
+/// what `export` writes and `import` reads, between any two backends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GalleryExport {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    pub config: GalleryConfig,
+    pub identities: Vec<Identity>,
+}
+
+pub const EXPORT_FORMAT: &str = "visage-gallery-export/1";
+
+/// The storage backend of a gallery. See the module docs for the contract.
+pub trait GalleryStore: Send + Sync {
+    /// Where the gallery lives (a directory or a connection URL without its password).
+    fn location(&self) -> String;
+
+    fn config(&self) -> Result<GalleryConfig>;
+
+    /// Replaces the decision threshold (one durable write).
+    fn set_threshold(&self, threshold: DecisionThreshold) -> Result<()>;
+
+    /// Screens `faces` with the gallery's quality policy and adds the
+    /// accepted ones to identity `name`, creating it when it does not exist.
+    /// `metadata`, when given, replaces the identity's metadata. One
+    /// transaction: all accepted templates or none.
+    fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome>;
+
+    /// Deletes an identity and its templates; returns what was removed.
+    fn remove(&self, name: &str) -> Result<IdentitySummary>;
+
+    /// Every identity, ordered by name.
+    fn list(&self) -> Result<Vec<IdentitySummary>>;
+
+    /// One identity with its templates; `UnknownIdentity` when absent.
+    fn get(&self, name: &str) -> Result<Identity>;
+
+    /// Number of identities.
+    fn len(&self) -> Result<usize>;
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Exact top-`k` identities for each query (unit vectors of the
+    /// gallery's embedding size), best first; ties go to the identity
+    /// enrolled first.
+    fn search(&self, queries: &[&[f32]], k: usize) -> Result<Vec<Vec<Match>>>;
+
+    /// The whole gallery, consistent as of one instant.
+    fn export(&self) -> Result<GalleryExport>;
+
+    /// Adds another gallery's identities as one transaction. The export's
+    /// embedding size and recogniser must equal this gallery's; its
+    /// threshold and quality policy are not taken over.
+    fn import(&self, export: &GalleryExport, on_conflict: ImportConflict) -> Result<ImportReport>;
+}

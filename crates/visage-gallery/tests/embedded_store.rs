@@ -1,0 +1,279 @@
+//! The embedded store through its public API: the trait's operations,
+//! persistence across reopen and compaction, and crash safety for real — a
+//! child process enrolling in a loop is killed with SIGKILL, then the
+//! gallery must open cleanly with every acknowledged enrolment in it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use visage_gallery::{
+    DecisionThreshold, EmbeddedStore, FaceSample, GalleryConfig, GalleryError, GalleryStore, ImportConflict, OpenOptions,
+    QualityPolicy, Refusal,
+};
+
+const DIM: usize = 16;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-gallery-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config() -> GalleryConfig {
+    let quality = QualityPolicy { min_magnitude: Some(5.0), min_face_px: 20.0 };
+    GalleryConfig::new(DIM, "test-recogniser", quality, DecisionThreshold::manual(0.5).unwrap())
+}
+
+/// A deterministic unit vector per (person, face): person `p`'s faces all
+/// lean towards axis `p % DIM`, so they are alike and unlike other people.
+fn embedding(person: usize, face: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM).map(|j| 0.05 * ((person * 31 + face * 7 + j) as f32).sin()).collect();
+    v[person % DIM] += 1.0;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+fn face(person: usize, index: usize, magnitude: f32) -> FaceSample {
+    FaceSample { embedding: embedding(person, index), magnitude, bbox: Some([0.0, 0.0, 50.0, 60.0]), source: format!("p{person}_f{index}.jpg") }
+}
+
+#[test]
+fn enrol_search_list_remove_and_reopen() {
+    let dir = temp_dir("basic");
+    let store = EmbeddedStore::create(&dir, config()).unwrap();
+    let outcome = store.enrol("alice", Some(serde_json::json!({"team": "red"})), &[face(1, 0, 8.0), face(1, 1, 6.0), face(1, 2, 3.0)]).unwrap();
+    assert!(outcome.created);
+    assert_eq!(outcome.accepted, 2);
+    assert_eq!(outcome.refused.len(), 1);
+    assert_eq!(outcome.refused[0].source, "p1_f2.jpg");
+    assert_eq!(outcome.refused[0].refusal, Refusal::LowQuality { magnitude: 3.0, min_magnitude: 5.0 });
+    store.enrol("bob", None, &[face(2, 0, 9.0)]).unwrap();
+    // A second enrolment adds to the identity.
+    let again = store.enrol("alice", None, &[face(1, 3, 7.0)]).unwrap();
+    assert!(!again.created);
+    assert_eq!(again.identity.as_ref().unwrap().templates, 3);
+    // Every face refused: nothing written, no identity.
+    let refused = store.enrol("carol", None, &[face(3, 0, 1.0)]).unwrap();
+    assert!(refused.identity.is_none() && refused.refused.len() == 1);
+    assert!(matches!(store.get("carol"), Err(GalleryError::UnknownIdentity { .. })));
+
+    // The search template is the magnitude-weighted pool of alice's faces.
+    let alice = store.get("alice").unwrap();
+    assert_eq!(alice.metadata, serde_json::json!({"team": "red"}));
+    let mut pooled = vec![0.0f64; DIM];
+    for (index, magnitude) in [(0, 8.0), (1, 6.0), (3, 7.0)] {
+        for (p, e) in pooled.iter_mut().zip(embedding(1, index)) {
+            *p += magnitude * f64::from(e);
+        }
+    }
+    let norm = pooled.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let query = embedding(1, 9);
+    let expected_score: f64 = pooled.iter().zip(&query).map(|(p, q)| p / norm * f64::from(*q)).sum();
+    let hits = store.search(&[&query, &embedding(2, 5)], 5).unwrap();
+    assert_eq!(hits[0].iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
+    assert!((f64::from(hits[0][0].score) - expected_score).abs() < 1e-5, "{} vs {expected_score}", hits[0][0].score);
+    assert_eq!(hits[1][0].name, "bob");
+    let wrong = store.search(&[&[1.0, 0.0]], 3).unwrap_err();
+    assert!(wrong.to_string().contains("query 0 has 2 dimensions, the gallery holds 16-dimensional"), "{wrong}");
+
+    store.set_threshold(DecisionThreshold::manual(0.9).unwrap()).unwrap();
+    let removed = store.remove("bob").unwrap();
+    assert_eq!(removed.name, "bob");
+    assert!(matches!(store.remove("bob"), Err(GalleryError::UnknownIdentity { .. })));
+    let before = store.export().unwrap();
+    drop(store);
+
+    // Reopen: the log replays to the same gallery.
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    assert_eq!(store.export().unwrap(), before);
+    assert_eq!(store.config().unwrap().threshold.cosine, 0.9);
+    // Compaction, then reopen from the snapshot alone.
+    store.compact().unwrap();
+    assert_eq!(std::fs::metadata(dir.join("wal.log")).unwrap().len(), 0);
+    store.enrol("dave", None, &[face(4, 0, 9.0)]).unwrap();
+    let after = store.export().unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    assert_eq!(store.export().unwrap(), after);
+    // Ids are not reused after a removal: bob was 2, dave is 3.
+    assert_eq!(store.get("dave").unwrap().id, 3);
+    assert_eq!(store.list().unwrap().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["alice", "dave"]);
+}
+
+#[test]
+fn export_import_round_trip_and_conflicts() {
+    let source_dir = temp_dir("export-source");
+    let source = EmbeddedStore::create(&source_dir, config()).unwrap();
+    source.enrol("alice", Some(serde_json::json!({"n": 1})), &[face(1, 0, 8.0), face(1, 1, 9.0)]).unwrap();
+    source.enrol("bob", None, &[face(2, 0, 9.0)]).unwrap();
+    let export = source.export().unwrap();
+    let json = serde_json::to_string(&export).unwrap();
+    let parsed: visage_gallery::GalleryExport = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed, export);
+
+    let target_dir = temp_dir("export-target");
+    let target = EmbeddedStore::create(&target_dir, config()).unwrap();
+    target.enrol("bob", None, &[face(2, 1, 9.0)]).unwrap();
+    // Fail: nothing is written.
+    assert!(matches!(target.import(&parsed, ImportConflict::Fail), Err(GalleryError::IdentityExists { .. })));
+    assert_eq!(target.len().unwrap(), 1);
+    let report = target.import(&parsed, ImportConflict::Merge).unwrap();
+    assert_eq!((report.created, report.merged, report.skipped, report.templates), (1, 1, 0, 3));
+    assert_eq!(target.get("bob").unwrap().templates.len(), 2);
+    let alice = target.get("alice").unwrap();
+    assert_eq!(alice.templates, source.get("alice").unwrap().templates);
+    assert_eq!(alice.metadata, serde_json::json!({"n": 1}));
+    let skip = target.import(&parsed, ImportConflict::Skip).unwrap();
+    assert_eq!((skip.created, skip.skipped), (0, 2));
+
+    // Another recogniser's export is refused.
+    let mut foreign = parsed.clone();
+    foreign.config.recognizer = "other".into();
+    let err = target.import(&foreign, ImportConflict::Merge).unwrap_err().to_string();
+    assert!(err.contains("templates of `other`"), "{err}");
+}
+
+#[test]
+fn torn_tail_is_dropped_and_mid_log_damage_refused() {
+    let dir = temp_dir("torn");
+    let store = EmbeddedStore::create(&dir, config()).unwrap();
+    for person in 0..5 {
+        store.enrol(&format!("p{person}"), None, &[face(person, 0, 9.0)]).unwrap();
+    }
+    drop(store);
+    let log = dir.join("wal.log");
+    let intact = std::fs::read(&log).unwrap();
+
+    // A half-written sixth record (what a crash mid-append leaves).
+    let mut torn = intact.clone();
+    torn.extend_from_slice(b"VGW1\x10\x00\x00\x00partial");
+    std::fs::write(&log, &torn).unwrap();
+    let read_only = EmbeddedStore::open(&dir, OpenOptions { read_only: true, ..OpenOptions::default() }).unwrap();
+    assert_eq!(read_only.len().unwrap(), 5);
+    assert!(read_only.enrol("x", None, &[face(9, 0, 9.0)]).unwrap_err().to_string().contains("opened read-only"));
+    drop(read_only);
+    assert_eq!(std::fs::read(&log).unwrap().len(), torn.len(), "a read-only open leaves the file alone");
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    assert_eq!(store.len().unwrap(), 5);
+    assert_eq!(std::fs::read(&log).unwrap(), intact, "the torn tail is cut off on a writable open");
+    store.enrol("p5", None, &[face(5, 0, 9.0)]).unwrap();
+    drop(store);
+    assert_eq!(EmbeddedStore::open(&dir, OpenOptions::default()).unwrap().len().unwrap(), 6);
+
+    // The log cut anywhere inside its last record: the first records survive.
+    let bytes = std::fs::read(&log).unwrap();
+    for cut in [bytes.len() - 1, bytes.len() - 30, intact.len() + 3] {
+        std::fs::write(&log, &bytes[..cut]).unwrap();
+        assert_eq!(EmbeddedStore::open(&dir, OpenOptions::default()).unwrap().len().unwrap(), 5, "cut at {cut}");
+        std::fs::write(&log, &bytes).unwrap();
+    }
+
+    // A flipped byte in the second record with later records intact: refused, named.
+    let mut damaged = bytes.clone();
+    let second_record = intact.len() / 5 + 40;
+    damaged[second_record] ^= 0x20;
+    std::fs::write(&log, &damaged).unwrap();
+    let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("damage must be refused").to_string();
+    assert!(err.contains("wal.log: the record at byte") && err.contains("damage inside the log"), "{err}");
+
+    // A damaged snapshot is refused too.
+    std::fs::write(&log, &bytes).unwrap();
+    EmbeddedStore::open(&dir, OpenOptions::default()).unwrap().compact().unwrap();
+    let snapshot = dir.join("snapshot.jsonl");
+    let mut text = std::fs::read_to_string(&snapshot).unwrap();
+    text = text.replacen("\"p3\"", "\"q3\"", 1);
+    std::fs::write(&snapshot, text).unwrap();
+    let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("checksum").to_string();
+    assert!(err.contains("snapshot.jsonl: trailer says 6 identities with CRC-32"), "{err}");
+}
+
+#[test]
+fn not_a_gallery_is_named() {
+    let dir = temp_dir("empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().unwrap();
+    assert!(matches!(err, GalleryError::NotAGallery { .. }));
+    assert!(err.to_string().contains("not a visage gallery (no gallery.json)"));
+}
+
+// ---- crash safety: SIGKILL of a writing process ----
+
+const CHILD_ENV: &str = "VISAGE_GALLERY_CRASH_CHILD";
+
+/// The writer run in a child process: enrols person after person (each a
+/// second face every third time, so identities also grow), compacting
+/// every few kilobytes, and prints `ACK <person> <faces>` after each
+/// enrolment returned. Does nothing unless started by the test below.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let store = EmbeddedStore::open(Path::new(&dir), OpenOptions { read_only: false, compact_after_bytes: 4096 }).unwrap();
+    let first = store.len().unwrap();
+    let mut stdout = std::io::stdout();
+    for person in first.. {
+        let faces: Vec<FaceSample> = (0..1 + person % 3).map(|f| face(person, f, 9.0)).collect();
+        store.enrol(&format!("person-{person}"), Some(serde_json::json!({"n": person})), &faces).unwrap();
+        writeln!(stdout, "ACK {person} {}", faces.len()).unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[test]
+fn acknowledged_enrolments_survive_sigkill() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = temp_dir("crash");
+    EmbeddedStore::create(&dir, config()).unwrap();
+    let mut acknowledged: BTreeMap<usize, usize> = BTreeMap::new();
+    // Kill after different numbers of acknowledgements, so the kill lands
+    // in different places: mid-append, mid-fsync, mid-compaction.
+    for kill_after in [7usize, 40, 3, 90, 25] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads", "1"])
+            .env(CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut record = |line: String, acknowledged: &mut BTreeMap<usize, usize>| {
+            // libtest may print "test crash_child ... " before the first line.
+            let Some(start) = line.find("ACK ") else { return false };
+            let rest = &line[start + 4..];
+            let (person, faces) = rest.split_once(' ').unwrap();
+            acknowledged.insert(person.parse().unwrap(), faces.parse().unwrap());
+            true
+        };
+        let mut seen = 0;
+        while seen < kill_after {
+            let line = lines.next().expect("child ended early").unwrap();
+            seen += usize::from(record(line, &mut acknowledged));
+        }
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        // Acknowledgements the child wrote before it died but we had not read yet.
+        for line in lines {
+            record(line.unwrap(), &mut acknowledged);
+        }
+
+        let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+        for (&person, &faces) in &acknowledged {
+            let identity = store.get(&format!("person-{person}")).unwrap_or_else(|e| panic!("acknowledged person-{person} lost: {e}"));
+            assert_eq!(identity.templates.len(), faces);
+            assert_eq!(identity.metadata, serde_json::json!({"n": person}));
+            assert_eq!(identity.templates[0].embedding, embedding(person, 0));
+        }
+        // At most the one enrolment in flight at the kill may be there beyond the acknowledged ones.
+        let extra = store.len().unwrap() - acknowledged.len();
+        assert!(extra <= 1, "{extra} unacknowledged identities after kill_after {kill_after}: acknowledged {:?}, stored {:?}", acknowledged.keys().collect::<Vec<_>>(), store.list().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+        if extra == 1 {
+            let person = acknowledged.len();
+            acknowledged.insert(person, 1 + person % 3);
+        }
+    }
+    assert!(acknowledged.len() >= 165, "{} acknowledged", acknowledged.len());
+    assert!(dir.join("snapshot.jsonl").is_file(), "compaction ran during the test");
+}
