@@ -14,6 +14,7 @@ pub mod error;
 pub mod iresnet;
 mod layers;
 pub mod mobilefacenet;
+pub mod onnx;
 pub mod pickle;
 pub mod pytorch;
 pub mod state_dict;
@@ -30,6 +31,7 @@ pub use complexity::{count_params, Cost};
 pub use error::NnError;
 pub use iresnet::{IResNet, IResNetConfig, IResNetLayout};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
+pub use onnx::{load_onnx_weights, read_onnx_iresnet, state_dict_of};
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
 pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
 
