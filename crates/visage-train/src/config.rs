@@ -37,6 +37,9 @@
 //! every_steps = 1000
 //! keep = 2
 //!
+//! [parallel]                     # optional: shards of each batch on several workers
+//! workers = 2
+//!
 //! [verification]                 # optional: the insightface protocol during training
 //! sets = ["faces_emore/lfw.bin", "faces_emore/cfp_fp.bin"]
 //! every_steps = 2000
@@ -77,6 +80,29 @@ pub struct TrainConfig {
     pub grad_clip_norm: Option<f32>,
     #[serde(default)]
     pub verification: Option<VerificationSection>,
+    #[serde(default)]
+    pub parallel: ParallelSection,
+}
+
+/// Data parallelism on one machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelSection {
+    /// Workers that each take a shard of every batch: one per device when
+    /// the backend has that many (GPUs `index, index + 1, …` from `--device`),
+    /// otherwise threads sharing the device (the CPU).
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+impl Default for ParallelSection {
+    fn default() -> Self {
+        Self { workers: 1 }
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Verification sets evaluated during training (insightface `.bin` files).
@@ -359,6 +385,9 @@ impl TrainConfig {
         }
         if self.checkpoint.every_steps == 0 || self.checkpoint.keep == 0 {
             return Err("[checkpoint] every_steps and keep must be at least 1".into());
+        }
+        if self.parallel.workers == 0 || self.parallel.workers > self.batch_size {
+            return Err(format!("[parallel] workers = {} must lie in 1..=batch_size ({})", self.parallel.workers, self.batch_size));
         }
         if self.verification.as_ref().is_some_and(|v| v.every_steps == 0 || v.batch_size == 0) {
             return Err("[verification] every_steps and batch_size must be at least 1".into());

@@ -8,6 +8,7 @@
 //! - [`model`]: backbone + class centres as one burn module;
 //! - [`optimizer`]: SGD with momentum + weight decay, or AdamW, as PyTorch
 //!   defines them;
+//! - [`parallel`]: data-parallel steps over several workers/devices;
 //! - [`checkpoint`]: model + optimiser + position + head state, written
 //!   atomically, found again on resume;
 //! - [`metrics`]: the per-step CSV log;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;
+pub mod parallel;
 pub mod schedule;
 pub mod trainer;
 pub mod verification;

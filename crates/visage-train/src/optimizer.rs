@@ -10,7 +10,7 @@ use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, MultiGradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -49,6 +49,15 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
         match self {
             Self::Sgd(optim) => optim.step(lr, module, grads),
             Self::AdamW(optim) => optim.step(lr, module, grads),
+        }
+    }
+
+    /// One step with gradients gathered from several workers (summed onto
+    /// each parameter's device).
+    pub fn step_multi(&mut self, lr: f64, module: M, grads: MultiGradientsParams) -> M {
+        match self {
+            Self::Sgd(optim) => optim.step_multi(lr, module, grads),
+            Self::AdamW(optim) => optim.step_multi(lr, module, grads),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use visage_data::{Augmentation, FaceSource, ImageFolder, LabelledImage, Loader, LoaderConfig, RecordDataset};
 use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
@@ -27,6 +27,7 @@ use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::verification::VerificationSet;
 use crate::model::TrainModel;
 use crate::optimizer::AnyOptimizer;
+use crate::parallel::{shard_gradients, Shard};
 use crate::schedule::LrSchedule;
 
 #[derive(Clone, Debug, Default)]
@@ -172,6 +173,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
             last_checkpoint = Some(path);
         }
     }
+    let worker_devices = worker_devices::<B>(device, config.parallel.workers);
     let mut metrics = MetricsLog::open(out_dir, steps_done)?;
     let verification_sets = match &config.verification {
         Some(section) => section.sets.iter().map(|path| VerificationSet::load(path, shape.input_size() as u32)).collect::<Result<Vec<_>>>()?,
@@ -197,38 +199,56 @@ pub fn train_with_verification<B: AutodiffBackend>(
             if count > 0 {
                 let side = shape.input_size();
                 let pixels = batch.images.into_raw_vec_and_offset().0;
-                let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [count, 3, side, side]), device);
                 let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-                let features = {
-                    // Dropout draws from the backend's generator: seed it per step.
-                    let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
-                    B::seed(device, step_seed(config.seed, step));
-                    model.backbone.forward(images)
-                };
-                let mean_norm: f32 = features.clone().powf_scalar(2.0).sum_dim(1).sqrt().mean().into_scalar().elem();
                 let diverged = |what: String| TrainError::Diverged { step, what, last_checkpoint: last_checkpoint.clone() };
                 // A NaN/∞ feature (the head refuses it) is divergence too, not a data error.
                 let head_error = |e: HeadError| match e {
                     HeadError::NonFinite { .. } => diverged(format!("the backbone's features are not finite: {e}")),
                     other => TrainError::Head(other),
                 };
-                let (loss, accuracy) = match &partial_fc {
-                    Some(pfc) => {
-                        let shard = CentreShard { centres: model.centres.val(), first_class: 0 };
-                        let output = pfc.forward(&mut head, features, std::slice::from_ref(&shard), &labels, step).map_err(head_error)?;
-                        (output.output.loss, None)
+                let (loss_value, accuracy, mean_norm) = if worker_devices.len() > 1 {
+                    let shards = split_batch::<B>(&pixels, &labels, side, &worker_devices);
+                    let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
+                    B::seed(device, step_seed(config.seed, step));
+                    let parallel = shard_gradients(&model, &head, partial_fc.as_ref(), shards, step).map_err(head_error)?;
+                    if !parallel.loss.is_finite() {
+                        return Err(diverged(format!("the loss is {}", parallel.loss)));
                     }
-                    None => {
-                        let output = head.forward(features, model.centres.val(), &labels).map_err(head_error)?;
-                        (output.loss, Some(top1(output.logits, &labels)))
+                    model = optimizer.step_multi(lr, model, parallel.grads);
+                    // Each worker thread left its own BatchNorm running averages;
+                    // `valid()` folds them into one (their mean) now, before the
+                    // next step's threads add theirs (see parallel.rs).
+                    let _ = model.valid();
+                    head = parallel.head;
+                    (parallel.loss, parallel.accuracy, parallel.mean_feature_norm)
+                } else {
+                    let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [count, 3, side, side]), device);
+                    let features = {
+                        // Dropout draws from the backend's generator: seed it per step.
+                        let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
+                        B::seed(device, step_seed(config.seed, step));
+                        model.backbone.forward(images)
+                    };
+                    let mean_norm: f32 = features.clone().powf_scalar(2.0).sum_dim(1).sqrt().mean().into_scalar().elem();
+                    let (loss, accuracy) = match &partial_fc {
+                        Some(pfc) => {
+                            let shard = CentreShard { centres: model.centres.val(), first_class: 0 };
+                            let output = pfc.forward(&mut head, features, std::slice::from_ref(&shard), &labels, step).map_err(head_error)?;
+                            (output.output.loss, None)
+                        }
+                        None => {
+                            let output = head.forward(features, model.centres.val(), &labels).map_err(head_error)?;
+                            (output.loss, Some(top1(output.logits, &labels)))
+                        }
+                    };
+                    let loss_value: f32 = loss.clone().into_scalar().elem();
+                    if !loss_value.is_finite() {
+                        return Err(diverged(format!("the loss is {loss_value}")));
                     }
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    model = optimizer.step(lr, model, grads);
+                    (loss_value, accuracy, mean_norm)
                 };
-                let loss_value: f32 = loss.clone().into_scalar().elem();
-                if !loss_value.is_finite() {
-                    return Err(diverged(format!("the loss is {loss_value}")));
-                }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimizer.step(lr, model, grads);
                 last_loss = loss_value;
                 let images_per_s = count as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 metrics.append(&MetricsRow { step, epoch, lr, loss: loss_value, accuracy, mean_feature_norm: mean_norm, images_per_s })?;
@@ -264,6 +284,35 @@ pub fn train_with_verification<B: AutodiffBackend>(
     Ok(TrainSummary { steps_done, total_steps, last_loss, resumed_from, last_checkpoint, metrics: metrics.path().to_path_buf() })
 }
 
+/// The device of each worker: consecutive devices of the backend from
+/// `device` on when it has enough of them, else `device` for all (threads
+/// sharing the CPU).
+fn worker_devices<B: AutodiffBackend>(device: &B::Device, workers: usize) -> Vec<B::Device> {
+    let first = device.id();
+    let available = B::device_count(first.type_id);
+    if workers > 1 && available >= usize::from(first.index_id) + workers {
+        (0..workers as u16).map(|k| B::Device::from_id(DeviceId { type_id: first.type_id, index_id: first.index_id + k })).collect()
+    } else {
+        vec![device.clone(); workers]
+    }
+}
+
+/// Splits a batch into contiguous shards, one per worker device.
+fn split_batch<B: AutodiffBackend>(pixels: &[f32], labels: &[usize], side: usize, devices: &[B::Device]) -> Vec<Shard<B>> {
+    let per_shard = labels.len().div_ceil(devices.len());
+    let plane = 3 * side * side;
+    labels
+        .chunks(per_shard)
+        .zip(pixels.chunks(per_shard * plane))
+        .zip(devices)
+        .map(|((labels, pixels), device)| Shard {
+            device: device.clone(),
+            images: Tensor::<B, 4>::from_data(TensorData::new(pixels.to_vec(), [labels.len(), 3, side, side]), device),
+            labels: labels.to_vec(),
+        })
+        .collect()
+}
+
 /// The CPU backend's random generator is one per process: two runs in one
 /// process (parallel tests, a sweep) would interleave their draws and lose
 /// determinism. Seeding and drawing happen under this lock.
@@ -283,8 +332,12 @@ fn step_seed(seed: u64, step: u64) -> u64 {
 
 /// Fraction of rows whose largest logit is their label's.
 fn top1<B: AutodiffBackend>(logits: Tensor<B, 2>, labels: &[usize]) -> f32 {
+    correct_top1(logits, labels) as f32 / labels.len().max(1) as f32
+}
+
+/// Rows whose largest logit is their label's.
+pub(crate) fn correct_top1<B: AutodiffBackend>(logits: Tensor<B, 2>, labels: &[usize]) -> usize {
     let predicted = logits.argmax(1).into_data();
     let predicted: Vec<i64> = predicted.convert::<i64>().to_vec().unwrap_or_default();
-    let correct = predicted.iter().zip(labels).filter(|(p, l)| **p as usize == **l).count();
-    correct as f32 / labels.len().max(1) as f32
+    predicted.iter().zip(labels).filter(|(p, l)| **p as usize == **l).count()
 }

@@ -76,18 +76,19 @@ fn trained_values(config: &TrainConfig) -> (Vec<f32>, Vec<f32>) {
     (features, centres)
 }
 
-#[test]
-fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
-    let root = scratch("resume");
+/// Trains 6 steps straight, and 3 steps + resume (from the step-2
+/// checkpoint) in another folder; the two must end bit-identical.
+fn assert_resume_is_exact(name: &str, extra: &str) {
+    let root = scratch(name);
     let data = synthetic_faces(&root);
 
     let straight_root = root.join("straight");
-    let straight = config(&straight_root, &data, "");
+    let straight = config(&straight_root, &data, extra);
     let summary = train::<B>(&straight, &device(), &RunOptions::default(), |_| {}).unwrap();
     assert_eq!((summary.steps_done, summary.total_steps), (6, 6)); // 24 images / 8 = 3 steps × 2 epochs
 
     let stopped_root = root.join("stopped");
-    let stopped = config(&stopped_root, &data, "");
+    let stopped = config(&stopped_root, &data, extra);
     // Stop after 3 steps: mid-epoch 1, after the step-2 checkpoint; step 3 is lost and redone.
     let partial = train::<B>(&stopped, &device(), &RunOptions { resume: false, stop_after: Some(3) }, |_| {}).unwrap();
     assert_eq!(partial.steps_done, 3);
@@ -104,6 +105,16 @@ fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
     let drop_speed = |text: String| text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
     assert_eq!(drop_speed(log(&straight)), drop_speed(log(&stopped)), "same losses step by step");
     assert_eq!(log(&stopped).lines().count(), 1 + 6, "no step logged twice");
+}
+
+#[test]
+fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
+    assert_resume_is_exact("resume", "");
+}
+
+#[test]
+fn a_two_worker_run_resumes_exactly_too() {
+    assert_resume_is_exact("resume-parallel", "[parallel]\nworkers = 2\n");
 }
 
 #[test]
@@ -173,4 +184,72 @@ fn verification_sets_are_evaluated_during_training() {
     let log = std::fs::read_to_string(config.out_dir.join("verification.csv")).unwrap();
     assert_eq!(log.lines().next(), Some("step,set,accuracy_mean,accuracy_std"));
     assert_eq!(log.lines().count(), 4, "{log}");
+}
+
+/// Two workers, each given the same 4 samples, take the step one worker
+/// takes on those samples twice over: BatchNorm's statistics of a doubled
+/// batch equal the half's, and each shard's loss is weighted by 1/2, so the
+/// summed gradient equals the single worker's. Checked on every parameter
+/// after an SGD step with momentum and weight decay.
+#[test]
+fn two_workers_take_the_one_worker_step() {
+    use burn::tensor::{Tensor, TensorData};
+    use visage_heads::{HeadConfig, MarginHead};
+    use visage_train::config::OptimizerSection;
+    use visage_train::optimizer::AnyOptimizer;
+    use visage_train::parallel::{shard_gradients, Shard};
+
+    let root = scratch("parallel");
+    let data = synthetic_faces(&root);
+    let config = config(&root, &data, "");
+    let shape = config.backbone.shape().unwrap();
+    let model = TrainModel::<B>::init(&shape, 4, 1, &device()).unwrap();
+    let head_config: HeadConfig = serde_json::from_str(r#"{"kind": "arcface", "s": 16.0, "m": 0.2}"#).unwrap();
+    let head = MarginHead::new(head_config).unwrap();
+    let pixels: Vec<f32> = (0..4 * 3 * 32 * 32).map(|i| (((i * 7919) % 255) as f32 - 127.5) / 127.5).collect();
+    let labels = vec![0usize, 1, 2, 3];
+    let images = |copies: usize| {
+        let data: Vec<f32> = (0..copies).flat_map(|_| pixels.iter().copied()).collect();
+        Tensor::<B, 4>::from_data(TensorData::new(data, [4 * copies, 3, 32, 32]), &device())
+    };
+    let sgd = OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 };
+
+    // One worker on the doubled batch.
+    let mut single_head = head.clone();
+    let doubled: Vec<usize> = labels.iter().chain(&labels).copied().collect();
+    let features = model.clone().backbone.forward(images(2));
+    let loss = single_head.forward(features, model.centres.val(), &doubled).unwrap().loss;
+    let single_loss: f32 = loss.clone().into_scalar();
+    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+    let single = AnyOptimizer::new(&sgd, None).step(0.1, model.clone(), grads);
+
+    // Two workers, one copy each.
+    let shards = (0..2).map(|_| Shard { device: device(), images: images(1), labels: labels.clone() }).collect();
+    let parallel = shard_gradients(&model, &head, None, shards, 0).unwrap();
+    assert!((parallel.loss - single_loss).abs() < 1e-5 * single_loss.abs().max(1.0), "loss {} vs {single_loss}", parallel.loss);
+    let parallel = AnyOptimizer::new(&sgd, None).step_multi(0.1, model.clone(), parallel.grads);
+
+    // Every trainable parameter (BatchNorm's running statistics are not
+    // trained: each worker's forward pass updates them, see parallel.rs).
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let tensor = param.val();
+            if tensor.is_require_grad() {
+                self.0.extend(tensor.into_data().to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let values = |m: &TrainModel<B>| {
+        let mut collect = Collect(Vec::new());
+        burn::module::Module::visit(m, &mut collect);
+        collect.0
+    };
+    let (a, b) = (values(&single), values(&parallel));
+    let before = values(&model);
+    assert_eq!(a.len(), b.len());
+    let moved = a.iter().zip(&before).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let differ = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "the step changed the weights ({moved})");
+    assert!(differ < 1e-5 * moved.max(1.0), "two workers differ from one by {differ} (step size {moved})");
 }
