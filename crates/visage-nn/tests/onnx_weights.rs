@@ -103,3 +103,32 @@ fn export_reads_back_to_the_same_weights() {
         assert_eq!(read_back, network.state_dict(&shape), "{layout}");
     }
 }
+
+/// ONNX Runtime (the project's own runtime, visage-infer) runs the exported
+/// graph and gives burn's output, for both layouts.
+#[test]
+fn onnx_runtime_runs_the_export_like_burn() {
+    let io = StateDict::read_safetensors(&fixture("checkpoint_tiny.io.safetensors")).unwrap();
+    let input = &io.tensors["input"];
+    for (layout, checkpoint) in [
+        (IResNetLayout::Insightface, "checkpoint_tiny_insightface.pth"),
+        (IResNetLayout::Adaface, "checkpoint_tiny_adaface.ckpt"),
+    ] {
+        let shape = BackboneShape::IResNet(tiny_config(layout));
+        let network = load_pytorch_checkpoint::<Cpu>(&fixture(checkpoint), CheckpointFamily::Auto, &shape, &Default::default()).unwrap();
+        let path = std::env::temp_dir().join(format!("visage-nn-ort-{layout}-{}.onnx", std::process::id()));
+        std::fs::write(&path, network.to_onnx(&shape).unwrap()).unwrap();
+        let mut model = visage_infer::OnnxModel::load(&path).unwrap();
+        let faces = ndarray::ArrayD::from_shape_vec(input.shape.clone(), input.values.clone()).unwrap();
+        let outputs = model.run_f32(faces.view()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].shape(), [2, 16]);
+        let faces = Tensor::<Cpu, 4>::from_data(TensorData::new(input.values.clone(), input.shape.clone()), &Default::default());
+        let burn = network.forward(faces).into_data().to_vec::<f32>().unwrap();
+        let error = outputs[0].iter().zip(&burn).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        eprintln!("{layout}: max |onnxruntime − burn| = {error:.2e} (output scale {scale:.1})");
+        assert!(scale > 10.0 && error < 1e-4, "{layout}: max error {error}, scale {scale}");
+    }
+}
