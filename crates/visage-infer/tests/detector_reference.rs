@@ -87,14 +87,22 @@ fn group_photos_give_several_faces() {
     let mut scrfd = detector("scrfd_2.5g_bnkps");
     let mut scrfd_500m = detector("scrfd_500m_bnkps");
     let mut yunet = detector("face_detection_yunet_2023mar");
+    let mut yunet_2026 = detector("face_detection_yunet_2026may");
     let mut report = Vec::new();
     for (path, expected) in [("_multi/insightface_t1.jpg", 6), ("_multi/fr_two_people.jpg", 2), ("_multi/fr_obama_and_biden.jpg", 3), ("_multi/fr_kit_with_rose.jpg", 2), ("_multi/deepface_selfie-many-people.jpg", 6)] {
         let image = photo(path);
-        let counts = [scrfd.detect(&image).unwrap().len(), scrfd_500m.detect(&image).unwrap().len(), yunet.detect(&image).unwrap().len()];
+        let yunet_faces = yunet.detect(&image).unwrap();
+        let later_faces = yunet_2026.detect(&image).unwrap();
+        let counts = [scrfd.detect(&image).unwrap().len(), scrfd_500m.detect(&image).unwrap().len(), yunet_faces.len(), later_faces.len()];
         report.push(format!("{path}: {counts:?}"));
-        assert!(counts.iter().all(|&c| c == expected), "{path}: SCRFD-2.5G, SCRFD-500M, YuNet found {counts:?}, expected {expected}");
+        assert!(counts.iter().all(|&c| c == expected), "{path}: SCRFD-2.5G, SCRFD-500M, YuNet 2023mar, 2026may found {counts:?}, expected {expected}");
+        // The dynamic-input 2026may export finds the same faces as 2023mar.
+        for face in &later_faces {
+            let best = yunet_faces.iter().map(|f| iou(&f.bbox, &face.bbox)).fold(0.0f32, f32::max);
+            assert!(best > 0.9, "{path}: a 2026may face overlaps 2023mar's best by IoU {best}");
+        }
     }
-    eprintln!("faces found (SCRFD-2.5G, SCRFD-500M, YuNet): {}", report.join("; "));
+    eprintln!("faces found (SCRFD-2.5G, SCRFD-500M, YuNet 2023mar, 2026may): {}", report.join("; "));
 }
 
 #[test]
