@@ -12,6 +12,7 @@
 #   scripts/bench/infer.sh                  # both benches, 2 threads each
 #   THREADS=1 scripts/bench/infer.sh        # 1 thread each
 #   RECOGNIZER=faceplugin_fr_feature_512d BENCHES=embed scripts/bench/infer.sh
+#   BENCHES=prelu scripts/bench/infer.sh    # ONNX Runtime's PRelu vs a rewrite (Python only)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS="${THREADS:-2}"
@@ -21,7 +22,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet \
-    onnxruntime==1.31.1 opencv-python-headless==5.0.0.93 numpy==2.4.6 scikit-learn==1.9.1
+    onnxruntime==1.31.1 opencv-python-headless==5.0.0.93 numpy==2.4.6 scikit-learn==1.9.1 onnx==1.23.2
 nice -n 10 cargo build --release -p visage-cli
 for bench in $BENCHES; do
     case "$bench" in
@@ -32,6 +33,8 @@ for bench in $BENCHES; do
         analyze)
             ./target/release/visage bench analyze --threads "$THREADS" \
                 --runs "${RUNS:-3}" --pipeline-python "$VENV/bin/python" ;;
-        *) echo "unknown bench $bench (embed, analyze)" >&2; exit 2 ;;
+        prelu)
+            "$VENV/bin/python" scripts/bench/infer_prelu_rewrite.py --threads "$THREADS" ;;
+        *) echo "unknown bench $bench (embed, analyze, prelu)" >&2; exit 2 ;;
     esac
 done
