@@ -27,6 +27,21 @@ pub struct OnnxModel {
     outputs: Vec<TensorSpec>,
 }
 
+/// With the `cuda` feature, sessions ask for ONNX Runtime's CUDA execution
+/// provider. It exists only in a GPU build of the library (the
+/// `onnxruntime-gpu` wheel, given through `ORT_DYLIB_PATH`); with the CPU
+/// library, or without a GPU, ONNX Runtime logs that it is unavailable and
+/// the session runs on the CPU.
+#[cfg(feature = "cuda")]
+fn with_gpu(builder: ort::session::builder::SessionBuilder) -> ort::Result<ort::session::builder::SessionBuilder> {
+    builder.with_execution_providers([ort::ep::CUDA::default().build()]).map_err(ort::Error::from)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_gpu(builder: ort::session::builder::SessionBuilder) -> ort::Result<ort::session::builder::SessionBuilder> {
+    Ok(builder)
+}
+
 impl OnnxModel {
     /// Loads the model at `path` (ONNX Runtime is located or fetched on first use).
     pub fn load(path: &Path) -> Result<Self> {
@@ -46,6 +61,7 @@ impl OnnxModel {
                 Some(threads) => builder.with_intra_threads(threads).map_err(ort::Error::from),
                 None => Ok(builder),
             })
+            .and_then(with_gpu)
             .and_then(|mut builder| builder.commit_from_file(path))
             .map_err(|e| InferError::model(path, format!("ONNX Runtime cannot load the model: {e}")))?;
         let spec = |outlet: &ort::value::Outlet| -> Result<TensorSpec> {
