@@ -48,6 +48,30 @@ pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     Some(sab / (saa.sqrt() * sbb.sqrt()))
 }
 
+/// Spearman's rank correlation: Pearson's on the ranks, tied values sharing
+/// their average rank (as scipy's `spearmanr`). `None` as for [`pearson`].
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    pearson(&average_ranks(a), &average_ranks(b))
+}
+
+/// 1-based ranks, ties given the mean of the ranks they span.
+fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        let rank = (start + end + 1) as f64 / 2.0; // mean of start+1 ..= end
+        order[start..end].iter().for_each(|&i| ranks[i] = rank);
+        start = end;
+    }
+    ranks
+}
+
 /// `embeddings` are the raw (unnormalised) features; noise (`-1`) is skipped.
 pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeReport {
     let magnitudes = row_norms(embeddings);
@@ -89,6 +113,17 @@ pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeRe
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn spearman_matches_scipy_with_ties() {
+        // scipy 1.17.1 `spearmanr` (scripts/reference/.venv): -0.9035398058696475 and 0.8.
+        let severity = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0];
+        let magnitude = [5.0, 4.0, 6.0, 3.0, 4.0, 2.5, 1.0, 2.5, 0.5];
+        assert!((spearman(&severity, &magnitude).unwrap() + 0.9035398058696475).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 25.0]).unwrap() - 0.8).abs() < 1e-12);
+        assert_eq!(average_ranks(&[2.0, 1.0, 2.0, 3.0]), vec![2.5, 1.0, 2.5, 4.0]);
+        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+    }
 
     #[test]
     fn pearson_hand_computed() {

@@ -6,6 +6,7 @@
 pub mod erc;
 pub mod font;
 pub mod histogram;
+pub mod line;
 pub mod roc;
 
 use std::path::{Path, PathBuf};
