@@ -282,6 +282,23 @@ impl<B: Backend> Backbone<B> {
     }
 }
 
+/// Loads pretrained weights into a fresh backbone of `shape`: an ONNX export
+/// (`.onnx`, IResNet) or a PyTorch checkpoint (anything else: `.pth`, `.pt`,
+/// Lightning `.ckpt`) of the given family.
+pub fn load_weights<B: Backend>(
+    path: &std::path::Path,
+    family: CheckpointFamily,
+    shape: &BackboneShape,
+    device: &B::Device,
+) -> Result<Backbone<B>, NnError> {
+    let is_onnx = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("onnx"));
+    if is_onnx {
+        load_onnx_weights(path, shape, device)
+    } else {
+        load_pytorch_checkpoint(path, family, shape, device)
+    }
+}
+
 /// What `visage model info` reports about an architecture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
