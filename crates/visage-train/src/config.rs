@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use visage_data::Normalization;
 use visage_heads::{HeadConfig, PartialFcConfig};
-use visage_nn::{Arch, BackboneConfig, BackboneShape, IResNetLayout};
+use visage_nn::{Arch, BackboneConfig, BackboneShape, CheckpointFamily, IResNetLayout};
 
 use crate::error::{Result, TrainError};
 
@@ -152,6 +152,14 @@ pub struct BackboneSection {
     pub stem_width: Option<usize>,
     #[serde(default)]
     pub input_size: Option<usize>,
+    /// Start from pretrained weights instead of a random draw: a PyTorch
+    /// checkpoint (`.pth`, `.pt`, Lightning `.ckpt`) or an IResNet ONNX export
+    /// (`.onnx`); relative to this file. Strictly checked against the shape above.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// Who wrote `init_from`: `auto` (from its keys), `insightface`, `magface` or `adaface`.
+    #[serde(default)]
+    pub init_family: CheckpointFamily,
 }
 
 fn default_embedding_size() -> usize {
@@ -353,6 +361,7 @@ impl TrainConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.out_dir = base.join(&config.out_dir);
         config.data.source = base.join(&config.data.source);
+        config.backbone.init_from = config.backbone.init_from.map(|path| base.join(path));
         if let Some(verification) = &mut config.verification {
             verification.sets = verification.sets.iter().map(|set| base.join(set)).collect();
         }
@@ -413,6 +422,21 @@ mod tests {
         assert_eq!(config.schedule, ScheduleSection::Poly { warmup_epochs: 0.0, power: 2.0 });
         assert!(config.data.flip);
         assert_eq!(config.data.normalization.normalization(), Normalization::ARCFACE);
+    }
+
+    #[test]
+    fn init_from_is_read_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("visage-train-init-from-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = MINIMAL.replace("arch = \"iresnet18\"", "arch = \"iresnet18\"\ninit_from = \"weights/r18.pth\"\ninit_family = \"magface\"");
+        std::fs::write(dir.join("train.toml"), text).unwrap();
+        let config = TrainConfig::load(&dir.join("train.toml")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(config.backbone.init_from, Some(dir.join("weights/r18.pth")));
+        assert_eq!(config.backbone.init_family, CheckpointFamily::Magface);
+        assert_eq!(TrainConfig::parse(MINIMAL).unwrap().backbone.init_from, None);
+        let bad = MINIMAL.replace("arch = \"iresnet18\"", "arch = \"iresnet18\"\ninit_family = \"facenet\"");
+        assert!(TrainConfig::parse(&bad).unwrap_err().contains("facenet"));
     }
 
     #[test]
