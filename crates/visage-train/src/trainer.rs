@@ -153,6 +153,9 @@ pub fn train_with_verification<B: AutodiffBackend>(
         B::seed(device, config.seed);
         TrainModel::<B>::init(&shape, classes, config.head.centres_per_class(), device)?
     };
+    if let Some(weights) = &config.backbone.init_from {
+        model.backbone = visage_nn::load_weights::<B>(weights, config.backbone.init_family, &shape, device)?;
+    }
     let mut optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
     let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;
 
