@@ -8,7 +8,7 @@ use clap::Args;
 use ndarray::Array2;
 use visage_infer::PhotoFace;
 
-use super::face_models::{expand_inputs, progress_bar, DetectorArgs, RecognizerArgs, Tally};
+use super::face_models::{expand_inputs, progress_bar, FaceModelArgs, Tally};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -22,13 +22,8 @@ pub struct EmbedArgs {
     /// One line per row of --out: file,face,x1,y1,x2,y2,det_score,magnitude,lx0,ly0,…,lx4,ly4.
     #[arg(long, value_name = "FACES.csv")]
     index: PathBuf,
-    /// Inputs are already aligned 112×112 crops: no detection.
-    #[arg(long)]
-    aligned: bool,
     #[command(flatten)]
-    recognizer: RecognizerArgs,
-    #[command(flatten)]
-    detector: DetectorArgs,
+    models: FaceModelArgs,
 }
 
 /// One embedded face and where it came from.
@@ -41,7 +36,7 @@ struct Row {
 impl EmbedArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let files = expand_inputs(&self.inputs)?;
-        let mut pipeline = self.detector.pipeline(&self.recognizer, self.aligned, false)?;
+        let mut pipeline = self.models.pipeline(false)?;
         let mut tally = Tally::default();
         let mut photos = Vec::new();
         let bar = progress_bar(files.len() as u64, "embedding");
@@ -65,7 +60,7 @@ impl EmbedArgs {
             self.write(&rows)?;
         }
         eprintln!("visage: {} faces from {} of {} inputs", rows.len(), tally.succeeded, files.len());
-        tally.finish(self.detector.strict)
+        tally.finish(self.models.detector.strict)
     }
 
     fn write(&self, rows: &[Row]) -> Result<(), Failure> {

@@ -83,6 +83,25 @@ pub struct RecognizerArgs {
     pub flip_tta: bool,
 }
 
+/// The model flags of every command that embeds faces: detector, recogniser,
+/// and whether the inputs are already aligned crops.
+#[derive(Debug, Args)]
+pub struct FaceModelArgs {
+    /// The inputs are already aligned 112×112 crops: no detection.
+    #[arg(long)]
+    pub aligned: bool,
+    #[command(flatten)]
+    pub recognizer: RecognizerArgs,
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+impl FaceModelArgs {
+    pub fn pipeline(&self, keep_crops: bool) -> Result<FacePipeline, Failure> {
+        self.detector.pipeline(&self.recognizer, self.aligned, keep_crops)
+    }
+}
+
 impl RecognizerArgs {
     pub fn config(&self) -> Result<RecognizerConfig, Failure> {
         RecognizerConfig::load(&config_path(&self.recognizer)).map_err(|e| Failure::bad_input(e.to_string()))

@@ -8,7 +8,7 @@ use serde::Serialize;
 use visage_analyze::montage::{montage, Tile};
 use visage_analyze::FaceCollection;
 
-use super::face_models::{expand_inputs, progress_bar, DetectorArgs, RecognizerArgs, Tally};
+use super::face_models::{expand_inputs, progress_bar, FaceModelArgs, Tally};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -22,16 +22,11 @@ pub struct QualityArgs {
     /// Faces per montage row.
     #[arg(long, default_value_t = 8)]
     columns: usize,
-    /// The inputs are already aligned 112×112 crops: no detection.
-    #[arg(long)]
-    aligned: bool,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    recognizer: RecognizerArgs,
-    #[command(flatten)]
-    detector: DetectorArgs,
+    models: FaceModelArgs,
 }
 
 #[derive(Serialize)]
@@ -47,7 +42,7 @@ struct RankedFace<'a> {
 impl QualityArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let files = expand_inputs(&self.inputs)?;
-        let mut pipeline = self.detector.pipeline(&self.recognizer, self.aligned, self.montage.is_some())?;
+        let mut pipeline = self.models.pipeline(self.montage.is_some())?;
         let mut tally = Tally::default();
         let bar = progress_bar(files.len() as u64, "scoring");
         let collection = FaceCollection::gather(&mut pipeline, &files, |outcome| {
@@ -86,6 +81,6 @@ impl QualityArgs {
             visage_analyze::write_png(&picture, path).map_err(|e| Failure::other(e.to_string()))?;
             eprintln!("visage: montage of {} faces, best → worst: {}", tiles.len(), path.display());
         }
-        tally.finish(self.detector.strict)
+        tally.finish(self.models.detector.strict)
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use visage_infer::PhotoFace;
 
-use super::face_models::{same_person_cosine, DetectorArgs, RecognizerArgs};
+use super::face_models::{same_person_cosine, FaceModelArgs};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -21,16 +21,11 @@ pub struct VerifyArgs {
     /// recogniser config's `same_person_cosine`].
     #[arg(long, value_name = "COSINE")]
     threshold: Option<f32>,
-    /// The photos are already aligned 112×112 crops: no detection.
-    #[arg(long)]
-    aligned: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    recognizer: RecognizerArgs,
-    #[command(flatten)]
-    detector: DetectorArgs,
+    models: FaceModelArgs,
 }
 
 #[derive(Serialize)]
@@ -52,9 +47,9 @@ struct VerdictJson {
 
 impl VerifyArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let config = self.recognizer.config()?;
+        let config = self.models.recognizer.config()?;
         let threshold = same_person_cosine(self.threshold, &config)?;
-        let mut pipeline = self.detector.pipeline(&self.recognizer, self.aligned, false)?;
+        let mut pipeline = self.models.pipeline(false)?;
         let files = [self.a.clone(), self.b.clone()];
         let mut found: [Option<(usize, PhotoFace)>; 2] = [None, None];
         let mut errors = Vec::new();
