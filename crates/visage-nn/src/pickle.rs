@@ -212,7 +212,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<(), PickleError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(self.error("SETITEMS with an odd number of values"));
         }
         let target = self.top()?;
