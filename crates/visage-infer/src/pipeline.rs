@@ -179,6 +179,32 @@ impl FacePipeline {
         times
     }
 
+    /// Every face of one photo that is already decoded (an upload held in
+    /// memory, say): the same detect → align → embed steps as [`Self::run`],
+    /// on the calling thread. `name` is what errors call the photo; a photo
+    /// without a face is [`InferError::NoFace`], as in `run`.
+    pub fn faces_in_image(&mut self, name: &std::path::Path, image: &RgbImage) -> Result<PhotoFaces> {
+        let mut times = StageTimes::default();
+        let input = self.detector.as_ref().map(|detector| detector.preprocessor().prepare(image));
+        let photo = self.locate_and_align(name, image, input.as_ref(), &mut times)?;
+        let crops: Vec<RgbImage> = photo.faces.iter().map(|(_, crop)| crop.clone()).collect();
+        let embeddings = self.recognizer.embed(&crops).map_err(|e| with_photo(e, name))?;
+        let keep_crops = self.options.keep_crops;
+        let faces = photo
+            .faces
+            .into_iter()
+            .zip(embeddings)
+            .map(|((found, crop), embedding)| PhotoFace {
+                bbox: found.bbox,
+                det_score: found.det_score,
+                landmarks: found.landmarks,
+                embedding,
+                crop: keep_crops.then_some(crop),
+            })
+            .collect();
+        Ok(PhotoFaces { size: photo.size, faces })
+    }
+
     /// Detects and aligns the faces of one decoded photo (or takes it as a
     /// crop when there is no detector).
     fn locate_and_align(

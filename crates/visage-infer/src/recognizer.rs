@@ -41,9 +41,16 @@ impl Recognizer {
     /// Loads the model a config names from `models_dir`, checking its sha256
     /// when the config gives one.
     pub fn from_config(config: &RecognizerConfig, models_dir: &Path) -> Result<Self> {
+        Self::from_config_with_threads(config, models_dir, None)
+    }
+
+    /// [`Self::from_config`] with ONNX Runtime's intra-op thread count set
+    /// (`None`: one per physical core), for services that run several
+    /// recognisers side by side.
+    pub fn from_config_with_threads(config: &RecognizerConfig, models_dir: &Path, intra_threads: Option<usize>) -> Result<Self> {
         let path = config.model_path(models_dir);
         verify_model_file(&path, config.sha256.as_deref(), &config.name)?;
-        Self::new(OnnxModel::load(&path)?, config.normalization(), config.flip_tta)
+        Self::new(OnnxModel::load_with_threads(&path, intra_threads)?, config.normalization(), config.flip_tta)
     }
 
     /// Wraps a loaded model; its input must be `[N, 3, H, W]` (N, H, W fixed or dynamic).

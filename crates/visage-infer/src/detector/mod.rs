@@ -156,9 +156,17 @@ pub struct Detector {
 
 impl Detector {
     pub fn from_config(config: &DetectorConfig, models_dir: &Path) -> Result<Self> {
+        Self::from_config_with_threads(config, models_dir, None)
+    }
+
+    /// [`Self::from_config`] with ONNX Runtime's intra-op thread count set
+    /// (`None`: one per physical core). A service running several detectors
+    /// side by side gives each a share of the cores instead of letting every
+    /// session spin a thread per core.
+    pub fn from_config_with_threads(config: &DetectorConfig, models_dir: &Path, intra_threads: Option<usize>) -> Result<Self> {
         let path = config.model_path(models_dir);
         verify_model_file(&path, config.sha256.as_deref(), &config.name)?;
-        let model = OnnxModel::load(&path)?;
+        let model = OnnxModel::load_with_threads(&path, intra_threads)?;
         let input = match model.inputs() {
             [input] => input.clone(),
             other => return Err(InferError::model(&path, format!("a detector has one input, this model has {}", other.len()))),
