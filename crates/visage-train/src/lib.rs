@@ -13,11 +13,17 @@
 //!   atomically, found again on resume;
 //! - [`metrics`]: the per-step CSV log;
 //! - [`trainer`]: the loop, resumable to the bit;
-//! - [`verification`]: `.bin` sets evaluated every N steps.
+//! - [`verification`]: `.bin` sets evaluated every N steps;
+//! - [`curves`]: a run's metrics.csv as charts and an HTML page;
+//! - [`degrade`], [`magnitude_demo`]: MagFace's magnitude-as-quality claim
+//!   tested on trained runs against blur, noise and occlusion.
 
 pub mod checkpoint;
 pub mod config;
+pub mod curves;
+pub mod degrade;
 pub mod error;
+pub mod magnitude_demo;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;
