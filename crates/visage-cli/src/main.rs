@@ -55,6 +55,8 @@ enum Command {
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
+    /// The HTTP service and web page over a gallery (REST + JSON, API keys, metrics); `serve keys` manages its keys.
+    Serve(commands::serve::ServeCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Quality(args) => args.run(),
         Command::Train(args) => args.run(),
         Command::Model(command) => command.run(),
+        Command::Serve(command) => command.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
     };

@@ -26,7 +26,7 @@ pub fn default_models_dirs() -> Vec<PathBuf> {
 }
 
 /// Short detector names for `--detector`.
-fn detector_config_path(choice: &str) -> PathBuf {
+pub fn detector_config_path(choice: &str) -> PathBuf {
     match choice {
         "scrfd" => configs_dir().join("scrfd_2.5g_bnkps.toml"),
         "yunet" => configs_dir().join("face_detection_yunet_2023mar.toml"),

@@ -9,6 +9,7 @@ mod face_models;
 pub mod heads;
 pub mod model;
 pub mod quality;
+pub mod serve;
 pub mod train;
 pub mod verify;
 

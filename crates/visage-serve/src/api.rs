@@ -1,0 +1,495 @@
+//! The routes. Every image endpoint takes the photo as the raw request body
+//! (`Content-Type: image/jpeg|png|webp|bmp` or `application/octet-stream`)
+//! or as a file field of `multipart/form-data` (what the web page sends);
+//! anything else is 415. Reads need a read key (unless `--public-read`),
+//! writes a write key; see [`crate::keys`].
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Multipart, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use visage_gallery::{decide, FaceSample, IdentitySummary, Match, Refusal, RefusedFace};
+use visage_infer::PhotoFace;
+
+use crate::engine::Analysed;
+use crate::error::ApiError;
+use crate::keys::Scope;
+use crate::AppState;
+
+type Shared = Arc<AppState>;
+
+/// The web page (self-contained: no external scripts, styles or fonts).
+pub const PAGE_HTML: &str = include_str!("page.html");
+
+/// Every route, as `(method, path template)`: the OpenAPI document must
+/// describe exactly these (tested in [`crate::openapi`]).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/openapi.json"),
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/detect"),
+    ("POST", "/v1/embed"),
+    ("POST", "/v1/quality"),
+    ("POST", "/v1/verify"),
+    ("POST", "/v1/search"),
+    ("POST", "/v1/enrol"),
+    ("GET", "/v1/identities"),
+    ("GET", "/v1/identities/{name}"),
+    ("DELETE", "/v1/identities/{name}"),
+    ("GET", "/v1/identities/{name}/thumbnail"),
+];
+
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.options.max_body_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route("/openapi.json", get(openapi))
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/metrics", get(metrics))
+        .route("/v1/detect", post(detect))
+        .route("/v1/embed", post(embed))
+        .route("/v1/quality", post(quality))
+        .route("/v1/verify", post(verify))
+        .route("/v1/search", post(search))
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/identities", get(list))
+        .route("/v1/identities/{name}", get(get_identity).delete(remove))
+        .route("/v1/identities/{name}/thumbnail", get(thumbnail))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Around every request: the in-flight bound (503 beyond it), the
+/// per-request timeout (503), security headers, and the request counter.
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let exempt = matches!(route.as_str(), "/health" | "/health/live" | "/metrics");
+    let permit = if exempt {
+        None
+    } else {
+        match state.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let response = ApiError::unavailable("busy: too many requests in flight, retry shortly", 1).into_response();
+                state.metrics.record_request(&route, &method, response.status().as_u16());
+                return response;
+            }
+        }
+    };
+    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let timeout = state.options.request_timeout;
+    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(format!("timed out after {} s", timeout.as_secs_f64()), 1).into_response(),
+    };
+    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    drop(permit);
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    state.metrics.record_request(&route, &method, response.status().as_u16());
+    response
+}
+
+/// Extractors: a handler that takes `ReadAccess` or `WriteAccess` first is
+/// refused (401/403) before its body is read.
+pub struct ReadAccess;
+pub struct WriteAccess;
+
+impl FromRequestParts<Shared> for ReadAccess {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        state.keys.authorize(&parts.headers, Scope::Read, state.options.public_read).map(|()| ReadAccess)
+    }
+}
+
+impl FromRequestParts<Shared> for WriteAccess {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        state.keys.authorize(&parts.headers, Scope::Write, state.options.public_read).map(|()| WriteAccess)
+    }
+}
+
+/// Runs gallery work (disk, network) off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("gallery task failed: {e}")))?
+}
+
+/// An uploaded photo.
+pub struct Photo {
+    /// The form field it came in (`body` for a raw body).
+    pub field: String,
+    /// Its file name, when the client gave one (else the field).
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What a request uploaded: photos, and the text fields of a form.
+pub struct Upload {
+    pub photos: Vec<Photo>,
+    pub fields: HashMap<String, String>,
+}
+
+const IMAGE_TYPES: [&str; 5] = ["image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"];
+
+fn unsupported(content_type: &str) -> ApiError {
+    let what = if content_type.is_empty() { "no Content-Type".to_string() } else { format!("Content-Type `{content_type}`") };
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!("{what}: send the photo as image/jpeg, image/png, image/webp, image/bmp or application/octet-stream, or as a file in multipart/form-data"),
+    )
+}
+
+async fn read_upload(request: Request) -> Result<Upload, ApiError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
+    if essence == "multipart/form-data" {
+        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let mut upload = Upload { photos: Vec::new(), fields: HashMap::new() };
+        while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(e.status(), e.body_text()))? {
+            let field_name = field.name().unwrap_or("").to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let field_type = field.content_type().map(str::to_ascii_lowercase);
+            let bytes = field.bytes().await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+            match (file_name, field_type) {
+                (Some(file_name), field_type) => {
+                    if let Some(t) = field_type.filter(|t| !IMAGE_TYPES.contains(&t.as_str())) {
+                        return Err(unsupported(&format!("{t}` (form field `{field_name}")));
+                    }
+                    upload.photos.push(Photo { field: field_name, name: file_name, bytes: bytes.to_vec() });
+                }
+                (None, _) => {
+                    let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request(format!("form field `{field_name}` is not UTF-8 text")))?;
+                    upload.fields.insert(field_name, text);
+                }
+            }
+        }
+        return Ok(upload);
+    }
+    if !IMAGE_TYPES.contains(&essence.as_str()) {
+        return Err(unsupported(&essence));
+    }
+    let bytes = axum::body::Bytes::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    Ok(Upload { photos: vec![Photo { field: "body".into(), name: "upload".into(), bytes: bytes.to_vec() }], fields: HashMap::new() })
+}
+
+impl Upload {
+    /// The one photo an endpoint works on.
+    fn single(mut self) -> Result<(Photo, HashMap<String, String>), ApiError> {
+        match self.photos.len() {
+            0 => Err(ApiError::bad_request("no photo: send it as the request body or as a file field of the form")),
+            1 => Ok((self.photos.remove(0), self.fields)),
+            n => Err(ApiError::bad_request(format!("{n} photos sent, this endpoint takes one"))),
+        }
+    }
+}
+
+/// Decodes and runs the models on one photo through the worker pool.
+async fn analyse(state: &AppState, photo: Photo, thumbnail: bool) -> Result<Analysed, ApiError> {
+    if photo.bytes.is_empty() {
+        return Err(ApiError::bad_request(format!("{}: empty upload", photo.name)));
+    }
+    state.pool.analyse(photo.bytes, &photo.name, thumbnail).await?.map_err(ApiError::from_infer)
+}
+
+async fn page() -> Response {
+    let mut response = Html(PAGE_HTML).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'"),
+    );
+    response
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no route {method} {}: see /openapi.json", uri.path()))
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// Readiness: 200 while serving, 503 once shutdown began (so a load
+/// balancer stops sending) or when the gallery cannot be read.
+async fn health(State(state): State<Shared>) -> Response {
+    let store = state.store.clone();
+    let identities = blocking(move || store.len().map_err(ApiError::from)).await;
+    let ready = state.ready.load(Ordering::SeqCst) && identities.is_ok();
+    let body = json!({
+        "status": if !state.ready.load(Ordering::SeqCst) { "draining" } else if ready { "ok" } else { "gallery unavailable" },
+        "identities": identities.as_ref().ok(),
+        "gallery": state.store.location(),
+        "recognizer": state.recognizer,
+        "queue_depth": state.metrics.queue_depth.load(Ordering::Relaxed),
+        "queue_capacity": state.metrics.queue_capacity.load(Ordering::Relaxed),
+        "in_flight": state.metrics.in_flight.load(Ordering::Relaxed),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+}
+
+#[derive(Serialize)]
+struct DetectedFace {
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    score: Option<f32>,
+    landmarks: [[f32; 2]; 5],
+    quality: f32,
+}
+
+async fn detect(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = read_upload(request).await?.single()?;
+    let analysed = analyse(&state, photo, false).await?;
+    let faces: Vec<DetectedFace> = analysed
+        .faces
+        .iter()
+        .map(|f| DetectedFace { bbox: f.bbox, score: f.det_score, landmarks: f.landmarks, quality: f.embedding.norm })
+        .collect();
+    Ok(Json(json!({ "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
+}
+
+async fn embed(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = read_upload(request).await?.single()?;
+    let analysed = analyse(&state, photo, false).await?;
+    let faces: Vec<serde_json::Value> = analysed
+        .faces
+        .iter()
+        .map(|f| json!({ "box": f.bbox, "quality": f.embedding.norm, "embedding": f.embedding.embedding }))
+        .collect();
+    Ok(Json(json!({ "recognizer": state.recognizer, "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
+}
+
+async fn quality(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = read_upload(request).await?.single()?;
+    let analysed = analyse(&state, photo, false).await?;
+    let mut faces: Vec<(usize, &PhotoFace)> = analysed.faces.iter().enumerate().collect();
+    faces.sort_by(|a, b| b.1.embedding.norm.total_cmp(&a.1.embedding.norm));
+    let faces: Vec<serde_json::Value> = faces.iter().map(|(i, f)| json!({ "face": i, "box": f.bbox, "quality": f.embedding.norm })).collect();
+    Ok(Json(json!({ "faces": faces })))
+}
+
+async fn verify(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let upload = read_upload(request).await?;
+    if upload.photos.len() != 2 {
+        return Err(ApiError::bad_request(format!("verify takes two photos as multipart/form-data file fields `a` and `b`, got {}", upload.photos.len())));
+    }
+    let mut photos = upload.photos;
+    photos.sort_by_key(|p| p.field != "a");
+    let (b, a) = (photos.pop().expect("two"), photos.pop().expect("two"));
+    let (a, b) = tokio::try_join!(analyse(&state, a, false), analyse(&state, b, false))?;
+    let largest = |analysed: &Analysed, which: &str| -> Result<PhotoFace, ApiError> {
+        analysed
+            .largest()
+            .map(|i| analysed.faces[i].clone())
+            .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("photo `{which}`: no face found")))
+    };
+    let (face_a, face_b) = (largest(&a, "a")?, largest(&b, "b")?);
+    let cosine = face_a.embedding.cosine(&face_b.embedding);
+    Ok(Json(json!({
+        "a": { "box": face_a.bbox, "quality": face_a.embedding.norm },
+        "b": { "box": face_b.bbox, "quality": face_b.embedding.norm },
+        "cosine": cosine,
+        "threshold": state.same_person_cosine,
+        "same_person": state.same_person_cosine.map(|t| cosine >= t),
+    })))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    k: Option<usize>,
+}
+
+/// The CLI's `gallery search --json` shape.
+#[derive(Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub faces: Vec<FaceMatches>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FaceMatches {
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub quality: f32,
+    pub decision: Option<String>,
+    pub matches: Vec<Match>,
+}
+
+async fn search(State(state): State<Shared>, _: ReadAccess, Query(query): Query<SearchQuery>, request: Request) -> Result<Json<SearchResponse>, ApiError> {
+    let k = query.k.unwrap_or(5);
+    if k == 0 || k > state.options.max_k {
+        return Err(ApiError::bad_request(format!("k = {k}: must be 1 to {}", state.options.max_k)));
+    }
+    let (photo, _) = read_upload(request).await?.single()?;
+    let analysed = analyse(&state, photo, false).await?;
+    let store = state.store.clone();
+    let queries: Vec<Vec<f32>> = analysed.faces.iter().map(|f| f.embedding.embedding.clone()).collect();
+    let (found, config) = blocking(move || {
+        let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+        Ok((store.search(&refs, k)?, store.config()?))
+    })
+    .await?;
+    let faces = analysed
+        .faces
+        .iter()
+        .zip(found)
+        .map(|(face, matches)| FaceMatches {
+            bbox: face.bbox,
+            quality: face.embedding.norm,
+            decision: decide(&matches, &config.threshold).map(|m| m.name.clone()),
+            matches,
+        })
+        .collect();
+    Ok(Json(SearchResponse { faces }))
+}
+
+#[derive(Deserialize)]
+struct EnrolQuery {
+    name: Option<String>,
+}
+
+/// Enrols the largest face of one photo: `?name=` with a raw body, or a
+/// form with fields `name`, `photo` (a file) and optionally `metadata` (JSON).
+async fn enrol(State(state): State<Shared>, _: WriteAccess, Query(query): Query<EnrolQuery>, request: Request) -> Result<Response, ApiError> {
+    let (photo, fields) = read_upload(request).await?.single()?;
+    let name = fields.get("name").cloned().or(query.name).ok_or_else(|| ApiError::bad_request("no name: give `?name=` or a form field `name`"))?;
+    visage_gallery::model::check_name(&name)?;
+    let metadata = match fields.get("metadata").filter(|m| !m.trim().is_empty()) {
+        Some(text) => Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| ApiError::bad_request(format!("form field `metadata`: not JSON: {e}")))?),
+        None => None,
+    };
+    let source = format!("upload:{}", photo.name);
+    let analysed = analyse(&state, photo, true).await?;
+    let Some(largest) = analysed.largest() else {
+        let refused = [RefusedFace { source, refusal: Refusal::NoFace }];
+        return Ok(refusal_response("no face found in the photo", &refused));
+    };
+    let face = &analysed.faces[largest];
+    let sample = FaceSample { embedding: face.embedding.embedding.clone(), magnitude: face.embedding.norm, bbox: Some(face.bbox), source };
+    let (bbox, quality) = (face.bbox, face.embedding.norm);
+    let thumbnail = analysed.thumbnail_jpeg;
+    let worker_state = state.clone();
+    let worker_name = name.clone();
+    let outcome = blocking(move || {
+        let outcome = worker_state.store.enrol(&worker_name, metadata, &[sample.clone()])?;
+        // Keep the photo of the identity's best face: this one when it is the best so far.
+        if let (Some(identity), Some(jpeg)) = (&outcome.identity, &thumbnail) {
+            if outcome.accepted > 0 && (outcome.created || sample.magnitude >= identity.best_quality || !worker_state.thumbnails.exists(&worker_name)) {
+                if let Err(e) = worker_state.thumbnails.put(&worker_name, jpeg) {
+                    eprintln!("visage serve: thumbnail of {worker_name}: {e}");
+                }
+            }
+        }
+        Ok(outcome)
+    })
+    .await?;
+    if outcome.accepted == 0 {
+        return Ok(refusal_response("the face was refused by the gallery's quality policy", &outcome.refused));
+    }
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let body = json!({
+        "name": name,
+        "created": outcome.created,
+        "templates": outcome.identity.as_ref().map_or(0, |i| i.templates),
+        "box": bbox,
+        "quality": quality,
+        "identity": outcome.identity,
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+fn refusal_response(message: &str, refused: &[RefusedFace]) -> Response {
+    let reasons: Vec<String> = refused.iter().map(|r| r.refusal.to_string()).collect();
+    let body = json!({ "error": format!("{message}: {}", reasons.join("; ")), "refused": refused });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct IdentityJson {
+    #[serde(flatten)]
+    summary: IdentitySummary,
+    /// Where its enrolment photo is, when the service has one.
+    thumbnail: Option<String>,
+}
+
+fn identity_json(state: &AppState, summary: IdentitySummary) -> IdentityJson {
+    let thumbnail = state.thumbnails.exists(&summary.name).then(|| format!("/v1/identities/{}/thumbnail", percent_encode(&summary.name)));
+    IdentityJson { summary, thumbnail }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn list(State(state): State<Shared>, _: ReadAccess) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker_state = state.clone();
+    let (identities, config) = blocking(move || Ok((worker_state.store.list()?, worker_state.store.config()?))).await?;
+    let identities: Vec<IdentityJson> = identities.into_iter().map(|s| identity_json(&state, s)).collect();
+    Ok(Json(json!({
+        "recognizer": config.recognizer,
+        "threshold": config.threshold.cosine,
+        "identities": identities,
+    })))
+}
+
+async fn get_identity(State(state): State<Shared>, _: ReadAccess, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker_state = state.clone();
+    let summary = blocking(move || Ok(worker_state.store.get(&name)?.summary())).await?;
+    Ok(Json(serde_json::to_value(identity_json(&state, summary)).expect("serialisable")))
+}
+
+async fn remove(State(state): State<Shared>, _: WriteAccess, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let worker_state = state.clone();
+    let removed = blocking(move || {
+        let removed = worker_state.store.remove(&name)?;
+        worker_state.thumbnails.remove(&name);
+        Ok(removed)
+    })
+    .await?;
+    Ok(Json(json!({ "removed": removed })))
+}
+
+async fn thumbnail(State(state): State<Shared>, _: ReadAccess, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let worker_state = state.clone();
+    let lookup = name.clone();
+    let jpeg = blocking(move || Ok(worker_state.thumbnails.get(&lookup))).await?;
+    let jpeg = jpeg.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no enrolment photo of `{name}`")))?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-cache")], jpeg).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_percent_encoded_for_urls() {
+        assert_eq!(percent_encode("Barack Obama"), "Barack%20Obama");
+        assert_eq!(percent_encode("a/b?c"), "a%2Fb%3Fc");
+        assert_eq!(percent_encode("Zoë"), "Zo%C3%AB");
+        assert_eq!(percent_encode("x-y_z.~"), "x-y_z.~");
+    }
+}
