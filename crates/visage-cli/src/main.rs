@@ -55,6 +55,9 @@ enum Command {
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
+    /// A gallery of enrolled people: enrol, search (1:N), list, remove, export, import, calibrate.
+    #[command(subcommand)]
+    Gallery(commands::gallery::GalleryCommand),
     /// The HTTP service and web page over a gallery (REST + JSON, API keys, metrics); `serve keys` manages its keys.
     Serve(commands::serve::ServeCommand),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Quality(args) => args.run(),
         Command::Train(args) => args.run(),
         Command::Model(command) => command.run(),
+        Command::Gallery(command) => command.run(),
         Command::Serve(command) => command.run(),
         Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
         Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),

@@ -23,6 +23,8 @@ pub enum BenchCommand {
     Embed(infer::EmbedBenchArgs),
     /// `visage analyze` end to end (photos/s) against the Python reference pipeline.
     Analyze(infer::AnalyzeBenchArgs),
+    /// Exact top-k gallery search against measured memory bandwidth; HNSW recall and speed.
+    Gallery(super::gallery::GalleryBenchArgs),
 }
 
 impl BenchCommand {
@@ -31,6 +33,7 @@ impl BenchCommand {
             Self::Heads(args) => args.run(),
             Self::Embed(args) => args.run(),
             Self::Analyze(args) => args.run(),
+            Self::Gallery(args) => args.run(),
         }
     }
 }

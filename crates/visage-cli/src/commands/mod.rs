@@ -6,6 +6,7 @@ pub mod data;
 pub mod detect;
 pub mod embed;
 mod face_models;
+pub mod gallery;
 pub mod heads;
 pub mod model;
 pub mod quality;
