@@ -31,7 +31,7 @@ pub use complexity::{count_params, Cost};
 pub use error::NnError;
 pub use iresnet::{IResNet, IResNetConfig, IResNetLayout};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
-pub use onnx::{load_onnx_weights, read_onnx_iresnet, state_dict_of};
+pub use onnx::{load_onnx_weights, read_onnx_iresnet, read_onnx_mobilefacenet, state_dict_of};
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
 pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
 
@@ -131,6 +131,7 @@ fn default_embedding_size() -> usize {
 /// embedding_size = 512   # default
 /// dropout = 0.0          # default; IResNet only
 /// layout = "insightface" # default; or "adaface" (IResNet only)
+/// width_scale = 1        # MobileFaceNet only: insightface's `scale`
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +143,12 @@ pub struct BackboneConfig {
     pub dropout: f64,
     #[serde(default)]
     pub layout: IResNetLayout,
+    /// MobileFaceNet's width multiplier, insightface's `scale`: unset means
+    /// the arch's own (2 for `mbf`, 4 for `mbf_large`); 1 is the paper's
+    /// original network (64/128 channels), the layout of the Paddle ArcFace
+    /// and faceplugin models. IResNet refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_scale: Option<usize>,
 }
 
 /// The network a [`BackboneConfig`] describes, resolved to its layer shapes.
@@ -153,11 +160,17 @@ pub enum BackboneShape {
 
 impl BackboneConfig {
     pub fn new(arch: Arch) -> Self {
-        Self { arch, embedding_size: default_embedding_size(), dropout: 0.0, layout: IResNetLayout::default() }
+        Self { arch, embedding_size: default_embedding_size(), dropout: 0.0, layout: IResNetLayout::default(), width_scale: None }
     }
 
     /// The layer shapes, after checking the options fit the architecture.
     pub fn shape(&self) -> Result<BackboneShape, NnError> {
+        if self.arch.is_iresnet() && self.width_scale.is_some() {
+            return Err(NnError::InvalidConfig {
+                field: "width_scale",
+                problem: format!("applies to MobileFaceNet only; {} has fixed stage widths", self.arch),
+            });
+        }
         let shape = match self.arch {
             Arch::Iresnet18 => IResNetConfig::iresnet18(),
             Arch::Iresnet34 => IResNetConfig::iresnet34(),
@@ -177,10 +190,11 @@ impl BackboneConfig {
                         problem: format!("applies to IResNet only; {} has no dropout layer", self.arch),
                     });
                 }
-                let mut shape = if self.arch == Arch::Mobilefacenet {
-                    MobileFaceNetConfig::mbf()
-                } else {
-                    MobileFaceNetConfig::mbf_large()
+                let mut shape = match (self.arch, self.width_scale) {
+                    (Arch::Mobilefacenet, None) => MobileFaceNetConfig::mbf(),
+                    (Arch::Mobilefacenet, Some(scale)) => MobileFaceNetConfig::mbf_scaled(scale),
+                    (_, None) => MobileFaceNetConfig::mbf_large(),
+                    (_, Some(scale)) => MobileFaceNetConfig::mbf_large_scaled(scale),
                 };
                 shape.embedding_size = self.embedding_size;
                 shape.validate()?;

@@ -72,12 +72,24 @@ impl MobileFaceNetConfig {
 
     /// insightface `mbf` (`get_mbf`): scale 2, blocks (1, 4, 6, 2).
     pub fn mbf() -> Self {
-        Self::with_scale([1, 4, 6, 2], 2)
+        Self::mbf_scaled(2)
     }
 
     /// insightface `mbf_large` (`get_mbf_large`): scale 4, blocks (2, 8, 12, 4).
     pub fn mbf_large() -> Self {
-        Self::with_scale([2, 8, 12, 4], 4)
+        Self::mbf_large_scaled(4)
+    }
+
+    /// `mbf`'s blocks (1, 4, 6, 2) at width multiplier `scale`. Scale 1 is
+    /// the MobileFaceNet of the paper (Chen et al. 2018, table 1: 64 channels
+    /// to the second stage, 128 after, expansions 128/256/256/512/256).
+    pub fn mbf_scaled(scale: usize) -> Self {
+        Self::with_scale([1, 4, 6, 2], scale)
+    }
+
+    /// `mbf_large`'s blocks (2, 8, 12, 4) at width multiplier `scale`.
+    pub fn mbf_large_scaled(scale: usize) -> Self {
+        Self::with_scale([2, 8, 12, 4], scale)
     }
 
     pub fn feature_map_size(&self) -> usize {

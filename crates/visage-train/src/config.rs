@@ -144,6 +144,10 @@ pub struct BackboneSection {
     pub dropout: f64,
     #[serde(default)]
     pub layout: IResNetLayout,
+    /// MobileFaceNet's width multiplier (insightface's `scale`; 1 = the
+    /// paper's network, the Paddle ArcFace model's): see visage-nn's `BackboneConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_scale: Option<usize>,
     #[serde(default)]
     pub blocks_per_stage: Option<[usize; 4]>,
     #[serde(default)]
@@ -153,8 +157,9 @@ pub struct BackboneSection {
     #[serde(default)]
     pub input_size: Option<usize>,
     /// Start from pretrained weights instead of a random draw: a PyTorch
-    /// checkpoint (`.pth`, `.pt`, Lightning `.ckpt`) or an IResNet ONNX export
-    /// (`.onnx`); relative to this file. Strictly checked against the shape above.
+    /// checkpoint (`.pth`, `.pt`, Lightning `.ckpt`) or an ONNX model
+    /// (`.onnx`: IResNet, or MobileFaceNet such as the Paddle ArcFace model
+    /// with `width_scale = 1`); relative to this file. Strictly checked against the shape above.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
     /// Who wrote `init_from`: `auto` (from its keys), `insightface`, `magface` or `adaface`.
@@ -168,7 +173,13 @@ fn default_embedding_size() -> usize {
 
 impl BackboneSection {
     pub fn shape(&self) -> std::result::Result<BackboneShape, String> {
-        let named = BackboneConfig { arch: self.arch, embedding_size: self.embedding_size, dropout: self.dropout, layout: self.layout };
+        let named = BackboneConfig {
+            arch: self.arch,
+            embedding_size: self.embedding_size,
+            dropout: self.dropout,
+            layout: self.layout,
+            width_scale: self.width_scale,
+        };
         let shape = named.shape().map_err(|e| e.to_string())?;
         let overrides = self.blocks_per_stage.is_some() || self.stage_widths.is_some() || self.stem_width.is_some() || self.input_size.is_some();
         match shape {

@@ -20,7 +20,10 @@
 //! PRelu, Add, MaxPool for AdaFace's subsampling shortcut, Flatten, Gemm),
 //! initializers named by the PyTorch keys, opset 13, a dynamic batch axis.
 
+mod mobilefacenet;
 pub mod proto;
+
+pub use mobilefacenet::read_onnx_mobilefacenet;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -39,18 +42,24 @@ use proto::{Attribute, Graph, Node, Writer};
 /// Reads the weights of an IResNet ONNX export (folded or not) into a state
 /// dict under `config`'s reference keys.
 pub fn read_onnx_iresnet(path: &Path, config: &IResNetConfig) -> Result<StateDict, NnError> {
+    read_graph_state(path, |graph| iresnet_state_from_graph(graph, config))
+}
+
+/// Parses the ONNX file at `path` and maps its graph to a state dict; every
+/// problem becomes an error naming the file.
+fn read_graph_state(path: &Path, to_state: impl FnOnce(&Graph) -> Result<StateDict, String>) -> Result<StateDict, NnError> {
     let bytes = std::fs::read(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
     let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
     let graph = proto::read_model(&bytes).map_err(|e| format_error(format!("not a readable ONNX model: {e}")))?;
-    iresnet_state_from_graph(&graph, config).map_err(format_error)
+    to_state(&graph).map_err(format_error)
 }
 
-/// [`read_onnx_iresnet`], loaded into a fresh backbone of `shape`.
+/// [`read_onnx_iresnet`] or [`read_onnx_mobilefacenet`], loaded into a fresh backbone of `shape`.
 pub fn load_onnx_weights<B: Backend>(path: &Path, shape: &BackboneShape, device: &B::Device) -> Result<Backbone<B>, NnError> {
-    let BackboneShape::IResNet(config) = shape else {
-        return Err(NnError::InvalidConfig { field: "arch", problem: "ONNX weight import covers IResNet only".into() });
+    let state = match shape {
+        BackboneShape::IResNet(config) => read_onnx_iresnet(path, config)?,
+        BackboneShape::MobileFaceNet(config) => read_onnx_mobilefacenet(path, config)?,
     };
-    let state = read_onnx_iresnet(path, config)?;
     shape.init::<B>(device)?.load_state_dict(shape, &state).map_err(|error| NnError::Checkpoint {
         path: path.to_path_buf(),
         family: "ONNX".into(),
@@ -134,8 +143,7 @@ impl StateBuilder<'_> {
     /// A BatchNorm from its four tensors; `epsilon` other than 1e-5 moves into the variance.
     fn batch_norm(&mut self, bn: &str, [scale, bias, mean, variance]: [Vec<f32>; 4], epsilon: f64) -> Result<(), String> {
         let channels = scale.len();
-        let shift = (epsilon - BN_EPSILON) as f32;
-        let variance: Vec<f32> = variance.into_iter().map(|v| v + shift).collect();
+        let variance = variance_for_visage_epsilon(variance, epsilon);
         for (leaf, values) in [("gamma", scale), ("beta", bias), ("running_mean", mean), ("running_var", variance)] {
             if values.len() != channels {
                 return Err(format!("BatchNorm for `{bn}` has {} values in {leaf}, {channels} in its scale", values.len()));
@@ -146,35 +154,72 @@ impl StateBuilder<'_> {
     }
 }
 
-fn iresnet_state_from_graph(graph: &Graph, config: &IResNetConfig) -> Result<StateDict, String> {
-    let initializer = |name: &str, node: &Node| -> Result<(Vec<usize>, Vec<f32>), String> {
-        let tensor = graph.initializers.get(name).ok_or_else(|| {
-            format!("{} node '{}' reads '{name}', which is not an initializer (weights computed in the graph are not supported)", node.op_type, node.name)
-        })?;
-        let values = tensor.values.clone().ok_or_else(|| format!("initializer '{name}' is not a float tensor"))?;
-        Ok((tensor.dims.clone(), values))
-    };
-    let epsilon = |node: &Node| match node.attributes.get("epsilon") {
+/// The dims and values of the weight `name` that `node` reads (an
+/// initializer or a `Constant` node's tensor).
+fn graph_initializer(graph: &Graph, name: &str, node: &Node) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let tensor = graph.initializers.get(name).ok_or_else(|| {
+        format!("{} node '{}' reads '{name}', which is not an initializer (weights computed in the graph are not supported)", node.op_type, node.name)
+    })?;
+    let values = tensor.values.clone().ok_or_else(|| format!("initializer '{name}' is not a float tensor"))?;
+    Ok((tensor.dims.clone(), values))
+}
+
+/// A `BatchNormalization` node's epsilon (the ONNX default 1e-5 when absent).
+fn bn_epsilon(node: &Node) -> f64 {
+    match node.attributes.get("epsilon") {
         Some(Attribute::Float(value)) => *value as f64,
-        _ => 1e-5, // the ONNX default
-    };
-    let bn_tensors = |node: &Node| -> Result<[Vec<f32>; 4], String> {
-        if node.inputs.len() < 5 {
-            return Err(format!("BatchNormalization node '{}' has {} inputs, 5 expected", node.name, node.inputs.len()));
-        }
-        Ok([
-            initializer(&node.inputs[1], node)?.1,
-            initializer(&node.inputs[2], node)?.1,
-            initializer(&node.inputs[3], node)?.1,
-            initializer(&node.inputs[4], node)?.1,
-        ])
-    };
+        _ => 1e-5,
+    }
+}
+
+/// A `BatchNormalization` node's scale, bias, mean and variance.
+fn bn_tensors(graph: &Graph, node: &Node) -> Result<[Vec<f32>; 4], String> {
+    if node.inputs.len() < 5 {
+        return Err(format!("BatchNormalization node '{}' has {} inputs, 5 expected", node.name, node.inputs.len()));
+    }
+    Ok([
+        graph_initializer(graph, &node.inputs[1], node)?.1,
+        graph_initializer(graph, &node.inputs[2], node)?.1,
+        graph_initializer(graph, &node.inputs[3], node)?.1,
+        graph_initializer(graph, &node.inputs[4], node)?.1,
+    ])
+}
+
+/// For each tensor name, the indices of the nodes that read it.
+fn consumers_of(graph: &Graph) -> HashMap<&str, Vec<usize>> {
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, node) in graph.nodes.iter().enumerate() {
         for input in &node.inputs {
             consumers.entry(input.as_str()).or_default().push(index);
         }
     }
+    consumers
+}
+
+/// The BatchNorm that stands for a folded conv's bias: γ 1, β bias, mean 0,
+/// var 1 − ε, so that (x − 0)/√(var + ε)·1 + bias = x + bias exactly.
+fn identity_bn_with_bias(bias: Vec<f32>) -> [Vec<f32>; 4] {
+    let channels = bias.len();
+    [vec![1.0; channels], bias, vec![0.0; channels], vec![(1.0 - BN_EPSILON) as f32; channels]]
+}
+
+/// A BatchNorm's variance for visage's ε = 1e-5 when the graph's is `epsilon`.
+/// An ε that is 1e-5 at f32 precision (graphs store it as a float) is
+/// visage's: shifting by the rounding error (2.5e-13) would change the
+/// variance of dead channels (≈ 0) for nothing.
+fn variance_for_visage_epsilon(variance: Vec<f32>, epsilon: f64) -> Vec<f32> {
+    if epsilon as f32 == BN_EPSILON as f32 {
+        return variance;
+    }
+    let shift = (epsilon - BN_EPSILON) as f32;
+    variance.into_iter().map(|v| v + shift).collect()
+}
+
+fn iresnet_state_from_graph(graph: &Graph, config: &IResNetConfig) -> Result<StateDict, String> {
+    let initializer = |name: &str, node: &Node| graph_initializer(graph, name, node);
+    let epsilon = bn_epsilon;
+    let bn_tensors = |node: &Node| bn_tensors(graph, node);
+    let consumers = consumers_of(graph);
     let mut slots = Slots::iresnet(config);
     let mut builder = StateBuilder { config, state: StateDict::default() };
     let mut folded_into_conv = vec![false; graph.nodes.len()];
@@ -203,9 +248,7 @@ fn iresnet_state_from_graph(graph: &Graph, config: &IResNetConfig) -> Result<Sta
                 } else if let Some(bias_name) = node.inputs.get(2).filter(|name| !name.is_empty()) {
                     // BN folded into the conv: a BatchNorm that only adds the bias.
                     let (_, bias) = initializer(bias_name, node)?;
-                    let channels = bias.len();
-                    let identity = [vec![1.0; channels], bias, vec![0.0; channels], vec![(1.0 - BN_EPSILON) as f32; channels]];
-                    builder.batch_norm(&bn, identity, BN_EPSILON)?;
+                    builder.batch_norm(&bn, identity_bn_with_bias(bias), BN_EPSILON)?;
                 } else {
                     return Err(format!("Conv node '{}' has neither a bias (folded BatchNorm) nor a BatchNormalization after it", node.name));
                 }
@@ -313,16 +356,18 @@ impl<B: Backend> Backbone<B> {
 
     /// An ONNX model (serialised ModelProto) computing this backbone in eval mode.
     pub fn to_onnx(&self, shape: &BackboneShape) -> Result<Vec<u8>, NnError> {
-        let BackboneShape::IResNet(config) = shape else {
-            return Err(NnError::InvalidConfig { field: "arch", problem: "ONNX export covers IResNet only".into() });
-        };
-        Ok(export_iresnet(config, &self.state_dict(shape)))
+        Ok(match shape {
+            BackboneShape::IResNet(config) => export_iresnet(config, &self.state_dict(shape)),
+            BackboneShape::MobileFaceNet(config) => mobilefacenet::export_mobilefacenet(config, &self.state_dict(shape)),
+        })
     }
 }
 
 /// Builds the nodes and initializers of the graph.
 struct GraphWriter<'a> {
-    config: &'a IResNetConfig,
+    /// burn path → initializer name (the reference key); `None` for tensors
+    /// the layout fixes (AdaFace's affine-free feature BN).
+    torch_key: &'a dyn Fn(&str) -> Option<String>,
     state: &'a StateDict,
     graph: Writer,
     /// Names of initializers already written (a tensor is written once).
@@ -339,7 +384,7 @@ impl GraphWriter<'_> {
     /// Writes the initializer of burn path `burn_path`, or a constant when the
     /// layout fixes it (AdaFace's feature BN), and returns its name.
     fn initializer(&mut self, burn_path: &str, shape_override: Option<Vec<usize>>, fixed: impl FnOnce() -> HostTensor) -> String {
-        let (name, tensor) = match self.config.torch_key(burn_path) {
+        let (name, tensor) = match (self.torch_key)(burn_path) {
             Some(key) => {
                 let tensor = self.state.tensors.get(&key).cloned().unwrap_or_else(|| panic!("state_dict_of yields '{key}'"));
                 (key, tensor)
@@ -365,6 +410,10 @@ impl GraphWriter<'_> {
     }
 
     fn conv(&mut self, input: &str, burn_path: &str, stride: usize, padding: usize) -> String {
+        self.grouped_conv(input, burn_path, stride, padding, 1)
+    }
+
+    fn grouped_conv(&mut self, input: &str, burn_path: &str, stride: usize, padding: usize, groups: usize) -> String {
         let weight = self.initializer(&format!("{burn_path}.weight"), None, || unreachable!("convs are stored"));
         let output = self.fresh(burn_path);
         let kernel = self.state.tensors[&weight].shape[2];
@@ -372,6 +421,11 @@ impl GraphWriter<'_> {
             ints_attribute(node, "kernel_shape", &[kernel, kernel]);
             ints_attribute(node, "strides", &[stride, stride]);
             ints_attribute(node, "pads", &[padding; 4]);
+            if groups > 1 {
+                node.message(5, |attribute| {
+                    attribute.string(1, "group").varint(3, groups as i64).varint(20, 2);
+                });
+            }
         });
         output
     }
@@ -439,7 +493,8 @@ pub const INPUT_NAME: &str = "data";
 pub const OUTPUT_NAME: &str = "features";
 
 fn export_iresnet(config: &IResNetConfig, state: &StateDict) -> Vec<u8> {
-    let mut writer = GraphWriter { config, state, graph: Writer::default(), written: BTreeMap::new(), counter: 0 };
+    let torch_key = |path: &str| config.torch_key(path);
+    let mut writer = GraphWriter { torch_key: &torch_key, state, graph: Writer::default(), written: BTreeMap::new(), counter: 0 };
     let x = writer.conv(INPUT_NAME, "conv1", 1, 1);
     let x = writer.batch_norm(&x, "bn1", config.stem_width);
     let mut x = writer.prelu(&x, "prelu", config.stem_width);
@@ -494,14 +549,25 @@ fn export_iresnet(config: &IResNetConfig, state: &StateDict) -> Vec<u8> {
         });
     });
     let features = writer.batch_norm(&fc, "features", config.embedding_size);
-    writer.node("Identity", &[&features], OUTPUT_NAME, |_| {});
-    let side = config.input_size;
-    value_info(&mut writer.graph, 11, INPUT_NAME, &[3, side, side]);
-    value_info(&mut writer.graph, 12, OUTPUT_NAME, &[config.embedding_size]);
-    writer.graph.string(2, "visage-iresnet");
+    writer.finish(&features, "visage-iresnet", config.input_size, config.embedding_size)
+}
 
+impl GraphWriter<'_> {
+    /// Names `features` the graph's output, declares input and output and
+    /// wraps the graph in a ModelProto.
+    fn finish(mut self, features: &str, graph_name: &str, input_size: usize, embedding_size: usize) -> Vec<u8> {
+        self.node("Identity", &[features], OUTPUT_NAME, |_| {});
+        value_info(&mut self.graph, 11, INPUT_NAME, &[3, input_size, input_size]);
+        value_info(&mut self.graph, 12, OUTPUT_NAME, &[embedding_size]);
+        self.graph.string(2, graph_name);
+        finish_model(&self.graph)
+    }
+}
+
+fn finish_model(graph: &Writer) -> Vec<u8> {
+    let writer = graph;
     let mut model = Writer::default();
-    model.varint(1, IR_VERSION).string(2, "visage").bytes(7, &writer.graph.bytes);
+    model.varint(1, IR_VERSION).string(2, "visage").bytes(7, &writer.bytes);
     model.message(8, |opset| {
         opset.string(1, "").varint(2, OPSET);
     });
