@@ -1,20 +1,28 @@
 //! `visage train --config train.toml`: train a recogniser; `--resume`
 //! continues from the newest checkpoint of the run folder, to the bit.
+//! `visage train curves RUN` draws a run's metrics.csv; `visage train
+//! magnitude-demo RUN…` tests MagFace's magnitude-as-quality claim on runs.
+
+mod curves;
+mod magnitude_demo;
 
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
-use clap::Args;
+use clap::{Args, Subcommand};
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
 use visage_train::{train, RunOptions, StepReport, TrainConfig, TrainError, TrainSummary};
 
 use super::Failure;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TrainArgs {
+    #[command(subcommand)]
+    tool: Option<TrainTool>,
     /// The run's config (backbone, head, data, optimiser, schedule, checkpoints).
-    #[arg(long, value_name = "TRAIN.toml")]
-    config: PathBuf,
+    #[arg(long, value_name = "TRAIN.toml", required = true)]
+    config: Option<PathBuf>,
     /// Continue from the newest checkpoint in the run folder (a fresh start if there is none).
     #[arg(long)]
     resume: bool,
@@ -24,6 +32,16 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+}
+
+/// Tools for trained runs (`visage train --config …` itself trains).
+#[derive(Debug, Subcommand)]
+enum TrainTool {
+    /// A run's metrics.csv as charts: loss, batch accuracy, learning rate, mean feature norm.
+    Curves(curves::CurvesArgs),
+    /// Feature magnitude and accuracy of trained runs as held-out images are
+    /// blurred, noised and occluded (MagFace's quality claim, with Spearman's ρ).
+    MagnitudeDemo(magnitude_demo::MagnitudeDemoArgs),
 }
 
 struct TrainJob<'a> {
@@ -52,7 +70,13 @@ impl AutodiffJob for TrainJob<'_> {
 
 impl TrainArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let config = TrainConfig::load(&self.config).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let config_path = match (&self.tool, &self.config) {
+            (Some(TrainTool::Curves(args)), _) => return args.run(),
+            (Some(TrainTool::MagnitudeDemo(args)), _) => return args.run(),
+            (None, Some(path)) => path,
+            (None, None) => return Err(Failure::bad_input("--config TRAIN.toml is required")),
+        };
+        let config = TrainConfig::load(config_path).map_err(|e| Failure::bad_input(e.to_string()))?;
         let job = TrainJob { config: &config, options: RunOptions { resume: self.resume, stop_after: self.stop_after } };
         let summary = run_autodiff(self.device, job).map_err(|e| Failure::bad_input(e.to_string()))?.map_err(|e| match e {
             TrainError::Config { .. } | TrainError::Data(_) | TrainError::Read { .. } => Failure::bad_input(e.to_string()),
