@@ -62,7 +62,7 @@ fn enrol_search_list_remove_and_reopen() {
     // The search template is the magnitude-weighted pool of alice's faces.
     let alice = store.get("alice").unwrap();
     assert_eq!(alice.metadata, serde_json::json!({"team": "red"}));
-    let mut pooled = vec![0.0f64; DIM];
+    let mut pooled = [0.0f64; DIM];
     for (index, magnitude) in [(0, 8.0), (1, 6.0), (3, 7.0)] {
         for (p, e) in pooled.iter_mut().zip(embedding(1, index)) {
             *p += magnitude * f64::from(e);
@@ -239,7 +239,7 @@ fn acknowledged_enrolments_survive_sigkill() {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut record = |line: String, acknowledged: &mut BTreeMap<usize, usize>| {
+        let record = |line: String, acknowledged: &mut BTreeMap<usize, usize>| {
             // libtest may print "test crash_child ... " before the first line.
             let Some(start) = line.find("ACK ") else { return false };
             let rest = &line[start + 4..];

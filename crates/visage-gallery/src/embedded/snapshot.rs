@@ -77,26 +77,30 @@ pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut hasher = crc32fast::Hasher::new();
     let mut line = String::new();
-    let mut header: Option<SnapshotHeader> = None;
-    let mut identities = Vec::new();
     let mut line_no = 0;
     let mut size = 0u64;
-    loop {
+    // The next line (with its newline), or an error for a file that ends before its trailer.
+    let mut next_line = |line: &mut String, line_no: &mut usize| -> Result<()> {
         line.clear();
-        let read = reader.read_line(&mut line).map_err(|e| GalleryError::io(path, e))?;
-        size += read as u64;
+        let read = reader.read_line(line).map_err(|e| GalleryError::io(path, e))?;
         if read == 0 {
             return Err(GalleryError::corrupt(path, format!("ends after line {line_no} without its trailer (a truncated snapshot)")));
         }
-        line_no += 1;
-        if header.is_none() {
-            let parsed: SnapshotHeader =
-                serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line 1 (header): {e}")))?;
-            if parsed.format != SNAPSHOT_FORMAT {
-                return Err(GalleryError::corrupt(path, format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", parsed.format)));
-            }
-            header = Some(parsed);
-        } else if line.starts_with("{\"end\":") {
+        size += read as u64;
+        *line_no += 1;
+        Ok(())
+    };
+    next_line(&mut line, &mut line_no)?;
+    let header: SnapshotHeader =
+        serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line 1 (header): {e}")))?;
+    if header.format != SNAPSHOT_FORMAT {
+        return Err(GalleryError::corrupt(path, format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", header.format)));
+    }
+    hasher.update(line.as_bytes());
+    let mut identities = Vec::new();
+    loop {
+        next_line(&mut line, &mut line_no)?;
+        if line.starts_with("{\"end\":") {
             let trailer: TrailerLine =
                 serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no} (trailer): {e}")))?;
             let crc = hasher.finalize();
@@ -111,13 +115,10 @@ pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity
                     ),
                 ));
             }
-            let header = header.expect("set on line 1");
             return Ok(Some((header, identities, size)));
-        } else {
-            let identity: Identity =
-                serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
-            identities.push(identity);
         }
+        let identity: Identity = serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
+        identities.push(identity);
         hasher.update(line.as_bytes());
     }
 }

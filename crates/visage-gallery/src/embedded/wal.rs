@@ -164,8 +164,13 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Bytes in the log (valid records only).
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
