@@ -39,11 +39,26 @@ fn median(runs: &mut [f64]) -> f64 {
     runs[runs.len() / 2]
 }
 
-/// A per-run scratch folder for the files passed to the Python side.
-fn scratch_dir(what: &str) -> Result<PathBuf, Failure> {
-    let dir = std::env::temp_dir().join(format!("visage-bench-{what}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::other(format!("{}: cannot create: {e}", dir.display())))?;
-    Ok(dir)
+/// A per-run scratch folder for the files passed between the two sides,
+/// removed when dropped (also when the bench stops on an error).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> Result<Self, Failure> {
+        let dir = std::env::temp_dir().join(format!("visage-bench-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Failure::other(format!("{}: cannot create: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs a Python script and parses each stdout line as JSON.
@@ -152,7 +167,7 @@ impl EmbedBenchArgs {
         let mut reference: Vec<EmbedTiming> = Vec::new();
         let mut batch1_embeddings = None;
         let mut lowest_cosine = None;
-        let scratch = scratch_dir("embed")?;
+        let scratch = ScratchDir::new("embed")?;
         // Rounds alternate the two sides, so a change of load on the shared
         // machine hits both; the medians pool every round's runs.
         for round in 0..self.rounds {
@@ -172,7 +187,7 @@ impl EmbedBenchArgs {
             }
             let Some(python) = &self.ort_python else { continue };
             let emb_out = scratch.join("ort_batch1.npy");
-            let timings: Vec<EmbedTiming> = run_python(python, &script("infer_ort.py"), &self.python_args(&config, &model_file, &files, &scratch)?)?;
+            let timings: Vec<EmbedTiming> = run_python(python, &script("infer_ort.py"), &self.python_args(&config, &model_file, &files, &scratch.0)?)?;
             for timing in timings {
                 match reference.iter_mut().find(|r| r.batch == timing.batch) {
                     Some(pooled) => pooled.runs_s.extend(timing.runs_s),
@@ -185,7 +200,6 @@ impl EmbedBenchArgs {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&scratch);
         for timing in ours.iter_mut().chain(reference.iter_mut()).filter(|t| t.skipped.is_none()) {
             timing.median_s = median(&mut timing.runs_s);
         }
@@ -395,10 +409,13 @@ impl AnalyzeBenchArgs {
                 1.0 - f64::from(cosine)
             }
         };
-        let scratch = scratch_dir("analyze")?;
+        let scratch = ScratchDir::new("analyze")?;
         let models_dir = models_dir_for(&self.models_dir, Path::new(PYTHON_DETECTOR));
         let mut rows = Vec::new();
         for dir in &dirs {
+            if !dir.is_dir() {
+                return Err(Failure::bad_input(format!("{}: not a folder of photos", dir.display())));
+            }
             let photos = expand_inputs(std::slice::from_ref(dir))?.len();
             if photos == 0 {
                 return Err(Failure::bad_input(format!("{}: no photos", dir.display())));
@@ -462,7 +479,6 @@ impl AnalyzeBenchArgs {
             }
             rows.push(row);
         }
-        let _ = std::fs::remove_dir_all(&scratch);
         self.report(&rows);
         Ok(())
     }
