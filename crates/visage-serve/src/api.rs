@@ -101,12 +101,18 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
     drop(permit);
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    // A refused request may leave its body unread (a 401 is answered before
+    // the upload arrives), and then the connection cannot carry another
+    // request: say so, so clients do not reuse it and hit a closed socket.
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     state.metrics.record_request(&route, &method, response.status().as_u16());
     response
 }
 
-/// Extractors: a handler that takes `ReadAccess` or `WriteAccess` first is
-/// refused (401/403) before its body is read.
+/// Extractors for the routes without a body (uploads go through
+/// [`authorized_upload`]): 401 without a valid key, 403 with a read key on a write.
 pub struct ReadAccess;
 pub struct WriteAccess;
 
@@ -154,10 +160,17 @@ fn unsupported(content_type: &str) -> ApiError {
     )
 }
 
+/// Reads the whole body (up to the size limit) before judging it, so a
+/// refused upload is still read off the connection: answering before the
+/// client has finished sending makes many clients see a broken pipe instead
+/// of the answer. Only a body over the limit is cut short (413).
 async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     if essence == "multipart/form-data" {
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
         let mut upload = Upload { photos: Vec::new(), fields: HashMap::new() };
         while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(e.status(), e.body_text()))? {
@@ -183,8 +196,16 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     if !IMAGE_TYPES.contains(&essence.as_str()) {
         return Err(unsupported(&essence));
     }
-    let bytes = axum::body::Bytes::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     Ok(Upload { photos: vec![Photo { field: "body".into(), name: "upload".into(), bytes: bytes.to_vec() }], fields: HashMap::new() })
+}
+
+/// The upload of a request that needs `scope`: the key is checked first but
+/// refused only after the body is read (see [`read_upload`]).
+async fn authorized_upload(state: &AppState, scope: Scope, request: Request) -> Result<Upload, ApiError> {
+    let access = state.keys.authorize(request.headers(), scope, state.options.public_read);
+    let upload = read_upload(request).await;
+    access?;
+    upload
 }
 
 impl Upload {
@@ -259,8 +280,8 @@ struct DetectedFace {
     quality: f32,
 }
 
-async fn detect(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
-    let (photo, _) = read_upload(request).await?.single()?;
+async fn detect(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
     let faces: Vec<DetectedFace> = analysed
         .faces
@@ -270,8 +291,8 @@ async fn detect(State(state): State<Shared>, _: ReadAccess, request: Request) ->
     Ok(Json(json!({ "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
 }
 
-async fn embed(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
-    let (photo, _) = read_upload(request).await?.single()?;
+async fn embed(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
     let faces: Vec<serde_json::Value> = analysed
         .faces
@@ -281,8 +302,8 @@ async fn embed(State(state): State<Shared>, _: ReadAccess, request: Request) -> 
     Ok(Json(json!({ "recognizer": state.recognizer, "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
 }
 
-async fn quality(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
-    let (photo, _) = read_upload(request).await?.single()?;
+async fn quality(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
     let mut faces: Vec<(usize, &PhotoFace)> = analysed.faces.iter().enumerate().collect();
     faces.sort_by(|a, b| b.1.embedding.norm.total_cmp(&a.1.embedding.norm));
@@ -290,8 +311,8 @@ async fn quality(State(state): State<Shared>, _: ReadAccess, request: Request) -
     Ok(Json(json!({ "faces": faces })))
 }
 
-async fn verify(State(state): State<Shared>, _: ReadAccess, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
-    let upload = read_upload(request).await?;
+async fn verify(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let upload = authorized_upload(&state, Scope::Read, request).await?;
     if upload.photos.len() != 2 {
         return Err(ApiError::bad_request(format!("verify takes two photos as multipart/form-data file fields `a` and `b`, got {}", upload.photos.len())));
     }
@@ -336,12 +357,12 @@ pub struct FaceMatches {
     pub matches: Vec<Match>,
 }
 
-async fn search(State(state): State<Shared>, _: ReadAccess, Query(query): Query<SearchQuery>, request: Request) -> Result<Json<SearchResponse>, ApiError> {
+async fn search(State(state): State<Shared>, Query(query): Query<SearchQuery>, request: Request) -> Result<Json<SearchResponse>, ApiError> {
+    let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let k = query.k.unwrap_or(5);
     if k == 0 || k > state.options.max_k {
         return Err(ApiError::bad_request(format!("k = {k}: must be 1 to {}", state.options.max_k)));
     }
-    let (photo, _) = read_upload(request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
     let store = state.store.clone();
     let queries: Vec<Vec<f32>> = analysed.faces.iter().map(|f| f.embedding.embedding.clone()).collect();
@@ -371,8 +392,8 @@ struct EnrolQuery {
 
 /// Enrols the largest face of one photo: `?name=` with a raw body, or a
 /// form with fields `name`, `photo` (a file) and optionally `metadata` (JSON).
-async fn enrol(State(state): State<Shared>, _: WriteAccess, Query(query): Query<EnrolQuery>, request: Request) -> Result<Response, ApiError> {
-    let (photo, fields) = read_upload(request).await?.single()?;
+async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, request: Request) -> Result<Response, ApiError> {
+    let (photo, fields) = authorized_upload(&state, Scope::Write, request).await?.single()?;
     let name = fields.get("name").cloned().or(query.name).ok_or_else(|| ApiError::bad_request("no name: give `?name=` or a form field `name`"))?;
     visage_gallery::model::check_name(&name)?;
     let metadata = match fields.get("metadata").filter(|m| !m.trim().is_empty()) {
