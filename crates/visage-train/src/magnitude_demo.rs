@@ -20,7 +20,7 @@ use ndarray::{Array2, Axis};
 use serde::Serialize;
 use visage_data::{DecodeOptions, FaceSource, ImageFolder, Normalization};
 use visage_eval::cluster::magnitude::spearman;
-use visage_eval::plot::line::{Line, LineChart};
+use visage_eval::plot::line::{Line, LineChart, SeriesLabelPosition};
 use visage_eval::report::{write_html, Section};
 use visage_infer::RgbImage;
 use visage_nn::Backbone;
@@ -273,7 +273,7 @@ pub fn charts(results: &[RunResult]) -> (LineChart, LineChart) {
                 run.ladders.iter().map(move |ladder| {
                     let top = ladder.levels.last().map_or(1.0, |l| l.severity).max(f64::MIN_POSITIVE);
                     Line {
-                        name: format!("{} · {} (ρ {:.2})", run.head, ladder.degradation.name(), ladder.spearman_rho),
+                        name: format!("{} · {} (ρ {:.2})", run.name, ladder.degradation.name(), ladder.spearman_rho),
                         points: ladder.levels.iter().map(|level| (level.severity / top, value(run, level))).collect(),
                     }
                 })
@@ -287,10 +287,12 @@ pub fn charts(results: &[RunResult]) -> (LineChart, LineChart) {
         "Mean ‖x‖ / mean ‖x‖ of clean images",
         lines(&|run, level| level.mean_magnitude / run.clean_mean_magnitude()),
     )
-    .with_markers();
+    .with_markers()
+    .with_legend(SeriesLabelPosition::LowerLeft);
     let accuracy =
         LineChart::new("Identification accuracy as held-out images degrade", x_desc, "Accuracy (nearest class centre)", lines(&|_, level| level.accuracy))
-            .with_markers();
+            .with_markers()
+            .with_legend(SeriesLabelPosition::LowerLeft);
     (magnitude, accuracy)
 }
 

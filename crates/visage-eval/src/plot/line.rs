@@ -6,6 +6,9 @@ use plotters::prelude::*;
 
 use super::{colour, err, font::FAMILY, Chart};
 
+/// Legend corners, for [`LineChart::with_legend`].
+pub use plotters::chart::SeriesLabelPosition;
+
 /// One named series of `(x, y)` points, drawn in order.
 #[derive(Clone, Debug)]
 pub struct Line {
@@ -21,15 +24,23 @@ pub struct LineChart {
     pub lines: Vec<Line>,
     /// Draw a dot at every point (for a few points per line, e.g. severity levels).
     pub markers: bool,
+    /// Where the legend goes (shown when there are two lines or more).
+    pub legend: SeriesLabelPosition,
 }
 
 impl LineChart {
     pub fn new(title: impl Into<String>, x_desc: impl Into<String>, y_desc: impl Into<String>, lines: Vec<Line>) -> Self {
-        Self { title: title.into(), x_desc: x_desc.into(), y_desc: y_desc.into(), lines, markers: false }
+        Self { title: title.into(), x_desc: x_desc.into(), y_desc: y_desc.into(), lines, markers: false, legend: SeriesLabelPosition::UpperRight }
     }
 
     pub fn with_markers(mut self) -> Self {
         self.markers = true;
+        self
+    }
+
+    /// Put the legend where the lines are not (e.g. lower left for falling lines).
+    pub fn with_legend(mut self, position: SeriesLabelPosition) -> Self {
+        self.legend = position;
         self
     }
 
@@ -66,7 +77,8 @@ impl Chart for LineChart {
             .configure_mesh()
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
-            .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&|v| tick_label(*v, x_hi - x_lo))
+            .y_label_formatter(&|v| tick_label(*v, y_hi - y_lo))
             .label_style((FAMILY, 15))
             .axis_desc_style((FAMILY, 17))
             .draw()
@@ -84,10 +96,17 @@ impl Chart for LineChart {
             }
         }
         if self.lines.len() > 1 {
-            super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            super::draw_legend(&mut chart, self.legend.clone())?;
         }
         Ok(())
     }
+}
+
+/// A tick value with as many decimals as the axis span needs (two
+/// significant digits of the span): `120` on a 0–220 axis, `0.25` on 0–1.
+fn tick_label(value: f64, span: f64) -> String {
+    let decimals = if span > 0.0 { (1.0 - span.log10().floor()).clamp(0.0, 6.0) as usize } else { 3 };
+    format!("{value:.decimals$}")
 }
 
 /// Several line charts on one canvas, `columns` per row (e.g. loss, accuracy,
@@ -119,6 +138,14 @@ mod tests {
         assert_eq!(chart.ranges(), ((0.0, 2.0), (0.9, 3.1)));
         let flat = LineChart::new("t", "x", "y", vec![Line { name: "a".into(), points: vec![(1.0, 5.0)] }]);
         assert_eq!(flat.ranges(), ((1.0, 2.0), (4.95, 5.05)));
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_the_span_needs() {
+        assert_eq!(tick_label(120.0, 219.0), "120");
+        assert_eq!(tick_label(0.25, 1.0), "0.2"); // span 1 → one decimal (round-half-even of the binary value)
+        assert_eq!(tick_label(8.05, 0.45), "8.05");
+        assert_eq!(tick_label(0.0001, 0.0), "0.000");
     }
 
     #[test]
