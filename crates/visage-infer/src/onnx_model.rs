@@ -57,6 +57,12 @@ impl OnnxModel {
         }
         let env = environment()?;
         let session = Session::builder(&env)
+            // ONNX Runtime's idle intra-op workers busy-wait for the next
+            // run by default. visage runs a detector and a recogniser session
+            // beside its decode threads, and perf showed that spinning at ~23 %
+            // of `visage analyze`'s CPU; without it analyze ran 1.96-2.17x as
+            // many photos/s on 2 cores (docs/benchmarks.md).
+            .and_then(|builder| builder.with_intra_op_spinning(false).map_err(ort::Error::from))
             .and_then(|builder| match intra_threads {
                 Some(threads) => builder.with_intra_threads(threads).map_err(ort::Error::from),
                 None => Ok(builder),
