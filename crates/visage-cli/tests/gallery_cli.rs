@@ -149,7 +149,7 @@ fn list_remove_export_import_round_trip() {
     let identities = listed["identities"].as_array().unwrap();
     let names: Vec<(&str, u64)> = identities.iter().map(|i| (i["name"].as_str().unwrap(), i["templates"].as_u64().unwrap())).collect();
     assert_eq!(names, [("biden", 1), ("obama", 3)]);
-    assert_eq!(listed["config"]["recognizer"], "arcface_mobileface_128d_paddle");
+    assert_eq!(listed["config"]["recognizer"], "arcface_mobileface_128d_paddle_fastprelu");
     assert_eq!(listed["config"]["embedding_size"], 128);
     assert_eq!(listed["config"]["threshold"]["cosine"].as_f64().unwrap() as f32, 0.40);
 
@@ -220,5 +220,5 @@ fn bad_locations_and_recognisers_are_named() {
     ok(visage(&["gallery", "enrol", "obama", &photo("obama_1.jpg"), "--gallery", &gallery]));
     let out = visage(&["gallery", "search", &photo("obama_1.jpg"), "--gallery", &gallery, "--recognizer", "mobilefacenet_128d_pixamatch"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("holds templates of recogniser `arcface_mobileface_128d_paddle`"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("holds templates of recogniser `arcface_mobileface_128d_paddle_fastprelu`"), "{}", text(&out.stderr));
 }

@@ -141,3 +141,21 @@ fn input_and_output_shapes_come_from_the_models() {
     assert_eq!(faceplugin.embedding_dim(), Some(512));
     assert_eq!(faceplugin.input_size(), (112, 112));
 }
+
+#[test]
+fn the_bundled_prelu_rewrite_gives_the_original_embeddings() {
+    let original = config("arcface_mobileface_128d_paddle");
+    let rewritten = config("arcface_mobileface_128d_paddle_fastprelu");
+    assert_eq!(original.same_person_cosine, rewritten.same_person_cosine);
+    let reference = common::reference_embeddings("emb_scrfd_2.5g_bnkps__arcface_mobileface_128d_paddle_RGB.npz");
+    let crops = aligned_crops(&reference.paths);
+    let ours = recognizer(&original).embed(&crops).unwrap();
+    let fast = Recognizer::from_config(&rewritten, &common::repo_models_dir()).unwrap().embed(&crops).unwrap();
+    let worst = ours
+        .iter()
+        .zip(&fast)
+        .flat_map(|(a, b)| a.feature.iter().zip(&b.feature).map(|(x, y)| (x - y).abs()))
+        .fold(0.0f32, f32::max);
+    let largest = ours.iter().flat_map(|a| a.feature.iter().map(|x| x.abs())).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5 * largest, "{} crops: raw features differ by up to {worst} (largest {largest})", crops.len());
+}

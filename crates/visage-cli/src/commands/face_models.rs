@@ -70,8 +70,9 @@ pub struct DetectorArgs {
     pub decode_threads: Option<usize>,
 }
 
-/// The default recogniser: bundled in models/, ArcFace MobileFaceNet 128-d.
-pub const DEFAULT_RECOGNIZER: &str = "arcface_mobileface_128d_paddle";
+/// The default recogniser: bundled in models/, ArcFace MobileFaceNet 128-d
+/// with its PRelu nodes rewritten for ONNX Runtime (same embeddings, ~2x faster).
+pub const DEFAULT_RECOGNIZER: &str = "arcface_mobileface_128d_paddle_fastprelu";
 
 #[derive(Debug, Args)]
 pub struct RecognizerArgs {
