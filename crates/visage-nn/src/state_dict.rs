@@ -60,6 +60,34 @@ impl StateDict {
         Ok(Self { tensors })
     }
 
+    /// The tensors as a safetensors file (F32, little-endian) with
+    /// `metadata` (string pairs) in its header.
+    pub fn to_safetensors_bytes(&self, metadata: std::collections::HashMap<String, String>) -> Result<Vec<u8>, NnError> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(key, tensor)| (key.clone(), tensor.shape.clone(), tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .collect();
+        let invalid = |problem: String| NnError::InvalidConfig { field: "state dict", problem };
+        let views = bytes
+            .iter()
+            .map(|(key, shape, data)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                    .map(|view| (key.clone(), view))
+                    .map_err(|e| invalid(format!("tensor '{key}': {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        safetensors::serialize(views, Some(metadata)).map_err(|e| invalid(format!("cannot serialise: {e}")))
+    }
+
+    /// The string pairs in a safetensors file's header (`__metadata__`).
+    pub fn read_safetensors_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, NnError> {
+        let bytes = std::fs::read(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
+        let (_, metadata) = SafeTensors::read_metadata(&bytes)
+            .map_err(|error| NnError::Format { path: path.to_path_buf(), problem: format!("not a safetensors file: {error}") })?;
+        Ok(metadata.metadata().clone().unwrap_or_default())
+    }
+
     /// A copy with `prefix` removed from every key that has it (DataParallel's
     /// `module.`, MagFace's `features.module.`); other keys are kept as they are.
     pub fn strip_prefix(&self, prefix: &str) -> Self {

@@ -113,3 +113,34 @@ pub fn load<B: AutodiffBackend>(
     let optimizer = optimizer.load(&path.join("optimizer"), device)?;
     Ok((model, optimizer, state))
 }
+
+/// The backbone of a checkpoint, for inference or export: `path` is a
+/// checkpoint folder (with `state.json`) or a run's `out_dir` (its newest
+/// checkpoint). The class centres are read and dropped, so the number of
+/// classes need not be known (burn replaces a parameter by the record's
+/// tensor whatever its shape). Returns the backbone and the run's state.
+pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(visage_nn::Backbone<B>, TrainState)> {
+    let checkpoint = if path.join("state.json").is_file() {
+        path.to_path_buf()
+    } else {
+        latest(path).ok_or_else(|| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: "no checkpoint here (expected a checkpoint folder with state.json, or a run folder with checkpoints/step-*/)".into(),
+        })?
+    };
+    let state_path = checkpoint.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|source| TrainError::Read { path: state_path.clone(), source })?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint { path: state_path.clone(), message: format!("invalid state: {e}") })?;
+    let shape = state
+        .config
+        .backbone
+        .shape()
+        .map_err(|message| TrainError::Checkpoint { path: state_path.clone(), message: format!("[backbone] {message}") })?;
+    let fresh = TrainModel::<B>::init(&shape, 1, 1, device)?;
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let model = fresh
+        .load_file(checkpoint.join("model"), &recorder, device)
+        .map_err(|e| TrainError::Checkpoint { path: checkpoint.clone(), message: format!("cannot load the model: {e}") })?;
+    Ok((model.backbone, state))
+}
