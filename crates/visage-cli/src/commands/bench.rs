@@ -14,6 +14,7 @@ use visage_heads::{HeadConfig, MarginHead};
 use super::Failure;
 
 mod infer;
+mod train;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     Analyze(infer::AnalyzeBenchArgs),
     /// Exact top-k gallery search against measured memory bandwidth; HNSW recall and speed.
     Gallery(super::gallery::GalleryBenchArgs),
+    /// One training step (IResNet + ArcFace + SGD) against PyTorch on the same architecture.
+    Train(train::TrainBenchArgs),
 }
 
 impl BenchCommand {
@@ -34,6 +37,7 @@ impl BenchCommand {
             Self::Embed(args) => args.run(),
             Self::Analyze(args) => args.run(),
             Self::Gallery(args) => args.run(),
+            Self::Train(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,130 @@
+//! `visage bench train`: one training step (IResNet forward + ArcFace head +
+//! backward + SGD) against PyTorch's on the same architecture and inputs,
+//! measured in the same run.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use clap::Args;
+use serde::Deserialize;
+use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
+use visage_heads::{HeadConfig, MarginHead};
+use visage_nn::{Arch, BackboneConfig};
+use visage_train::config::OptimizerSection;
+use visage_train::model::TrainModel;
+use visage_train::optimizer::AnyOptimizer;
+
+use super::hashed_uniform;
+use crate::commands::Failure;
+
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    #[arg(long, default_value = "iresnet50")]
+    arch: String,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Timed steps (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// A Python with PyTorch for the reference side (scripts/bench/heads.sh installs one).
+    #[arg(long)]
+    torch_python: Option<PathBuf>,
+    /// CPU threads for PyTorch (match the cores visage uses).
+    #[arg(long, default_value_t = 2)]
+    torch_threads: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StepTiming {
+    loss: f64,
+    median_s: f64,
+}
+
+struct TimeStep<'a> {
+    args: &'a TrainBenchArgs,
+    arch: Arch,
+}
+
+impl AutodiffJob for TimeStep<'_> {
+    type Output = Result<StepTiming, Failure>;
+
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
+        let (batch, classes) = (self.args.batch, self.args.classes);
+        let fail = |e: &dyn std::fmt::Display| Failure::other(e.to_string());
+        let shape = BackboneConfig::new(self.arch).shape().map_err(|e| fail(&e))?;
+        let mut model = TrainModel::<B>::init(&shape, classes, 1, device).map_err(|e| fail(&e))?;
+        let mut head = MarginHead::new(serde_json::from_str::<HeadConfig>(r#"{"kind": "arcface"}"#).expect("valid head")).map_err(|e| fail(&e))?;
+        let mut optimizer = AnyOptimizer::new(&OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 }, None);
+        let pixels: Vec<f32> = hashed_uniform(batch, 3 * 112 * 112, 1).into_iter().map(|v| v * 2.0).collect();
+        let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [batch, 3, 112, 112]), device);
+        let labels: Vec<usize> = (0..batch).map(|i| i * 7919 % classes).collect();
+        let (mut runs, mut first_loss) = (Vec::new(), None);
+        for run in 0..=self.args.runs {
+            let start = Instant::now();
+            let output = head.forward(model.backbone.forward(images.clone()), model.centres.val(), &labels).map_err(|e| fail(&e))?;
+            let loss: f64 = output.loss.clone().into_scalar().elem();
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            model = optimizer.step(0.1, model, grads);
+            // Reading a weight back makes sure the step was really computed.
+            let _: f32 = model.centres.val().slice([0..1, 0..1]).into_scalar().elem();
+            let elapsed = start.elapsed().as_secs_f64();
+            first_loss.get_or_insert(loss);
+            if run > 0 {
+                runs.push(elapsed);
+            }
+        }
+        runs.sort_by(f64::total_cmp);
+        Ok(StepTiming { loss: first_loss.unwrap_or(f64::NAN), median_s: runs[runs.len() / 2] })
+    }
+}
+
+impl TrainBenchArgs {
+    pub fn run(&self) -> Result<(), Failure> {
+        if self.runs == 0 || self.batch < 2 || self.classes == 0 {
+            return Err(Failure::bad_input("--runs and --classes must be ≥ 1, --batch ≥ 2"));
+        }
+        let arch: Arch = self.arch.parse().map_err(|e: visage_nn::NnError| Failure::bad_input(e.to_string()))?;
+        let device: DeviceChoice = self.device.parse().map_err(|e: visage_backend::BackendError| Failure::bad_input(e.to_string()))?;
+        let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(|e| Failure::other(e.to_string()))??;
+        println!(
+            "Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps",
+            arch, self.classes, self.batch, self.runs
+        );
+        println!("  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}", self.device, ours.median_s, self.batch as f64 / ours.median_s, ours.loss);
+        if let Some(python) = &self.torch_python {
+            let theirs = self.run_torch(python)?;
+            println!(
+                "  PyTorch CPU ({} threads) {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",
+                self.torch_threads,
+                theirs.median_s,
+                self.batch as f64 / theirs.median_s,
+                theirs.loss
+            );
+            println!("  speed: visage is {:.2}× PyTorch", theirs.median_s / ours.median_s);
+        }
+        Ok(())
+    }
+
+    fn run_torch(&self, python: &PathBuf) -> Result<StepTiming, Failure> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench/train_torch.py");
+        let output = Command::new(python)
+            .arg(script)
+            .args(["--arch", &self.arch, "--batch", &self.batch.to_string(), "--classes", &self.classes.to_string()])
+            .args(["--runs", &self.runs.to_string(), "--threads", &self.torch_threads.to_string()])
+            .output()
+            .map_err(|e| Failure::other(format!("running {} {script}: {e}", python.display())))?;
+        if !output.status.success() {
+            return Err(Failure::other(format!("the PyTorch reference failed:\n{}", String::from_utf8_lossy(&output.stderr))));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(text.trim()).map_err(|e| Failure::other(format!("PyTorch output `{text}`: {e}")))
+    }
+}
