@@ -53,6 +53,7 @@ use visage_heads::{HeadConfig, PartialFcConfig};
 use visage_nn::{Arch, BackboneConfig, BackboneShape, CheckpointFamily, IResNetLayout};
 
 use crate::error::{Result, TrainError};
+use crate::imprint::CentreInit;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +83,14 @@ pub struct TrainConfig {
     pub verification: Option<VerificationSection>,
     #[serde(default)]
     pub parallel: ParallelSection,
+    /// Where the class centres start: `random` (default) or `class_means`
+    /// (imprinted from `init_from`'s features, for fine-tuning; see `imprint`).
+    #[serde(default, skip_serializing_if = "is_random")]
+    pub init_centres: CentreInit,
+}
+
+fn is_random(init: &CentreInit) -> bool {
+    *init == CentreInit::Random
 }
 
 /// Data parallelism on one machine.

@@ -23,6 +23,8 @@ pub mod config;
 pub mod curves;
 pub mod degrade;
 pub mod error;
+pub mod finetune_demo;
+pub mod imprint;
 pub mod magnitude_demo;
 pub mod metrics;
 pub mod model;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -23,6 +23,7 @@ use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
 use crate::checkpoint::{self, TrainState};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::verification::VerificationSet;
 use crate::model::TrainModel;
@@ -155,6 +156,20 @@ pub fn train_with_verification<B: AutodiffBackend>(
     };
     if let Some(weights) = &config.backbone.init_from {
         model.backbone = visage_nn::load_weights::<B>(weights, config.backbone.init_family, &shape, device)?;
+    }
+    if config.init_centres == CentreInit::ClassMeans {
+        let centres = imprint::class_mean_centres(
+            &model.backbone.valid(),
+            source.as_ref(),
+            &config.data.source,
+            classes,
+            config.head.centres_per_class(),
+            config.data.normalization.normalization(),
+            shape.input_size() as u32,
+            config.batch_size,
+            device,
+        )?;
+        model.centres = Param::from_tensor(imprint::centres_tensor::<B>(&centres, device));
     }
     let mut optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
     let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;

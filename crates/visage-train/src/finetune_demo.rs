@@ -1,0 +1,246 @@
+//! Fine-tuning a real pretrained recogniser with the MagFace head (issue 7,
+//! item 7): does its feature magnitude order faces by quality better after?
+//!
+//! 1. [`FaceSplit::prepare`] splits aligned 112×112 crops (one folder per
+//!    identity, e.g. `shared/data/reference/aligned`) by photo: in every
+//!    identity with at least three crops, every third crop is held out; the
+//!    rest become an image folder for `visage train`, each crop written clean
+//!    and once per [`Degradation`] at a severity drawn per crop (offline
+//!    augmentation: the network sees bad faces of every identity, so the
+//!    magnitude has something to learn).
+//! 2. The run itself is a plain `visage train` config (`init_from` the
+//!    pretrained ONNX model, `kind = "magface"`).
+//! 3. [`evaluate_quality`] embeds the held-out crops clean and at increasing
+//!    severities and compares them with the clean training crops (the
+//!    gallery): the ERC of magnitude as a quality score (visage-eval's
+//!    [`erc_curve`]: pair quality = the probe's magnitude, the gallery side
+//!    is clean; threshold fixed at FMR 1e-3 on all pairs) and Spearman's ρ of
+//!    magnitude against severity per degradation. Run once on the pretrained
+//!    network and once on the fine-tuned one.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use image::RgbImage;
+use ndarray::Array2;
+use serde::Serialize;
+use visage_data::Normalization;
+use visage_eval::cluster::magnitude::spearman;
+use visage_eval::erc::{default_fractions, erc_curve, fixed_threshold, DEFAULT_TARGET_FMR};
+use visage_nn::Backbone;
+
+use crate::degrade::Degradation;
+use crate::error::{Result, TrainError};
+use crate::verification::embed;
+
+/// Severity steps after the clean level on each degradation's ladder.
+pub const LADDER_STEPS: usize = 3;
+
+/// The photos of one split.
+#[derive(Debug, Clone)]
+pub struct FaceSplit {
+    pub class_names: Vec<String>,
+    /// The image folder written for training (clean + degraded copies).
+    pub train_dir: PathBuf,
+    /// Clean training crops with their class: the gallery of the evaluation.
+    pub gallery: Vec<(usize, RgbImage)>,
+    /// Held-out crops with their class: the probes.
+    pub heldout: Vec<(usize, RgbImage)>,
+}
+
+/// One severity drawn in (¼, 1] of the ladder's top, fixed by (seed, crop, kind).
+fn augmentation_severity(kind: Degradation, top: f64, seed: u64, crop_index: usize) -> f64 {
+    let mut state = seed ^ (crop_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (kind as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    state ^= state >> 33;
+    state = state.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    state ^= state >> 33;
+    let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+    top * (0.25 + 0.75 * unit)
+}
+
+fn top_severity(kind: Degradation, side: u32) -> f64 {
+    *kind.default_severities(side, LADDER_STEPS).last().expect("a ladder has a top")
+}
+
+impl FaceSplit {
+    /// Reads `aligned_root/<identity>/*.png` and writes the training folder
+    /// `out_dir/train/<identity>/` (see the module doc). `seed` fixes the
+    /// augmentation severities.
+    pub fn prepare(aligned_root: &Path, out_dir: &Path, seed: u64) -> Result<Self> {
+        let read_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrainError::Read { path, source }
+        };
+        let mut identities: Vec<PathBuf> =
+            std::fs::read_dir(aligned_root).map_err(read_error(aligned_root))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        identities.sort();
+        if identities.is_empty() {
+            return Err(TrainError::Config { path: aligned_root.to_path_buf(), message: "no identity folders here".into() });
+        }
+        let train_dir = out_dir.join("train");
+        let _ = std::fs::remove_dir_all(&train_dir);
+        let mut split = FaceSplit { class_names: Vec::new(), train_dir: train_dir.clone(), gallery: Vec::new(), heldout: Vec::new() };
+        let mut crop_index = 0;
+        for (class, identity) in identities.iter().enumerate() {
+            let name = identity.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let mut crops: Vec<PathBuf> = std::fs::read_dir(identity)
+                .map_err(read_error(identity))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png") || x.eq_ignore_ascii_case("jpg")))
+                .collect();
+            crops.sort();
+            let class_dir = train_dir.join(&name);
+            std::fs::create_dir_all(&class_dir).map_err(|source| TrainError::Write { path: class_dir.clone(), source })?;
+            for (index, path) in crops.iter().enumerate() {
+                let face = image::open(path)
+                    .map_err(|e| TrainError::Config { path: path.clone(), message: format!("cannot decode: {e}") })?
+                    .to_rgb8();
+                if crops.len() >= 3 && index % 3 == 2 {
+                    split.heldout.push((class, face));
+                    continue;
+                }
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("face").to_string();
+                let write = |suffix: &str, image: &RgbImage| -> Result<()> {
+                    let target = class_dir.join(format!("{stem}{suffix}.png"));
+                    image.save(&target).map_err(|e| TrainError::Config { path: target.clone(), message: format!("cannot write: {e}") })
+                };
+                write("", &face)?;
+                // one degraded copy per crop, the kinds taking turns
+                let kind = Degradation::ALL[crop_index % Degradation::ALL.len()];
+                let severity = augmentation_severity(kind, top_severity(kind, face.width()), seed, crop_index);
+                write(&format!("_{}", kind.name()), &kind.apply(&face, severity, seed ^ crop_index as u64))?;
+                split.gallery.push((class, face));
+                crop_index += 1;
+            }
+            split.class_names.push(name);
+        }
+        Ok(split)
+    }
+}
+
+/// How well one network's magnitudes track quality on the held-out ladders.
+#[derive(Debug, Clone, Serialize)]
+pub struct QualityReport {
+    /// Spearman's ρ between severity and magnitude over every (probe, level)
+    /// of each degradation, clean level included: −1 is a perfect ordering.
+    pub spearman: Vec<(String, f64)>,
+    /// Mean magnitude per level, per degradation (level 0 = clean).
+    pub mean_magnitude: Vec<(String, Vec<f64>)>,
+    /// Area under the ERC of magnitude (lower: rejecting low-magnitude
+    /// probes removes more of the false non-matches).
+    pub erc_area: f64,
+    /// FNMR at the fixed threshold with nothing rejected, and with 20 % and
+    /// 50 % of the genuine pairs rejected by magnitude.
+    pub fnmr_at_reject: [(f64, f64); 3],
+    pub threshold: f64,
+    pub genuine_pairs: usize,
+    pub impostor_pairs: usize,
+    /// Every (probe, gallery) pair, in a fixed order for a given split: the
+    /// same pairs for any network, so qualities of one network can be judged
+    /// on the scores of another ([`erc_area`]).
+    #[serde(skip)]
+    pub pairs: Pairs,
+}
+
+/// Scores, labels and probe qualities of the evaluation's pairs.
+#[derive(Debug, Clone, Default)]
+pub struct Pairs {
+    pub scores: Vec<f64>,
+    pub is_same: Vec<bool>,
+    pub probe_magnitude: Vec<f64>,
+}
+
+/// ERC area of `quality` on the comparator that produced `pairs`' scores
+/// (threshold fixed at FMR 1e-3 on them). With one network's scores and two
+/// networks' magnitudes, the recognition is the same and only the ordering
+/// by quality differs.
+pub fn erc_area(pairs: &Pairs, quality: &[f64]) -> f64 {
+    let threshold = fixed_threshold(&pairs.scores, &pairs.is_same, DEFAULT_TARGET_FMR);
+    erc_curve("quality", &pairs.scores, &pairs.is_same, quality, threshold, &default_fractions()).area
+}
+
+impl QualityReport {
+    /// The mean of the per-degradation ρ.
+    pub fn mean_spearman(&self) -> f64 {
+        self.spearman.iter().map(|(_, rho)| rho).sum::<f64>() / self.spearman.len().max(1) as f64
+    }
+}
+
+fn unit_rows(features: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
+    let mut unit = features.clone();
+    let mut norms = Vec::with_capacity(features.nrows());
+    for mut row in unit.rows_mut() {
+        let norm = row.dot(&row).sqrt();
+        norms.push(norm);
+        row /= norm.max(1e-12);
+    }
+    (unit, norms)
+}
+
+/// See the module doc. `batch` bounds the faces per forward pass.
+pub fn evaluate_quality<B: Backend>(backbone: &Backbone<B>, normalization: Normalization, split: &FaceSplit, batch: usize, device: &B::Device) -> QualityReport {
+    let gallery_faces: Vec<RgbImage> = split.gallery.iter().map(|(_, face)| face.clone()).collect();
+    let (gallery, _) = unit_rows(&embed(backbone, &gallery_faces, normalization, false, batch, device));
+    let side = split.heldout.first().map(|(_, face)| face.width()).unwrap_or(112);
+
+    // Probes: the clean held-out crops once, then each degradation's levels 1…steps.
+    let clean: Vec<RgbImage> = split.heldout.iter().map(|(_, face)| face.clone()).collect();
+    let clean_features = embed(backbone, &clean, normalization, false, batch, device);
+    let mut probe_features = vec![clean_features.clone()];
+    let mut spearman_rows = Vec::new();
+    let mut mean_magnitude = Vec::new();
+    let (_, clean_norms) = unit_rows(&clean_features);
+    for kind in Degradation::ALL {
+        let severities = kind.default_severities(side, LADDER_STEPS);
+        let (mut severity_of, mut magnitude_of) = (Vec::new(), Vec::new());
+        let mut means = Vec::new();
+        for (level, &severity) in severities.iter().enumerate() {
+            let norms = if level == 0 {
+                clean_norms.clone()
+            } else {
+                let degraded: Vec<RgbImage> =
+                    split.heldout.iter().enumerate().map(|(i, (_, face))| kind.apply(face, severity, 7919 * i as u64 + level as u64)).collect();
+                let features = embed(backbone, &degraded, normalization, false, batch, device);
+                let (_, norms) = unit_rows(&features);
+                probe_features.push(features);
+                norms
+            };
+            means.push(norms.iter().sum::<f64>() / norms.len().max(1) as f64);
+            severity_of.extend(std::iter::repeat_n(severity, norms.len()));
+            magnitude_of.extend(norms);
+        }
+        spearman_rows.push((kind.name().to_string(), spearman(&severity_of, &magnitude_of).unwrap_or(0.0)));
+        mean_magnitude.push((kind.name().to_string(), means));
+    }
+
+    let (mut scores, mut is_same, mut quality) = (Vec::new(), Vec::new(), Vec::new());
+    for features in &probe_features {
+        let (unit, norms) = unit_rows(features);
+        let cosines = unit.dot(&gallery.t());
+        for (p, row) in cosines.rows().into_iter().enumerate() {
+            let probe_class = split.heldout[p].0;
+            for (g, &cosine) in row.iter().enumerate() {
+                scores.push(cosine);
+                is_same.push(split.gallery[g].0 == probe_class);
+                quality.push(norms[p]);
+            }
+        }
+    }
+    let threshold = fixed_threshold(&scores, &is_same, DEFAULT_TARGET_FMR);
+    let curve = erc_curve("magnitude", &scores, &is_same, &quality, threshold, &default_fractions());
+    let at = |fraction: f64| {
+        let index = curve.fractions.iter().position(|&f| (f - fraction).abs() < 1e-9).unwrap_or(0);
+        (fraction, curve.fnmr[index])
+    };
+    let genuine_pairs = is_same.iter().filter(|&&same| same).count();
+    QualityReport {
+        spearman: spearman_rows,
+        mean_magnitude,
+        erc_area: curve.area,
+        fnmr_at_reject: [at(0.0), at(0.2), at(0.5)],
+        threshold,
+        genuine_pairs,
+        impostor_pairs: is_same.len() - genuine_pairs,
+        pairs: Pairs { scores, is_same, probe_magnitude: quality },
+    }
+}
