@@ -42,6 +42,27 @@ impl BenchCommand {
     }
 }
 
+/// The PyTorch reference side of a benchmark and the device visage runs on.
+#[derive(Debug, Args)]
+pub struct TorchArgs {
+    /// A Python with PyTorch for the reference side (scripts/bench/heads.sh installs one);
+    /// without it only visage is timed.
+    #[arg(long)]
+    torch_python: Option<PathBuf>,
+    /// CPU threads for PyTorch (match the cores visage uses).
+    #[arg(long, default_value_t = 2)]
+    torch_threads: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl TorchArgs {
+    fn device(&self) -> Result<DeviceChoice, Failure> {
+        self.device.parse().map_err(|e: visage_backend::BackendError| Failure::bad_input(e.to_string()))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct HeadsBenchArgs {
     /// Class counts to measure.
@@ -57,15 +78,8 @@ pub struct HeadsBenchArgs {
     /// Heads to measure.
     #[arg(long, value_delimiter = ',', default_value = "arcface,magface,adaface")]
     heads: Vec<String>,
-    /// A Python with PyTorch for the reference side (scripts/bench/heads.sh installs one);
-    /// without it only visage is timed.
-    #[arg(long)]
-    torch_python: Option<PathBuf>,
-    /// CPU threads for PyTorch (match the cores visage uses).
-    #[arg(long, default_value_t = 2)]
-    torch_threads: usize,
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    torch: TorchArgs,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -149,7 +163,7 @@ impl HeadsBenchArgs {
         if self.runs == 0 || self.batch < 2 {
             return Err(Failure::bad_input("--runs must be ≥ 1 and --batch ≥ 2"));
         }
-        let device: DeviceChoice = self.device.parse().map_err(|e: visage_backend::BackendError| Failure::bad_input(e.to_string()))?;
+        let device = self.torch.device()?;
         let mut ours = Vec::new();
         for &classes in &self.classes {
             for name in &self.heads {
@@ -160,7 +174,7 @@ impl HeadsBenchArgs {
                 ours.push(timing);
             }
         }
-        let reference = match &self.torch_python {
+        let reference = match &self.torch.torch_python {
             Some(python) => self.run_torch(python)?,
             None => Vec::new(),
         };
@@ -175,7 +189,7 @@ impl HeadsBenchArgs {
             .arg(script)
             .args(["--classes", &join(self.classes.iter().map(ToString::to_string).collect())])
             .args(["--batch", &self.batch.to_string(), "--dim", &self.dim.to_string()])
-            .args(["--runs", &self.runs.to_string(), "--threads", &self.torch_threads.to_string()])
+            .args(["--runs", &self.runs.to_string(), "--threads", &self.torch.torch_threads.to_string()])
             .args(["--heads", &join(self.heads.clone())])
             .output()
             .map_err(|e| Failure::other(format!("running {} {script}: {e}", python.display())))?;
@@ -200,7 +214,7 @@ impl HeadsBenchArgs {
         }
         println!(
             "Head forward + backward, B = {}, D = {}, median of {} runs (visage {} vs PyTorch CPU, {} threads)",
-            self.batch, self.dim, self.runs, self.device, self.torch_threads
+            self.batch, self.dim, self.runs, self.torch.device, self.torch.torch_threads
         );
         println!("  {:<8} {:>8} {:>11} {:>11} {:>13} {:>12}", "head", "classes", "visage s", "pytorch s", "speed-up ×", "|Δloss|/loss");
         for t in ours {

@@ -11,14 +11,14 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use clap::Args;
 use serde::Deserialize;
-use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
+use visage_backend::{run_autodiff, AutodiffJob};
 use visage_heads::{HeadConfig, MarginHead};
 use visage_nn::{Arch, BackboneConfig};
 use visage_train::config::OptimizerSection;
 use visage_train::model::TrainModel;
 use visage_train::optimizer::AnyOptimizer;
 
-use super::hashed_uniform;
+use super::{hashed_uniform, TorchArgs};
 use crate::commands::Failure;
 
 #[derive(Debug, Args)]
@@ -32,14 +32,8 @@ pub struct TrainBenchArgs {
     /// Timed steps (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// A Python with PyTorch for the reference side (scripts/bench/heads.sh installs one).
-    #[arg(long)]
-    torch_python: Option<PathBuf>,
-    /// CPU threads for PyTorch (match the cores visage uses).
-    #[arg(long, default_value_t = 2)]
-    torch_threads: usize,
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    torch: TorchArgs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,18 +86,18 @@ impl TrainBenchArgs {
             return Err(Failure::bad_input("--runs and --classes must be ≥ 1, --batch ≥ 2"));
         }
         let arch: Arch = self.arch.parse().map_err(|e: visage_nn::NnError| Failure::bad_input(e.to_string()))?;
-        let device: DeviceChoice = self.device.parse().map_err(|e: visage_backend::BackendError| Failure::bad_input(e.to_string()))?;
+        let device = self.torch.device()?;
         let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(|e| Failure::other(e.to_string()))??;
         println!(
             "Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps",
             arch, self.classes, self.batch, self.runs
         );
-        println!("  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}", self.device, ours.median_s, self.batch as f64 / ours.median_s, ours.loss);
-        if let Some(python) = &self.torch_python {
+        println!("  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}", self.torch.device, ours.median_s, self.batch as f64 / ours.median_s, ours.loss);
+        if let Some(python) = &self.torch.torch_python {
             let theirs = self.run_torch(python)?;
             println!(
                 "  PyTorch CPU ({} threads) {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",
-                self.torch_threads,
+                self.torch.torch_threads,
                 theirs.median_s,
                 self.batch as f64 / theirs.median_s,
                 theirs.loss
@@ -118,7 +112,7 @@ impl TrainBenchArgs {
         let output = Command::new(python)
             .arg(script)
             .args(["--arch", &self.arch, "--batch", &self.batch.to_string(), "--classes", &self.classes.to_string()])
-            .args(["--runs", &self.runs.to_string(), "--threads", &self.torch_threads.to_string()])
+            .args(["--runs", &self.runs.to_string(), "--threads", &self.torch.torch_threads.to_string()])
             .output()
             .map_err(|e| Failure::other(format!("running {} {script}: {e}", python.display())))?;
         if !output.status.success() {
