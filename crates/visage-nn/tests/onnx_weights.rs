@@ -3,7 +3,8 @@
 //! insightface's torch2onnx.py exports; conv → BN pairs folded into the
 //! convolutions), and the visage export read back.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::Cpu;
@@ -13,20 +14,10 @@ use visage_nn::{
     IResNetConfig, IResNetLayout, StateDict,
 };
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
+use common::fixture;
 
 fn tiny_config(layout: IResNetLayout) -> IResNetConfig {
-    IResNetConfig {
-        blocks_per_stage: [2, 1, 1, 1],
-        stage_widths: [8, 8, 16, 16],
-        stem_width: 8,
-        embedding_size: 16,
-        dropout: 0.0,
-        input_size: 48,
-        layout,
-    }
+    common::tiny_iresnet(layout)
 }
 
 fn max_error(network: &Backbone<Cpu>, output_key: &str) -> f32 {

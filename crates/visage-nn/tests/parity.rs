@@ -5,30 +5,17 @@
 //! Loading goes through the same key mapping a real checkpoint uses, so a
 //! wrong name, a missing transpose or a layer in the wrong place fails here.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::{Cpu, CpuAutodiff};
 use visage_nn::{load_state_dict, IResNetConfig, IResNetLayout, MobileFaceNetConfig, NnError, StateDict};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
+use common::fixture;
 
-/// The tiny IResNet of the reference script: blocks (2,1,1,1), widths
-/// (8,8,16,16), stem 8, 16-d feature, 48 px input.
-fn tiny_iresnet(layout: IResNetLayout) -> IResNetConfig {
-    IResNetConfig {
-        blocks_per_stage: [2, 1, 1, 1],
-        stage_widths: [8, 8, 16, 16],
-        stem_width: 8,
-        embedding_size: 16,
-        dropout: 0.0,
-        input_size: 48,
-        layout,
-    }
-}
+use common::tiny_iresnet;
 
 /// The tiny MobileFaceNet of the reference script.
 fn tiny_mobilefacenet(blocks_per_stage: [usize; 4]) -> MobileFaceNetConfig {

@@ -3,31 +3,22 @@
 //! insightface, MagFace and AdaFace save it, loaded here and run on the
 //! script's input batch, must give PyTorch's eval-mode output.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::Cpu;
 use visage_nn::pytorch::MAGFACE_BN_EPSILON;
 use visage_nn::{
-    load_pytorch_checkpoint, read_pytorch_checkpoint, Backbone, BackboneShape, CheckpointFamily, IResNetConfig,
+    load_pytorch_checkpoint, read_pytorch_checkpoint, Backbone, BackboneShape, CheckpointFamily,
     IResNetLayout, NnError, StateDict,
 };
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
+use common::fixture;
 
-/// The tiny IResNet of the reference scripts (see tests/parity.rs).
+/// The tiny IResNet of the reference scripts (tests/common).
 fn tiny(layout: IResNetLayout) -> BackboneShape {
-    BackboneShape::IResNet(IResNetConfig {
-        blocks_per_stage: [2, 1, 1, 1],
-        stage_widths: [8, 8, 16, 16],
-        stem_width: 8,
-        embedding_size: 16,
-        dropout: 0.0,
-        input_size: 48,
-        layout,
-    })
+    BackboneShape::IResNet(common::tiny_iresnet(layout))
 }
 
 /// Max |burn − torch| on the reference input, and the output's largest magnitude.
