@@ -137,7 +137,7 @@ pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B:
         .backbone
         .shape()
         .map_err(|message| TrainError::Checkpoint { path: state_path.clone(), message: format!("[backbone] {message}") })?;
-    let fresh = TrainModel::<B>::init(&shape, 1, 1, device)?;
+    let fresh = TrainModel::<B>::init(&shape, 1, 1, 0, device)?;
     let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let model = fresh
         .load_file(checkpoint.join("model"), &recorder, device)

@@ -15,15 +15,33 @@ pub struct TrainModel<B: Backend> {
 }
 
 impl<B: Backend> TrainModel<B> {
-    /// A fresh network; centres drawn from N(0, 0.01²) as arcface_torch does.
-    pub fn init(shape: &BackboneShape, classes: usize, centres_per_class: usize, device: &B::Device) -> Result<Self> {
-        let backbone = shape.init(device)?;
-        let rows = classes * centres_per_class;
-        let centres = Tensor::random([rows, shape.embedding_size()], Distribution::Normal(0.0, 0.01), device);
-        let model = Self { backbone, centres: Param::from_tensor(centres) };
-        model.visit(&mut Materialize);
-        Ok(model)
+    /// A fresh network drawn from `seed`; centres from N(0, 0.01²) as
+    /// arcface_torch does. The same seed gives the same network, whatever
+    /// else the process draws meanwhile.
+    pub fn init(shape: &BackboneShape, classes: usize, centres_per_class: usize, seed: u64, device: &B::Device) -> Result<Self> {
+        with_backend_rng::<B, _>(device, seed, || {
+            let backbone = shape.init(device)?;
+            let rows = classes * centres_per_class;
+            let centres = Tensor::random([rows, shape.embedding_size()], Distribution::Normal(0.0, 0.01), device);
+            let model = Self { backbone, centres: Param::from_tensor(centres) };
+            model.visit(&mut Materialize);
+            Ok(model)
+        })
     }
+}
+
+/// Runs `draw` with the backend's random generator seeded to `seed` and
+/// held for it alone.
+///
+/// The CPU backend has one generator per process: two runs in one process
+/// (parallel tests, a sweep) would otherwise interleave their draws, or one
+/// would reseed the other's mid-initialisation, and lose determinism. Every
+/// seed and every draw from that generator in this crate goes through here.
+pub fn with_backend_rng<B: Backend, T>(device: &B::Device, seed: u64, draw: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    B::seed(device, seed);
+    draw()
 }
 
 /// burn initialises parameters lazily, on first use: the random draws would

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
+use burn::tensor::backend::{AutodiffBackend, Backend, Device as _, DeviceId, DeviceOps};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use visage_data::{Augmentation, FaceSource, ImageFolder, LabelledImage, Loader, LoaderConfig, RecordDataset};
 use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
@@ -26,7 +26,7 @@ use crate::error::{Result, TrainError};
 use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::verification::VerificationSet;
-use crate::model::TrainModel;
+use crate::model::{with_backend_rng, TrainModel};
 use crate::optimizer::AnyOptimizer;
 use crate::parallel::{shard_gradients, Shard};
 use crate::schedule::LrSchedule;
@@ -149,11 +149,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
     let total_steps = schedule.total_steps();
 
     let mut head = MarginHead::new(config.head.clone())?;
-    let mut model = {
-        let _rng = backend_rng_lock();
-        B::seed(device, config.seed);
-        TrainModel::<B>::init(&shape, classes, config.head.centres_per_class(), device)?
-    };
+    let mut model = TrainModel::<B>::init(&shape, classes, config.head.centres_per_class(), config.seed, device)?;
     if let Some(weights) = &config.backbone.init_from {
         model.backbone = visage_nn::load_weights::<B>(weights, config.backbone.init_family, &shape, device)?;
     }
@@ -226,9 +222,8 @@ pub fn train_with_verification<B: AutodiffBackend>(
                 };
                 let (loss_value, accuracy, mean_norm) = if worker_devices.len() > 1 {
                     let shards = split_batch::<B>(&pixels, &labels, side, &worker_devices);
-                    let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
-                    B::seed(device, step_seed(config.seed, step));
-                    let parallel = shard_gradients(&model, &head, partial_fc.as_ref(), shards, step).map_err(head_error)?;
+                    let parallel = with_step_rng::<B, _>(config, device, step, || shard_gradients(&model, &head, partial_fc.as_ref(), shards, step))
+                        .map_err(head_error)?;
                     if !parallel.loss.is_finite() {
                         return Err(diverged(format!("the loss is {}", parallel.loss)));
                     }
@@ -241,12 +236,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
                     (parallel.loss, parallel.accuracy, parallel.mean_feature_norm)
                 } else {
                     let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [count, 3, side, side]), device);
-                    let features = {
-                        // Dropout draws from the backend's generator: seed it per step.
-                        let _rng = (config.backbone.dropout > 0.0).then(backend_rng_lock);
-                        B::seed(device, step_seed(config.seed, step));
-                        model.backbone.forward(images)
-                    };
+                    let features = with_step_rng::<B, _>(config, device, step, || model.backbone.forward(images));
                     let mean_norm: f32 = features.clone().powf_scalar(2.0).sum_dim(1).sqrt().mean().into_scalar().elem();
                     let (loss, accuracy) = match &partial_fc {
                         Some(pfc) => {
@@ -331,12 +321,15 @@ fn split_batch<B: AutodiffBackend>(pixels: &[f32], labels: &[usize], side: usize
         .collect()
 }
 
-/// The CPU backend's random generator is one per process: two runs in one
-/// process (parallel tests, a sweep) would interleave their draws and lose
-/// determinism. Seeding and drawing happen under this lock.
-fn backend_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Runs one step's forward pass. Dropout draws from the backend's generator,
+/// so with dropout it runs seeded per step (a resumed step draws the same
+/// masks); without, it touches the generator not at all.
+fn with_step_rng<B: Backend, T>(config: &TrainConfig, device: &B::Device, step: u64, forward: impl FnOnce() -> T) -> T {
+    if config.backbone.dropout > 0.0 {
+        with_backend_rng::<B, _>(device, step_seed(config.seed, step), forward)
+    } else {
+        forward()
+    }
 }
 
 /// The backend seed of one step: SplitMix64 of (run seed, step), so steps

@@ -63,7 +63,7 @@ fn trained_values(config: &TrainConfig) -> (Vec<f32>, Vec<f32>) {
     use burn::module::AutodiffModule;
     let latest = visage_train::checkpoint::latest(&config.out_dir).expect("a checkpoint");
     let shape = config.backbone.shape().unwrap();
-    let fresh = TrainModel::<B>::init(&shape, 4, 1, &device()).unwrap();
+    let fresh = TrainModel::<B>::init(&shape, 4, 1, 7, &device()).unwrap();
     let optimizer = visage_train::optimizer::AnyOptimizer::new(&config.optimizer, None);
     let (model, _, _) = visage_train::checkpoint::load(&latest, fresh, optimizer, &device()).unwrap();
     let model = model.valid();
@@ -203,7 +203,7 @@ fn two_workers_take_the_one_worker_step() {
     let data = synthetic_faces(&root);
     let config = config(&root, &data, "");
     let shape = config.backbone.shape().unwrap();
-    let model = TrainModel::<B>::init(&shape, 4, 1, &device()).unwrap();
+    let model = TrainModel::<B>::init(&shape, 4, 1, 7, &device()).unwrap();
     let head_config: HeadConfig = serde_json::from_str(r#"{"kind": "arcface", "s": 16.0, "m": 0.2}"#).unwrap();
     let head = MarginHead::new(head_config).unwrap();
     let pixels: Vec<f32> = (0..4 * 3 * 32 * 32).map(|i| (((i * 7919) % 255) as f32 - 127.5) / 127.5).collect();

@@ -54,7 +54,7 @@ impl AutodiffJob for TimeStep<'_> {
         let (batch, classes) = (self.args.batch, self.args.classes);
         let fail = |e: &dyn std::fmt::Display| Failure::other(e.to_string());
         let shape = BackboneConfig::new(self.arch).shape().map_err(|e| fail(&e))?;
-        let mut model = TrainModel::<B>::init(&shape, classes, 1, device).map_err(|e| fail(&e))?;
+        let mut model = TrainModel::<B>::init(&shape, classes, 1, 0, device).map_err(|e| fail(&e))?;
         let mut head = MarginHead::new(serde_json::from_str::<HeadConfig>(r#"{"kind": "arcface"}"#).expect("valid head")).map_err(|e| fail(&e))?;
         let mut optimizer = AnyOptimizer::new(&OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 }, None);
         let pixels: Vec<f32> = hashed_uniform(batch, 3 * 112 * 112, 1).into_iter().map(|v| v * 2.0).collect();
