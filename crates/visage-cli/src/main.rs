@@ -52,6 +52,8 @@ enum Command {
     Quality(commands::quality::QualityArgs),
     /// Train a recogniser (any backbone × any margin head) from a train.toml; resumable.
     Train(commands::train::TrainArgs),
+    /// Clean noisy training data with a sub-centre ArcFace run: drop samples far from their class's dominant sub-centre.
+    Clean(commands::clean::CleanArgs),
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.run(),
         Command::Quality(args) => args.run(),
         Command::Train(args) => args.run(),
+        Command::Clean(args) => args.run(),
         Command::Model(command) => command.run(),
         Command::Gallery(command) => command.run(),
         Command::Serve(command) => command.run(),

@@ -3,7 +3,7 @@
 //! - [`recordio`]: insightface's `train.rec` + `train.idx` (MXNet RecordIO),
 //!   read with random access or by a sequential walk, and written atomically;
 //! - [`folder`]: image folders, one sub-folder per identity;
-//! - [`pack`]: an image folder into a `.rec`/`.idx` pair;
+//! - [`pack`]: an image folder (or any labelled images) into a `.rec`/`.idx` pair;
 //! - [`source`]: one trait over both, a decoded image and its label per index;
 //! - [`augment`]: flip, crop/pad, blur, colour jitter on 8-bit RGB;
 //! - [`loader`]: shuffled, sharded, multi-threaded, resumable batches
@@ -27,7 +27,7 @@ pub use augment::Augmentation;
 pub use error::{DataError, Result};
 pub use folder::ImageFolder;
 pub use loader::{Batch, Loader, LoaderConfig, SkippedSample};
-pub use pack::{pack_folder, PackOptions, PackReport};
+pub use pack::{pack_folder, InsightfacePacker, PackOptions, PackReport};
 pub use recordio::{RecordDataset, RecordFile, RecordWriter};
 pub use source::{FaceSource, LabelledImage};
 pub use visage_infer::{ChannelOrder, DecodeOptions, Normalization};

@@ -88,13 +88,8 @@ pub fn pack_folder(
     }
     let mut report = PackReport { skipped: folder.skipped().to_vec(), ..PackReport::default() };
     let mut sizes = std::collections::BTreeMap::new();
-    let mut writer = RecordWriter::create(rec_path)?;
-    // The header's id range is known only at the end; its framed size does not
-    // depend on the values, so a placeholder is written now and rewritten.
-    let header_offset = writer.write(0, &header_record(0, 0).to_bytes())?;
     let classes = folder.num_classes();
-    let mut class_ranges = vec![(0u64, 0u64); classes];
-    let mut next_key = 1u64;
+    let mut packer = InsightfacePacker::create(rec_path, classes)?;
     let total = folder.len();
     let mut done = 0;
     for chunk in folder.images().chunks(options.chunk_size.max(1)) {
@@ -102,15 +97,7 @@ pub fn pack_folder(
         for (item, result) in chunk.iter().zip(prepared) {
             match result {
                 Ok(image) => {
-                    let key = next_key;
-                    let record = ImageRecord::with_scalar_label(item.label as f32, key, 0, image.jpeg);
-                    writer.write(key, &record.to_bytes())?;
-                    let range = &mut class_ranges[item.label as usize];
-                    if range.0 == range.1 {
-                        range.0 = key;
-                    }
-                    range.1 = key + 1;
-                    next_key += 1;
+                    packer.push(item.label, image.jpeg)?;
                     report.images_written += 1;
                     if image.copied {
                         report.jpeg_copied += 1;
@@ -138,23 +125,77 @@ pub fn pack_folder(
             message: format!("no readable image, nothing packed ({} files skipped{first})", report.skipped.len()),
         });
     }
-    if next_key > 1 << 24 {
-        return Err(DataError::Folder {
-            path: folder.root().to_path_buf(),
-            message: format!("{} images: keys above 2^24 do not fit the float label ranges exactly", next_key - 1),
-        });
-    }
-    let id_start = next_key;
-    for (label, (first, end)) in class_ranges.iter().enumerate() {
-        let key = id_start + label as u64;
-        writer.write(key, &ImageRecord::with_label_vector(vec![*first as f32, *end as f32], key, 0, Vec::new()).to_bytes())?;
-    }
-    let id_end = id_start + classes as u64;
-    writer.overwrite(header_offset, &header_record(id_start, id_end).to_bytes())?;
-    writer.finish()?;
+    packer.finish().map_err(|e| match e {
+        DataError::Config(message) => DataError::Folder { path: folder.root().to_path_buf(), message },
+        other => other,
+    })?;
     report.identities = classes;
     report.sizes = sizes.into_iter().collect();
     Ok(report)
+}
+
+/// Writes insightface's layout record by record: the header (key 0, its id
+/// range rewritten at the end), image records with keys 1, 2, … in the order
+/// they are pushed, then one identity record per class. Used by
+/// [`pack_folder`] and by anything else that writes a `.rec` of labelled
+/// images (a cleaned copy of a `.rec`, for one).
+pub struct InsightfacePacker {
+    writer: RecordWriter,
+    header_offset: u64,
+    /// Per class, (first image key, one past its last); (0, 0) while empty.
+    class_ranges: Vec<(u64, u64)>,
+    next_key: u64,
+}
+
+impl InsightfacePacker {
+    /// Starts `rec_path` (and the `.idx` beside it) for `classes` identities.
+    pub fn create(rec_path: &Path, classes: usize) -> Result<Self> {
+        let mut writer = RecordWriter::create(rec_path)?;
+        // The header's id range is known only at the end; its framed size does
+        // not depend on the values, so a placeholder is written now and rewritten.
+        let header_offset = writer.write(0, &header_record(0, 0).to_bytes())?;
+        Ok(Self { writer, header_offset, class_ranges: vec![(0, 0); classes], next_key: 1 })
+    }
+
+    /// Appends one image (encoded bytes, stored as they are) of class `label`;
+    /// returns its key. Images of one class are expected consecutively, as
+    /// insightface's identity records hold one key range per class.
+    pub fn push(&mut self, label: u32, image: Vec<u8>) -> Result<u64> {
+        let classes = self.class_ranges.len();
+        let range = self
+            .class_ranges
+            .get_mut(label as usize)
+            .ok_or_else(|| DataError::Config(format!("label {label} is outside the {classes} identities being packed")))?;
+        let key = self.next_key;
+        self.writer.write(key, &ImageRecord::with_scalar_label(label as f32, key, 0, image).to_bytes())?;
+        if range.0 == range.1 {
+            range.0 = key;
+        }
+        range.1 = key + 1;
+        self.next_key += 1;
+        Ok(key)
+    }
+
+    /// Images pushed so far.
+    pub fn images(&self) -> usize {
+        (self.next_key - 1) as usize
+    }
+
+    /// Writes the identity records, rewrites the header and renames both
+    /// files into place.
+    pub fn finish(mut self) -> Result<()> {
+        if self.next_key > 1 << 24 {
+            return Err(DataError::Config(format!("{} images: keys above 2^24 do not fit the float label ranges exactly", self.next_key - 1)));
+        }
+        let id_start = self.next_key;
+        for (label, (first, end)) in self.class_ranges.iter().enumerate() {
+            let key = id_start + label as u64;
+            self.writer.write(key, &ImageRecord::with_label_vector(vec![*first as f32, *end as f32], key, 0, Vec::new()).to_bytes())?;
+        }
+        let id_end = id_start + self.class_ranges.len() as u64;
+        self.writer.overwrite(self.header_offset, &header_record(id_start, id_end).to_bytes())?;
+        self.writer.finish()
+    }
 }
 
 fn header_record(id_start: u64, id_end: u64) -> ImageRecord {

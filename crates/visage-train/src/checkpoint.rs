@@ -116,10 +116,20 @@ pub fn load<B: AutodiffBackend>(
 
 /// The backbone of a checkpoint, for inference or export: `path` is a
 /// checkpoint folder (with `state.json`) or a run's `out_dir` (its newest
-/// checkpoint). The class centres are read and dropped, so the number of
-/// classes need not be known (burn replaces a parameter by the record's
-/// tensor whatever its shape). Returns the backbone and the run's state.
+/// checkpoint). The class centres are dropped, so the number of classes need
+/// not be known. Returns the backbone and the run's state.
 pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(visage_nn::Backbone<B>, TrainState)> {
+    let (model, state, _) = load_model::<B>(path, device)?;
+    Ok((model.backbone, state))
+}
+
+/// Backbone and class centres of a checkpoint without the optimiser, on any
+/// backend (a non-autodiff one runs the network in eval mode): `path` is a
+/// checkpoint folder or a run's `out_dir` (its newest checkpoint). burn
+/// replaces a parameter by the record's tensor whatever its shape, so the
+/// centres come back as saved (`classes·K × D`) without knowing the class
+/// count first. Returns the model, the run's state and the checkpoint folder.
+pub fn load_model<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(TrainModel<B>, TrainState, PathBuf)> {
     let checkpoint = if path.join("state.json").is_file() {
         path.to_path_buf()
     } else {
@@ -142,5 +152,5 @@ pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B:
     let model = fresh
         .load_file(checkpoint.join("model"), &recorder, device)
         .map_err(|e| TrainError::Checkpoint { path: checkpoint.clone(), message: format!("cannot load the model: {e}") })?;
-    Ok((model.backbone, state))
+    Ok((model, state, checkpoint))
 }

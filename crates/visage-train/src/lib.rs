@@ -16,9 +16,12 @@
 //! - [`verification`]: `.bin` sets evaluated every N steps;
 //! - [`curves`]: a run's metrics.csv as charts and an HTML page;
 //! - [`degrade`], [`magnitude_demo`]: MagFace's magnitude-as-quality claim
-//!   tested on trained runs against blur, noise and occlusion.
+//!   tested on trained runs against blur, noise and occlusion;
+//! - [`clean`]: sub-centre ArcFace cleaning: drop the samples far from their
+//!   class's dominant sub-centre, write the cleaned dataset and reports.
 
 pub mod checkpoint;
+pub mod clean;
 pub mod config;
 pub mod curves;
 pub mod degrade;

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod clean;
 pub mod data;
 pub mod detect;
 pub mod embed;
