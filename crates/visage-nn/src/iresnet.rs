@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::layers::{batch_norm, conv, prelu};
+use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// Which reference implementation's module tree (and so tensor names and
 /// shortcut rule) an IResNet follows.
@@ -330,18 +330,18 @@ impl<B: Backend> IBasicBlock<B> {
         }
     }
 
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         let shortcut = match &self.downsample {
-            Some(downsample) => downsample.bn.forward(downsample.conv.forward(input.clone())),
+            Some(downsample) => hook.batch_norm(&downsample.bn, downsample.conv.forward(input.clone())),
             None if self.shortcut_stride > 1 => {
                 let stride = [self.shortcut_stride; 2];
                 max_pool2d(input.clone(), [1, 1], stride, [0, 0], [1, 1], false)
             }
             None => input.clone(),
         };
-        let residual = self.conv1.forward(self.bn1.forward(input));
-        let residual = self.prelu.forward(self.bn2.forward(residual));
-        let residual = self.bn3.forward(self.conv2.forward(residual));
+        let residual = self.conv1.forward(hook.batch_norm(&self.bn1, input));
+        let residual = self.prelu.forward(hook.batch_norm(&self.bn2, residual));
+        let residual = hook.batch_norm(&self.bn3, self.conv2.forward(residual));
         residual + shortcut
     }
 
@@ -383,11 +383,16 @@ impl<B: Backend> IResNet<B> {
     /// Normalised NCHW faces (`[batch, 3, S, S]`) → raw features `[batch, E]`
     /// (not L2-normalised: the norm is the quality signal MagFace/AdaFace use).
     pub fn forward(&self, faces: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.prelu.forward(self.bn1.forward(self.conv1.forward(faces)));
-        let x = self.stages().fold(x, |x, block| block.forward(x));
-        let x = self.bn2.forward(x).flatten::<2>(1, 3);
-        let x = self.fc.forward(self.dropout.forward(x));
-        self.features.forward(x)
+        self.forward_hooked(faces, &mut Plain)
+    }
+
+    /// [`Self::forward`] with every BatchNorm and the dropout run through `hook`.
+    pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
+        let x = self.prelu.forward(hook.batch_norm(&self.bn1, self.conv1.forward(faces)));
+        let x = self.stages().fold(x, |x, block| block.forward(x, hook));
+        let x = hook.batch_norm(&self.bn2, x).flatten::<2>(1, 3);
+        let x = self.fc.forward(hook.dropout(&self.dropout, x));
+        hook.batch_norm(&self.features, x)
     }
 
     fn stages(&self) -> impl Iterator<Item = &IBasicBlock<B>> {

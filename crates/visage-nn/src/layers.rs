@@ -10,8 +10,9 @@
 
 use burn::module::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 /// BatchNorm epsilon of both reference layouts (PyTorch's default).
 pub const BN_EPSILON: f64 = 1e-5;
@@ -48,4 +49,32 @@ pub fn batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<
 /// One PReLU slope per channel, as `nn.PReLU(channels)`.
 pub fn prelu<B: Backend>(channels: usize, device: &B::Device) -> PRelu<B> {
     PReluConfig::new().with_num_parameters(channels).with_alpha(PRELU_INIT).init(device)
+}
+
+/// What a forward pass does at each BatchNorm and dropout layer.
+///
+/// Both architectures run every BatchNorm and dropout through a hook, so one
+/// forward pass serves two purposes: [`Plain`] is burn's own behaviour (batch
+/// statistics and live dropout on an autodiff backend, running statistics
+/// otherwise), and a caller that optimises the *input* through a frozen
+/// network (face synthesis, DeepInversion) supplies a hook that normalises
+/// with the running statistics even under autodiff and records each layer's
+/// batch statistics for a prior.
+pub trait ForwardHook<B: Backend> {
+    /// The output of `norm` for `input` (`[N, C]` or `[N, C, H, W]`).
+    fn batch_norm<const D: usize>(&mut self, norm: &BatchNorm<B>, input: Tensor<B, D>) -> Tensor<B, D>;
+
+    /// The output of `dropout` for `input`.
+    fn dropout<const D: usize>(&mut self, dropout: &Dropout, input: Tensor<B, D>) -> Tensor<B, D> {
+        dropout.forward(input)
+    }
+}
+
+/// burn's own layers, unchanged: what [`crate::Backbone::forward`] uses.
+pub struct Plain;
+
+impl<B: Backend> ForwardHook<B> for Plain {
+    fn batch_norm<const D: usize>(&mut self, norm: &BatchNorm<B>, input: Tensor<B, D>) -> Tensor<B, D> {
+        norm.forward(input)
+    }
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use complexity::{count_params, Cost};
 pub use error::NnError;
 pub use iresnet::{IResNet, IResNetConfig, IResNetLayout};
+pub use layers::{ForwardHook, Plain};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use onnx::{load_onnx_weights, read_onnx_iresnet, read_onnx_mobilefacenet, state_dict_of};
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
@@ -259,6 +260,15 @@ impl<B: Backend> Backbone<B> {
         match self {
             Backbone::IResNet(network) => network.forward(faces),
             Backbone::MobileFaceNet(network) => network.forward(faces),
+        }
+    }
+
+    /// [`Self::forward`] with every BatchNorm (and IResNet's dropout) run
+    /// through `hook` (see [`ForwardHook`]).
+    pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
+        match self {
+            Backbone::IResNet(network) => network.forward_hooked(faces, hook),
+            Backbone::MobileFaceNet(network) => network.forward_hooked(faces, hook),
         }
     }
 

@@ -27,7 +27,7 @@ use burn::tensor::Tensor;
 
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::layers::{batch_norm, conv, prelu};
+use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// The shape of a MobileFaceNet. [`MobileFaceNetConfig::mbf`] and
 /// [`MobileFaceNetConfig::mbf_large`] are insightface's; the fields are
@@ -229,8 +229,8 @@ impl<B: Backend> ConvBlock<B> {
         }
     }
 
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.bn.forward(self.conv.forward(input)))
+    pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
+        self.prelu.forward(hook.batch_norm(&self.bn, self.conv.forward(input)))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
@@ -264,8 +264,8 @@ impl<B: Backend> LinearBlock<B> {
         }
     }
 
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(input))
+    pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
+        hook.batch_norm(&self.bn, self.conv.forward(input))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
@@ -302,8 +302,9 @@ impl<B: Backend> DepthWise<B> {
         }
     }
 
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let output = self.project.forward(self.depthwise.forward(self.expand.forward(input.clone())));
+    pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
+        let hidden = self.expand.forward(input.clone(), hook);
+        let output = self.project.forward(self.depthwise.forward(hidden, hook), hook);
         if self.residual {
             output + input
         } else {
@@ -331,8 +332,8 @@ impl<B: Backend> Residual<B> {
         Self { blocks }
     }
 
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.blocks.iter().fold(input, |x, block| block.forward(x))
+    pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
+        self.blocks.iter().fold(input, |x, block| block.forward(x, hook))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
@@ -371,18 +372,27 @@ pub struct MobileFaceNet<B: Backend> {
 impl<B: Backend> MobileFaceNet<B> {
     /// Normalised NCHW faces → raw features `[batch, E]`.
     pub fn forward(&self, faces: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self.stem.forward(faces);
+        self.forward_hooked(faces, &mut Plain)
+    }
+
+    /// [`Self::forward`] with every BatchNorm run through `hook`.
+    pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
+        let mut x = self.stem.forward(faces, hook);
         if let Some(stem_dw) = &self.stem_dw {
-            x = stem_dw.forward(x);
+            x = stem_dw.forward(x, hook);
         }
         if let Some(stage1) = &self.stage1 {
-            x = stage1.forward(x);
+            x = stage1.forward(x, hook);
         }
-        let x = self.stage2.forward(self.down2.forward(x));
-        let x = self.stage3.forward(self.down3.forward(x));
-        let x = self.stage4.forward(self.down4.forward(x));
-        let x = self.features.dw.forward(self.conv_sep.forward(x)).flatten::<2>(1, 3);
-        self.features.norm.forward(self.features.linear.forward(x))
+        let x = self.down2.forward(x, hook);
+        let x = self.stage2.forward(x, hook);
+        let x = self.down3.forward(x, hook);
+        let x = self.stage3.forward(x, hook);
+        let x = self.down4.forward(x, hook);
+        let x = self.stage4.forward(x, hook);
+        let x = self.conv_sep.forward(x, hook);
+        let x = self.features.dw.forward(x, hook).flatten::<2>(1, 3);
+        hook.batch_norm(&self.features.norm, self.features.linear.forward(x))
     }
 
     /// FLOPs (ptflops' convention) and their parts for one forward pass of
