@@ -18,10 +18,13 @@
 //! - [`degrade`], [`magnitude_demo`]: MagFace's magnitude-as-quality claim
 //!   tested on trained runs against blur, noise and occlusion;
 //! - [`clean`]: sub-centre ArcFace cleaning: drop the samples far from their
-//!   class's dominant sub-centre, write the cleaned dataset and reports.
+//!   class's dominant sub-centre, write the cleaned dataset and reports;
+//!   [`clean_demo`]: labels flipped on purpose, cleaning judged as noise
+//!   detection and by the verification accuracy of runs on raw vs cleaned data.
 
 pub mod checkpoint;
 pub mod clean;
+pub mod clean_demo;
 pub mod config;
 pub mod curves;
 pub mod degrade;

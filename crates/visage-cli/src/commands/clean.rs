@@ -1,10 +1,13 @@
 //! `visage clean --checkpoint RUN --data PATH --out DIR`: sub-centre ArcFace
-//! cleaning of noisy training data (visage_train::clean).
+//! cleaning of noisy training data (visage_train::clean). `visage clean
+//! noise-demo` measures it on labels flipped on purpose.
+
+mod noise_demo;
 
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
-use clap::Args;
+use clap::{Args, Subcommand};
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
 use visage_train::clean::{clean, CleanOptions, CleanReport, DataFormat, DEFAULT_MAX_ANGLE_DEG};
 use visage_train::TrainError;
@@ -12,16 +15,19 @@ use visage_train::TrainError;
 use super::Failure;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CleanArgs {
+    #[command(subcommand)]
+    tool: Option<CleanTool>,
     /// A run trained with the `subcenter` head (k > 1): its folder (newest checkpoint) or one checkpoint folder.
-    #[arg(long, value_name = "DIR")]
-    checkpoint: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    checkpoint: Option<PathBuf>,
     /// The data to clean: an image folder (one sub-folder per identity) or a train.rec; the classes the run was trained on.
-    #[arg(long, value_name = "PATH")]
-    data: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    data: Option<PathBuf>,
     /// Where the cleaned data (data/ or train.rec + train.idx), dropped.csv, summary.json and montages/ go.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
     /// Drop samples further than this (degrees) from their class's dominant sub-centre.
     #[arg(long, default_value_t = DEFAULT_MAX_ANGLE_DEG)]
     max_angle: f64,
@@ -33,8 +39,19 @@ pub struct CleanArgs {
     device: DeviceChoice,
 }
 
+/// Experiments on cleaning (`visage clean --checkpoint …` itself cleans).
+#[derive(Debug, Subcommand)]
+enum CleanTool {
+    /// Flip a known fraction of training labels, clean, and train on raw vs cleaned data:
+    /// precision/recall of the drops and held-out verification accuracy, with charts.
+    NoiseDemo(noise_demo::NoiseDemoArgs),
+}
+
 struct CleanJob<'a> {
     args: &'a CleanArgs,
+    checkpoint: &'a PathBuf,
+    data: &'a PathBuf,
+    out: &'a PathBuf,
 }
 
 impl AutodiffJob for CleanJob<'_> {
@@ -48,7 +65,7 @@ impl AutodiffJob for CleanJob<'_> {
         );
         let options = CleanOptions { max_angle_deg: args.max_angle, batch_size: args.batch, ..CleanOptions::default() };
         // The inner (non-autodiff) backend runs the network in eval mode.
-        let report = clean::<B::InnerBackend>(&args.checkpoint, &args.data, &args.out, &options, device, |done, total| {
+        let report = clean::<B::InnerBackend>(self.checkpoint, self.data, self.out, &options, device, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         });
@@ -59,10 +76,15 @@ impl AutodiffJob for CleanJob<'_> {
 
 impl CleanArgs {
     pub fn run(&self) -> Result<(), Failure> {
+        let (checkpoint, data, out) = match (&self.tool, &self.checkpoint, &self.data, &self.out) {
+            (Some(CleanTool::NoiseDemo(args)), ..) => return args.run(),
+            (None, Some(checkpoint), Some(data), Some(out)) => (checkpoint, data, out),
+            _ => return Err(Failure::bad_input("--checkpoint, --data and --out are required")),
+        };
         if self.batch == 0 {
             return Err(Failure::bad_input("--batch must be at least 1"));
         }
-        let report = run_autodiff(self.device, CleanJob { args: self }).map_err(|e| Failure::bad_input(e.to_string()))?.map_err(|e| match e {
+        let report = run_autodiff(self.device, CleanJob { args: self, checkpoint, data, out }).map_err(|e| Failure::bad_input(e.to_string()))?.map_err(|e| match e {
             TrainError::Write { .. } | TrainError::Backbone(_) | TrainError::Head(_) | TrainError::Diverged { .. } => Failure::other(e.to_string()),
             other => Failure::bad_input(other.to_string()),
         })?;
