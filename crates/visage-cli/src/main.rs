@@ -54,6 +54,9 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Clean noisy training data with a sub-centre ArcFace run: drop samples far from their class's dominant sub-centre.
     Clean(commands::clean::CleanArgs),
+    /// Face images carrying a given identity (a photo's, an embedding's, a random one), made
+    /// from a recogniser's gradients and BatchNorm statistics alone.
+    Synth(commands::synth::SynthArgs),
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.run(),
         Command::Quality(args) => args.run(),
         Command::Train(args) => args.run(),
+        Command::Synth(args) => args.run(),
         Command::Clean(args) => args.run(),
         Command::Model(command) => command.run(),
         Command::Gallery(command) => command.run(),

@@ -35,7 +35,7 @@ pub fn detector_config_path(choice: &str) -> PathBuf {
 }
 
 /// `NAME` → `models/NAME.toml`; anything ending in `.toml` is a path.
-fn config_path(choice: &str) -> PathBuf {
+pub fn config_path(choice: &str) -> PathBuf {
     if choice.ends_with(".toml") {
         PathBuf::from(choice)
     } else {

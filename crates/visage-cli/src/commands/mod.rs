@@ -12,6 +12,7 @@ pub mod heads;
 pub mod model;
 pub mod quality;
 pub mod serve;
+pub mod synth;
 pub mod train;
 pub mod verify;
 

@@ -1,0 +1,340 @@
+//! `visage synth`: face images that carry a given identity, generated
+//! through a pretrained recogniser from its gradients and its BatchNorm
+//! statistics alone (visage-synth; the ArcFace paper's generation).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use serde::Serialize;
+use visage_analyze::montage::{montage, Tile};
+use visage_analyze::{write_atomically, write_png};
+use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
+use visage_infer::{Normalization, RgbImage};
+use visage_nn::{Arch, Backbone, BackboneConfig, BackboneShape, CheckpointFamily};
+use visage_synth::{embed_faces, synthesize, SynthConfig, SynthError};
+
+use super::face_models::{config_path, default_models_dirs, FaceModelArgs};
+use super::Failure;
+
+/// The bundled network synthesis runs through by default (the original
+/// graph: its BatchNorms are kept as nodes, so their statistics are there).
+const DEFAULT_MODEL: &str = "arcface_mobileface_128d_paddle.onnx";
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Targets: photos (the largest face is detected and aligned; with
+    /// --aligned, 112×112 crops as they are) or `.npy` embeddings (`[E]` or `[N, E]`).
+    targets: Vec<PathBuf>,
+    /// Also synthesise this many random identities (uniformly random directions).
+    #[arg(long, default_value_t = 0)]
+    random: usize,
+    /// Folder for the images, `grid.png` and `synth.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// The network: an ONNX model (IResNet or MobileFaceNet, BatchNorms kept),
+    /// a `.safetensors` from `visage model import`, or a `visage train`
+    /// checkpoint or run folder [default: the bundled Paddle ArcFace MobileFaceNet].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Architecture of an ONNX --model (as `visage model info`).
+    #[arg(long, default_value = "mbf")]
+    arch: String,
+    /// MobileFaceNet width multiplier of an ONNX --model.
+    #[arg(long, default_value_t = 1)]
+    width_scale: usize,
+    /// Embedding size of an ONNX --model.
+    #[arg(long, default_value_t = 128)]
+    embedding_size: usize,
+    /// Input convention of an ONNX or .safetensors --model: arcface, magface or adaface
+    /// (a checkpoint carries its own).
+    #[arg(long, default_value = "arcface")]
+    normalization: String,
+    /// Also embed targets and results with this recogniser (ONNX Runtime; a
+    /// config name in models/ or a .toml path): does the identity transfer to a network that did not make the image?
+    #[arg(long, value_name = "RECOGNIZER")]
+    check_with: Option<String>,
+    #[arg(long, default_value_t = SynthConfig::default().steps)]
+    steps: usize,
+    #[arg(long, default_value_t = SynthConfig::default().lr)]
+    lr: f64,
+    /// Weight of the BatchNorm-statistics prior (0: off).
+    #[arg(long, default_value_t = SynthConfig::default().bn_weight)]
+    bn_weight: f32,
+    #[arg(long, default_value_t = SynthConfig::default().tv_weight)]
+    tv_weight: f32,
+    #[arg(long, default_value_t = SynthConfig::default().l2_weight)]
+    l2_weight: f32,
+    /// Largest random shift per step (pixels).
+    #[arg(long, default_value_t = SynthConfig::default().jitter)]
+    jitter: usize,
+    /// No random mirroring.
+    #[arg(long)]
+    no_flip: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    #[command(flatten)]
+    models: FaceModelArgs,
+}
+
+/// One target, before it is embedded by the network.
+enum TargetSource {
+    Face { name: String, crop: RgbImage },
+    Embedding { name: String, values: Vec<f32> },
+    Random { index: usize },
+}
+
+impl TargetSource {
+    fn name(&self) -> String {
+        match self {
+            Self::Face { name, .. } | Self::Embedding { name, .. } => name.clone(),
+            Self::Random { index } => format!("random-{index}"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ResultJson {
+    target: String,
+    image: String,
+    /// Cosine to the target under the network that made the image.
+    cosine: f32,
+    /// Cosine between the image and the target photo's face under --check-with.
+    check_cosine: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct SynthJson<'a> {
+    model: String,
+    settings: &'a SynthConfig,
+    check_with: Option<String>,
+    results: Vec<ResultJson>,
+}
+
+struct SynthJob<'a> {
+    args: &'a SynthArgs,
+    sources: Vec<TargetSource>,
+}
+
+struct Outcome {
+    names: Vec<String>,
+    images: Vec<RgbImage>,
+    cosines: Vec<f32>,
+    crops: Vec<Option<RgbImage>>,
+}
+
+impl AutodiffJob for SynthJob<'_> {
+    type Output = Result<Outcome, Failure>;
+
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
+        let (network, shape, normalization) = self.args.load_network::<B>(device)?;
+        let inference = network.valid();
+        let embedding_size = shape.embedding_size();
+        let mut random = rand_directions(self.args.seed, embedding_size);
+        let mut targets = Vec::new();
+        for source in &self.sources {
+            targets.push(match source {
+                TargetSource::Face { crop, .. } => embed_faces(&inference, &normalization, std::slice::from_ref(crop), device).remove(0),
+                TargetSource::Embedding { values, .. } => values.clone(),
+                TargetSource::Random { .. } => random(),
+            });
+        }
+        let config = self.args.synth_config();
+        let bar = indicatif::ProgressBar::new(config.steps as u64);
+        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps [{elapsed_precise}, ETA {eta}] {msg}").expect("valid template"));
+        let synthesis = synthesize(&network, &shape, &normalization, &targets, &config, device, |report| {
+            bar.set_position(report.step as u64 + 1);
+            bar.set_message(format!("cosine {:.3} BN prior {:.3}", report.cosine, report.bn_prior));
+        })
+        .map_err(|e| match e {
+            SynthError::Target { index, message } => Failure::bad_input(format!("{}: {message}", self.sources[index].name())),
+            other => Failure::bad_input(other.to_string()),
+        })?;
+        bar.finish_and_clear();
+        let crops = self.sources.iter().map(|s| if let TargetSource::Face { crop, .. } = s { Some(crop.clone()) } else { None }).collect();
+        Ok(Outcome { names: self.sources.iter().map(TargetSource::name).collect(), images: synthesis.images, cosines: synthesis.cosines, crops })
+    }
+}
+
+/// Random unit directions from a seeded generator (sums of uniforms are
+/// close enough to Gaussian that the direction is uniform in practice).
+fn rand_directions(seed: u64, size: usize) -> impl FnMut() -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_D1CE);
+    move || (0..size).map(|_| (0..12).map(|_| rng.random::<f32>()).sum::<f32>() - 6.0).collect()
+}
+
+impl SynthArgs {
+    pub fn run(&self) -> Result<(), Failure> {
+        if self.targets.is_empty() && self.random == 0 {
+            return Err(Failure::bad_input("nothing to synthesise: give photos, .npy embeddings or --random N"));
+        }
+        let sources = self.target_sources()?;
+        let outcome = run_autodiff(self.device, SynthJob { args: self, sources }).map_err(|e| Failure::bad_input(e.to_string()))??;
+        let check = self.check_cosines(&outcome)?;
+        std::fs::create_dir_all(&self.out).map_err(|e| Failure::other(format!("cannot create {}: {e}", self.out.display())))?;
+        let mut results = Vec::new();
+        for (i, image) in outcome.images.iter().enumerate() {
+            let file = format!("synth_{i:03}.png");
+            write_png(image, &self.out.join(&file)).map_err(|e| Failure::other(e.to_string()))?;
+            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i]) });
+        }
+        let mut tiles = Vec::new();
+        for (i, image) in outcome.images.iter().enumerate() {
+            if let Some(crop) = &outcome.crops[i] {
+                tiles.push(Tile { crop, caption: "target".into(), flagged: false });
+            }
+            tiles.push(Tile { crop: image, caption: format!("cos {:.2}", outcome.cosines[i]), flagged: false });
+        }
+        let columns = if outcome.crops.iter().any(Option::is_some) { 8 } else { 6 };
+        let grid = montage(&tiles, columns).map_err(|e| Failure::other(e.to_string()))?;
+        write_png(&grid, &self.out.join("grid.png")).map_err(|e| Failure::other(e.to_string()))?;
+        let report = SynthJson {
+            model: self.model_path().display().to_string(),
+            settings: &self.synth_config(),
+            check_with: self.check_with.clone(),
+            results,
+        };
+        let json = serde_json::to_string_pretty(&report).expect("serialisable");
+        write_atomically(&self.out.join("synth.json"), json.as_bytes()).map_err(|e| Failure::other(e.to_string()))?;
+        for result in &report.results {
+            let check = result.check_cosine.map(|c| format!(", {c:.3} under --check-with")).unwrap_or_default();
+            println!("{} → {}: cosine {:.3}{check}", result.target, result.image, result.cosine);
+        }
+        eprintln!("visage: {} images, grid.png and synth.json in {}", report.results.len(), self.out.display());
+        Ok(())
+    }
+
+    fn synth_config(&self) -> SynthConfig {
+        SynthConfig {
+            steps: self.steps,
+            lr: self.lr,
+            bn_weight: self.bn_weight,
+            tv_weight: self.tv_weight,
+            l2_weight: self.l2_weight,
+            jitter: self.jitter,
+            flip: !self.no_flip,
+            seed: self.seed,
+        }
+    }
+
+    fn model_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(|| {
+            let dirs = default_models_dirs();
+            dirs.iter().map(|d| d.join(DEFAULT_MODEL)).find(|p| p.is_file()).unwrap_or_else(|| dirs[0].join(DEFAULT_MODEL))
+        })
+    }
+
+    /// The network on `B`, its shape and its input convention.
+    fn load_network<B: AutodiffBackend>(&self, device: &B::Device) -> Result<(Backbone<B>, BackboneShape, Normalization), Failure> {
+        let path = self.model_path();
+        let bad_input = |e: &dyn std::fmt::Display| Failure::bad_input(format!("{}: {e}", path.display()));
+        if path.is_dir() {
+            let (backbone, state) = visage_train::checkpoint::load_backbone::<B>(&path, device).map_err(|e| bad_input(&e))?;
+            let shape = state.config.backbone.shape().map_err(|e| bad_input(&e))?;
+            return Ok((backbone, shape, state.config.data.normalization.normalization()));
+        }
+        if !path.is_file() {
+            return Err(bad_input(&"no such file or folder"));
+        }
+        let normalization = parse_normalization(&self.normalization)?;
+        let config = if has_extension(&path, "safetensors") {
+            visage_nn::read_weights_config(&path).map_err(|e| bad_input(&e))?
+        } else {
+            let arch: Arch = self.arch.parse().map_err(|e| bad_input(&e))?;
+            let width_scale = (arch == Arch::Mobilefacenet).then_some(self.width_scale);
+            BackboneConfig { embedding_size: self.embedding_size, width_scale, ..BackboneConfig::new(arch) }
+        };
+        let shape = config.shape().map_err(|e| bad_input(&e))?;
+        let backbone = visage_nn::load_weights::<B>(&path, CheckpointFamily::Auto, &shape, device).map_err(|e| bad_input(&e))?;
+        Ok((backbone, shape, normalization))
+    }
+
+    fn target_sources(&self) -> Result<Vec<TargetSource>, Failure> {
+        let (embeddings, photos): (Vec<&PathBuf>, Vec<&PathBuf>) = self.targets.iter().partition(|p| has_extension(p, "npy"));
+        let mut sources = Vec::new();
+        if !photos.is_empty() {
+            let files: Vec<PathBuf> = photos.into_iter().cloned().collect();
+            let mut pipeline = self.models.pipeline(true)?;
+            let mut found: Vec<Option<Result<RgbImage, String>>> = vec![None; files.len()];
+            pipeline.run(&files, |outcome| {
+                found[outcome.index] = Some(match outcome.result {
+                    Ok(photo) => photo
+                        .faces
+                        .into_iter()
+                        .max_by(|a, b| area(a.bbox).total_cmp(&area(b.bbox)))
+                        .and_then(|face| face.crop)
+                        .ok_or_else(|| "no face found".to_string()),
+                    Err(e) => Err(e.to_string()),
+                });
+            });
+            let mut errors = Vec::new();
+            for (file, result) in files.iter().zip(found) {
+                match result {
+                    Some(Ok(crop)) => sources.push(TargetSource::Face { name: file.display().to_string(), crop }),
+                    Some(Err(e)) => errors.push(format!("{}: {e}", file.display())),
+                    None => errors.push(format!("{}: not processed (a bug)", file.display())),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Failure::bad_input(errors.join("\n")));
+            }
+        }
+        for path in embeddings {
+            let array: ndarray::ArrayD<f32> =
+                ndarray_npy::read_npy(path).map_err(|e| Failure::bad_input(format!("{}: cannot read a float32 .npy: {e}", path.display())))?;
+            let rows: Vec<Vec<f32>> = match array.ndim() {
+                1 => vec![array.iter().copied().collect()],
+                2 => array.outer_iter().map(|row| row.iter().copied().collect()).collect(),
+                n => return Err(Failure::bad_input(format!("{}: expected [E] or [N, E], got {n} dimensions", path.display()))),
+            };
+            let many = rows.len() > 1;
+            for (i, values) in rows.into_iter().enumerate() {
+                let name = if many { format!("{}[{i}]", path.display()) } else { path.display().to_string() };
+                sources.push(TargetSource::Embedding { name, values });
+            }
+        }
+        sources.extend((0..self.random).map(|index| TargetSource::Random { index }));
+        Ok(sources)
+    }
+
+    /// Cosine between each synthesised image and its target photo's face
+    /// under the --check-with recogniser (`None` for targets without a photo).
+    fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<f32>>>, Failure> {
+        let Some(name) = &self.check_with else { return Ok(None) };
+        let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let mut recognizer = self.models.detector.load_recognizer(&config, false)?;
+        let mut cosines = Vec::new();
+        for (image, crop) in outcome.images.iter().zip(&outcome.crops) {
+            cosines.push(match crop {
+                Some(crop) => {
+                    let embedded = recognizer.embed(&[crop.clone(), image.clone()]).map_err(|e| Failure::other(e.to_string()))?;
+                    Some(embedded[0].cosine(&embedded[1]))
+                }
+                None => None,
+            });
+        }
+        Ok(Some(cosines))
+    }
+}
+
+fn parse_normalization(name: &str) -> Result<Normalization, Failure> {
+    match name {
+        "arcface" => Ok(Normalization::ARCFACE),
+        "magface" => Ok(Normalization::MAGFACE),
+        "adaface" => Ok(Normalization::ADAFACE),
+        other => Err(Failure::bad_input(format!("--normalization {other}: expected arcface, magface or adaface"))),
+    }
+}
+
+fn has_extension(path: &Path, wanted: &str) -> bool {
+    path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case(wanted))
+}
+
+fn area(bbox: [f32; 4]) -> f32 {
+    (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
+}
