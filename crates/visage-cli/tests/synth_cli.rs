@@ -55,6 +55,15 @@ fn random_identities_and_embeddings_are_targets_too() {
     let targets: Vec<&str> = report["results"].as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap()).collect();
     assert_eq!(targets.len(), 3);
     assert!(targets[0].ends_with("targets.npy[0]") && targets[1].ends_with("targets.npy[1]") && targets[2] == "random-0", "{targets:?}");
+
+    // --mean: the two rows (e1, e2) become one target, the direction (e1 + e2)/√2.
+    let mean_dir = scratch("mean");
+    let out = visage(&["synth", embeddings.to_str().unwrap(), "--mean", "--steps", "30", "--out", mean_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(mean_dir.join("synth.json")).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(results[0]["target"].as_str().unwrap().starts_with("mean of") && results[0]["target"].as_str().unwrap().ends_with("(2 rows)"));
 }
 
 #[test]
@@ -70,4 +79,25 @@ fn a_target_of_the_wrong_size_is_refused_naming_it() {
     let out = visage(&["synth", "--out", out_dir.join("o").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("nothing to synthesise"));
+}
+
+#[test]
+fn an_enrolled_identity_of_a_gallery_is_a_target() {
+    let dir = scratch("gallery");
+    let gallery = dir.join("gallery");
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/photos");
+    let enrol = visage(&["gallery", "enrol", "obama", photos.join("obama_1.jpg").to_str().unwrap(), "--gallery", gallery.to_str().unwrap()]);
+    assert!(enrol.status.success(), "{}", text(&enrol.stderr));
+    let out_dir = dir.join("out");
+    let out = visage(&["synth", "--gallery", gallery.to_str().unwrap(), "--identity", "obama", "--steps", "30", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("synth.json")).unwrap()).unwrap();
+    let result = &report["results"][0];
+    assert!(result["target"].as_str().unwrap().ends_with(":obama"));
+    // The default gallery recogniser is the bundled Paddle model with rewritten
+    // PRelu nodes: the same network synthesis runs through, so the template is reachable.
+    assert!(result["cosine"].as_f64().unwrap() > 0.8, "{result}");
+    let missing = visage(&["synth", "--gallery", gallery.to_str().unwrap(), "--identity", "nobody", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("nobody"), "{}", text(&missing.stderr));
 }

@@ -30,6 +30,16 @@ pub struct SynthArgs {
     /// Also synthesise this many random identities (uniformly random directions).
     #[arg(long, default_value_t = 0)]
     random: usize,
+    /// One target per `.npy`: the mean direction of its rows (e.g. the
+    /// embeddings of one cluster: "what does this cluster look like").
+    #[arg(long)]
+    mean: bool,
+    /// A gallery (directory) whose enrolled identities' pooled templates are targets (with --identity).
+    #[arg(long, value_name = "DIR")]
+    gallery: Option<String>,
+    /// An enrolled identity of --gallery to synthesise (repeatable).
+    #[arg(long, value_name = "NAME", requires = "gallery")]
+    identity: Vec<String>,
     /// Folder for the images, `grid.png` and `synth.json`.
     #[arg(long)]
     out: PathBuf,
@@ -170,8 +180,8 @@ fn rand_directions(seed: u64, size: usize) -> impl FnMut() -> Vec<f32> {
 
 impl SynthArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        if self.targets.is_empty() && self.random == 0 {
-            return Err(Failure::bad_input("nothing to synthesise: give photos, .npy embeddings or --random N"));
+        if self.targets.is_empty() && self.random == 0 && self.identity.is_empty() {
+            return Err(Failure::bad_input("nothing to synthesise: give photos, .npy embeddings, --gallery DIR --identity NAME or --random N"));
         }
         let sources = self.target_sources()?;
         let outcome = run_autodiff(self.device, SynthJob { args: self, sources }).map_err(|e| Failure::bad_input(e.to_string()))??;
@@ -292,10 +302,24 @@ impl SynthArgs {
                 2 => array.outer_iter().map(|row| row.iter().copied().collect()).collect(),
                 n => return Err(Failure::bad_input(format!("{}: expected [E] or [N, E], got {n} dimensions", path.display()))),
             };
+            if self.mean {
+                let name = format!("mean of {} ({} rows)", path.display(), rows.len());
+                sources.push(TargetSource::Embedding { name, values: mean_direction(&rows) });
+                continue;
+            }
             let many = rows.len() > 1;
             for (i, values) in rows.into_iter().enumerate() {
                 let name = if many { format!("{}[{i}]", path.display()) } else { path.display().to_string() };
                 sources.push(TargetSource::Embedding { name, values });
+            }
+        }
+        if let Some(gallery) = &self.gallery {
+            let store = visage_gallery::GalleryLocation::parse(gallery).open(true).map_err(|e| Failure::bad_input(e.to_string()))?;
+            let recognizer = store.config().map_err(|e| Failure::bad_input(e.to_string()))?.recognizer;
+            eprintln!("visage: gallery templates come from `{recognizer}`: the target means something only if --model is that network");
+            for name in &self.identity {
+                let identity = store.get(name).map_err(|e| Failure::bad_input(format!("--identity {name}: {e}")))?;
+                sources.push(TargetSource::Embedding { name: format!("{gallery}:{name}"), values: identity.pooled_template() });
             }
         }
         sources.extend((0..self.random).map(|index| TargetSource::Random { index }));
@@ -320,6 +344,19 @@ impl SynthArgs {
         }
         Ok(Some(cosines))
     }
+}
+
+/// The mean of the rows scaled to unit length (each row counts once,
+/// whatever its magnitude).
+fn mean_direction(rows: &[Vec<f32>]) -> Vec<f32> {
+    let mut sum = vec![0f32; rows.first().map_or(0, Vec::len)];
+    for row in rows {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        for (total, v) in sum.iter_mut().zip(row) {
+            *total += v / norm;
+        }
+    }
+    sum
 }
 
 fn parse_normalization(name: &str) -> Result<Normalization, Failure> {
