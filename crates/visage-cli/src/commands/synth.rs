@@ -115,6 +115,9 @@ struct ResultJson {
     cosine: f32,
     /// Cosine between the image and the target photo's face under --check-with.
     check_cosine: Option<f32>,
+    /// Mean cosine between the image and the other targets' faces under
+    /// --check-with: what an unrelated face scores, for comparison.
+    check_cosine_others: Option<f32>,
 }
 
 #[derive(Serialize)]
@@ -191,7 +194,9 @@ impl SynthArgs {
         for (i, image) in outcome.images.iter().enumerate() {
             let file = format!("synth_{i:03}.png");
             write_png(image, &self.out.join(&file)).map_err(|e| Failure::other(e.to_string()))?;
-            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i]) });
+            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i].map(|(own, _)| own)),
+                check_cosine_others: check.as_ref().and_then(|c| c[i].and_then(|(_, others)| others)),
+            });
         }
         let mut tiles = Vec::new();
         for (i, image) in outcome.images.iter().enumerate() {
@@ -212,7 +217,8 @@ impl SynthArgs {
         let json = serde_json::to_string_pretty(&report).expect("serialisable");
         write_atomically(&self.out.join("synth.json"), json.as_bytes()).map_err(|e| Failure::other(e.to_string()))?;
         for result in &report.results {
-            let check = result.check_cosine.map(|c| format!(", {c:.3} under --check-with")).unwrap_or_default();
+            let others = result.check_cosine_others.map(|c| format!(" (other targets' faces: {c:.3})")).unwrap_or_default();
+            let check = result.check_cosine.map(|c| format!(", {c:.3} under --check-with{others}")).unwrap_or_default();
             println!("{} → {}: cosine {:.3}{check}", result.target, result.image, result.cosine);
         }
         eprintln!("visage: {} images, grid.png and synth.json in {}", report.results.len(), self.out.display());
@@ -326,23 +332,26 @@ impl SynthArgs {
         Ok(sources)
     }
 
-    /// Cosine between each synthesised image and its target photo's face
-    /// under the --check-with recogniser (`None` for targets without a photo).
-    fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<f32>>>, Failure> {
+    /// Under the --check-with recogniser: for each synthesised image, its
+    /// cosine to its own target photo's face and the mean cosine to the
+    /// other targets' faces (the chance level, measured in the same run).
+    /// `None` for targets without a photo.
+    fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<(f32, Option<f32>)>>>, Failure> {
         let Some(name) = &self.check_with else { return Ok(None) };
         let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
         let mut recognizer = self.models.detector.load_recognizer(&config, false)?;
-        let mut cosines = Vec::new();
-        for (image, crop) in outcome.images.iter().zip(&outcome.crops) {
-            cosines.push(match crop {
-                Some(crop) => {
-                    let embedded = recognizer.embed(&[crop.clone(), image.clone()]).map_err(|e| Failure::other(e.to_string()))?;
-                    Some(embedded[0].cosine(&embedded[1]))
-                }
-                None => None,
-            });
+        let embed = |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(|e| Failure::other(e.to_string()));
+        let images = embed(&mut recognizer, &outcome.images)?;
+        let with_crops: Vec<(usize, RgbImage)> = outcome.crops.iter().enumerate().filter_map(|(i, c)| c.clone().map(|c| (i, c))).collect();
+        let crops = embed(&mut recognizer, &with_crops.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>())?;
+        let mut checks = vec![None; outcome.images.len()];
+        for (k, (i, _)) in with_crops.iter().enumerate() {
+            let own = images[*i].cosine(&crops[k]);
+            let others: Vec<f32> = with_crops.iter().enumerate().filter(|(l, _)| *l != k).map(|(l, _)| images[*i].cosine(&crops[l])).collect();
+            let others_mean = (!others.is_empty()).then(|| others.iter().sum::<f32>() / others.len() as f32);
+            checks[*i] = Some((own, others_mean));
         }
-        Ok(Some(cosines))
+        Ok(Some(checks))
     }
 }
 
