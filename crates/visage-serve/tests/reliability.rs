@@ -72,13 +72,14 @@ fn hundred_clients_enrol_and_search_without_losing_a_write() {
         }
     });
     let elapsed = started.elapsed();
+    // A request that never ends is caught here too, without timing the test:
+    // the clients' agent gives up after its own timeout and that is an error.
     let errors = errors.into_inner().unwrap();
     assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), &errors[..errors.len().min(5)]);
     let acknowledged: BTreeSet<String> = acknowledged.into_inner().unwrap().into_iter().collect();
     let (served, busy) = (served.into_inner(), busy.into_inner());
     eprintln!("{served} served ({} enrolments), {busy} answered 503, in {:.1} s; peak RSS {} MB", acknowledged.len(), elapsed.as_secs_f64(), peak_rss_kb() / 1024);
     assert!(acknowledged.len() >= 20 && served >= 60, "too little work to mean anything: {served} served, {} enrolments", acknowledged.len());
-    assert!(elapsed < run_for + Duration::from_secs(20), "requests must end soon after the clients stop: {elapsed:?}");
 
     // Every acknowledged enrolment is there (and nothing else: no 503 was a half-done write).
     let listed = get(&agent(), &format!("{}/v1/identities", server.url), Some(&server.keys.read)).json();
