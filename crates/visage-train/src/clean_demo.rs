@@ -174,7 +174,7 @@ pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B
         log(&format!("noise {:.0} %: {} of {} labels flipped; training subcenter (k = {})", 100.0 * fraction, flipped.len(), labels.len(), subcenter.k));
 
         let run = |name: &str, head: &HeadConfig, source: &Path| -> Result<PathBuf> {
-            let config = TrainConfig { out_dir: level_dir.join(name), head: head.clone(), data: visage_data_section(base, source), ..base.clone() };
+            let config = TrainConfig { out_dir: level_dir.join(name), head: *head, data: visage_data_section(base, source), ..base.clone() };
             let _ = std::fs::remove_dir_all(&config.out_dir);
             train::<B>(&config, device, &RunOptions::default(), |_| {})?;
             Ok(config.out_dir)

@@ -29,7 +29,7 @@ const PER_IDENTITY: u32 = 12;
 fn face(id: usize, k: u32) -> RgbImage {
     let colours = [[200u8, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]];
     RgbImage::from_fn(32, 32, |x, y| {
-        let stripe = if id % 2 == 0 { (x / 4) % 2 } else { (y / 4) % 2 };
+        let stripe = if id.is_multiple_of(2) { (x / 4) % 2 } else { (y / 4) % 2 };
         let noise = ((x * 7 + y * 13 + k * 31 + id as u32 * 5) % 23) as u8;
         Rgb(colours[id].map(|c| c.saturating_sub(if stripe == 1 { 60 } else { 0 }).saturating_add(noise)))
     })
