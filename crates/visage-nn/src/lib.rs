@@ -15,7 +15,6 @@ pub mod iresnet;
 mod layers;
 pub mod mobilefacenet;
 pub mod onnx;
-pub mod pickle;
 pub mod pytorch;
 pub mod state_dict;
 

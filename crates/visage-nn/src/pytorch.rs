@@ -23,11 +23,11 @@ use std::str::FromStr;
 
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
+use visage_pickle::{Options, TensorRef, Value};
 
 use crate::error::NnError;
 use crate::iresnet::IResNetLayout;
 use crate::layers::BN_EPSILON;
-use crate::pickle::{self, TensorRef, Value};
 use crate::state_dict::{f16_to_f32, HostTensor, StateDict};
 use crate::{Backbone, BackboneShape};
 
@@ -123,7 +123,7 @@ pub fn read_pytorch_checkpoint(path: &Path, family: CheckpointFamily) -> Result<
     for (key, value) in items {
         let (Value::Str(key), Value::Tensor(view)) = (key, value) else { continue };
         if let Some(tensor) = tensors.tensor(key, view).map_err(format_error)? {
-            all.push((key.clone(), tensor));
+            all.push((key.to_string(), tensor));
         }
     }
     if all.is_empty() {
@@ -263,7 +263,7 @@ fn read_archive(path: &Path) -> Result<(Value, Storages), NnError> {
         }
     }
     let pickled = read_entry(&mut archive, &pickle_name)?;
-    let root = pickle::parse(&pickled).map_err(|e| format_error(format!("`{pickle_name}`: {e}")))?;
+    let root = visage_pickle::parse(&pickled, Options::TORCH).map_err(|e| format_error(format!("`{pickle_name}`: {e}")))?;
     Ok((root, Storages { path: path.to_path_buf(), archive, prefix, cache: HashMap::new() }))
 }
 

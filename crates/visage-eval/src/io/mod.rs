@@ -5,7 +5,6 @@ pub mod erc_csv;
 pub mod ijb_meta;
 pub mod labels;
 pub mod pairs;
-pub mod pickle;
 pub mod scores_csv;
 pub mod text;
 pub mod verification_bin;

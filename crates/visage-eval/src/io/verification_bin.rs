@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::rc::Rc;
 
+use visage_pickle::{parse, Options, Value};
+
 use crate::error::{EvalError, Result};
-use crate::io::pickle::{load, Value};
 
 /// A verification set: encoded images (JPEG/PNG bytes, not decoded here) and pair flags.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ impl VerificationSet {
 pub fn read_verification_bin(path: &Path) -> Result<VerificationSet> {
     let data = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
     let bad = |message: String| EvalError::content(path, message);
-    let value = load(&data).map_err(|e| bad(format!("not a readable pickle: {e}")))?;
+    let value = parse(&data, Options::PLAIN_DATA).map_err(|e| bad(format!("not a readable pickle: {e}")))?;
     let items = match value {
         Value::Tuple(items) | Value::List(items) if items.len() == 2 => items,
         other => return Err(bad(format!("expected a 2-tuple (bins, issame_list), found a {}", other.kind()))),

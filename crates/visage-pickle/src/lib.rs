@@ -1,0 +1,79 @@
+//! A reader of the subset of Python's pickle format that visage meets:
+//! protocols 0–5 as far as plain data needs them (PEP 307 protocol 2,
+//! PEP 3154 protocol 4 framing and opcodes, the protocol-0/1 `INT` and
+//! string opcodes Python 2 wrote), dicts and `collections.OrderedDict`,
+//! and what `torch.save` writes for a checkpoint: persistent storage ids
+//! and tensors rebuilt by `torch._utils._rebuild_tensor_v2`.
+//!
+//! Two kinds of file are read with it: insightface's verification `.bin`
+//! sets (a tuple of a list of encoded images and a list of bools, see
+//! [`Options::PLAIN_DATA`]) and the `data.pkl` of a `torch.save` archive
+//! ([`Options::TORCH`]).
+//!
+//! Nothing is executed: a `GLOBAL` only names a callable, and `REDUCE` or
+//! `NEWOBJ` build a value only for the few callables modelled here
+//! (`OrderedDict`/`dict`, torch's tensor and parameter rebuilders, and the
+//! two that Python 3 uses to pickle `bytes` at protocol 2,
+//! `_codecs.encode(str, "latin1")` and `builtins.bytes()`). Any other
+//! callable yields an opaque [`Value::Object`] or an error, as
+//! [`Options::unmodelled`] says. Memoised values are copies (no shared
+//! mutation), which is all plain data and a state dict need. Every error
+//! names the byte offset of the opcode that failed.
+
+mod machine;
+mod value;
+
+pub use value::{StorageRef, TensorRef, Value};
+
+/// How a Python 2 `str` (BINSTRING, SHORT_BINSTRING) is read; Python 3's
+/// `pickle.load(…, encoding=…)` takes the same decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Python2Str {
+    /// As `encoding="bytes"`: always [`Value::Bytes`] (insightface loads
+    /// its `.bin` sets so: the strings are encoded images).
+    Bytes,
+    /// As `encoding="utf-8"` (torch.load's default): [`Value::Str`], or
+    /// [`Value::Bytes`] where the bytes are not UTF-8.
+    TextIfUtf8,
+}
+
+/// What a value this reader does not model becomes: the call of a callable
+/// it does not know (REDUCE, NEWOBJ), a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmodelled {
+    /// An opaque [`Value::Object`] naming the callable, so the optimiser
+    /// state, Lightning's hyper-parameter objects and other extras of a
+    /// checkpoint parse without being understood.
+    Opaque,
+    /// An error naming the callable: for files that hold plain data only.
+    Refuse,
+}
+
+/// The decisions a caller makes about one kind of file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub python2_str: Python2Str,
+    pub unmodelled: Unmodelled,
+}
+
+impl Options {
+    /// `torch.save` checkpoints, read as `torch.load` reads them.
+    pub const TORCH: Options = Options { python2_str: Python2Str::TextIfUtf8, unmodelled: Unmodelled::Opaque };
+    /// Containers of bytes, strings, numbers and bools (insightface's
+    /// verification `.bin`, read as `pickle.load(f, encoding="bytes")`);
+    /// anything else is refused.
+    pub const PLAIN_DATA: Options = Options { python2_str: Python2Str::Bytes, unmodelled: Unmodelled::Refuse };
+}
+
+/// Why a pickle stream could not be read: the byte offset of the opcode and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pickle byte {offset}: {problem}")]
+pub struct PickleError {
+    pub offset: usize,
+    pub problem: String,
+}
+
+/// Parses one pickled value (the whole stream up to its STOP).
+pub fn parse(bytes: &[u8], options: Options) -> Result<Value, PickleError> {
+    machine::Machine::new(bytes, options).run()
+}
