@@ -41,6 +41,11 @@ pub enum GalleryError {
 
     #[error("{location}: {message}")]
     Unsupported { location: String, message: String },
+
+    /// The database server failed or could not be reached (the location is
+    /// a connection URL without its password).
+    #[error("{location}: {message}")]
+    Database { location: String, message: String },
 }
 
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;

@@ -8,6 +8,9 @@
 //!   transactional contract is documented there);
 //! - [`embedded`]: the default backend, one directory, a checksummed
 //!   write-ahead log fsynced before each acknowledgement plus atomic snapshots;
+//! - `postgres` (feature `postgres`): PostgreSQL + pgvector, for galleries
+//!   that several processes or machines share; `pgserver` (feature
+//!   `pgserver`): a throwaway local server for tests and demos;
 //! - [`search`]: exact top-k over a contiguous f32 matrix (vectorised dot
 //!   products, rayon over chunks, a bounded heap per task);
 //! - [`hnsw`]: an approximate index for large galleries, with recall@k;
@@ -19,6 +22,10 @@ pub mod embedded;
 pub mod error;
 pub mod hnsw;
 pub mod model;
+#[cfg(feature = "pgserver")]
+pub mod pgserver;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod search;
 pub mod store;
 
@@ -29,6 +36,8 @@ pub use embedded::{EmbeddedStore, OpenOptions};
 pub use error::{GalleryError, Result};
 pub use hnsw::{HnswIndex, HnswParams};
 pub use model::{pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use store::{decide, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match};
 
 /// Where a gallery lives, as the `--gallery` argument names it.
@@ -53,16 +62,23 @@ impl GalleryLocation {
     pub fn exists(&self) -> Result<bool> {
         match self {
             GalleryLocation::Directory(dir) => Ok(EmbeddedStore::exists(dir)),
+            #[cfg(feature = "postgres")]
+            GalleryLocation::Postgres(url) => PostgresStore::exists(url),
+            #[cfg(not(feature = "postgres"))]
             GalleryLocation::Postgres(_) => Err(self.postgres_missing()),
         }
     }
 
-    /// Opens the gallery there (`read_only`: for searches and listings).
+    /// Opens the gallery there (`read_only`: for searches and listings; the
+    /// PostgreSQL backend leaves read-only access to the database's grants).
     pub fn open(&self, read_only: bool) -> Result<Box<dyn GalleryStore>> {
         match self {
             GalleryLocation::Directory(dir) => {
                 Ok(Box::new(EmbeddedStore::open(dir, OpenOptions { read_only, ..OpenOptions::default() })?))
             }
+            #[cfg(feature = "postgres")]
+            GalleryLocation::Postgres(url) => Ok(Box::new(PostgresStore::open(url)?)),
+            #[cfg(not(feature = "postgres"))]
             GalleryLocation::Postgres(_) => Err(self.postgres_missing()),
         }
     }
@@ -71,14 +87,18 @@ impl GalleryLocation {
     pub fn create(&self, config: GalleryConfig) -> Result<Box<dyn GalleryStore>> {
         match self {
             GalleryLocation::Directory(dir) => Ok(Box::new(EmbeddedStore::create(dir, config)?)),
+            #[cfg(feature = "postgres")]
+            GalleryLocation::Postgres(url) => Ok(Box::new(PostgresStore::create(url, config)?)),
+            #[cfg(not(feature = "postgres"))]
             GalleryLocation::Postgres(_) => Err(self.postgres_missing()),
         }
     }
 
+    #[cfg(not(feature = "postgres"))]
     fn postgres_missing(&self) -> GalleryError {
         GalleryError::Unsupported {
             location: "--gallery postgres://…".into(),
-            message: "the PostgreSQL backend is not built yet (issue 8): use a gallery directory".into(),
+            message: "this build has no PostgreSQL backend: rebuild with the `postgres` feature of visage-gallery (on by default in visage-cli), or use a gallery directory".into(),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! # Contract
 //!
 //! Backends: the embedded directory store ([`crate::embedded::EmbeddedStore`],
-//! the default) and, planned, PostgreSQL + pgvector. The CLI and the HTTP
-//! service only ever see `dyn GalleryStore`; `README.md` lists what the
-//! PostgreSQL backend must do to pass the same tests.
+//! the default) and PostgreSQL + pgvector (`crate::postgres::PostgresStore`,
+//! feature `postgres`). The CLI and the HTTP service only ever see
+//! `dyn GalleryStore`; the pure parts of `enrol` and `import`
+//! ([`screen_faces`], [`plan_import`]) and pooling
+//! ([`crate::model::pool_templates`]) are shared, so both give the same answers.
 //!
 //! - **Identities are addressed by name.** Names are unique within a
 //!   gallery (checked by [`crate::model::check_name`]); ids are numbered by
@@ -32,8 +34,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DecisionThreshold, GalleryConfig};
-use crate::error::Result;
-use crate::model::{FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace};
+use crate::error::{GalleryError, Result};
+use crate::model::{check_name, FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace, Template};
 
 /// What an enrolment did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -96,6 +98,98 @@ pub struct GalleryExport {
 
 pub const EXPORT_FORMAT: &str = "visage-gallery-export/1";
 
+/// The part of `enrol` every backend shares: faces of the wrong length are
+/// an error (another recogniser), the rest are screened with the gallery's
+/// quality policy into templates and refusals, in the order given.
+pub fn screen_faces(config: &GalleryConfig, faces: &[FaceSample]) -> Result<(Vec<Template>, Vec<RefusedFace>)> {
+    let mut templates = Vec::new();
+    let mut refused = Vec::new();
+    for face in faces {
+        config.check_dimension(&format!("the embedding of {}", face.source), face.embedding.len())?;
+        match config.quality.screen(face) {
+            Ok(template) => templates.push(template),
+            Err(refusal) => refused.push(RefusedFace { source: face.source.clone(), refusal }),
+        }
+    }
+    Ok((templates, refused))
+}
+
+/// What an import does with one exported identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportStep {
+    /// Create `export.identities[index]` (with its metadata) under a new id.
+    Create { index: usize },
+    /// Add `export.identities[index]`'s templates to existing identity `id`.
+    Merge { index: usize, id: IdentityId },
+}
+
+/// The part of `import` every backend shares: checks the export and that it
+/// fits `config`, then resolves name conflicts with `on_conflict` against
+/// `existing` (name → id in the target gallery). `Fail` on a taken name is
+/// an error before anything is written.
+pub fn plan_import(
+    config: &GalleryConfig,
+    export: &GalleryExport,
+    on_conflict: ImportConflict,
+    existing: impl Fn(&str) -> Option<IdentityId>,
+) -> Result<(Vec<ImportStep>, ImportReport)> {
+    check_export(export)?;
+    if export.config.embedding_size != config.embedding_size || export.config.recognizer != config.recognizer {
+        return Err(GalleryError::invalid(
+            "import",
+            format!(
+                "the export holds {}-dimensional templates of `{}`, this gallery {}-dimensional ones of `{}`",
+                export.config.embedding_size, export.config.recognizer, config.embedding_size, config.recognizer
+            ),
+        ));
+    }
+    let mut report = ImportReport::default();
+    let mut steps = Vec::new();
+    for (index, identity) in export.identities.iter().enumerate() {
+        match (existing(&identity.name), on_conflict) {
+            (Some(_), ImportConflict::Fail) => return Err(GalleryError::IdentityExists { name: identity.name.clone() }),
+            (Some(_), ImportConflict::Skip) => {
+                report.skipped += 1;
+                continue;
+            }
+            (Some(id), ImportConflict::Merge) => {
+                report.merged += 1;
+                steps.push(ImportStep::Merge { index, id });
+            }
+            (None, _) => {
+                report.created += 1;
+                steps.push(ImportStep::Create { index });
+            }
+        }
+        report.templates += identity.templates.len();
+    }
+    Ok((steps, report))
+}
+
+/// Refuses an export that is not one, or whose identities or templates are malformed.
+pub fn check_export(export: &GalleryExport) -> Result<()> {
+    if export.format != EXPORT_FORMAT {
+        return Err(GalleryError::invalid("import", format!("format {:?}, expected {EXPORT_FORMAT:?}", export.format)));
+    }
+    let mut names = std::collections::HashSet::new();
+    for identity in &export.identities {
+        check_name(&identity.name)?;
+        if !names.insert(identity.name.as_str()) {
+            return Err(GalleryError::invalid("import", format!("identity `{}` appears twice", identity.name)));
+        }
+        if identity.templates.is_empty() {
+            return Err(GalleryError::invalid("import", format!("identity `{}` has no templates", identity.name)));
+        }
+        for (i, template) in identity.templates.iter().enumerate() {
+            export.config.check_dimension(&format!("template {i} of `{}`", identity.name), template.embedding.len())?;
+            if !template.magnitude.is_finite() || template.embedding.iter().any(|v| !v.is_finite()) {
+                return Err(GalleryError::invalid("import", format!("template {i} of `{}` is not finite", identity.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The storage backend of a gallery. See the module docs for the contract.
 pub trait GalleryStore: Send + Sync {
     /// Where the gallery lives (a directory or a connection URL without its password).
@@ -140,4 +234,10 @@ pub trait GalleryStore: Send + Sync {
     /// embedding size and recogniser must equal this gallery's; its
     /// threshold and quality policy are not taken over.
     fn import(&self, export: &GalleryExport, on_conflict: ImportConflict) -> Result<ImportReport>;
+
+    /// Approximate top-`k` through the backend's HNSW index (embedded: built
+    /// in memory with `params`; PostgreSQL: pgvector's index, where only
+    /// `params.ef_search` applies). Faster on large galleries, may miss
+    /// true matches: recall is measured by `visage bench gallery`.
+    fn search_approximate(&self, queries: &[&[f32]], k: usize, params: crate::hnsw::HnswParams) -> Result<Vec<Vec<Match>>>;
 }

@@ -40,9 +40,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DecisionThreshold, GalleryConfig, GALLERY_FORMAT_VERSION};
 use crate::error::{GalleryError, Result};
 use crate::hnsw::{HnswIndex, HnswParams};
-use crate::model::{check_name, FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace, Template};
+use crate::model::{check_name, FaceSample, Identity, IdentityId, IdentitySummary, Template};
 use crate::search::TemplateMatrix;
-use crate::store::{EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, EXPORT_FORMAT};
+use crate::store::{plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, ImportStep, Match, EXPORT_FORMAT};
 use snapshot::{read_snapshot, write_snapshot, SnapshotHeader, SNAPSHOT_FORMAT};
 use wal::{read_log, LogWriter};
 
@@ -349,16 +349,7 @@ impl GalleryStore for EmbeddedStore {
     fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
         check_name(name)?;
         let mut inner = self.write();
-        let config = inner.state.config.clone();
-        let mut templates = Vec::new();
-        let mut refused = Vec::new();
-        for face in faces {
-            config.check_dimension(&format!("the embedding of {}", face.source), face.embedding.len())?;
-            match config.quality.screen(face) {
-                Ok(template) => templates.push(template),
-                Err(refusal) => refused.push(RefusedFace { source: face.source.clone(), refusal }),
-            }
-        }
+        let (templates, refused) = screen_faces(&inner.state.config, faces)?;
         if templates.is_empty() {
             return Ok(EnrolOutcome { identity: None, created: false, accepted: 0, refused });
         }
@@ -408,70 +399,32 @@ impl GalleryStore for EmbeddedStore {
     }
 
     fn import(&self, export: &GalleryExport, on_conflict: ImportConflict) -> Result<ImportReport> {
-        check_export(export)?;
         let mut inner = self.write();
-        let config = &inner.state.config;
-        if export.config.embedding_size != config.embedding_size || export.config.recognizer != config.recognizer {
-            return Err(GalleryError::invalid(
-                "import",
-                format!(
-                    "the export holds {}-dimensional templates of `{}`, this gallery {}-dimensional ones of `{}`",
-                    export.config.embedding_size, export.config.recognizer, config.embedding_size, config.recognizer
-                ),
-            ));
-        }
-        let mut report = ImportReport::default();
-        let mut changes = Vec::new();
+        let (steps, report) = plan_import(&inner.state.config, export, on_conflict, |name| inner.state.by_name.get(name).copied())?;
         let mut next_id = inner.state.next_id;
-        for identity in &export.identities {
-            let (id, metadata) = match (inner.state.by_name.get(&identity.name), on_conflict) {
-                (Some(_), ImportConflict::Fail) => return Err(GalleryError::IdentityExists { name: identity.name.clone() }),
-                (Some(_), ImportConflict::Skip) => {
-                    report.skipped += 1;
-                    continue;
-                }
-                (Some(&id), ImportConflict::Merge) => {
-                    report.merged += 1;
-                    (id, None)
-                }
-                (None, _) => {
-                    report.created += 1;
+        let changes: Vec<Change> = steps
+            .into_iter()
+            .map(|step| match step {
+                ImportStep::Create { index } => {
+                    let identity = &export.identities[index];
                     next_id += 1;
-                    (next_id - 1, Some(identity.metadata.clone()))
+                    Change::Enrol { id: next_id - 1, name: identity.name.clone(), metadata: Some(identity.metadata.clone()), templates: identity.templates.clone() }
                 }
-            };
-            report.templates += identity.templates.len();
-            changes.push(Change::Enrol { id, name: identity.name.clone(), metadata, templates: identity.templates.clone() });
-        }
+                ImportStep::Merge { index, id } => {
+                    let identity = &export.identities[index];
+                    Change::Enrol { id, name: identity.name.clone(), metadata: None, templates: identity.templates.clone() }
+                }
+            })
+            .collect();
         if !changes.is_empty() {
             self.commit(&mut inner, changes)?;
         }
         Ok(report)
     }
-}
 
-/// Refuses an export that is not one, or whose identities or templates are malformed.
-fn check_export(export: &GalleryExport) -> Result<()> {
-    if export.format != EXPORT_FORMAT {
-        return Err(GalleryError::invalid("import", format!("format {:?}, expected {EXPORT_FORMAT:?}", export.format)));
+    fn search_approximate(&self, queries: &[&[f32]], k: usize, params: HnswParams) -> Result<Vec<Vec<Match>>> {
+        EmbeddedStore::search_approximate(self, queries, k, params)
     }
-    let mut names = std::collections::HashSet::new();
-    for identity in &export.identities {
-        check_name(&identity.name)?;
-        if !names.insert(identity.name.as_str()) {
-            return Err(GalleryError::invalid("import", format!("identity `{}` appears twice", identity.name)));
-        }
-        if identity.templates.is_empty() {
-            return Err(GalleryError::invalid("import", format!("identity `{}` has no templates", identity.name)));
-        }
-        for (i, template) in identity.templates.iter().enumerate() {
-            export.config.check_dimension(&format!("template {i} of `{}`", identity.name), template.embedding.len())?;
-            if !template.magnitude.is_finite() || template.embedding.iter().any(|v| !v.is_finite()) {
-                return Err(GalleryError::invalid("import", format!("template {i} of `{}` is not finite", identity.name)));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the
