@@ -40,8 +40,11 @@ pub const LADDER_STEPS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct FaceSplit {
     pub class_names: Vec<String>,
-    /// The image folder written for training (clean + degraded copies).
+    /// The image folder written for training (clean crops, plus one
+    /// degraded copy of each unless [`FaceSplit::prepare_with`] says not).
     pub train_dir: PathBuf,
+    /// The held-out crops as an image folder (`out_dir/heldout/<identity>/`).
+    pub heldout_dir: PathBuf,
     /// Clean training crops with their class: the gallery of the evaluation.
     pub gallery: Vec<(usize, RgbImage)>,
     /// Held-out crops with their class: the probes.
@@ -67,6 +70,12 @@ impl FaceSplit {
     /// `out_dir/train/<identity>/` (see the module doc). `seed` fixes the
     /// augmentation severities.
     pub fn prepare(aligned_root: &Path, out_dir: &Path, seed: u64) -> Result<Self> {
+        Self::prepare_with(aligned_root, out_dir, seed, true)
+    }
+
+    /// [`Self::prepare`], with or without the degraded training copies
+    /// (without: a plain photo split, e.g. for `visage clean noise-demo`).
+    pub fn prepare_with(aligned_root: &Path, out_dir: &Path, seed: u64, degraded_copies: bool) -> Result<Self> {
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| TrainError::Read { path, source }
@@ -78,8 +87,11 @@ impl FaceSplit {
             return Err(TrainError::Config { path: aligned_root.to_path_buf(), message: "no identity folders here".into() });
         }
         let train_dir = out_dir.join("train");
+        let heldout_dir = out_dir.join("heldout");
         let _ = std::fs::remove_dir_all(&train_dir);
-        let mut split = FaceSplit { class_names: Vec::new(), train_dir: train_dir.clone(), gallery: Vec::new(), heldout: Vec::new() };
+        let _ = std::fs::remove_dir_all(&heldout_dir);
+        let mut split =
+            FaceSplit { class_names: Vec::new(), train_dir: train_dir.clone(), heldout_dir: heldout_dir.clone(), gallery: Vec::new(), heldout: Vec::new() };
         let mut crop_index = 0;
         for (class, identity) in identities.iter().enumerate() {
             let name = identity.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -90,25 +102,33 @@ impl FaceSplit {
                 .collect();
             crops.sort();
             let class_dir = train_dir.join(&name);
-            std::fs::create_dir_all(&class_dir).map_err(|source| TrainError::Write { path: class_dir.clone(), source })?;
+            let heldout_class_dir = heldout_dir.join(&name);
+            for dir in [&class_dir, &heldout_class_dir] {
+                std::fs::create_dir_all(dir).map_err(|source| TrainError::Write { path: dir.clone(), source })?;
+            }
             for (index, path) in crops.iter().enumerate() {
                 let face = image::open(path)
                     .map_err(|e| TrainError::Config { path: path.clone(), message: format!("cannot decode: {e}") })?
                     .to_rgb8();
+                // `<identity>_<photo>`: unique across classes, so a file keeps
+                // its name when `visage clean noise-demo` moves it to another class.
+                let stem = format!("{name}_{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("face"));
+                let write = |dir: &Path, suffix: &str, image: &RgbImage| -> Result<()> {
+                    let target = dir.join(format!("{stem}{suffix}.png"));
+                    image.save(&target).map_err(|e| TrainError::Config { path: target.clone(), message: format!("cannot write: {e}") })
+                };
                 if crops.len() >= 3 && index % 3 == 2 {
+                    write(&heldout_class_dir, "", &face)?;
                     split.heldout.push((class, face));
                     continue;
                 }
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("face").to_string();
-                let write = |suffix: &str, image: &RgbImage| -> Result<()> {
-                    let target = class_dir.join(format!("{stem}{suffix}.png"));
-                    image.save(&target).map_err(|e| TrainError::Config { path: target.clone(), message: format!("cannot write: {e}") })
-                };
-                write("", &face)?;
-                // one degraded copy per crop, the kinds taking turns
-                let kind = Degradation::ALL[crop_index % Degradation::ALL.len()];
-                let severity = augmentation_severity(kind, top_severity(kind, face.width()), seed, crop_index);
-                write(&format!("_{}", kind.name()), &kind.apply(&face, severity, seed ^ crop_index as u64))?;
+                write(&class_dir, "", &face)?;
+                if degraded_copies {
+                    // one degraded copy per crop, the kinds taking turns
+                    let kind = Degradation::ALL[crop_index % Degradation::ALL.len()];
+                    let severity = augmentation_severity(kind, top_severity(kind, face.width()), seed, crop_index);
+                    write(&class_dir, &format!("_{}", kind.name()), &kind.apply(&face, severity, seed ^ crop_index as u64))?;
+                }
                 split.gallery.push((class, face));
                 crop_index += 1;
             }

@@ -5,6 +5,7 @@
 
 mod curves;
 mod magnitude_demo;
+mod prepare_faces;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ enum TrainTool {
     /// Feature magnitude and accuracy of trained runs as held-out images are
     /// blurred, noised and occluded (MagFace's quality claim, with Spearman's ρ).
     MagnitudeDemo(magnitude_demo::MagnitudeDemoArgs),
+    /// Split aligned face crops (one folder per identity) into training and held-out folders.
+    PrepareFaces(prepare_faces::PrepareFacesArgs),
 }
 
 struct TrainJob<'a> {
@@ -73,6 +76,7 @@ impl TrainArgs {
         let config_path = match (&self.tool, &self.config) {
             (Some(TrainTool::Curves(args)), _) => return args.run(),
             (Some(TrainTool::MagnitudeDemo(args)), _) => return args.run(),
+            (Some(TrainTool::PrepareFaces(args)), _) => return args.run(),
             (None, Some(path)) => path,
             (None, None) => return Err(Failure::bad_input("--config TRAIN.toml is required")),
         };
