@@ -209,9 +209,16 @@ fn calibrate_sets_the_decision_threshold() {
 
 #[test]
 fn bad_locations_and_recognisers_are_named() {
-    let out = visage(&["gallery", "list", "--gallery", "postgres://localhost/visage"]);
+    // PostgreSQL locations: a malformed URL is bad input (2), a server that
+    // does not answer is the machine's failure (1); both name the URL, never its password.
+    let out = visage(&["gallery", "list", "--gallery", "postgres://ann:secret@localhost:notaport/visage"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("PostgreSQL backend is not built yet"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not a PostgreSQL connection URL") && stderr.contains("ann:***@") && !stderr.contains("secret"), "{stderr}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = visage(&["gallery", "list", "--gallery", &format!("postgres://visage@127.0.0.1:{closed}/visage")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot reach the PostgreSQL server"), "{}", text(&out.stderr));
     let missing = scratch("missing").display().to_string();
     let out = visage(&["gallery", "search", &photo("obama_1.jpg"), "--gallery", &missing]);
     assert_eq!(out.status.code(), Some(2));

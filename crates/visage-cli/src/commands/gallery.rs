@@ -288,7 +288,6 @@ struct FaceMatchesJson {
 
 impl SearchArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let location = self.gallery.location();
         let store = self.gallery.open(true)?;
         let recognizer_config = self.recognizer.config()?;
         let config = check_recognizer(store.as_ref(), &recognizer_config.name)?;
@@ -302,13 +301,7 @@ impl SearchArgs {
         };
         let queries: Vec<&[f32]> = faces.iter().map(|f| f.embedding.embedding.as_slice()).collect();
         let found = if self.approximate {
-            let GalleryLocation::Directory(dir) = &location else {
-                return Err(Failure::bad_input("--approximate: only the embedded backend has an HNSW index so far"));
-            };
-            drop(store);
-            let embedded = visage_gallery::EmbeddedStore::open(dir, visage_gallery::OpenOptions { read_only: true, ..Default::default() })
-                .map_err(failure)?;
-            embedded.search_approximate(&queries, self.k, HnswParams { ef_search: self.k.max(100), ..HnswParams::default() })
+            store.search_approximate(&queries, self.k, HnswParams { ef_search: self.k.max(100), ..HnswParams::default() })
         } else {
             store.search(&queries, self.k)
         }

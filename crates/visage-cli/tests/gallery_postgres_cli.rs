@@ -1,0 +1,150 @@
+//! `visage gallery …` and `visage serve` with `--gallery postgres://…`
+//! through the real binary, against a real PostgreSQL + pgvector server
+//! started here (visage_gallery::pgserver) and stopped after: the same JSON
+//! as the embedded gallery for the same photos.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use visage_gallery::pgserver::start_or_skip;
+
+fn visage(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("visage runs")
+}
+
+fn photo(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/photos").join(name).display().to_string()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-gallery-pg-cli-{}", std::process::id())).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    dir
+}
+
+fn ok(out: Output) -> String {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn json(out: Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("JSON on stdout")
+}
+
+/// Enrols obama_1..3 and biden_1, then searches obama_and_biden.jpg.
+fn enrol_and_search(gallery: &str) -> Value {
+    ok(visage(&["gallery", "enrol", "obama", &photo("obama_1.jpg"), &photo("obama_2.jpg"), &photo("obama_3.jpg"), "--gallery", gallery]));
+    ok(visage(&["gallery", "enrol", "biden", &photo("biden_1.jpg"), "--gallery", gallery, "--metadata", r#"{"role": "vp"}"#]));
+    json(visage(&["gallery", "search", &photo("obama_and_biden.jpg"), "--gallery", gallery, "-k", "5", "--json"]))
+}
+
+/// Every number of two search outputs equal within f32 rounding, every string equal.
+fn assert_close(a: &Value, b: &Value, path: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5, "{path}: {x} vs {y}")
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}");
+            x.iter().zip(y).enumerate().for_each(|(i, (x, y))| assert_close(x, y, &format!("{path}[{i}]")));
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{path}");
+            x.iter().for_each(|(k, v)| assert_close(v, &y[k], &format!("{path}.{k}")));
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+#[test]
+fn gallery_commands_on_postgres_match_the_embedded_gallery() {
+    let Some(server) = start_or_skip("cli") else { return };
+    let url = server.create_database("faces").unwrap();
+    let from_postgres = enrol_and_search(&url);
+    let embedded = scratch("embedded").display().to_string();
+    let from_embedded = enrol_and_search(&embedded);
+    assert_close(&from_postgres, &from_embedded, "search");
+    let decisions: Vec<Option<&str>> = from_postgres["faces"].as_array().unwrap().iter().map(|f| f["decision"].as_str()).collect();
+    assert!(decisions.contains(&Some("obama")) && decisions.contains(&Some("biden")), "{from_postgres}");
+
+    // --approximate goes through pgvector's HNSW index: same answer on two identities.
+    let approximate = json(visage(&["gallery", "search", &photo("obama_and_biden.jpg"), "--gallery", &url, "-k", "5", "--json", "--approximate"]));
+    assert_close(&approximate, &from_postgres, "approximate");
+
+    // list / export / remove / import, between the two backends.
+    let list = json(visage(&["gallery", "list", "--gallery", &url, "--json"]));
+    assert_eq!(list, json(visage(&["gallery", "list", "--gallery", &embedded, "--json"])));
+    let export = scratch("export.json");
+    ok(visage(&["gallery", "export", "--gallery", &url, "--out", export.to_str().unwrap()]));
+    ok(visage(&["gallery", "remove", "biden", "--gallery", &url]));
+    let after = json(visage(&["gallery", "search", &photo("obama_and_biden.jpg"), "--gallery", &url, "--json"]));
+    assert!(after["faces"].as_array().unwrap().iter().all(|f| f["decision"].as_str() != Some("biden")), "{after}");
+    let copy = server.create_database("copy").unwrap();
+    ok(visage(&["gallery", "import", export.to_str().unwrap(), "--gallery", &copy]));
+    let imported = json(visage(&["gallery", "search", &photo("obama_and_biden.jpg"), "--gallery", &copy, "-k", "5", "--json"]));
+    assert_close(&imported, &from_postgres, "imported");
+    // An embedded export imports into PostgreSQL too (merging into the existing people).
+    let embedded_export = scratch("embedded-export.json");
+    ok(visage(&["gallery", "export", "--gallery", &embedded, "--out", embedded_export.to_str().unwrap()]));
+    ok(visage(&["gallery", "import", embedded_export.to_str().unwrap(), "--gallery", &copy, "--on-conflict", "merge"]));
+    let merged = json(visage(&["gallery", "list", "--gallery", &copy, "--json"]));
+    let templates: Vec<u64> = merged["identities"].as_array().unwrap().iter().map(|i| i["templates"].as_u64().unwrap()).collect();
+    assert_eq!(templates, [2, 6], "biden 1+1, obama 3+3: {merged}");
+}
+
+/// A minimal HTTP/1.1 exchange on loopback (no client crate needed): status and body.
+fn http(address: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+}
+
+#[test]
+fn serve_uses_a_postgres_gallery() {
+    let Some(server) = start_or_skip("serve") else { return };
+    let url = server.create_database("faces").unwrap();
+    let from_cli = enrol_and_search(&url);
+    let state = scratch("serve-state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args(["serve", "--gallery", &url, "--listen", &address, "--public-read", "--workers", "1", "--state", state.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "visage serve exited early");
+        assert!(Instant::now() < deadline, "visage serve did not listen within 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // /health counts the identities in PostgreSQL (a store call from the service's runtime).
+    let (status, health) = http(&address, "GET", "/health", "text/plain", b"");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["identities"], 2, "{health}");
+    assert!(health["gallery"].as_str().unwrap().starts_with("postgres://"), "{health}");
+    // The service's search answers exactly what the CLI printed.
+    let jpeg = std::fs::read(photo("obama_and_biden.jpg")).unwrap();
+    let (status, found) = http(&address, "POST", "/v1/search?k=5", "image/jpeg", &jpeg);
+    assert_eq!(status, 200, "{found}");
+    assert_close(&found["faces"], &from_cli["faces"], "serve");
+    // SIGTERM: graceful stop; the store is dropped inside the service's runtime without a panic.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && !stderr.contains("panicked"), "exit {:?}: {stderr}", output.status);
+}
