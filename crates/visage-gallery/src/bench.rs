@@ -260,6 +260,139 @@ pub fn run(settings: &BenchSettings, mut progress: impl FnMut(&str)) -> BenchRep
     }
 }
 
+/// The pgvector comparison (`visage bench gallery --postgres URL`): the
+/// first `rows` templates of the same random matrix loaded into a new
+/// PostgreSQL gallery (one import transaction, the HNSW index built after
+/// the load), the same kind of probes, pgvector's exact search and its HNSW
+/// index at several `ef_search`, judged against the in-memory exact top-k.
+#[cfg(feature = "postgres")]
+pub mod pgvector {
+    use super::*;
+    use crate::config::{DecisionThreshold, GalleryConfig};
+    use crate::model::{Identity, QualityPolicy, Template};
+    use crate::postgres::PostgresStore;
+    use crate::store::{GalleryStore, ImportConflict, Match};
+
+    #[derive(Clone, Debug)]
+    pub struct PgBenchSettings {
+        pub rows: usize,
+        pub dim: usize,
+        pub k: usize,
+        pub queries: usize,
+        /// HNSW runs, one per `ef_search`.
+        pub ef_search: Vec<usize>,
+        pub seed: u64,
+    }
+
+    impl Default for PgBenchSettings {
+        fn default() -> Self {
+            Self { rows: 100_000, dim: 512, k: 10, queries: 100, ef_search: vec![40, 100, 200], seed: 1 }
+        }
+    }
+
+    #[derive(Clone, Debug, Serialize)]
+    pub struct PgHnswRun {
+        pub ef_search: usize,
+        pub qps: f64,
+        pub recall_at_k: f64,
+        pub top1_agreement: f64,
+    }
+
+    #[derive(Clone, Debug, Serialize)]
+    pub struct PgBenchReport {
+        pub rows: usize,
+        pub dim: usize,
+        pub k: usize,
+        pub queries: usize,
+        pub load_s: f64,
+        pub index_build_s: f64,
+        /// pgvector exact search (`ORDER BY <#>`, sequential scan), one query per statement.
+        pub exact_qps: f64,
+        /// Its recall@k against the in-memory exact search (1 up to float ties).
+        pub exact_recall_at_k: f64,
+        /// The in-memory exact search on the same rows, for scale.
+        pub embedded_exact_qps: f64,
+        pub hnsw: Vec<PgHnswRun>,
+    }
+
+    /// Rows are loaded as identities `r{row}`: back to the matrix's ids (row + 1).
+    fn as_scored(matches: &[Vec<Match>]) -> Vec<Vec<Scored>> {
+        let id = |name: &str| name[1..].parse::<u64>().expect("bench identity names are r<row>") + 1;
+        matches.iter().map(|m| m.iter().map(|m| Scored { id: id(&m.name), score: m.score }).collect()).collect()
+    }
+
+    fn top1(exact: &[Vec<Scored>], other: &[Vec<Scored>]) -> f64 {
+        let agree = exact.iter().zip(other).filter(|(e, a)| e.first().map(|h| h.id) == a.first().map(|h| h.id)).count();
+        agree as f64 / exact.len() as f64
+    }
+
+    /// Runs the comparison in the (empty) database at `url`.
+    pub fn run(url: &str, settings: &PgBenchSettings, mut progress: impl FnMut(&str)) -> crate::Result<PgBenchReport> {
+        let PgBenchSettings { rows, dim, k, queries, .. } = *settings;
+        let matrix = TemplateMatrix::from_rows(dim, random_unit_matrix(rows, dim, settings.seed), (1..=rows as u64).collect());
+        let probe_values = probes(&matrix, queries, rows, settings.seed + 2);
+        let probe_refs: Vec<&[f32]> = probe_values.chunks_exact(dim).collect();
+        let t = Instant::now();
+        let exact: Vec<Vec<Scored>> = probe_refs.iter().map(|q| matrix.top_k(&[q], k).remove(0)).collect();
+        let embedded_exact_qps = queries as f64 / t.elapsed().as_secs_f64();
+
+        let config = GalleryConfig::new(dim, "bench", QualityPolicy::default(), DecisionThreshold::manual(0.5)?);
+        let store = PostgresStore::create(url, config.clone())?;
+        store.drop_search_index()?;
+        let identities: Vec<Identity> = (0..rows)
+            .map(|row| Identity {
+                id: row as u64 + 1,
+                name: format!("r{row}"),
+                metadata: serde_json::Value::Null,
+                templates: vec![Template { embedding: matrix.row(row).to_vec(), magnitude: 1.0, source: String::new() }],
+            })
+            .collect();
+        drop(matrix);
+        let export = crate::store::GalleryExport { format: crate::store::EXPORT_FORMAT.to_string(), config, identities };
+        let t = Instant::now();
+        store.import(&export, ImportConflict::Fail)?;
+        let load_s = t.elapsed().as_secs_f64();
+        drop(export);
+        progress(&format!("pgvector: loaded {rows} × {dim} in one transaction in {load_s:.1} s"));
+        let t = Instant::now();
+        store.execute(&format!("SET maintenance_work_mem = '2GB'; {} ", crate::postgres::schema::create_search_index()))?;
+        let index_build_s = t.elapsed().as_secs_f64();
+        store.execute("VACUUM ANALYZE visage_identities")?;
+        progress(&format!("pgvector: HNSW index (m 16, ef_construction 64, cosine) built in {index_build_s:.1} s"));
+
+        store.search(&probe_refs[..1], k)?; // warm the cache
+        let t = Instant::now();
+        let mut pg_exact = Vec::with_capacity(queries);
+        for query in &probe_refs {
+            pg_exact.extend(store.search(&[query], k)?);
+        }
+        let exact_qps = queries as f64 / t.elapsed().as_secs_f64();
+        let exact_recall_at_k = recall_at_k(&exact, &as_scored(&pg_exact));
+        progress(&format!(
+            "pgvector exact: {exact_qps:.2} queries/s, recall@{k} {exact_recall_at_k:.4} vs in-memory exact {embedded_exact_qps:.1} queries/s"
+        ));
+        let mut hnsw = Vec::new();
+        for &ef_search in &settings.ef_search {
+            let params = HnswParams { ef_search, ..HnswParams::default() };
+            store.search_approximate(&probe_refs[..1], k, params)?;
+            let t = Instant::now();
+            let mut found = Vec::with_capacity(queries);
+            for query in &probe_refs {
+                found.extend(store.search_approximate(&[query], k, params)?);
+            }
+            let qps = queries as f64 / t.elapsed().as_secs_f64();
+            let found = as_scored(&found);
+            let run = PgHnswRun { ef_search, qps, recall_at_k: recall_at_k(&exact, &found), top1_agreement: top1(&exact, &found) };
+            progress(&format!(
+                "pgvector HNSW ef_search {ef_search}: {qps:.1} queries/s, recall@{k} {:.4}, top-1 agreement {:.3}",
+                run.recall_at_k, run.top1_agreement
+            ));
+            hnsw.push(run);
+        }
+        Ok(PgBenchReport { rows, dim, k, queries, load_s, index_build_s, exact_qps, exact_recall_at_k, embedded_exact_qps, hnsw })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -534,6 +534,15 @@ pub struct GalleryBenchArgs {
     ef_construction: usize,
     #[arg(long, default_value_t = 100)]
     ef_search: usize,
+    /// Also load the first --postgres-rows templates into a new gallery in
+    /// this (empty) PostgreSQL database and time pgvector on the same kind of
+    /// queries: exact, and its HNSW index at ef_search 40, 100 and 200.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    #[arg(long, default_value_t = 100_000)]
+    postgres_rows: usize,
+    #[arg(long, default_value_t = 100)]
+    postgres_queries: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -556,8 +565,32 @@ impl GalleryBenchArgs {
             seed: 1,
         };
         let report = visage_gallery::bench::run(&settings, |line| eprintln!("visage: {line}"));
+        #[cfg(not(feature = "postgres"))]
+        if self.postgres.is_some() {
+            return Err(Failure::bad_input("--postgres: this visage was built without the `postgres` feature"));
+        }
+        #[cfg(feature = "postgres")]
+        let pgvector = match &self.postgres {
+            Some(url) => {
+                let settings = visage_gallery::bench::pgvector::PgBenchSettings {
+                    rows: self.postgres_rows.min(self.rows).max(self.k),
+                    dim: self.dim,
+                    k: self.k,
+                    queries: self.postgres_queries.max(1),
+                    ..Default::default()
+                };
+                Some(visage_gallery::bench::pgvector::run(url, &settings, |line| eprintln!("visage: {line}")).map_err(failure)?)
+            }
+            None => None,
+        };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+            #[allow(unused_mut)]
+            let mut value = serde_json::to_value(&report).expect("serialisable");
+            #[cfg(feature = "postgres")]
+            if let Some(pgvector) = &pgvector {
+                value["pgvector"] = serde_json::to_value(pgvector).expect("serialisable");
+            }
+            println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
             return Ok(());
         }
         let r = &report;
@@ -591,6 +624,19 @@ impl GalleryBenchArgs {
             r.hnsw_qps / r.exact_qps_on_hnsw_rows,
             r.hnsw_build_s
         );
+        #[cfg(feature = "postgres")]
+        if let Some(p) = &pgvector {
+            println!(
+                "pgvector over {} rows: load {:.1} s, HNSW build {:.1} s; exact {:.2} queries/s (recall@{} {:.4}) vs in-memory exact {:.1} queries/s",
+                p.rows, p.load_s, p.index_build_s, p.exact_qps, p.k, p.exact_recall_at_k, p.embedded_exact_qps
+            );
+            for run in &p.hnsw {
+                println!(
+                    "pgvector HNSW ef_search {:>4}: {:.1} queries/s, recall@{} {:.4}, top-1 agreement {:.3}",
+                    run.ef_search, run.qps, p.k, run.recall_at_k, run.top1_agreement
+                );
+            }
+        }
         Ok(())
     }
 }
