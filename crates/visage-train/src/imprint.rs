@@ -34,8 +34,9 @@ pub enum CentreInit {
 }
 
 /// `[classes·K, D]` centres: row `c·K + j` is class `c`'s normalised mean
-/// feature. Every class must have at least one sample; `source_path` names
-/// the source in errors.
+/// feature, and the classes without a sample (a class `visage clean`
+/// emptied keeps its label): their rows are zero, and the caller keeps its
+/// own (random) start for them. `source_path` names the source in errors.
 #[allow(clippy::too_many_arguments)]
 pub fn class_mean_centres<B: Backend>(
     backbone: &Backbone<B>,
@@ -47,7 +48,7 @@ pub fn class_mean_centres<B: Backend>(
     side: u32,
     batch: usize,
     device: &B::Device,
-) -> Result<Array2<f64>> {
+) -> Result<(Array2<f64>, Vec<usize>)> {
     let decode = DecodeOptions::default();
     let mut sums: Option<Array2<f64>> = None;
     let mut counts = vec![0usize; classes];
@@ -84,17 +85,15 @@ pub fn class_mean_centres<B: Backend>(
     }
     flush(&mut pending, &mut sums);
     let sums = sums.ok_or_else(|| TrainError::Config { path: source_path.to_path_buf(), message: "the data source is empty".into() })?;
-    if let Some(empty) = counts.iter().position(|&n| n == 0) {
-        return Err(TrainError::Config { path: source_path.to_path_buf(), message: format!("class {empty} has no sample to take a mean of") });
-    }
+    let empty: Vec<usize> = (0..classes).filter(|&class| counts[class] == 0).collect();
     let mut centres = Array2::zeros((classes * centres_per_class, sums.ncols()));
-    for (class, row) in sums.rows().into_iter().enumerate() {
+    for (class, row) in sums.rows().into_iter().enumerate().filter(|(class, _)| counts[*class] > 0) {
         let norm = row.dot(&row).sqrt().max(1e-12);
         for j in 0..centres_per_class {
             centres.row_mut(class * centres_per_class + j).assign(&(&row / norm));
         }
     }
-    Ok(centres)
+    Ok((centres, empty))
 }
 
 /// The centres as a tensor on `device`.
@@ -141,7 +140,8 @@ mod tests {
         let backbone = shape.init::<Cpu>(&device).unwrap();
         let normalization = Normalization::ARCFACE;
         // batch 3: the second flush holds one image
-        let centres = class_mean_centres(&backbone, &Four, Path::new("four"), 2, 2, normalization, 32, 3, &device).unwrap();
+        let (centres, empty) = class_mean_centres(&backbone, &Four, Path::new("four"), 2, 2, normalization, 32, 3, &device).unwrap();
+        assert!(empty.is_empty());
         assert_eq!(centres.dim(), (4, 6));
         let images: Vec<RgbImage> = (0..4).map(|i| Four.load(i, &DecodeOptions::default()).unwrap().image).collect();
         let features = embed(&backbone, &images, normalization, false, 4, &device);
@@ -157,5 +157,10 @@ mod tests {
         }
         let error = class_mean_centres(&backbone, &Four, Path::new("four"), 1, 1, normalization, 32, 3, &device).unwrap_err().to_string();
         assert!(error.contains("four") && error.contains("label 1"), "{error}");
+        // A third class without samples (as `visage clean` can leave): its rows stay zero and are named.
+        let (centres, empty) = class_mean_centres(&backbone, &Four, Path::new("four"), 3, 2, normalization, 32, 3, &device).unwrap();
+        assert_eq!(empty, vec![2]);
+        assert!(centres.rows().into_iter().skip(4).all(|row| row.iter().all(|&v| v == 0.0)));
+        assert!(centres.rows().into_iter().take(4).all(|row| (row.dot(&row) - 1.0).abs() < 1e-9));
     }
 }

@@ -154,7 +154,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
         model.backbone = visage_nn::load_weights::<B>(weights, config.backbone.init_family, &shape, device)?;
     }
     if config.init_centres == CentreInit::ClassMeans {
-        let centres = imprint::class_mean_centres(
+        let (mut centres, empty) = imprint::class_mean_centres(
             &model.backbone.valid(),
             source.as_ref(),
             &config.data.source,
@@ -165,6 +165,17 @@ pub fn train_with_verification<B: AutodiffBackend>(
             config.batch_size,
             device,
         )?;
+        if !empty.is_empty() {
+            // A class with no sample (emptied by `visage clean`) keeps its random start.
+            let k = config.head.centres_per_class();
+            let random = model.centres.val().into_data().convert::<f64>().to_vec::<f64>().expect("f64 centres");
+            let width = centres.ncols();
+            for class in empty {
+                for row in class * k..(class + 1) * k {
+                    centres.row_mut(row).assign(&ndarray::ArrayView1::from(&random[row * width..(row + 1) * width]));
+                }
+            }
+        }
         model.centres = Param::from_tensor(imprint::centres_tensor::<B>(&centres, device));
     }
     let mut optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
