@@ -91,6 +91,14 @@ pub struct SynthArgs {
     models: FaceModelArgs,
 }
 
+/// Under --check-with: a synthesised image's cosine to its own target's
+/// face, and its mean cosine to the other targets' faces.
+#[derive(Clone, Copy)]
+struct Check {
+    own: f32,
+    others_mean: Option<f32>,
+}
+
 /// One target, before it is embedded by the network.
 enum TargetSource {
     Face { name: String, crop: RgbImage },
@@ -194,8 +202,8 @@ impl SynthArgs {
         for (i, image) in outcome.images.iter().enumerate() {
             let file = format!("synth_{i:03}.png");
             write_png(image, &self.out.join(&file)).map_err(|e| Failure::other(e.to_string()))?;
-            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i].map(|(own, _)| own)),
-                check_cosine_others: check.as_ref().and_then(|c| c[i].and_then(|(_, others)| others)),
+            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i].map(|c| c.own)),
+                check_cosine_others: check.as_ref().and_then(|c| c[i].and_then(|c| c.others_mean)),
             });
         }
         let mut tiles = Vec::new();
@@ -336,7 +344,7 @@ impl SynthArgs {
     /// cosine to its own target photo's face and the mean cosine to the
     /// other targets' faces (the chance level, measured in the same run).
     /// `None` for targets without a photo.
-    fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<(f32, Option<f32>)>>>, Failure> {
+    fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<Check>>>, Failure> {
         let Some(name) = &self.check_with else { return Ok(None) };
         let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
         let mut recognizer = self.models.detector.load_recognizer(&config, false)?;
@@ -349,7 +357,7 @@ impl SynthArgs {
             let own = images[*i].cosine(&crops[k]);
             let others: Vec<f32> = with_crops.iter().enumerate().filter(|(l, _)| *l != k).map(|(l, _)| images[*i].cosine(&crops[l])).collect();
             let others_mean = (!others.is_empty()).then(|| others.iter().sum::<f32>() / others.len() as f32);
-            checks[*i] = Some((own, others_mean));
+            checks[*i] = Some(Check { own, others_mean });
         }
         Ok(Some(checks))
     }
