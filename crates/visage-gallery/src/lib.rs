@@ -38,7 +38,7 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use model::{pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use store::{decide, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match};
+pub use store::{decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse};
 
 /// Where a gallery lives, as the `--gallery` argument names it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -50,6 +50,34 @@ pub struct EnrolOutcome {
     pub refused: Vec<RefusedFace>,
 }
 
+/// The answer to a search of every face of one photo: the stable JSON
+/// contract of `visage gallery search --json` and of the service's
+/// `/v1/search` (`{"faces": [{"box", "quality", "decision", "matches"}]}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub faces: Vec<FaceMatches>,
+}
+
+/// One face of a searched photo and what the gallery holds for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaceMatches {
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// The feature magnitude.
+    pub quality: f32,
+    /// The top match when it passes the gallery's threshold, else `None`.
+    pub decision: Option<String>,
+    pub matches: Vec<Match>,
+}
+
+impl FaceMatches {
+    /// The face's entry, its decision taken from `matches` at `threshold`.
+    pub fn new(bbox: [f32; 4], quality: f32, matches: Vec<Match>, threshold: &DecisionThreshold) -> Self {
+        let decision = decide(&matches, threshold).map(|m| m.name.clone());
+        Self { bbox, quality, decision, matches }
+    }
+}
+
 /// One identity found by a search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Match {

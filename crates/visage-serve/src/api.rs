@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use visage_gallery::{decide, FaceSample, IdentitySummary, Match, Refusal, RefusedFace};
+use visage_gallery::{FaceSample, IdentitySummary, Refusal, RefusedFace};
 use visage_infer::PhotoFace;
 
 use crate::engine::Analysed;
@@ -342,20 +342,8 @@ struct SearchQuery {
     k: Option<usize>,
 }
 
-/// The CLI's `gallery search --json` shape.
-#[derive(Serialize, Deserialize)]
-pub struct SearchResponse {
-    pub faces: Vec<FaceMatches>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct FaceMatches {
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    pub quality: f32,
-    pub decision: Option<String>,
-    pub matches: Vec<Match>,
-}
+/// The CLI's `gallery search --json` shape (one definition, in visage-gallery).
+pub use visage_gallery::{FaceMatches, SearchResponse};
 
 async fn search(State(state): State<Shared>, Query(query): Query<SearchQuery>, request: Request) -> Result<Json<SearchResponse>, ApiError> {
     let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
@@ -375,12 +363,7 @@ async fn search(State(state): State<Shared>, Query(query): Query<SearchQuery>, r
         .faces
         .iter()
         .zip(found)
-        .map(|(face, matches)| FaceMatches {
-            bbox: face.bbox,
-            quality: face.embedding.norm,
-            decision: decide(&matches, &config.threshold).map(|m| m.name.clone()),
-            matches,
-        })
+        .map(|(face, matches)| FaceMatches::new(face.bbox, face.embedding.norm, matches, &config.threshold))
         .collect();
     Ok(Json(SearchResponse { faces }))
 }

@@ -13,8 +13,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use visage_gallery::bench::BenchSettings;
 use visage_gallery::{
-    decide, DecisionThreshold, FaceSample, GalleryConfig, GalleryError, GalleryExport, GalleryLocation, GalleryStore, HnswParams,
-    ImportConflict, QualityPolicy, Refusal, RefusedFace,
+    DecisionThreshold, FaceMatches, FaceSample, GalleryConfig, GalleryError, GalleryExport, GalleryLocation, GalleryStore, HnswParams,
+    ImportConflict, QualityPolicy, Refusal, RefusedFace, SearchResponse,
 };
 use visage_infer::{InferError, PhotoFace};
 
@@ -272,20 +272,6 @@ pub struct SearchArgs {
     detector: DetectorArgs,
 }
 
-#[derive(Serialize)]
-struct SearchJson {
-    faces: Vec<FaceMatchesJson>,
-}
-
-#[derive(Serialize)]
-struct FaceMatchesJson {
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    quality: f32,
-    decision: Option<String>,
-    matches: Vec<visage_gallery::Match>,
-}
-
 impl SearchArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(true)?;
@@ -306,17 +292,8 @@ impl SearchArgs {
             store.search(&queries, self.k)
         }
         .map_err(failure)?;
-        let json = SearchJson {
-            faces: faces
-                .iter()
-                .zip(found)
-                .map(|(face, matches)| FaceMatchesJson {
-                    bbox: face.bbox,
-                    quality: face.embedding.norm,
-                    decision: decide(&matches, &config.threshold).map(|m| m.name.clone()),
-                    matches,
-                })
-                .collect(),
+        let json = SearchResponse {
+            faces: faces.iter().zip(found).map(|(face, matches)| FaceMatches::new(face.bbox, face.embedding.norm, matches, &config.threshold)).collect(),
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
