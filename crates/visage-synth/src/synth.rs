@@ -50,7 +50,7 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        Self { steps: 400, lr: 0.1, bn_weight: 2.0, tv_weight: 5.0, l2_weight: 0.01, jitter: 4, flip: true, seed: 0 }
+        Self { steps: 400, lr: 0.1, bn_weight: 1.0, tv_weight: 5.0, l2_weight: 0.01, jitter: 4, flip: true, seed: 0 }
     }
 }
 
