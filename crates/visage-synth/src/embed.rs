@@ -30,15 +30,3 @@ pub fn embed_faces<B: Backend>(network: &Backbone<B>, normalization: &Normalizat
     }
     features
 }
-
-/// Cosine similarity of two vectors (0 when either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator > 0.0 {
-        dot / denominator
-    } else {
-        0.0
-    }
-}

@@ -8,11 +8,11 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use visage_infer::Normalization;
+use visage_infer::{FaceEmbedding, Normalization};
 use visage_nn::{Backbone, BackboneShape};
 
 use crate::canvas::{jitter, to_images, to_model_input};
-use crate::embed::{cosine, embed_faces};
+use crate::embed::embed_faces;
 use crate::frozen::FrozenStatistics;
 use crate::priors::{l2, total_variation};
 
@@ -154,7 +154,11 @@ pub fn synthesize<B: AutodiffBackend>(
 
     let images = to_images(canvas.pixels.val().inner());
     let features = embed_faces(&network.valid(), normalization, &images, device);
-    let cosines = features.iter().zip(&units).map(|(feature, target)| cosine(feature, target)).collect();
+    let cosines = features
+        .into_iter()
+        .zip(&units)
+        .map(|(feature, target)| FaceEmbedding::from_feature(feature).cosine(&FaceEmbedding::from_feature(target.clone())))
+        .collect();
     Ok(Synthesis { images, cosines, history })
 }
 

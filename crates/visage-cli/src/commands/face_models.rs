@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use visage_infer::{DecodeOptions, Detector, DetectorConfig, FacePipeline, PhotoOutcome, PipelineOptions, Recognizer, RecognizerConfig};
+use visage_infer::{DecodeOptions, Detector, DetectorConfig, FacePipeline, PhotoFace, PhotoOutcome, PipelineOptions, Recognizer, RecognizerConfig};
 
 use super::Failure;
 
@@ -254,4 +254,14 @@ pub fn same_person_cosine(given: Option<f32>, config: &RecognizerConfig) -> Resu
         return Err(Failure::bad_input(format!("same-person threshold {threshold} is not a cosine similarity (−1 to 1)")));
     }
     Ok(threshold)
+}
+
+/// The face with the largest box: the one a photo stands for where a
+/// command takes one face per photo (verify, gallery enrol, synth).
+pub fn largest_face(faces: Vec<PhotoFace>) -> Option<PhotoFace> {
+    let area = |face: &PhotoFace| {
+        let [x1, y1, x2, y2] = face.bbox;
+        (x2 - x1).max(0.0) * (y2 - y1).max(0.0)
+    };
+    faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b)))
 }

@@ -18,7 +18,7 @@ use visage_gallery::{
 };
 use visage_infer::{InferError, PhotoFace};
 
-use super::face_models::{expand_inputs, DetectorArgs, RecognizerArgs};
+use super::face_models::{expand_inputs, largest_face, DetectorArgs, RecognizerArgs};
 use super::Failure;
 
 #[derive(Debug, Subcommand)]
@@ -167,7 +167,7 @@ impl EnrolArgs {
         pipeline.run(&files, |outcome| {
             let source = outcome.path.display().to_string();
             match outcome.result {
-                Ok(photo) => faces[outcome.index] = photo.faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b))).map(|face| sample(face, source)),
+                Ok(photo) => faces[outcome.index] = largest_face(photo.faces).map(|face| sample(face, source)),
                 Err(InferError::NoFace { .. }) => refused.push(RefusedFace { source, refusal: Refusal::NoFace }),
                 Err(e) => refused.push(RefusedFace { source, refusal: Refusal::Unreadable { message: strip_path(&e.to_string(), &outcome.path) } }),
             }
@@ -240,11 +240,6 @@ fn report_refusals(refused: &[RefusedFace]) {
 fn strip_path(message: &str, path: &Path) -> String {
     let prefix = format!("{}: ", path.display());
     message.strip_prefix(&prefix).unwrap_or(message).to_string()
-}
-
-fn area(face: &PhotoFace) -> f32 {
-    let [x1, y1, x2, y2] = face.bbox;
-    (x2 - x1).max(0.0) * (y2 - y1).max(0.0)
 }
 
 fn sample(face: PhotoFace, source: String) -> FaceSample {

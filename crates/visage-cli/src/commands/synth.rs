@@ -15,7 +15,7 @@ use visage_infer::{Normalization, RgbImage};
 use visage_nn::{Arch, Backbone, BackboneConfig, BackboneShape, CheckpointFamily};
 use visage_synth::{embed_faces, synthesize, SynthConfig, SynthError};
 
-use super::face_models::{config_path, default_models_dirs, FaceModelArgs};
+use super::face_models::{config_path, default_models_dirs, largest_face, FaceModelArgs};
 use super::Failure;
 
 /// The bundled network synthesis runs through by default (the original
@@ -287,10 +287,7 @@ impl SynthArgs {
             let mut found: Vec<Option<Result<RgbImage, String>>> = vec![None; files.len()];
             pipeline.run(&files, |outcome| {
                 found[outcome.index] = Some(match outcome.result {
-                    Ok(photo) => photo
-                        .faces
-                        .into_iter()
-                        .max_by(|a, b| area(a.bbox).total_cmp(&area(b.bbox)))
+                    Ok(photo) => largest_face(photo.faces)
                         .and_then(|face| face.crop)
                         .ok_or_else(|| "no face found".to_string()),
                     Err(e) => Err(e.to_string()),
@@ -387,8 +384,4 @@ fn parse_normalization(name: &str) -> Result<Normalization, Failure> {
 
 fn has_extension(path: &Path, wanted: &str) -> bool {
     path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case(wanted))
-}
-
-fn area(bbox: [f32; 4]) -> f32 {
-    (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
 }

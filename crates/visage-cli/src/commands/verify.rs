@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use visage_infer::PhotoFace;
 
-use super::face_models::{same_person_cosine, FaceModelArgs};
+use super::face_models::{largest_face, same_person_cosine, FaceModelArgs};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -56,7 +56,7 @@ impl VerifyArgs {
         pipeline.run(&files, |outcome| match outcome.result {
             Ok(photo) => {
                 let count = photo.faces.len();
-                let largest = photo.faces.into_iter().max_by(|x, y| area(x).total_cmp(&area(y)));
+                let largest = largest_face(photo.faces);
                 found[outcome.index] = largest.map(|face| (count, face));
             }
             Err(e) => errors.push(e.to_string()),
@@ -86,11 +86,6 @@ impl VerifyArgs {
         }
         Ok(())
     }
-}
-
-fn area(face: &PhotoFace) -> f32 {
-    let [x1, y1, x2, y2] = face.bbox;
-    (x2 - x1).max(0.0) * (y2 - y1).max(0.0)
 }
 
 fn face_json(path: &std::path::Path, faces_in_photo: usize, face: &PhotoFace) -> FaceJson {
