@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
+use crate::channelwise::prelu_forward;
 use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// Which reference implementation's module tree (and so tensor names and
@@ -340,7 +341,7 @@ impl<B: Backend> IBasicBlock<B> {
             None => input.clone(),
         };
         let residual = self.conv1.forward(hook.batch_norm(&self.bn1, input));
-        let residual = self.prelu.forward(hook.batch_norm(&self.bn2, residual));
+        let residual = prelu_forward(&self.prelu, hook.batch_norm(&self.bn2, residual));
         let residual = hook.batch_norm(&self.bn3, self.conv2.forward(residual));
         residual + shortcut
     }
@@ -388,7 +389,7 @@ impl<B: Backend> IResNet<B> {
 
     /// [`Self::forward`] with every BatchNorm and the dropout run through `hook`.
     pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
-        let x = self.prelu.forward(hook.batch_norm(&self.bn1, self.conv1.forward(faces)));
+        let x = prelu_forward(&self.prelu, hook.batch_norm(&self.bn1, self.conv1.forward(faces)));
         let x = self.stages().fold(x, |x, block| block.forward(x, hook));
         let x = hook.batch_norm(&self.bn2, x).flatten::<2>(1, 3);
         let x = self.fc.forward(hook.dropout(&self.dropout, x));

@@ -2,11 +2,8 @@
 //! architecture file reads like its layout table. All convolutions are
 //! bias-free (a BatchNorm follows every one of them in both layouts).
 //!
-//! Speed note (CPU training): every BatchNorm here is a separate
-//! sub/div/mul/add chain and every PReLU a separate pass; in eval mode a
-//! BN → conv or conv → BN pair could be folded into the convolution's weights,
-//! and in training BN + PReLU (+ the residual add) are the candidates for one
-//! fused elementwise kernel. Kept plain until a benchmark says where time goes.
+//! The BatchNorm and PReLU layers are burn's (so checkpoints keep burn's
+//! parameter layout); their forward passes run through [`crate::channelwise`].
 
 use burn::module::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -70,11 +67,13 @@ pub trait ForwardHook<B: Backend> {
     }
 }
 
-/// burn's own layers, unchanged: what [`crate::Backbone::forward`] uses.
+/// Batch statistics under autodiff, running statistics otherwise (burn's
+/// rule), through [`crate::channelwise`]'s faster equivalent of burn's layer:
+/// what [`crate::Backbone::forward`] uses.
 pub struct Plain;
 
 impl<B: Backend> ForwardHook<B> for Plain {
     fn batch_norm<const D: usize>(&mut self, norm: &BatchNorm<B>, input: Tensor<B, D>) -> Tensor<B, D> {
-        norm.forward(input)
+        crate::channelwise::batch_norm_forward(norm, input)
     }
 }

@@ -9,6 +9,7 @@
 //! L2-normalised, because their norm is the quality signal of MagFace and
 //! AdaFace.
 
+pub mod channelwise;
 pub mod complexity;
 pub mod error;
 pub mod iresnet;

@@ -27,6 +27,7 @@ use burn::tensor::Tensor;
 
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
+use crate::channelwise::prelu_forward;
 use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// The shape of a MobileFaceNet. [`MobileFaceNetConfig::mbf`] and
@@ -230,7 +231,7 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
-        self.prelu.forward(hook.batch_norm(&self.bn, self.conv.forward(input)))
+        prelu_forward(&self.prelu, hook.batch_norm(&self.bn, self.conv.forward(input)))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {

@@ -70,6 +70,24 @@ fn image_gradient_of_the_whole_loss_equals_finite_differences() {
     gradient_equals_finite_differences(SynthConfig { bn_weight: 0.05, tv_weight: 0.5, l2_weight: 0.01, ..SynthConfig::default() });
 }
 
+/// burn draws parameters lazily, from one generator per process that the
+/// tests of this file share: seed it and draw every parameter under one lock,
+/// so the network (and so the numbers checked) is the same on every run.
+fn seeded_network(shape: &BackboneShape, device: &burn::tensor::Device<CpuAutodiff>) -> visage_nn::Backbone<CpuAutodiff> {
+    struct Draw;
+    impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    <CpuAutodiff as burn::tensor::backend::Backend>::seed(device, 11);
+    let network = shape.init::<CpuAutodiff>(device).unwrap();
+    network.visit(&mut Draw);
+    network.no_grad()
+}
+
 /// Autodiff's gradient of the loss w.r.t. chosen pixels against central
 /// differences of the loss evaluated on the plain (inference) backend.
 fn gradient_equals_finite_differences(config: SynthConfig) {
@@ -83,7 +101,7 @@ fn gradient_equals_finite_differences(config: SynthConfig) {
         input_size: 16,
         layout: IResNetLayout::Insightface,
     });
-    let network = shape.init::<CpuAutodiff>(&device).unwrap().no_grad();
+    let network = seeded_network(&shape, &device);
     let normalization = Normalization::MAGFACE; // BGR and a non-symmetric scale: both mappings are exercised
     let count = 2;
     let pixels: Vec<f32> = (0..count * 3 * 16 * 16).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.6).collect();
