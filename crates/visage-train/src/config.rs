@@ -76,7 +76,8 @@ pub struct TrainConfig {
     pub schedule: ScheduleSection,
     #[serde(default)]
     pub checkpoint: CheckpointSection,
-    /// Clip each parameter's gradient to this L2 norm (arcface_torch clips at 5).
+    /// Clip the backbone's gradients to this global L2 norm, as arcface_torch's
+    /// `clip_grad_norm_(backbone.parameters(), 5)` (see `clip`).
     #[serde(default)]
     pub grad_clip_norm: Option<f32>,
     #[serde(default)]

@@ -24,6 +24,7 @@
 
 pub mod checkpoint;
 pub mod clean;
+pub mod clip;
 pub mod clean_demo;
 pub mod config;
 pub mod curves;

@@ -138,7 +138,7 @@ pub fn evaluate_run<B: AutodiffBackend>(run: &Path, options: &DemoOptions, devic
     }
 
     let fresh = TrainModel::<B>::init(&shape, gallery.class_names.len(), config.head.centres_per_class(), config.seed, device)?;
-    let optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
+    let optimizer = AnyOptimizer::new(&config.optimizer);
     let (model, _, _) = checkpoint::load(&checkpoint_dir, fresh, optimizer, device)?;
     let backbone = model.valid().backbone;
 

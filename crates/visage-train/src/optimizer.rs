@@ -11,7 +11,6 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, MultiGradientsParams, Optimizer, Sgd, SgdConfig};
-use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
@@ -24,13 +23,14 @@ pub enum AnyOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
 }
 
 impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
-    pub fn new(section: &OptimizerSection, grad_clip_norm: Option<f32>) -> Self {
-        let clipping = grad_clip_norm.map(GradientClippingConfig::Norm);
+    /// Gradient clipping is not burn's (per parameter) but [`crate::clip`]'s
+    /// global norm, applied by the trainer before [`Self::step`].
+    pub fn new(section: &OptimizerSection) -> Self {
         match *section {
             OptimizerSection::Sgd { momentum, weight_decay, .. } => {
                 let momentum = (momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov: false });
                 let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
-                let config = SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).with_gradient_clipping(clipping);
+                let config = SgdConfig::new().with_momentum(momentum).with_weight_decay(decay);
                 Self::Sgd(config.init())
             }
             OptimizerSection::Adamw { beta1, beta2, eps, weight_decay, .. } => {
@@ -38,8 +38,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
                     .with_beta_1(beta1)
                     .with_beta_2(beta2)
                     .with_epsilon(eps)
-                    .with_weight_decay(weight_decay)
-                    .with_grad_clipping(clipping);
+                    .with_weight_decay(weight_decay);
                 Self::AdamW(config.init())
             }
         }

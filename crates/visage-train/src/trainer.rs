@@ -27,6 +27,7 @@ use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::verification::VerificationSet;
 use crate::model::{with_backend_rng, TrainModel};
+use crate::clip::clip_global_norm;
 use crate::optimizer::AnyOptimizer;
 use crate::parallel::{shard_gradients, Shard};
 use crate::schedule::LrSchedule;
@@ -178,7 +179,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
         }
         model.centres = Param::from_tensor(imprint::centres_tensor::<B>(&centres, device));
     }
-    let mut optimizer = AnyOptimizer::new(&config.optimizer, config.grad_clip_norm);
+    let mut optimizer = AnyOptimizer::new(&config.optimizer);
     let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;
 
     let mut steps_done = 0;
@@ -238,6 +239,11 @@ pub fn train_with_verification<B: AutodiffBackend>(
                     if !parallel.loss.is_finite() {
                         return Err(diverged(format!("the loss is {}", parallel.loss)));
                     }
+                    let mut parallel = parallel;
+                    if let Some(max_norm) = config.grad_clip_norm {
+                        let mut shares: Vec<&mut GradientsParams> = parallel.grads.grads.iter_mut().map(|(grads, _)| grads).collect();
+                        clip_global_norm(&model.backbone, &mut shares, max_norm, device);
+                    }
                     model = optimizer.step_multi(lr, model, parallel.grads);
                     // Each worker thread left its own BatchNorm running averages;
                     // `valid()` folds them into one (their mean) now, before the
@@ -264,7 +270,10 @@ pub fn train_with_verification<B: AutodiffBackend>(
                     if !loss_value.is_finite() {
                         return Err(diverged(format!("the loss is {loss_value}")));
                     }
-                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                    if let Some(max_norm) = config.grad_clip_norm {
+                        clip_global_norm(&model.backbone, &mut [&mut grads], max_norm, device);
+                    }
                     model = optimizer.step(lr, model, grads);
                     (loss_value, accuracy, mean_norm)
                 };

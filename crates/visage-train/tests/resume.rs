@@ -64,7 +64,7 @@ fn trained_values(config: &TrainConfig) -> (Vec<f32>, Vec<f32>) {
     let latest = visage_train::checkpoint::latest(&config.out_dir).expect("a checkpoint");
     let shape = config.backbone.shape().unwrap();
     let fresh = TrainModel::<B>::init(&shape, 4, 1, 7, &device()).unwrap();
-    let optimizer = visage_train::optimizer::AnyOptimizer::new(&config.optimizer, None);
+    let optimizer = visage_train::optimizer::AnyOptimizer::new(&config.optimizer);
     let (model, _, _) = visage_train::checkpoint::load(&latest, fresh, optimizer, &device()).unwrap();
     let model = model.valid();
     let input = burn::tensor::Tensor::<visage_backend::Cpu, 4>::from_data(
@@ -221,13 +221,13 @@ fn two_workers_take_the_one_worker_step() {
     let loss = single_head.forward(features, model.centres.val(), &doubled).unwrap().loss;
     let single_loss: f32 = loss.clone().into_scalar();
     let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
-    let single = AnyOptimizer::new(&sgd, None).step(0.1, model.clone(), grads);
+    let single = AnyOptimizer::new(&sgd).step(0.1, model.clone(), grads);
 
     // Two workers, one copy each.
     let shards = (0..2).map(|_| Shard { device: device(), images: images(1), labels: labels.clone() }).collect();
     let parallel = shard_gradients(&model, &head, None, shards, 0).unwrap();
     assert!((parallel.loss - single_loss).abs() < 1e-5 * single_loss.abs().max(1.0), "loss {} vs {single_loss}", parallel.loss);
-    let parallel = AnyOptimizer::new(&sgd, None).step_multi(0.1, model.clone(), parallel.grads);
+    let parallel = AnyOptimizer::new(&sgd).step_multi(0.1, model.clone(), parallel.grads);
 
     // Every trainable parameter (BatchNorm's running statistics are not
     // trained: each worker's forward pass updates them, see parallel.rs).

@@ -56,7 +56,7 @@ impl AutodiffJob for TimeStep<'_> {
         let shape = BackboneConfig::new(self.arch).shape().map_err(|e| fail(&e))?;
         let mut model = TrainModel::<B>::init(&shape, classes, 1, 0, device).map_err(|e| fail(&e))?;
         let mut head = MarginHead::new(serde_json::from_str::<HeadConfig>(r#"{"kind": "arcface"}"#).expect("valid head")).map_err(|e| fail(&e))?;
-        let mut optimizer = AnyOptimizer::new(&OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 }, None);
+        let mut optimizer = AnyOptimizer::new(&OptimizerSection::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 });
         let pixels: Vec<f32> = hashed_uniform(batch, 3 * 112 * 112, 1).into_iter().map(|v| v * 2.0).collect();
         let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [batch, 3, 112, 112]), device);
         let labels: Vec<usize> = (0..batch).map(|i| i * 7919 % classes).collect();
