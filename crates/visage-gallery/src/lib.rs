@@ -69,15 +69,15 @@ impl GalleryLocation {
         }
     }
 
-    /// Opens the gallery there (`read_only`: for searches and listings; the
-    /// PostgreSQL backend leaves read-only access to the database's grants).
+    /// Opens the gallery there (`read_only`: for searches and listings; writes
+    /// are refused, by the PostgreSQL server too).
     pub fn open(&self, read_only: bool) -> Result<Box<dyn GalleryStore>> {
         match self {
             GalleryLocation::Directory(dir) => {
                 Ok(Box::new(EmbeddedStore::open(dir, OpenOptions { read_only, ..OpenOptions::default() })?))
             }
             #[cfg(feature = "postgres")]
-            GalleryLocation::Postgres(url) => Ok(Box::new(PostgresStore::open(url)?)),
+            GalleryLocation::Postgres(url) => Ok(Box::new(PostgresStore::open_with(url, &PostgresOptions { read_only, ..PostgresOptions::default() })?)),
             #[cfg(not(feature = "postgres"))]
             GalleryLocation::Postgres(_) => Err(self.postgres_missing()),
         }

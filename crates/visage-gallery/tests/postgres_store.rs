@@ -12,7 +12,7 @@ use std::sync::Arc;
 use visage_gallery::pgserver::{start_or_skip, PgServer};
 use visage_gallery::{
     DecisionThreshold, EmbeddedStore, EnrolOutcome, GalleryError, GalleryExport, GalleryStore, HnswParams, ImportConflict, Match,
-    PostgresStore, Result,
+    PostgresOptions, PostgresStore, Result,
 };
 
 mod common;
@@ -232,6 +232,37 @@ fn errors_name_what_is_wrong() {
     // A database error is a machine failure (exit 1), a wrong size is bad input (exit 2).
     assert!(!GalleryError::Database { location: String::new(), message: String::new() }.is_bad_input());
     assert!(GalleryError::DimensionMismatch { what: String::new(), expected: 1, found: 2 }.is_bad_input());
+}
+
+/// A read-only open searches and lists, refuses every write with the
+/// embedded store's reason, and its connections are read-only on the server
+/// too: a statement that writes fails there.
+#[test]
+fn read_only_opens_refuse_writes() {
+    let Some(server) = start_or_skip("read_only") else { return };
+    let url = server.create_database("g").unwrap();
+    let writer = PostgresStore::create(&url, config()).unwrap();
+    writer.enrol("ann", None, &[face(1, 0, 9.0)]).unwrap();
+    let reader = PostgresStore::open_with(&url, &PostgresOptions { read_only: true, ..PostgresOptions::default() }).unwrap();
+    assert_eq!(reader.search(&[&embedding(1, 5)], 1).unwrap()[0][0].name, "ann");
+    assert_eq!(reader.list().unwrap().len(), 1);
+    let refusals = [
+        reader.enrol("bob", None, &[face(2, 0, 9.0)]).map(|_| ()),
+        reader.remove("ann").map(|_| ()),
+        reader.set_threshold(DecisionThreshold::manual(0.5).unwrap()),
+        reader.import(&writer.export().unwrap(), ImportConflict::Merge).map(|_| ()),
+        reader.drop_search_index(),
+    ];
+    for refusal in refusals {
+        let error = refusal.unwrap_err();
+        assert!(matches!(error, GalleryError::Unsupported { .. }) && error.to_string().contains("opened read-only"), "{error}");
+    }
+    let at_server = reader.execute("DELETE FROM visage_identities").unwrap_err().to_string();
+    assert!(at_server.contains("read-only transaction"), "{at_server}");
+    assert_eq!(writer.len().unwrap(), 1);
+    // The same through the location the CLI and the service use.
+    let opened = visage_gallery::GalleryLocation::parse(&url).open(true).unwrap();
+    assert!(opened.enrol("bob", None, &[face(2, 0, 9.0)]).unwrap_err().to_string().contains("opened read-only"));
 }
 
 #[test]

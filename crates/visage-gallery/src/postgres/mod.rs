@@ -68,11 +68,16 @@ pub struct PostgresOptions {
     pub max_connections: u32,
     /// How long to wait for a connection before failing (an unreachable host).
     pub connect_timeout: Duration,
+    /// For searches and listings only: every connection starts with
+    /// `default_transaction_read_only = on`, so the *server* refuses any
+    /// write (as on a read replica), no migration is applied, and the
+    /// store's own writes fail first with "opened read-only".
+    pub read_only: bool,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { max_connections: 8, connect_timeout: Duration::from_secs(10) }
+        Self { max_connections: 8, connect_timeout: Duration::from_secs(10), read_only: false }
     }
 }
 
@@ -88,6 +93,8 @@ pub struct PostgresStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// Fixed at creation (the column type is `vector(E)`).
     embedding_size: usize,
+    /// See [`PostgresOptions::read_only`].
+    read_only: bool,
 }
 
 /// A failure inside a database task: SQL errors get the location attached by [`PostgresStore::run`].
@@ -185,6 +192,7 @@ impl PostgresStore {
 
     pub fn create_with(url: &str, config: GalleryConfig, options: &PostgresOptions) -> Result<Self> {
         let mut store = Self::connect(url, options)?;
+        store.refuse_if_read_only()?;
         if config.embedding_size == 0 {
             return Err(GalleryError::invalid("embedding_size", "must be positive"));
         }
@@ -209,16 +217,20 @@ impl PostgresStore {
     }
 
     /// Opens the gallery in the database at `url`, applying pending migrations.
+    /// (Read-only opens apply none: an older schema must be migrated by one
+    /// read-write open first.)
     pub fn open(url: &str) -> Result<Self> {
         Self::open_with(url, &PostgresOptions::default())
     }
 
     pub fn open_with(url: &str, options: &PostgresOptions) -> Result<Self> {
         let mut store = Self::connect(url, options)?;
-        let (pool, location) = (store.pool.clone(), store.location.clone());
+        let (pool, location, read_only) = (store.pool.clone(), store.location.clone(), store.read_only);
         let config = store.run(async move {
             let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(schema::MIGRATION_LOCK).execute(&mut *tx).await?;
+            if !read_only {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(schema::MIGRATION_LOCK).execute(&mut *tx).await?;
+            }
             let Some(version) = version_in(&mut tx).await? else {
                 return Err(GalleryError::Invalid {
                     what: location,
@@ -234,6 +246,16 @@ impl PostgresStore {
                 .into());
             }
             let config = read_config(&mut tx, &location).await?;
+            if read_only && version < schema::SCHEMA_VERSION {
+                return Err(GalleryError::Unsupported {
+                    location,
+                    message: format!(
+                        "gallery schema version {version} needs migrating to {} and this open is read-only: open it once read-write (e.g. `visage gallery list` is read-only, `visage gallery enrol` is not)",
+                        schema::SCHEMA_VERSION
+                    ),
+                }
+                .into());
+            }
             for next in version + 1..=schema::SCHEMA_VERSION {
                 apply_migration(&mut tx, next, config.embedding_size).await?;
             }
@@ -246,8 +268,11 @@ impl PostgresStore {
 
     fn connect(url: &str, options: &PostgresOptions) -> Result<Self> {
         let location = redact_url(url);
-        let connect_options = PgConnectOptions::from_str(url)
+        let mut connect_options = PgConnectOptions::from_str(url)
             .map_err(|e| GalleryError::invalid(format!("--gallery {location}"), format!("not a PostgreSQL connection URL: {e}")))?;
+        if options.read_only {
+            connect_options = connect_options.options([("default_transaction_read_only", "on")]);
+        }
         let runtime = runtime(&location)?;
         let pool_options = PgPoolOptions::new().max_connections(options.max_connections.max(1)).acquire_timeout(options.connect_timeout);
         let timeout = options.connect_timeout;
@@ -265,7 +290,15 @@ impl PostgresStore {
             sqlx::Connection::close(first).await?;
             Ok(pool_options.connect_lazy_with(connect_options))
         })?;
-        Ok(Self { location, pool, runtime: Some(runtime), embedding_size: 0 })
+        Ok(Self { location, pool, runtime: Some(runtime), embedding_size: 0, read_only: options.read_only })
+    }
+
+    /// The embedded store's refusal, before any statement reaches the server.
+    fn refuse_if_read_only(&self) -> Result<()> {
+        if self.read_only {
+            return Err(GalleryError::Unsupported { location: self.location.clone(), message: "opened read-only".into() });
+        }
+        Ok(())
     }
 
     fn run<T: Send + 'static>(&self, work: impl Future<Output = Step<T>> + Send + 'static) -> Result<T> {
@@ -288,6 +321,7 @@ impl PostgresStore {
     /// Drops the HNSW index: bulk loads (a large `import`) run much faster
     /// without it; [`Self::create_search_index`] rebuilds it afterwards.
     pub fn drop_search_index(&self) -> Result<()> {
+        self.refuse_if_read_only()?;
         let pool = self.pool.clone();
         self.run(async move {
             sqlx::Executor::execute(&pool, format!("DROP INDEX IF EXISTS {}", schema::SEARCH_INDEX).as_str()).await?;
@@ -297,6 +331,7 @@ impl PostgresStore {
 
     /// Builds the HNSW index (when absent) over the current identities.
     pub fn create_search_index(&self) -> Result<()> {
+        self.refuse_if_read_only()?;
         let pool = self.pool.clone();
         self.run(async move {
             sqlx::Executor::execute(&pool, schema::create_search_index().as_str()).await?;
@@ -475,6 +510,7 @@ impl GalleryStore for PostgresStore {
     }
 
     fn set_threshold(&self, threshold: DecisionThreshold) -> Result<()> {
+        self.refuse_if_read_only()?;
         let (pool, location) = (self.pool.clone(), self.location.clone());
         self.run(async move {
             let mut tx = begin_write(&pool).await?;
@@ -487,6 +523,7 @@ impl GalleryStore for PostgresStore {
     }
 
     fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+        self.refuse_if_read_only()?;
         check_name(name)?;
         let config = self.config()?;
         let (templates, refused) = screen_faces(&config, faces)?;
@@ -531,6 +568,7 @@ impl GalleryStore for PostgresStore {
     }
 
     fn remove(&self, name: &str) -> Result<IdentitySummary> {
+        self.refuse_if_read_only()?;
         let (pool, name) = (self.pool.clone(), name.to_string());
         self.run(async move {
             let mut tx = begin_write(&pool).await?;
@@ -620,6 +658,7 @@ impl GalleryStore for PostgresStore {
     }
 
     fn import(&self, export: &GalleryExport, on_conflict: ImportConflict) -> Result<ImportReport> {
+        self.refuse_if_read_only()?;
         let (pool, location) = (self.pool.clone(), self.location.clone());
         let export = export.clone();
         self.run(async move {
