@@ -355,7 +355,7 @@ pub mod pgvector {
         drop(export);
         progress(&format!("pgvector: loaded {rows} × {dim} in one transaction in {load_s:.1} s"));
         let t = Instant::now();
-        store.execute(&format!("SET maintenance_work_mem = '2GB'; {} ", crate::postgres::schema::create_search_index()))?;
+        store.execute(&format!("SET maintenance_work_mem = '4GB'; {} ", crate::postgres::schema::create_search_index()))?;
         let index_build_s = t.elapsed().as_secs_f64();
         store.execute("VACUUM ANALYZE visage_identities")?;
         progress(&format!("pgvector: HNSW index (m 16, ef_construction 64, cosine) built in {index_build_s:.1} s"));
