@@ -1,38 +1,17 @@
 //! `visage gallery …` through the real binary on the bundled photos
 //! (examples/photos) and models: the acceptance contract of issue 8.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use common::{json, ok, photo, visage};
 use serde_json::Value;
 
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("visage runs")
-}
-
-fn photo(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/photos").join(name).display().to_string()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("visage-gallery-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    let _ = std::fs::remove_dir_all(&path);
-    path
+fn scratch(name: &str) -> std::path::PathBuf {
+    common::scratch("gallery-cli", name)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), text(&out.stdout), text(&out.stderr));
-    text(&out.stdout)
-}
-
-fn json(out: Output) -> Value {
-    serde_json::from_str(&ok(out)).expect("JSON on stdout")
 }
 
 /// Enrols obama_1..3 and biden_1 into a new gallery.
@@ -116,7 +95,7 @@ fn photos_without_a_usable_face_are_refused_with_a_reason() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("refused {blank}: no face found")), "{stderr}");
     assert!(stderr.contains(&format!("refused {not_an_image}: unreadable")), "{stderr}");
-    assert!(!Path::new(&gallery).join("gallery.json").exists());
+    assert!(!std::path::Path::new(&gallery).join("gallery.json").exists());
 
     // Mixed: the good photo is enrolled, the blank one refused (exit 0; 2 with --strict).
     let out = visage(&["gallery", "enrol", "obama", &photo("obama_4.jpg"), &blank, "--gallery", &gallery, "--json"]);

@@ -3,37 +3,14 @@
 //! started here (visage_gallery::pgserver) and stopped after: the same JSON
 //! as the embedded gallery for the same photos.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{http, json, ok, photo, start_serve, stop_serve, visage};
 use serde_json::Value;
 use visage_gallery::pgserver::start_or_skip;
 
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("visage runs")
-}
-
-fn photo(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/photos").join(name).display().to_string()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("visage-gallery-pg-cli-{}", std::process::id())).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
-    dir
-}
-
-fn ok(out: Output) -> String {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(out.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), text(&out.stdout), text(&out.stderr));
-    text(&out.stdout)
-}
-
-fn json(out: Output) -> Value {
-    serde_json::from_str(&ok(out)).expect("JSON on stdout")
+fn scratch(name: &str) -> std::path::PathBuf {
+    common::scratch("gallery-pg-cli", name)
 }
 
 /// Enrols obama_1..3 and biden_1, then searches obama_and_biden.jpg.
@@ -97,54 +74,23 @@ fn gallery_commands_on_postgres_match_the_embedded_gallery() {
     assert_eq!(templates, [2, 6], "biden 1+1, obama 3+3: {merged}");
 }
 
-/// A minimal HTTP/1.1 exchange on loopback (no client crate needed): status and body.
-fn http(address: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let (_, body) = text.split_once("\r\n\r\n").unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
-}
-
 #[test]
 fn serve_uses_a_postgres_gallery() {
     let Some(server) = start_or_skip("serve") else { return };
     let url = server.create_database("faces").unwrap();
     let from_cli = enrol_and_search(&url);
     let state = scratch("serve-state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(["serve", "--gallery", &url, "--listen", &address, "--public-read", "--workers", "1", "--state", state.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "visage serve exited early");
-        assert!(Instant::now() < deadline, "visage serve did not listen within 120 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (child, address) = start_serve(&["--gallery", &url, "--public-read", "--workers", "1", "--state", state.to_str().unwrap()]);
     // /health counts the identities in PostgreSQL (a store call from the service's runtime).
-    let (status, health) = http(&address, "GET", "/health", "text/plain", b"");
+    let (status, health) = http(&address, "GET", "/health", &[], b"");
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["identities"], 2, "{health}");
     assert!(health["gallery"].as_str().unwrap().starts_with("postgres://"), "{health}");
     // The service's search answers exactly what the CLI printed.
     let jpeg = std::fs::read(photo("obama_and_biden.jpg")).unwrap();
-    let (status, found) = http(&address, "POST", "/v1/search?k=5", "image/jpeg", &jpeg);
+    let (status, found) = http(&address, "POST", "/v1/search?k=5", &[("Content-Type", "image/jpeg")], &jpeg);
     assert_eq!(status, 200, "{found}");
     assert_close(&found["faces"], &from_cli["faces"], "serve");
     // SIGTERM: graceful stop; the store is dropped inside the service's runtime without a panic.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && !stderr.contains("panicked"), "exit {:?}: {stderr}", output.status);
+    stop_serve(child);
 }
