@@ -67,6 +67,6 @@ fn keys_guard_a_served_directory_gallery() {
 
 /// The id column of the key labelled `label` in `visage serve keys list`.
 fn listed_id(listing: &str, label: &str) -> String {
-    let line = listing.lines().find(|l| l.split('\t').last() == Some(label)).unwrap_or_else(|| panic!("no key {label} in {listing}"));
+    let line = listing.lines().find(|l| l.split('\t').next_back() == Some(label)).unwrap_or_else(|| panic!("no key {label} in {listing}"));
     line.split('\t').next().unwrap().to_string()
 }

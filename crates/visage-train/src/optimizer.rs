@@ -28,7 +28,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
     pub fn new(section: &OptimizerSection) -> Self {
         match *section {
             OptimizerSection::Sgd { momentum, weight_decay, .. } => {
-                let momentum = (momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov: false });
+                let momentum = (momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov: false });
                 let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
                 let config = SgdConfig::new().with_momentum(momentum).with_weight_decay(decay);
                 Self::Sgd(config.init())
