@@ -6,7 +6,10 @@
 //! The CPU backend is burn's `flex` (see `docs/benchmarks.md` for why). CUDA is
 //! behind the `cuda` feature: it compiles on machines without a CUDA toolkit,
 //! and on a machine without an NVIDIA driver or GPU it reports a clear error
-//! instead of panicking inside the runtime.
+//! instead of panicking inside the runtime. The `tch` feature adds libtorch
+//! on the CPU (`--device torch`): PyTorch's own kernels under burn's autodiff,
+//! for training on a CPU; it needs PyTorch's libraries at build and run time
+//! (`scripts/bench/tch.sh`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,15 +27,22 @@ pub type Cuda = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
 
+#[cfg(feature = "tch")]
+pub type Torch = burn::backend::LibTorch;
+#[cfg(feature = "tch")]
+pub type TorchAutodiff = burn::backend::Autodiff<Torch>;
+
 mod cuda_probe;
 pub use cuda_probe::probe_cuda;
 
-/// A device named on the command line: `cpu`, `cuda` or `cuda:N`.
+/// A device named on the command line: `cpu`, `cuda`, `cuda:N` or `torch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     #[default]
     Cpu,
     Cuda { index: usize },
+    /// The CPU through libtorch (the `tch` feature).
+    Torch,
 }
 
 impl fmt::Display for DeviceChoice {
@@ -40,6 +50,7 @@ impl fmt::Display for DeviceChoice {
         match self {
             Self::Cpu => write!(f, "cpu"),
             Self::Cuda { index } => write!(f, "cuda:{index}"),
+            Self::Torch => write!(f, "torch"),
         }
     }
 }
@@ -51,6 +62,7 @@ impl FromStr for DeviceChoice {
         match text.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(Self::Cpu),
             "cuda" | "gpu" => Ok(Self::Cuda { index: 0 }),
+            "torch" | "libtorch" => Ok(Self::Torch),
             other => other
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse().ok())
@@ -62,8 +74,10 @@ impl FromStr for DeviceChoice {
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum BackendError {
-    #[error("unknown device `{0}`: expected `cpu`, `cuda` or `cuda:N`")]
+    #[error("unknown device `{0}`: expected `cpu`, `cuda`, `cuda:N` or `torch`")]
     UnknownDevice(String),
+    #[error("this visage was built without libtorch; rebuild with `--features tch` (scripts/bench/tch.sh) to use `torch`")]
+    TorchNotCompiled,
     #[error("this visage was built without CUDA support; rebuild with `cargo build --release --features cuda` to use `{0}`")]
     CudaNotCompiled(DeviceChoice),
     #[error("CUDA is not usable on this machine: {0}")]
@@ -90,6 +104,10 @@ pub fn run_autodiff<J: AutodiffJob>(choice: DeviceChoice, job: J) -> Result<J::O
         }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda { .. } => Err(BackendError::CudaNotCompiled(choice)),
+        #[cfg(feature = "tch")]
+        DeviceChoice::Torch => Ok(job.run::<TorchAutodiff>(&burn::backend::libtorch::LibTorchDevice::Cpu)),
+        #[cfg(not(feature = "tch"))]
+        DeviceChoice::Torch => Err(BackendError::TorchNotCompiled),
     }
 }
 
@@ -102,6 +120,7 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
         assert_eq!("CUDA".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda { index: 0 });
         assert_eq!("cuda:3".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda { index: 3 });
+        assert_eq!("torch".parse::<DeviceChoice>().unwrap(), DeviceChoice::Torch);
         assert!(matches!("tpu".parse::<DeviceChoice>(), Err(BackendError::UnknownDevice(_))));
         assert!(matches!("cuda:x".parse::<DeviceChoice>(), Err(BackendError::UnknownDevice(_))));
     }

@@ -52,7 +52,7 @@ pub struct TorchArgs {
     /// CPU threads for PyTorch (match the cores visage uses).
     #[arg(long, default_value_t = 2)]
     torch_threads: usize,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda, cuda:N or torch (see `visage train --help`).
     #[arg(long, default_value = "cpu")]
     device: String,
 }

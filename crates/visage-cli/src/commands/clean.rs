@@ -34,7 +34,7 @@ pub struct CleanArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    /// cpu, cuda or cuda:N (a build with `--features cuda`), or torch (libtorch on the CPU, `--features tch`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
 }

@@ -47,7 +47,7 @@ pub struct EvalArgs {
     /// The case file (JSON); `-` reads standard input.
     #[arg(long)]
     input: PathBuf,
-    /// Where to compute: cpu, cuda or cuda:N.
+    /// Where to compute: cpu, cuda, cuda:N or torch (see `visage train --help`).
     #[arg(long, default_value = "cpu")]
     device: String,
 }

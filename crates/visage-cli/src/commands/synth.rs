@@ -84,7 +84,7 @@ pub struct SynthArgs {
     no_flip: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    /// cpu, cuda or cuda:N (a build with `--features cuda`), or torch (libtorch on the CPU, `--features tch`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
     #[command(flatten)]

@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// Stop once this many steps are done in total (the run can be resumed later).
     #[arg(long, value_name = "STEPS")]
     stop_after: Option<u64>,
-    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    /// cpu, cuda or cuda:N (a build with `--features cuda`), or torch (libtorch on the CPU, `--features tch`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
 }

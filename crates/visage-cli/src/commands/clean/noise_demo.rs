@@ -38,7 +38,7 @@ pub struct NoiseDemoArgs {
     /// Save the verification-accuracy chart here (.png or .svg).
     #[arg(long, value_name = "PNG|SVG")]
     verification_plot: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda, cuda:N or torch (see `visage train --help`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
 }

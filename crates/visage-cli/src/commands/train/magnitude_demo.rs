@@ -33,7 +33,7 @@ pub struct MagnitudeDemoArgs {
     /// Print the numbers as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda, cuda:N or torch (see `visage train --help`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
 }
