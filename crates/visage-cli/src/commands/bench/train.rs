@@ -87,14 +87,16 @@ impl TrainBenchArgs {
         }
         let arch: Arch = self.arch.parse().map_err(|e: visage_nn::NnError| Failure::bad_input(e.to_string()))?;
         let device = self.torch.device()?;
+        // PyTorch first: once this process has run libtorch (`--device torch`),
+        // its idle worker threads keep spinning and slow a child PyTorch by a third.
+        let theirs = self.torch.torch_python.as_ref().map(|python| self.run_torch(python)).transpose()?;
         let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(|e| Failure::other(e.to_string()))??;
         println!(
             "Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps",
             arch, self.classes, self.batch, self.runs
         );
         println!("  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}", self.torch.device, ours.median_s, self.batch as f64 / ours.median_s, ours.loss);
-        if let Some(python) = &self.torch.torch_python {
-            let theirs = self.run_torch(python)?;
+        if let Some(theirs) = theirs {
             println!(
                 "  PyTorch CPU ({} threads) {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",
                 self.torch.torch_threads,
