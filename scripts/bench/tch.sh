@@ -20,4 +20,5 @@ cargo build --release -p visage-cli
 target/release/visage bench train --arch "$ARCH" --batch "$BATCH" --runs "$RUNS" \
     --torch-python "$VENV/bin/python"
 LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    target/release/visage-tch bench train --arch "$ARCH" --batch "$BATCH" --runs "$RUNS" --device torch
+    target/release/visage-tch bench train --arch "$ARCH" --batch "$BATCH" --runs "$RUNS" --device torch \
+    --torch-python "$VENV/bin/python"
