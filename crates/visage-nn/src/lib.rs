@@ -17,6 +17,7 @@ mod layers;
 pub mod mobilefacenet;
 pub mod onnx;
 pub mod pytorch;
+pub mod seeded;
 pub mod state_dict;
 
 use std::fmt;
@@ -34,6 +35,7 @@ pub use layers::{ForwardHook, Plain};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use onnx::{load_onnx_weights, read_onnx_iresnet, read_onnx_mobilefacenet, state_dict_of};
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
+pub use seeded::{materialize, with_backend_rng};
 pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
 
 /// The published backbones, by the names a training config uses.

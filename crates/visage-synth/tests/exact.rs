@@ -70,22 +70,15 @@ fn image_gradient_of_the_whole_loss_equals_finite_differences() {
     gradient_equals_finite_differences(SynthConfig { bn_weight: 0.05, tv_weight: 0.5, l2_weight: 0.01, ..SynthConfig::default() });
 }
 
-/// burn draws parameters lazily, from one generator per process that the
-/// tests of this file share: seed it and draw every parameter under one lock,
-/// so the network (and so the numbers checked) is the same on every run.
+/// The same network on every run (see `visage_nn::seeded`), so the numbers
+/// checked do not change from run to run.
 fn seeded_network(shape: &BackboneShape, device: &burn::tensor::Device<CpuAutodiff>) -> visage_nn::Backbone<CpuAutodiff> {
-    struct Draw;
-    impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for Draw {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _held = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    <CpuAutodiff as burn::tensor::backend::Backend>::seed(device, 11);
-    let network = shape.init::<CpuAutodiff>(device).unwrap();
-    network.visit(&mut Draw);
-    network.no_grad()
+    visage_nn::with_backend_rng::<CpuAutodiff, _>(device, 11, || {
+        let network = shape.init::<CpuAutodiff>(device).unwrap();
+        visage_nn::materialize(&network);
+        network
+    })
+    .no_grad()
 }
 
 /// Autodiff's gradient of the loss w.r.t. chosen pixels against central
