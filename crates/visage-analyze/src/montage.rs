@@ -43,7 +43,7 @@ pub fn montage(tiles: &[Tile<'_>], columns: usize) -> Result<RgbImage, AnalyzeEr
         }
         image::imageops::replace(&mut canvas, tile.crop, i64::from(x), i64::from(y));
     }
-    draw_captions(&mut canvas, tiles, |i| origin(i), cell_w, cell_h)?;
+    draw_captions(&mut canvas, tiles, origin, cell_w, cell_h)?;
     Ok(canvas)
 }
 

@@ -101,7 +101,7 @@ impl HeadCase {
             ));
         }
         let per_class = self.head.centres_per_class();
-        if self.weights.len() % per_class != 0 {
+        if !self.weights.len().is_multiple_of(per_class) {
             return Err(field_error(
                 "weights",
                 format!("{} rows is not a multiple of k = {per_class} (rows = classes × k)", self.weights.len()),

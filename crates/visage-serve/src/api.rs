@@ -396,7 +396,7 @@ async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, req
     let worker_state = state.clone();
     let worker_name = name.clone();
     let outcome = blocking(move || {
-        let outcome = worker_state.store.enrol(&worker_name, metadata, &[sample.clone()])?;
+        let outcome = worker_state.store.enrol(&worker_name, metadata, std::slice::from_ref(&sample))?;
         // Keep the photo of the identity's best face: this one when it is the best so far.
         if let (Some(identity), Some(jpeg)) = (&outcome.identity, &thumbnail) {
             if outcome.accepted > 0 && (outcome.created || sample.magnitude >= identity.best_quality || !worker_state.thumbnails.exists(&worker_name)) {

@@ -42,7 +42,7 @@ fn hundred_clients_enrol_and_search_without_losing_a_write() {
                     round += 1;
                     let bytes = &photos[(client + round) % photos.len()];
                     // One request in three is an enrolment under a name never used before.
-                    let enrol = (client + round) % 3 == 0;
+                    let enrol = (client + round).is_multiple_of(3);
                     let name = format!("client {client} round {round}");
                     let reply = if enrol {
                         post_photo(&agent, &format!("{}/v1/enrol?name={}", server.url, encode(&name)), &server.keys.write, bytes)

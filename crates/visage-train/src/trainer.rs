@@ -149,7 +149,7 @@ pub fn train_with_verification<B: AutodiffBackend>(
     let schedule = LrSchedule::new(config.optimizer.lr(), config.schedule.clone(), steps_per_epoch, config.epochs);
     let total_steps = schedule.total_steps();
 
-    let mut head = MarginHead::new(config.head.clone())?;
+    let mut head = MarginHead::new(config.head)?;
     let mut model = TrainModel::<B>::init(&shape, classes, config.head.centres_per_class(), config.seed, device)?;
     if let Some(weights) = &config.backbone.init_from {
         model.backbone = visage_nn::load_weights::<B>(weights, config.backbone.init_family, &shape, device)?;
