@@ -2,10 +2,11 @@
 //! header `score,label,<q>_1,<q>_2[,<r>_1,<r>_2 …]` — each quality measure
 //! gives one column per face of the pair.
 
+use std::io::BufRead;
 use std::path::Path;
 
 use crate::error::{EvalError, Result};
-use crate::io::text::{for_each_line, split_fields, LineCtx};
+use crate::io::text::{for_each_line_in, open_text, shorten, split_fields, LineCtx};
 
 /// Pairs with several per-face quality measures.
 #[derive(Debug, Clone, Default)]
@@ -17,16 +18,21 @@ pub struct QualityPairs {
 }
 
 pub fn read_erc_csv(path: &Path) -> Result<QualityPairs> {
+    read_erc_csv_from(open_text(path)?, path)
+}
+
+/// [`read_erc_csv`] over any reader; `path` names the source in errors.
+pub fn read_erc_csv_from(reader: impl BufRead, path: &Path) -> Result<QualityPairs> {
     let mut out = QualityPairs::default();
     let mut header: Option<String> = None;
     let mut columns = 0;
-    for_each_line(path, |line_no, line| {
+    for_each_line_in(reader, path, |line_no, line| {
         let ctx = LineCtx { path, line: line_no };
         let Some(head) = &header else {
             let names: Vec<&str> = line.split(',').map(str::trim).collect();
             let expected = "expected the header `score,label,<quality>_1,<quality>_2,…`";
             if names.len() < 4 || names[0] != "score" || names[1] != "label" || !names.len().is_multiple_of(2) {
-                return Err(ctx.error(format!("{expected}, found `{line}`")));
+                return Err(ctx.error(format!("{expected}, found `{}`", shorten(line))));
             }
             for pair in names[2..].chunks(2) {
                 match (pair[0].strip_suffix("_1"), pair[1].strip_suffix("_2")) {

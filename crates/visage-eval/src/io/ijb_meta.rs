@@ -4,10 +4,11 @@
 //! (`image x1 y1 … x5 y5 detector_score`), and for 1:N the gallery/probe CSVs
 //! with `TEMPLATE_ID` and `SUBJECT_ID` columns.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EvalError, Result};
-use crate::io::text::{for_each_line, LineCtx};
+use crate::io::text::{for_each_line_in, open_text, shorten, LineCtx};
 
 /// One face of `*_face_tid_mid.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +23,13 @@ fn fields(line: &str) -> Vec<&str> {
 }
 
 pub fn read_face_tid_mid(path: &Path) -> Result<Vec<FaceRecord>> {
+    read_face_tid_mid_from(open_text(path)?, path)
+}
+
+/// [`read_face_tid_mid`] over any reader; `path` names the source in errors.
+pub fn read_face_tid_mid_from(reader: impl BufRead, path: &Path) -> Result<Vec<FaceRecord>> {
     let mut out = Vec::new();
-    for_each_line(path, |n, line| {
+    for_each_line_in(reader, path, |n, line| {
         let ctx = LineCtx { path, line: n };
         let f = fields(line);
         if f.len() != 3 {
@@ -40,8 +46,13 @@ pub fn read_face_tid_mid(path: &Path) -> Result<Vec<FaceRecord>> {
 
 /// `(template_1, template_2, same)` rows.
 pub fn read_template_pairs(path: &Path) -> Result<Vec<(i64, i64, bool)>> {
+    read_template_pairs_from(open_text(path)?, path)
+}
+
+/// [`read_template_pairs`] over any reader; `path` names the source in errors.
+pub fn read_template_pairs_from(reader: impl BufRead, path: &Path) -> Result<Vec<(i64, i64, bool)>> {
     let mut out = Vec::new();
-    for_each_line(path, |n, line| {
+    for_each_line_in(reader, path, |n, line| {
         let ctx = LineCtx { path, line: n };
         let f = fields(line);
         if f.len() != 3 {
@@ -58,8 +69,13 @@ pub fn read_template_pairs(path: &Path) -> Result<Vec<(i64, i64, bool)>> {
 
 /// Detector score (last column) per line of `*_name_5pts_score.txt`.
 pub fn read_detector_scores(path: &Path) -> Result<Vec<(String, f64)>> {
+    read_detector_scores_from(open_text(path)?, path)
+}
+
+/// [`read_detector_scores`] over any reader; `path` names the source in errors.
+pub fn read_detector_scores_from(reader: impl BufRead, path: &Path) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
-    for_each_line(path, |n, line| {
+    for_each_line_in(reader, path, |n, line| {
         let ctx = LineCtx { path, line: n };
         let f = fields(line);
         if f.len() != 12 {
@@ -76,16 +92,21 @@ pub fn read_detector_scores(path: &Path) -> Result<Vec<(String, f64)>> {
 
 /// `(template, subject)` rows of a 1:N gallery or probe CSV (other columns ignored).
 pub fn read_template_subjects(path: &Path) -> Result<Vec<(i64, i64)>> {
+    read_template_subjects_from(open_text(path)?, path)
+}
+
+/// [`read_template_subjects`] over any reader; `path` names the source in errors.
+pub fn read_template_subjects_from(reader: impl BufRead, path: &Path) -> Result<Vec<(i64, i64)>> {
     let mut out = Vec::new();
     let mut columns: Option<(usize, usize)> = None;
-    for_each_line(path, |n, line| {
+    for_each_line_in(reader, path, |n, line| {
         let ctx = LineCtx { path, line: n };
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let Some((t, s)) = columns else {
             let find = |name: &str| f.iter().position(|c| c.eq_ignore_ascii_case(name));
             match (find("TEMPLATE_ID"), find("SUBJECT_ID")) {
                 (Some(t), Some(s)) => columns = Some((t, s)),
-                _ => return Err(ctx.error(format!("expected a header with TEMPLATE_ID and SUBJECT_ID columns, found `{line}`"))),
+                _ => return Err(ctx.error(format!("expected a header with TEMPLATE_ID and SUBJECT_ID columns, found `{}`", shorten(line)))),
             }
             return Ok(());
         };

@@ -1,15 +1,20 @@
 //! Cluster label files: one integer per line, −1 for noise
 //! (shared/spec/formats.md, "Cluster labels").
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use crate::error::{EvalError, Result};
-use crate::io::text::{for_each_line, LineCtx};
+use crate::io::text::{for_each_line_in, open_text, LineCtx};
 
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    read_labels_from(open_text(path)?, path)
+}
+
+/// [`read_labels`] over any reader; `path` names the source in errors.
+pub fn read_labels_from(reader: impl BufRead, path: &Path) -> Result<Vec<i64>> {
     let mut labels = Vec::new();
-    for_each_line(path, |line_no, line| {
+    for_each_line_in(reader, path, |line_no, line| {
         let ctx = LineCtx { path, line: line_no };
         labels.push(ctx.i64_field("label", line)?);
         Ok(())

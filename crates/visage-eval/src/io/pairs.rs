@@ -1,17 +1,23 @@
 //! Pair lists for verification: one pair per line, `index_a index_b is_same`
 //! (0-based rows of the embedding matrix; spaces, tabs or commas separate).
 
+use std::io::BufRead;
 use std::path::Path;
 
 use crate::error::{EvalError, Result};
-use crate::io::text::{for_each_line, LineCtx};
+use crate::io::text::{for_each_line_in, open_text, LineCtx};
 
 /// Row pairs and their is-same flags.
 pub type PairList = (Vec<(usize, usize)>, Vec<bool>);
 
 pub fn read_pair_list(path: &Path) -> Result<PairList> {
+    read_pair_list_from(open_text(path)?, path)
+}
+
+/// [`read_pair_list`] over any reader; `path` names the source in errors.
+pub fn read_pair_list_from(reader: impl BufRead, path: &Path) -> Result<PairList> {
     let (mut pairs, mut issame) = (Vec::new(), Vec::new());
-    for_each_line(path, |line_no, line| {
+    for_each_line_in(reader, path, |line_no, line| {
         let ctx = LineCtx { path, line: line_no };
         let fields: Vec<&str> = line.split(|c: char| c == ',' || c.is_whitespace()).filter(|f| !f.is_empty()).collect();
         if fields.len() != 3 {

@@ -1,34 +1,75 @@
 //! Line-oriented reading shared by every text format of this crate (scores
-//! CSV, ERC CSV, label files, IJB metadata, pair lists): one place that turns
-//! a bad field into an error naming the file, the 1-based line and what was
-//! expected.
+//! CSV, ERC CSV, label files, IJB metadata, pair lists, CSV embeddings): one
+//! place that turns a bad field into an error naming the file, the 1-based
+//! line and what was expected.
+//!
+//! Lines are read with a length cap so a file without newlines (a binary
+//! file passed by mistake, or one built to exhaust memory) is refused after
+//! [`MAX_LINE_BYTES`] instead of being buffered whole; every reader is one
+//! pass over the bytes.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{EvalError, Result};
 
+/// Longest accepted line, newline excluded. The widest legitimate line is a
+/// CSV embedding row (4096 dimensions at ~25 characters each is 100 KB);
+/// 1 MiB leaves room for that and bounds the buffer a hostile file can grow.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Reads `path` line by line, calling `visit(line_number, line)` for every
 /// non-blank line (1-based numbers; `\r\n` endings accepted).
-pub fn for_each_line(path: &Path, mut visit: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
+pub fn for_each_line(path: &Path, visit: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
+    for_each_line_in(open_text(path)?, path, visit)
+}
+
+/// Opens a text file for [`for_each_line_in`] (the `read_*` functions are
+/// this plus their `read_*_from` twin, which takes any reader).
+pub fn open_text(path: &Path) -> Result<BufReader<File>> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut buf = String::new();
+    Ok(BufReader::with_capacity(1 << 16, file))
+}
+
+/// [`for_each_line`] over any reader; `path` names the source in errors
+/// (also the entry point for in-memory bytes, e.g. a fuzz target).
+pub fn for_each_line_in(
+    mut reader: impl BufRead,
+    path: &Path,
+    mut visit: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let n = reader.read_line(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                EvalError::parse(path, line_no + 1, "not valid UTF-8 text")
-            }
-            _ => EvalError::io(path, e),
-        })?;
+        // One byte over the cap tells "exactly at the cap" from "longer".
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| EvalError::io(path, e))?;
         if n == 0 {
             return Ok(());
         }
         line_no += 1;
-        let line = buf.trim_end_matches(['\n', '\r']);
+        let mut content: &[u8] = &buf;
+        let complete = content.last() == Some(&b'\n');
+        if complete {
+            content = &content[..content.len() - 1];
+        }
+        if content.last() == Some(&b'\r') {
+            content = &content[..content.len() - 1];
+        }
+        if content.len() > MAX_LINE_BYTES || (!complete && n as u64 == MAX_LINE_BYTES as u64 + 2) {
+            return Err(EvalError::parse(
+                path,
+                line_no,
+                format!("line longer than {MAX_LINE_BYTES} bytes: not a text file of this format"),
+            ));
+        }
+        let line = std::str::from_utf8(content).map_err(|e| {
+            EvalError::parse(path, line_no, format!("not valid UTF-8 text (byte {} of the line)", e.valid_up_to() + 1))
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -47,15 +88,18 @@ impl LineCtx<'_> {
         EvalError::parse(PathBuf::from(self.path), self.line, message)
     }
 
-    /// A finite-or-infinite number; NaN is refused because it has no place in
-    /// a ranking (every threshold comparison with NaN is false).
+    /// A finite number. NaN has no place in a ranking (every threshold
+    /// comparison with it is false) and ±infinity collides with the ROC's
+    /// own "above every score" threshold; both (and overflowing literals
+    /// such as `1e999`) are refused with the column named.
     pub fn f64_field(&self, column: &str, text: &str) -> Result<f64> {
-        let value: f64 = text
-            .trim()
-            .parse()
-            .map_err(|_| self.error(format!("column `{column}`: expected a number, found `{}`", text.trim())))?;
+        let text = text.trim();
+        let value: f64 = text.parse().map_err(|_| self.error(format!("column `{column}`: expected a number, found `{}`", shorten(text))))?;
         if value.is_nan() {
             return Err(self.error(format!("column `{column}`: NaN is not a valid value")));
+        }
+        if value.is_infinite() {
+            return Err(self.error(format!("column `{column}`: `{}` is not a finite number", shorten(text))));
         }
         Ok(value)
     }
@@ -63,7 +107,7 @@ impl LineCtx<'_> {
     pub fn i64_field(&self, column: &str, text: &str) -> Result<i64> {
         text.trim()
             .parse()
-            .map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", text.trim())))
+            .map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", shorten(text.trim()))))
     }
 
     /// A 0/1 label (`1` = same identity).
@@ -71,7 +115,7 @@ impl LineCtx<'_> {
         match text.trim() {
             "1" => Ok(true),
             "0" => Ok(false),
-            other => Err(self.error(format!("column `{column}`: expected 0 or 1, found `{other}`"))),
+            other => Err(self.error(format!("column `{column}`: expected 0 or 1, found `{}`", shorten(other)))),
         }
     }
 }
@@ -86,4 +130,14 @@ pub fn split_fields<'l>(ctx: &LineCtx<'_>, line: &'l str, expected: usize, heade
         )));
     }
     Ok(fields)
+}
+
+/// At most 64 characters of a field for an error message: a field can be a
+/// megabyte long, and quoting it whole would make the message the problem.
+pub(crate) fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: usize = 64;
+    match text.char_indices().nth(KEEP) {
+        None => text.into(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()).into(),
+    }
 }

@@ -25,8 +25,15 @@ impl VerificationSet {
 
 pub fn read_verification_bin(path: &Path) -> Result<VerificationSet> {
     let data = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    parse_verification_bin(&data, path)
+}
+
+/// [`read_verification_bin`] on the file's bytes; `path` names it in errors.
+/// The pickle is read with visage-pickle's plain-data options (no imports,
+/// bounded memory and depth); this checks its shape.
+pub fn parse_verification_bin(data: &[u8], path: &Path) -> Result<VerificationSet> {
     let bad = |message: String| EvalError::content(path, message);
-    let value = parse(&data, Options::PLAIN_DATA).map_err(|e| bad(format!("not a readable pickle: {e}")))?;
+    let value = parse(data, Options::PLAIN_DATA).map_err(|e| bad(format!("not a readable pickle: {e}")))?;
     let items = match value {
         Value::Tuple(items) | Value::List(items) if items.len() == 2 => items,
         other => return Err(bad(format!("expected a 2-tuple (bins, issame_list), found a {}", other.kind()))),
