@@ -6,6 +6,8 @@
 //!   recogniser config or calibrated for a target FAR with visage-eval's ROC);
 //! - [`store`]: the [`GalleryStore`] trait every backend implements (its
 //!   transactional contract is documented there);
+//! - [`json`]: reading back the gallery's own JSON without serde_json's
+//!   fixed nesting limit (bounded by [`json::READ_DEPTH_LIMIT`]);
 //! - [`embedded`]: the default backend, one directory, a checksummed
 //!   write-ahead log fsynced before each acknowledgement plus atomic snapshots;
 //! - `postgres` (feature `postgres`): PostgreSQL + pgvector, for galleries
@@ -21,6 +23,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod hnsw;
+pub mod json;
 pub mod model;
 #[cfg(feature = "pgserver")]
 pub mod pgserver;
@@ -35,10 +38,10 @@ pub use config::{calibrate_threshold, DecisionThreshold, GalleryConfig, Threshol
 pub use embedded::{EmbeddedStore, OpenOptions};
 pub use error::{GalleryError, Result};
 pub use hnsw::{HnswIndex, HnswParams};
-pub use model::{pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
+pub use model::{check_metadata, pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use store::{decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse};
+pub use store::{check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse};
 
 /// Where a gallery lives, as the `--gallery` argument names it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -214,6 +214,50 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// How deeply metadata may nest arrays and objects. Deep enough for any
+/// record people attach to a person; far below the 128 levels at which
+/// serde_json refuses a document, so the metadata inside a log record, a
+/// snapshot line or an export (a few levels more) always reads back.
+pub const METADATA_MAX_DEPTH: usize = 32;
+/// The most bytes metadata may take as compact JSON: it is copied into every
+/// listing and search answer, so it stays small.
+pub const METADATA_MAX_BYTES: usize = 64 << 10;
+/// The longest object key in metadata, in bytes.
+pub const METADATA_MAX_KEY_BYTES: usize = 256;
+
+/// Refuses metadata that could not be stored and read back as it is (`what`
+/// names the field in the error). NaN and ±∞ cannot occur: a JSON value
+/// holds only finite numbers. The walk is iterative, so a value built
+/// deeper than any parser allows is refused, not a stack overflow.
+pub fn check_metadata(what: &str, metadata: &serde_json::Value) -> Result<()> {
+    let mut pending = vec![(metadata, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => {
+                if let Some(key) = map.keys().find(|key| key.len() > METADATA_MAX_KEY_BYTES) {
+                    let shown: String = key.chars().take(32).collect();
+                    return Err(GalleryError::invalid(
+                        what,
+                        format!("key \"{shown}…\" is {} bytes long; keys may have at most {METADATA_MAX_KEY_BYTES}", key.len()),
+                    ));
+                }
+                Box::new(map.values())
+            }
+            _ => continue,
+        };
+        if depth + 1 > METADATA_MAX_DEPTH {
+            return Err(GalleryError::invalid(what, format!("nested more than {METADATA_MAX_DEPTH} levels deep (arrays and objects); flatten it")));
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    let bytes = serde_json::to_vec(metadata).expect("a JSON value serialises").len();
+    if bytes > METADATA_MAX_BYTES {
+        return Err(GalleryError::invalid(what, format!("{bytes} bytes as JSON; at most {METADATA_MAX_BYTES} are allowed")));
+    }
+    Ok(())
+}
+
 /// f32 vectors as base64 of their little-endian bytes: exact (JSON decimals
 /// of f32 round-trip only through careful parsing) and 2× smaller than text.
 pub mod f32_base64 {
@@ -284,6 +328,31 @@ mod tests {
         for bad in ["", " obama", "a\nb", &"x".repeat(257)] {
             assert!(matches!(check_name(bad), Err(GalleryError::BadName { .. })), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let nested = |depth: usize| -> serde_json::Value { serde_json::from_str(&("[".repeat(depth) + &"]".repeat(depth))).unwrap() };
+        assert!(check_metadata("metadata", &nested(METADATA_MAX_DEPTH)).is_ok());
+        let err = check_metadata("metadata", &nested(METADATA_MAX_DEPTH + 1)).unwrap_err();
+        assert!(err.is_bad_input());
+        assert_eq!(err.to_string(), "metadata: nested more than 32 levels deep (arrays and objects); flatten it");
+        assert!(check_metadata("metadata", &nested(127)).is_err());
+        // Depth counts objects too, and scalars add none.
+        let mut value = serde_json::json!("leaf");
+        for _ in 0..32 {
+            value = serde_json::json!({ "k": value });
+        }
+        assert!(check_metadata("metadata", &value).is_ok());
+        assert!(check_metadata("metadata", &serde_json::json!([value])).is_err());
+        // Size: the compact JSON of 64 KiB exactly passes, one byte more fails.
+        let fits = serde_json::Value::String("x".repeat(METADATA_MAX_BYTES - 2));
+        assert!(check_metadata("metadata", &fits).is_ok());
+        let over = serde_json::Value::String("x".repeat(METADATA_MAX_BYTES - 1));
+        assert_eq!(check_metadata("metadata", &over).unwrap_err().to_string(), "metadata: 65537 bytes as JSON; at most 65536 are allowed");
+        let long_key = serde_json::json!({ "k".repeat(257): 1 });
+        assert!(check_metadata("metadata of `x`", &long_key).unwrap_err().to_string().starts_with("metadata of `x`: key \"kkk"));
+        assert!(check_metadata("metadata", &serde_json::json!({ "k".repeat(256): f64::NAN })).is_ok(), "json! turns NaN into null");
     }
 
     #[test]

@@ -30,12 +30,28 @@
 //!   approximate index (HNSW) is a separate, explicitly named method.
 //! - **Quality screening happens inside `enrol`**, with the gallery's own
 //!   [`QualityPolicy`](crate::model::QualityPolicy), so no client can bypass it.
+//! - **What a write accepts reads back.** Names ([`check_name`]) and
+//!   metadata ([`check_metadata`]: nesting, size, key length) are checked
+//!   by [`check_enrolment`] before anything is written, with a bad-input
+//!   error naming the field, and the stored form of anything accepted
+//!   is read back without a tighter limit (embedded: [`crate::json`]), so
+//!   no accepted request can make a gallery unreadable. Imports are held
+//!   to the same bounds ([`plan_import`]).
+//! - **Retries are safe with a key.** [`GalleryStore::enrol_idempotent`]
+//!   records the key with the enrolment in the same transaction; a repeat
+//!   with the same key and the same request ([`enrolment_fingerprint`])
+//!   returns the first outcome and writes nothing, the same key with
+//!   another request is refused (bad input). Keys are kept for at least
+//!   the last 10 000 keyed enrolments.
+//! - **Locks do not hang.** A backend that must wait for another process
+//!   (the embedded store's single-writer lock, held by `visage serve`)
+//!   gives up after a bounded wait with [`GalleryError::Locked`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DecisionThreshold, GalleryConfig};
 use crate::error::{GalleryError, Result};
-use crate::model::{check_name, FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace, Template};
+use crate::model::{check_metadata, check_name, FaceSample, Identity, IdentityId, IdentitySummary, RefusedFace, Template};
 
 /// What an enrolment did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -126,6 +142,65 @@ pub struct GalleryExport {
 
 pub const EXPORT_FORMAT: &str = "visage-gallery-export/1";
 
+impl GalleryExport {
+    /// Parses an export file. Exports of galleries written before metadata
+    /// was bounded may nest deeper than serde_json's default limit allows;
+    /// this reads them (see [`crate::json`]).
+    pub fn from_json(bytes: &[u8]) -> std::result::Result<Self, String> {
+        crate::json::from_json(bytes)
+    }
+}
+
+/// The checks every backend's `enrol` makes before anything else: the
+/// name, and the metadata when given (field `metadata`).
+pub fn check_enrolment(name: &str, metadata: Option<&serde_json::Value>) -> Result<()> {
+    check_name(name)?;
+    match metadata {
+        Some(metadata) => check_metadata("metadata", metadata),
+        None => Ok(()),
+    }
+}
+
+/// The longest idempotency key accepted, in bytes.
+pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 128;
+
+/// Idempotency keys are opaque tokens chosen by clients (UUIDs, typically):
+/// 1 to 128 bytes of visible ASCII.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(GalleryError::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters (got {} bytes)", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A CRC-32 of everything an enrolment request says (name, metadata, and
+/// each face's embedding, magnitude, box and source), so that a key reused
+/// for another request is told apart from a retry.
+pub fn enrolment_fingerprint(name: &str, metadata: Option<&serde_json::Value>, faces: &[FaceSample]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&(name.len() as u64).to_le_bytes());
+    hasher.update(name.as_bytes());
+    let metadata = metadata.map(|m| serde_json::to_vec(m).expect("a JSON value serialises")).unwrap_or_default();
+    hasher.update(&(metadata.len() as u64).to_le_bytes());
+    hasher.update(&metadata);
+    for face in faces {
+        hasher.update(&(face.embedding.len() as u64).to_le_bytes());
+        for value in &face.embedding {
+            hasher.update(&value.to_le_bytes());
+        }
+        hasher.update(&face.magnitude.to_le_bytes());
+        for value in face.bbox.unwrap_or([f32::NAN; 4]) {
+            hasher.update(&value.to_le_bytes());
+        }
+        hasher.update(&(face.source.len() as u64).to_le_bytes());
+        hasher.update(face.source.as_bytes());
+    }
+    hasher.finalize()
+}
+
 /// The part of `enrol` every backend shares: faces of the wrong length are
 /// an error (another recogniser), the rest are screened with the gallery's
 /// quality policy into templates and refusals, in the order given.
@@ -208,6 +283,7 @@ pub fn check_export(export: &GalleryExport) -> Result<()> {
         if identity.templates.is_empty() {
             return Err(GalleryError::invalid("import", format!("identity `{}` has no templates", identity.name)));
         }
+        check_metadata(&format!("import: metadata of `{}`", identity.name), &identity.metadata)?;
         for (i, template) in identity.templates.iter().enumerate() {
             export.config.check_dimension(&format!("template {i} of `{}`", identity.name), template.embedding.len())?;
             if !template.magnitude.is_finite() || template.embedding.iter().any(|v| !v.is_finite()) {
@@ -233,6 +309,20 @@ pub trait GalleryStore: Send + Sync {
     /// `metadata`, when given, replaces the identity's metadata. One
     /// transaction: all accepted templates or none.
     fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome>;
+
+    /// [`GalleryStore::enrol`], safe to retry when `idempotency_key` is
+    /// given: the key is recorded in the enrolment's transaction, and a
+    /// later call with the same key and the same request returns the first
+    /// outcome (with the identity as it is now, `None` if removed since)
+    /// without writing; the same key with a different request is a
+    /// bad-input error. With `None` it is `enrol`. Backends that cannot
+    /// record keys refuse a key rather than risk a double enrolment.
+    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+        match idempotency_key {
+            None => self.enrol(name, metadata, faces),
+            Some(_) => Err(GalleryError::Unsupported { location: self.location(), message: "this gallery backend does not record idempotency keys".into() }),
+        }
+    }
 
     /// Deletes an identity and its templates; returns what was removed.
     fn remove(&self, name: &str) -> Result<IdentitySummary>;

@@ -183,7 +183,7 @@ const CHILD_ENV: &str = "VISAGE_GALLERY_CRASH_CHILD";
 #[test]
 fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
-    let store = EmbeddedStore::open(Path::new(&dir), OpenOptions { read_only: false, compact_after_bytes: 4096 }).unwrap();
+    let store = EmbeddedStore::open(Path::new(&dir), OpenOptions { read_only: false, compact_after_bytes: 4096, ..OpenOptions::default() }).unwrap();
     let first = store.len().unwrap();
     let mut stdout = std::io::stdout();
     for person in first.. {

@@ -7,6 +7,12 @@
 //! DIR/lock             flock: one writer, or any number of readers
 //! ```
 //!
+//! Every file and directory is created owner-only (0600 / 0700: templates
+//! are biometric data), and every creation, rename or replacement is
+//! followed by an fsync of the parent directory before anything that
+//! depends on it is acknowledged. All file-system calls go through
+//! [`fs::FileSystem`], so that tests can replay power cuts.
+//!
 //! **Durability.** A write is validated against the in-memory state,
 //! appended to the log as one record and `fdatasync`ed, and only then
 //! applied in memory and acknowledged. On open the snapshot is loaded and
@@ -19,30 +25,51 @@
 //! **Compaction.** When the log outgrows both `compact_after_bytes` and the
 //! last snapshot (so the rewrite cost stays proportional to the writes),
 //! the state is written to a new snapshot (temp + fsync + rename + fsync
-//! of the directory), then the log is replaced by an empty one the same
-//! way. A crash between the two leaves a log whose records the snapshot
-//! already holds; replay skips them by sequence number.
+//! of the directory), then the log is replaced by an empty one: created
+//! under a temporary name and fsynced, renamed over the log, and the
+//! writer switched to it *before* the directory fsync — from the rename on,
+//! the old log is unlinked and nothing may be appended to it. Should that
+//! directory fsync fail, the store remembers it and every later write
+//! first fsyncs the directory again (and fails, unacknowledged, while that
+//! fails), so no acknowledged record can sit in a file a power cut could
+//! unname. A crash between snapshot and log reset leaves a log whose
+//! records the snapshot already holds; replay skips them by sequence number.
 //!
 //! **Concurrency.** One process writes at a time (an exclusive `flock` on
-//! `DIR/lock`, waited for); read-only opens share the lock. Inside a
+//! `DIR/lock`); read-only opens share the lock. A process that finds the
+//! lock held waits up to [`OpenOptions::lock_timeout`] and then fails with
+//! [`GalleryError::Locked`] naming the holder's pid, rather than waiting
+//! silently (`visage serve` holds the lock as long as it runs). Inside a
 //! process, readers and the writer are ordered by a `RwLock`.
+//!
+//! **Idempotency.** An enrolment may carry an idempotency key; the key, a
+//! fingerprint of the request and the outcome go into the same log record
+//! as the enrolment, and the last [`IDEMPOTENCY_KEYS_KEPT`] keys are kept
+//! (in the snapshot too), so a retry of an enrolment whose answer was lost
+//! gets the first answer instead of enrolling twice.
 
+pub mod fs;
 pub mod snapshot;
 pub mod wal;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DecisionThreshold, GalleryConfig, GALLERY_FORMAT_VERSION};
 use crate::error::{GalleryError, Result};
 use crate::hnsw::{HnswIndex, HnswParams};
-use crate::model::{check_name, FaceSample, Identity, IdentityId, IdentitySummary, Template};
+use crate::json::from_json;
+use crate::model::{FaceSample, Identity, IdentityId, IdentitySummary, Template};
 use crate::search::TemplateMatrix;
-use crate::store::{plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, ImportStep, Match, EXPORT_FORMAT};
+use crate::store::{
+    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict,
+    ImportReport, ImportStep, Match, EXPORT_FORMAT,
+};
+use fs::{FileSystem, LockFailure, LockGuard, RealFs};
 use snapshot::{read_snapshot, write_snapshot, SnapshotHeader, SNAPSHOT_FORMAT};
 use wal::{read_log, LogWriter};
 
@@ -51,6 +78,11 @@ const SNAPSHOT_FILE: &str = "snapshot.jsonl";
 const LOG_FILE: &str = "wal.log";
 const LOCK_FILE: &str = "lock";
 
+/// How many idempotency keys a gallery remembers (the oldest are forgotten
+/// first): a retry comes seconds after the first try, not thousands of
+/// enrolments later.
+pub const IDEMPOTENCY_KEYS_KEPT: usize = 10_000;
+
 /// How a store is opened.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
@@ -58,12 +90,29 @@ pub struct OpenOptions {
     pub read_only: bool,
     /// Compact once the log exceeds this many bytes (and the last snapshot's size).
     pub compact_after_bytes: u64,
+    /// How long to wait for a lock another process holds before failing
+    /// with [`GalleryError::Locked`].
+    pub lock_timeout: Duration,
+    /// Where the files live: the operating system's file system, or in
+    /// tests a layer that records what a power cut would keep.
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { read_only: false, compact_after_bytes: 64 << 20 }
+        Self { read_only: false, compact_after_bytes: 64 << 20, lock_timeout: Duration::from_secs(10), fs: Arc::new(RealFs) }
     }
+}
+
+/// What a gallery remembers of an enrolment made with an idempotency key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// [`enrolment_fingerprint`] of the request: the same key with another request is refused.
+    pub fingerprint: u32,
+    pub id: IdentityId,
+    pub created: bool,
+    pub accepted: usize,
 }
 
 /// One change to the state. A log record holds a list of them: one transaction.
@@ -75,6 +124,8 @@ enum Change {
     Enrol { id: IdentityId, name: String, metadata: Option<serde_json::Value>, templates: Vec<Template> },
     Remove { id: IdentityId },
     SetThreshold { threshold: DecisionThreshold },
+    /// Remembers the idempotency key of the enrolment in the same record.
+    Remember(IdempotencyRecord),
 }
 
 /// The gallery in memory.
@@ -87,12 +138,42 @@ struct State {
     last_seq: u64,
     /// Bumped by every applied transaction; keys the cached HNSW index.
     generation: u64,
+    /// Remembered idempotency keys, and the order they came in (oldest first).
+    idempotency: HashMap<String, IdempotencyRecord>,
+    idempotency_order: VecDeque<String>,
 }
 
 impl State {
     fn new(config: GalleryConfig) -> Self {
         let matrix = TemplateMatrix::new(config.embedding_size);
-        Self { config, identities: BTreeMap::new(), by_name: HashMap::new(), matrix, next_id: 1, last_seq: 0, generation: 0 }
+        Self {
+            config,
+            identities: BTreeMap::new(),
+            by_name: HashMap::new(),
+            matrix,
+            next_id: 1,
+            last_seq: 0,
+            generation: 0,
+            idempotency: HashMap::new(),
+            idempotency_order: VecDeque::new(),
+        }
+    }
+
+    /// Keys are unique (a remembered key is answered, never re-recorded).
+    fn remember(&mut self, record: IdempotencyRecord) {
+        if self.idempotency.insert(record.key.clone(), record.clone()).is_none() {
+            self.idempotency_order.push_back(record.key);
+        }
+        while self.idempotency_order.len() > IDEMPOTENCY_KEYS_KEPT {
+            if let Some(oldest) = self.idempotency_order.pop_front() {
+                self.idempotency.remove(&oldest);
+            }
+        }
+    }
+
+    /// The remembered keys, oldest first (for the snapshot).
+    fn remembered_keys(&self) -> Vec<IdempotencyRecord> {
+        self.idempotency_order.iter().filter_map(|key| self.idempotency.get(key).cloned()).collect()
     }
 
     fn insert_identity(&mut self, identity: Identity) {
@@ -135,6 +216,7 @@ impl State {
                 self.matrix.remove(id);
             }
             Change::SetThreshold { threshold } => self.config.threshold = threshold,
+            Change::Remember(record) => self.remember(record),
         }
         Ok(())
     }
@@ -163,6 +245,9 @@ struct Inner {
     /// `None` when opened read-only.
     log: Option<LogWriter>,
     snapshot_bytes: u64,
+    /// A rename in the directory (the log's replacement) whose directory
+    /// fsync failed: the next write fsyncs the directory before appending.
+    directory_unsynced: bool,
 }
 
 /// A gallery directory. See the module docs.
@@ -171,7 +256,7 @@ pub struct EmbeddedStore {
     options: OpenOptions,
     inner: RwLock<Inner>,
     /// Held for the store's lifetime: the flock is released when it closes.
-    _lock: File,
+    _lock: Box<dyn LockGuard>,
     /// The HNSW index of the current state, built on first approximate search.
     approximate: Mutex<Option<(u64, std::sync::Arc<HnswIndex>)>>,
     /// Why the last automatic compaction failed (the write itself had succeeded).
@@ -186,25 +271,33 @@ impl EmbeddedStore {
 
     /// Creates a gallery in `dir` (made if missing; it must not hold a gallery yet).
     pub fn create(dir: &Path, config: GalleryConfig) -> Result<Self> {
-        if Self::exists(dir) {
+        Self::create_with(dir, config, OpenOptions::default())
+    }
+
+    /// [`EmbeddedStore::create`] with `options` (not read-only).
+    pub fn create_with(dir: &Path, config: GalleryConfig, options: OpenOptions) -> Result<Self> {
+        let fs = options.fs.as_ref();
+        if fs.is_file(&dir.join(CONFIG_FILE)) {
             return Err(GalleryError::invalid(dir.display().to_string(), "already holds a gallery"));
         }
-        std::fs::create_dir_all(dir).map_err(|e| GalleryError::io(dir, e))?;
+        create_dir_durably(fs, dir)?;
         let text = serde_json::to_string_pretty(&config).expect("serialisable");
-        write_atomically(&dir.join(CONFIG_FILE), text.as_bytes())?;
-        Self::open(dir, OpenOptions::default())
+        write_atomically(fs, &dir.join(CONFIG_FILE), text.as_bytes())?;
+        Self::open(dir, OpenOptions { read_only: false, ..options })
     }
 
     pub fn open(dir: &Path, options: OpenOptions) -> Result<Self> {
+        let fs = options.fs.clone();
+        let fs = fs.as_ref();
         let config_path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&config_path) {
+        let text = match fs.read(&config_path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(GalleryError::NotAGallery { path: dir.to_path_buf(), message: format!("no {CONFIG_FILE}") });
             }
             Err(e) => return Err(GalleryError::io(&config_path, e)),
         };
-        let config: GalleryConfig = serde_json::from_str(&text).map_err(|e| GalleryError::corrupt(&config_path, e.to_string()))?;
+        let config: GalleryConfig = serde_json::from_slice(&text).map_err(|e| GalleryError::corrupt(&config_path, e.to_string()))?;
         if config.format_version != GALLERY_FORMAT_VERSION {
             return Err(GalleryError::corrupt(
                 &config_path,
@@ -212,42 +305,50 @@ impl EmbeddedStore {
             ));
         }
         let lock_path = dir.join(LOCK_FILE);
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| GalleryError::io(&lock_path, e))?;
-        if options.read_only { lock.lock_shared() } else { lock.lock() }.map_err(|e| GalleryError::io(&lock_path, e))?;
+        let lock = fs.lock(&lock_path, options.read_only, options.lock_timeout).map_err(|failure| match failure {
+            LockFailure::Busy { holder } => GalleryError::Locked { path: dir.to_path_buf(), holder, waited_s: options.lock_timeout.as_secs_f64() },
+            LockFailure::Io(e) => GalleryError::io(&lock_path, e),
+        })?;
 
         let mut state = State::new(config);
         let snapshot_path = dir.join(SNAPSHOT_FILE);
         let mut snapshot_bytes = 0;
-        if let Some((header, identities, size)) = read_snapshot(&snapshot_path)? {
+        if let Some((header, identities, size)) = read_snapshot(fs, &snapshot_path)? {
             if header.config.embedding_size != state.config.embedding_size {
                 return Err(GalleryError::corrupt(&snapshot_path, "embedding size differs from gallery.json"));
             }
             state.config = header.config;
             state.last_seq = header.last_seq;
             for identity in identities {
+                if identity.templates.iter().any(|t| t.embedding.len() != state.config.embedding_size) {
+                    return Err(GalleryError::corrupt(&snapshot_path, format!("identity {} has a template of another length", identity.id)));
+                }
                 state.insert_identity(identity);
+            }
+            for record in header.idempotency {
+                state.remember(record);
             }
             state.next_id = state.next_id.max(header.next_id);
             snapshot_bytes = size;
         }
         let log_path = dir.join(LOG_FILE);
-        let log_contents = read_log(&log_path)?;
+        let log_contents = read_log(fs, &log_path)?;
         for record in log_contents.records {
             if record.seq <= state.last_seq {
                 continue; // already in the snapshot (a crash between snapshot and log reset)
             }
-            let changes: Vec<Change> = serde_json::from_slice(&record.payload)
-                .map_err(|e| GalleryError::corrupt(&log_path, format!("record seq {}: {e}", record.seq)))?;
+            let changes: Vec<Change> =
+                from_json(&record.payload).map_err(|e| GalleryError::corrupt(&log_path, format!("record seq {}: {e}", record.seq)))?;
             for change in changes {
                 state.apply(change).map_err(|m| GalleryError::corrupt(&log_path, format!("record seq {}: {m}", record.seq)))?;
             }
             state.last_seq = record.seq;
         }
-        let log = if options.read_only { None } else { Some(LogWriter::open(&log_path, log_contents.valid_len)?) };
+        let log = if options.read_only { None } else { Some(LogWriter::open(fs, &log_path, log_contents.valid_len)?) };
         Ok(Self {
             dir: dir.to_path_buf(),
             options,
-            inner: RwLock::new(Inner { state, log, snapshot_bytes }),
+            inner: RwLock::new(Inner { state, log, snapshot_bytes, directory_unsynced: false }),
             _lock: lock,
             approximate: Mutex::new(None),
             compaction_error: Mutex::new(None),
@@ -268,6 +369,10 @@ impl EmbeddedStore {
         let Some(log) = inner.log.as_mut() else {
             return Err(GalleryError::Unsupported { location: self.location(), message: "opened read-only".into() });
         };
+        if inner.directory_unsynced {
+            self.options.fs.sync_dir(&self.dir).map_err(|e| GalleryError::io(&self.dir, e))?;
+            inner.directory_unsynced = false;
+        }
         let seq = inner.state.last_seq + 1;
         let payload = serde_json::to_vec(&changes).expect("serialisable");
         log.append(&log_path, seq, &payload)?;
@@ -297,12 +402,32 @@ impl EmbeddedStore {
         if inner.log.is_none() {
             return Err(GalleryError::Unsupported { location: self.location(), message: "opened read-only".into() });
         }
+        let fs = self.options.fs.as_ref();
+        if inner.directory_unsynced {
+            fs.sync_dir(&self.dir).map_err(|e| GalleryError::io(&self.dir, e))?;
+            inner.directory_unsynced = false;
+        }
         let state = &inner.state;
-        let header = SnapshotHeader { format: SNAPSHOT_FORMAT.into(), last_seq: state.last_seq, next_id: state.next_id, config: state.config.clone() };
-        inner.snapshot_bytes = write_snapshot(&self.dir.join(SNAPSHOT_FILE), &header, state.identities.values())?;
+        let header = SnapshotHeader {
+            format: SNAPSHOT_FORMAT.into(),
+            last_seq: state.last_seq,
+            next_id: state.next_id,
+            config: state.config.clone(),
+            idempotency: state.remembered_keys(),
+        };
+        inner.snapshot_bytes = write_snapshot(fs, &self.dir.join(SNAPSHOT_FILE), &header, state.identities.values())?;
+        // The new, empty log is durable under a temporary name before it replaces the old one.
         let log_path = self.dir.join(LOG_FILE);
-        write_atomically(&log_path, &[])?;
-        inner.log = Some(LogWriter::open(&log_path, 0)?);
+        let temp = log_path.with_extension("tmp");
+        let mut file = fs.create(&temp).map_err(|e| GalleryError::io(&temp, e))?;
+        file.sync_data().map_err(|e| GalleryError::io(&temp, e))?;
+        fs.rename(&temp, &log_path).map_err(|e| GalleryError::io(&log_path, e))?;
+        // The old log is unlinked now: switch before anything else can fail.
+        inner.log = Some(LogWriter::empty(file));
+        if let Err(e) = fs.sync_dir(&self.dir) {
+            inner.directory_unsynced = true;
+            return Err(GalleryError::io(&self.dir, e));
+        }
         Ok(())
     }
 
@@ -347,16 +472,39 @@ impl GalleryStore for EmbeddedStore {
     }
 
     fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
-        check_name(name)?;
+        self.enrol_idempotent(None, name, metadata, faces)
+    }
+
+    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+        check_enrolment(name, metadata.as_ref())?;
+        if let Some(key) = idempotency_key {
+            check_idempotency_key(key)?;
+        }
         let mut inner = self.write();
         let (templates, refused) = screen_faces(&inner.state.config, faces)?;
+        let fingerprint = enrolment_fingerprint(name, metadata.as_ref(), faces);
+        if let Some(earlier) = idempotency_key.and_then(|key| inner.state.idempotency.get(key)) {
+            if earlier.fingerprint != fingerprint {
+                return Err(GalleryError::invalid(
+                    "Idempotency-Key",
+                    format!("`{}` was already used for a different enrolment; use a new key for a new request", earlier.key),
+                ));
+            }
+            // The identity as it is now (it may have changed, or been removed, since).
+            let identity = inner.state.identities.get(&earlier.id).map(Identity::summary);
+            return Ok(EnrolOutcome { identity, created: earlier.created, accepted: earlier.accepted, refused });
+        }
         if templates.is_empty() {
             return Ok(EnrolOutcome { identity: None, created: false, accepted: 0, refused });
         }
         let existing = inner.state.by_name.get(name).copied();
         let id = existing.unwrap_or(inner.state.next_id);
         let accepted = templates.len();
-        self.commit(&mut inner, vec![Change::Enrol { id, name: name.to_string(), metadata, templates }])?;
+        let mut changes = vec![Change::Enrol { id, name: name.to_string(), metadata, templates }];
+        if let Some(key) = idempotency_key {
+            changes.push(Change::Remember(IdempotencyRecord { key: key.to_string(), fingerprint, id, created: existing.is_none(), accepted }));
+        }
+        self.commit(&mut inner, changes)?;
         let identity = inner.state.identities[&id].summary();
         Ok(EnrolOutcome { identity: Some(identity), created: existing.is_none(), accepted, refused })
     }
@@ -429,19 +577,48 @@ impl GalleryStore for EmbeddedStore {
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the
 /// new one: write a temporary file, fsync it, rename it over, fsync the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = path.with_extension("tmp");
     let io = |e| GalleryError::io(&temp, e);
-    let mut file = File::create(&temp).map_err(io)?;
-    std::io::Write::write_all(&mut file, bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
+    let mut file = fs.create(&temp).map_err(io)?;
+    file.append(bytes).map_err(io)?;
+    file.sync_data().map_err(io)?;
     drop(file);
-    durable_rename(&temp, path)
+    durable_rename(fs, &temp, path)
 }
 
 /// `rename` followed by an fsync of the directory, which makes the rename itself durable.
-fn durable_rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| GalleryError::io(to, e))?;
-    let dir = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| GalleryError::io(dir, e))
+fn durable_rename(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<()> {
+    fs.rename(from, to).map_err(|e| GalleryError::io(to, e))?;
+    let dir = parent_dir(to);
+    fs.sync_dir(dir).map_err(|e| GalleryError::io(dir, e))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Creates `dir` and any missing ancestors (owner-only), fsyncing each
+/// one's parent, so that the gallery's directory itself survives a power cut.
+fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = dir;
+    while !current.as_os_str().is_empty() && !fs.is_dir(current) {
+        missing.push(current);
+        match current.parent() {
+            Some(parent) => current = parent,
+            None => break,
+        }
+    }
+    for created in missing.into_iter().rev() {
+        match fs.create_dir(created) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs.is_dir(created) => {}
+            Err(e) => return Err(GalleryError::io(created, e)),
+        }
+        let parent = parent_dir(created);
+        fs.sync_dir(parent).map_err(|e| GalleryError::io(parent, e))?;
+    }
+    Ok(())
 }

@@ -13,8 +13,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::fs::{FileHandle, FileSystem};
+use super::IdempotencyRecord;
 use crate::config::GalleryConfig;
 use crate::error::{GalleryError, Result};
+use crate::json::from_json;
 use crate::model::{Identity, IdentityId};
 
 pub const SNAPSHOT_FORMAT: &str = "visage-gallery-snapshot/1";
@@ -26,6 +29,9 @@ pub struct SnapshotHeader {
     pub last_seq: u64,
     pub next_id: IdentityId,
     pub config: GalleryConfig,
+    /// The idempotency keys still remembered, oldest first (absent in snapshots written before keys existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idempotency: Vec<IdempotencyRecord>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,10 +46,10 @@ struct TrailerLine {
 }
 
 /// Writes `path` atomically; returns its size in bytes.
-pub fn write_snapshot<'a>(path: &Path, header: &SnapshotHeader, identities: impl Iterator<Item = &'a Identity>) -> Result<u64> {
+pub fn write_snapshot<'a>(fs: &dyn FileSystem, path: &Path, header: &SnapshotHeader, identities: impl Iterator<Item = &'a Identity>) -> Result<u64> {
     let temp = path.with_extension("tmp");
     let io = |e| GalleryError::io(&temp, e);
-    let file = std::fs::File::create(&temp).map_err(io)?;
+    let file = HandleWriter(fs.create(&temp).map_err(io)?);
     let mut out = CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: crc32fast::Hasher::new(), bytes: 0 };
     let json = |e: serde_json::Error| GalleryError::io(&temp, e.into());
     serde_json::to_writer(&mut out, header).map_err(json)?;
@@ -60,16 +66,16 @@ pub fn write_snapshot<'a>(path: &Path, header: &SnapshotHeader, identities: impl
     let trailer_line = serde_json::to_string(&trailer).expect("serialisable") + "\n";
     inner.write_all(trailer_line.as_bytes()).map_err(io)?;
     size += trailer_line.len() as u64;
-    let file = inner.into_inner().map_err(|e| GalleryError::io(&temp, e.into_error()))?;
-    file.sync_all().map_err(io)?;
+    let mut file = inner.into_inner().map_err(|e| GalleryError::io(&temp, e.into_error()))?;
+    file.0.sync_data().map_err(io)?;
     drop(file);
-    super::durable_rename(&temp, path)?;
+    super::durable_rename(fs, &temp, path)?;
     Ok(size)
 }
 
 /// Reads a snapshot, checking its trailer. `None` when there is none yet.
-pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity>, u64)>> {
-    let file = match std::fs::File::open(path) {
+pub fn read_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity>, u64)>> {
+    let file = match fs.open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(GalleryError::io(path, e)),
@@ -91,8 +97,7 @@ pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity
         Ok(())
     };
     next_line(&mut line, &mut line_no)?;
-    let header: SnapshotHeader =
-        serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line 1 (header): {e}")))?;
+    let header: SnapshotHeader = from_json(line.as_bytes()).map_err(|e| GalleryError::corrupt(path, format!("line 1 (header): {e}")))?;
     if header.format != SNAPSHOT_FORMAT {
         return Err(GalleryError::corrupt(path, format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", header.format)));
     }
@@ -117,7 +122,7 @@ pub fn read_snapshot(path: &Path) -> Result<Option<(SnapshotHeader, Vec<Identity
             }
             return Ok(Some((header, identities, size)));
         }
-        let identity: Identity = serde_json::from_str(&line).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
+        let identity: Identity = from_json(line.as_bytes()).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
         identities.push(identity);
         hasher.update(line.as_bytes());
     }
@@ -140,5 +145,19 @@ impl<W: Write> Write for CrcWriter<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A [`FileHandle`] as a `Write`r.
+struct HandleWriter(Box<dyn FileHandle>);
+
+impl Write for HandleWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.append(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

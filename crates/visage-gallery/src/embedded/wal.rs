@@ -15,10 +15,9 @@
 //! append: that is an error, never skipped, because the records after it
 //! were acknowledged.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::Path;
 
+use super::fs::{FileHandle, FileSystem};
 use crate::error::{GalleryError, Result};
 
 pub const MAGIC: [u8; 4] = *b"VGW1";
@@ -61,20 +60,35 @@ fn checksum(seq: u64, payload: &[u8]) -> u32 {
 }
 
 /// Reads every whole record; see the module docs for torn tails vs damage.
-pub fn read_log(path: &Path) -> Result<LogContents> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut file) => file.read_to_end(&mut bytes).map_err(|e| GalleryError::io(path, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+pub fn read_log(fs: &dyn FileSystem, path: &Path) -> Result<LogContents> {
+    let bytes = match fs.read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(GalleryError::io(path, e)),
     };
+    parse_log(path, &bytes)
+}
+
+/// [`read_log`] on bytes already read (`path` only names them in errors).
+pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogContents> {
     let mut records = Vec::new();
     let mut offset = 0usize;
     let total = bytes.len();
     let mut last_seq = None;
     while offset < total {
-        let Some((seq, payload_len)) = valid_record_at(&bytes, offset) else {
-            if let Some(next) = next_valid_record(&bytes, offset + 1) {
+        let Some((seq, payload_len)) = valid_record_at(bytes, offset) else {
+            let mut budget = SCAN_BUDGET_FACTOR * total as u64 + SCAN_BUDGET_BASE;
+            let following = next_valid_record(bytes, offset + 1, &mut budget);
+            if budget == 0 {
+                return Err(GalleryError::corrupt(
+                    path,
+                    format!(
+                        "the record at byte {offset} is damaged (bad magic, length or CRC-32) and the bytes after it hold too many \
+                         record-like headers to tell a torn append from damage; refusing to open (records before byte {offset} are intact)"
+                    ),
+                ));
+            }
+            if let Some(next) = following {
                 return Err(GalleryError::corrupt(
                     path,
                     format!(
@@ -112,12 +126,27 @@ fn valid_record_at(bytes: &[u8], offset: usize) -> Option<(u64, usize)> {
     (checksum(seq, payload) == stored_crc).then_some((seq, payload_len))
 }
 
-/// The first offset at or after `from` where a valid record starts.
-fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
+/// Checking candidates after a damaged record hashes their payloads; a file
+/// crafted with a record-like header every few bytes would make that
+/// quadratic. The scan hashes at most `factor × file size + base` bytes and
+/// past that refuses to open rather than guess.
+const SCAN_BUDGET_FACTOR: u64 = 4;
+const SCAN_BUDGET_BASE: u64 = 1 << 20;
+
+/// The first offset at or after `from` where a valid record starts, within
+/// `budget` hashed bytes (left at 0 when it ran out).
+fn next_valid_record(bytes: &[u8], from: usize, budget: &mut u64) -> Option<usize> {
     let mut offset = from;
     while offset + HEADER_LEN <= bytes.len() {
         let found = bytes[offset..].windows(4).position(|w| w == MAGIC)?;
         offset += found;
+        let declared = bytes.get(offset + 4..offset + 8).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as u64);
+        let cost = declared.min(bytes.len() as u64) + HEADER_LEN as u64;
+        if cost > *budget {
+            *budget = 0;
+            return None;
+        }
+        *budget -= cost;
         if valid_record_at(bytes, offset).is_some() {
             return Some(offset);
         }
@@ -128,24 +157,37 @@ fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// An open log, appending.
 pub struct LogWriter {
-    file: File,
+    file: Box<dyn FileHandle>,
     len: u64,
 }
 
 impl LogWriter {
     /// Opens `path` for appending at `valid_len`, cutting off anything after
-    /// it (a torn tail), and makes that cut durable.
-    pub fn open(path: &Path, valid_len: u64) -> Result<Self> {
+    /// it (a torn tail), and makes that cut durable. A log that does not
+    /// exist yet is created and its directory entry synced before any
+    /// record can be acknowledged in it.
+    pub fn open(fs: &dyn FileSystem, path: &Path, valid_len: u64) -> Result<Self> {
         let io = |e| GalleryError::io(path, e);
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io)?;
-        if file.metadata().map_err(io)?.len() != valid_len {
+        let mut file = match fs.open_append(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let file = fs.create(path).map_err(io)?;
+                let dir = super::parent_dir(path);
+                fs.sync_dir(dir).map_err(|e| GalleryError::io(dir, e))?;
+                file
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if file.len().map_err(io)? != valid_len {
             file.set_len(valid_len).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            file.sync_data().map_err(io)?;
         }
-        let mut writer = Self { file, len: valid_len };
-        use std::io::Seek;
-        writer.file.seek(std::io::SeekFrom::Start(valid_len)).map_err(io)?;
-        Ok(writer)
+        Ok(Self { file, len: valid_len })
+    }
+
+    /// A writer on a freshly created, empty log file.
+    pub fn empty(file: Box<dyn FileHandle>) -> Self {
+        Self { file, len: 0 }
     }
 
     /// Appends one record and returns once it is on stable storage
@@ -153,11 +195,9 @@ impl LogWriter {
     /// length, so a later append does not land after half a record.
     pub fn append(&mut self, path: &Path, seq: u64, payload: &[u8]) -> Result<()> {
         let record = encode(seq, payload);
-        let written = self.file.write_all(&record).and_then(|()| self.file.sync_data());
+        let written = self.file.append(&record).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             let _ = self.file.set_len(self.len);
-            use std::io::Seek;
-            let _ = self.file.seek(std::io::SeekFrom::Start(self.len));
             return Err(GalleryError::io(path, e));
         }
         self.len += record.len() as u64;
@@ -177,6 +217,12 @@ impl LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::embedded::fs::RealFs;
+
+    fn read_log(path: &Path) -> Result<LogContents> {
+        super::read_log(&RealFs, path)
+    }
 
     fn temp_log(name: &str, bytes: &[u8]) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("visage-wal-{}-{name}", std::process::id()));
@@ -241,7 +287,7 @@ mod tests {
         let valid = bytes.len() as u64;
         bytes.extend_from_slice(&encode(2, b"two")[..9]);
         let path = temp_log("writer", &bytes);
-        let mut writer = LogWriter::open(&path, valid).unwrap();
+        let mut writer = LogWriter::open(&RealFs, &path, valid).unwrap();
         writer.append(&path, 2, b"two again").unwrap();
         drop(writer);
         let log = read_log(&path).unwrap();
