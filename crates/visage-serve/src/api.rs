@@ -22,6 +22,7 @@ use visage_infer::PhotoFace;
 
 use crate::engine::Analysed;
 use crate::error::ApiError;
+use crate::idempotency::{Claim, StoredAnswer};
 use crate::keys::Scope;
 use crate::AppState;
 
@@ -160,20 +161,33 @@ fn unsupported(content_type: &str) -> ApiError {
     )
 }
 
-/// Reads the whole body (up to the size limit) before judging it, so a
-/// refused upload is still read off the connection: answering before the
-/// client has finished sending makes many clients see a broken pipe instead
-/// of the answer. Only a body over the limit is cut short (413).
-async fn read_upload(request: Request) -> Result<Upload, ApiError> {
+/// Form parts read from one upload at most: verify sends two photos, the
+/// enrolment form three fields; anything far beyond is not a client of
+/// this API, and each part costs a copy.
+const MAX_FORM_PARTS: usize = 16;
+
+/// The Content-Type's essence (`multipart/form-data`, `image/jpeg`), lowercased.
+fn content_essence(request: &Request) -> String {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
+    content_type.split(';').next().unwrap_or("").trim().to_string()
+}
+
+/// Reads the body (up to the size limit: 413 beyond it, from the
+/// Content-Length before anything is read) into photos and form fields.
+async fn read_upload(request: Request) -> Result<Upload, ApiError> {
+    let essence = content_essence(&request);
     let (parts, body) = request.into_parts();
     let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     if essence == "multipart/form-data" {
         let request = Request::from_parts(parts, axum::body::Body::from(bytes));
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
         let mut upload = Upload { photos: Vec::new(), fields: HashMap::new() };
+        let mut count = 0;
         while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(e.status(), e.body_text()))? {
+            count += 1;
+            if count > MAX_FORM_PARTS {
+                return Err(ApiError::bad_request(format!("more than {MAX_FORM_PARTS} form parts: this API takes at most two photos and a few fields")));
+            }
             let field_name = field.name().unwrap_or("").to_string();
             let file_name = field.file_name().map(str::to_string);
             let field_type = field.content_type().map(str::to_ascii_lowercase);
@@ -193,19 +207,21 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
         }
         return Ok(upload);
     }
-    if !IMAGE_TYPES.contains(&essence.as_str()) {
-        return Err(unsupported(&essence));
-    }
     Ok(Upload { photos: vec![Photo { field: "body".into(), name: "upload".into(), bytes: bytes.to_vec() }], fields: HashMap::new() })
 }
 
-/// The upload of a request that needs `scope`: the key is checked first but
-/// refused only after the body is read (see [`read_upload`]).
+/// The upload of a request that needs `scope`. The key and the content
+/// type are judged from the headers before any byte of the body is read:
+/// a client without a key cannot make the service take in 20 MB before
+/// its 401. The refusal carries `Connection: close` (see [`guard`]), so
+/// the unread body dies with the connection.
 async fn authorized_upload(state: &AppState, scope: Scope, request: Request) -> Result<Upload, ApiError> {
-    let access = state.keys.authorize(request.headers(), scope, state.options.public_read);
-    let upload = read_upload(request).await;
-    access?;
-    upload
+    state.keys.authorize(request.headers(), scope, state.options.public_read)?;
+    let essence = content_essence(&request);
+    if essence != "multipart/form-data" && !IMAGE_TYPES.contains(&essence.as_str()) {
+        return Err(unsupported(&essence));
+    }
+    read_upload(request).await
 }
 
 impl Upload {
@@ -219,12 +235,35 @@ impl Upload {
     }
 }
 
-/// Decodes and runs the models on one photo through the worker pool.
+/// Decodes and runs the models on one photo through the worker pool; a
+/// photo with more faces than a request may have is refused (422).
 async fn analyse(state: &AppState, photo: Photo, thumbnail: bool) -> Result<Analysed, ApiError> {
     if photo.bytes.is_empty() {
         return Err(ApiError::bad_request(format!("{}: empty upload", photo.name)));
     }
-    state.pool.analyse(photo.bytes, &photo.name, thumbnail).await?.map_err(ApiError::from_infer)
+    let name = photo.name.clone();
+    let analysed = state.pool.analyse(photo.bytes, &photo.name, thumbnail).await?.map_err(ApiError::from_infer)?;
+    let cap = state.options.max_faces_per_photo.min(state.options.max_faces_per_request);
+    if analysed.faces.len() > cap {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name}: more than {cap} faces in the photo; this service takes at most {cap} faces per photo (crop the photo, or raise --max-faces-per-photo)"),
+        ));
+    }
+    Ok(analysed)
+}
+
+/// The faces of all a request's photos together against the per-request cap.
+fn check_request_faces(state: &AppState, photos: &[&Analysed]) -> Result<(), ApiError> {
+    let total: usize = photos.iter().map(|a| a.faces.len()).sum();
+    let cap = state.options.max_faces_per_request;
+    if total > cap {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{total} faces in this request's photos; this service takes at most {cap} per request (--max-faces-per-request)"),
+        ));
+    }
+    Ok(())
 }
 
 async fn page() -> Response {
@@ -248,23 +287,45 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
-/// Readiness: 200 while serving, 503 once shutdown began (so a load
-/// balancer stops sending) or when the gallery cannot be read.
+/// Readiness: 200 while serving (`ok`, or `degraded` while a panicked
+/// model worker is being replaced); 503 once shutdown began (so a load
+/// balancer stops sending), when the gallery cannot be read, or when no
+/// model worker is left. Unauthenticated, so it names no server path or
+/// database URL: only the kind of gallery.
 async fn health(State(state): State<Shared>) -> Response {
     let store = state.store.clone();
     let identities = blocking(move || store.len().map_err(ApiError::from)).await;
-    let ready = state.ready.load(Ordering::SeqCst) && identities.is_ok();
+    let draining = !state.ready.load(Ordering::SeqCst);
+    let workers = state.metrics.workers_alive.load(Ordering::SeqCst);
+    let workers_configured = state.metrics.workers_configured.load(Ordering::SeqCst);
+    let status = if draining {
+        "draining"
+    } else if identities.is_err() {
+        "gallery unavailable"
+    } else if workers == 0 {
+        "no model workers"
+    } else if workers < workers_configured {
+        "degraded"
+    } else {
+        "ok"
+    };
     let body = json!({
-        "status": if !state.ready.load(Ordering::SeqCst) { "draining" } else if ready { "ok" } else { "gallery unavailable" },
+        "status": status,
         "identities": identities.as_ref().ok(),
-        "gallery": state.store.location(),
+        "gallery": match state.options.gallery {
+            visage_gallery::GalleryLocation::Directory(_) => "directory",
+            visage_gallery::GalleryLocation::Postgres(_) => "postgresql",
+        },
         "recognizer": state.recognizer,
+        "workers": workers,
+        "workers_configured": workers_configured,
+        "worker_panics": state.metrics.worker_panics.load(Ordering::Relaxed),
         "queue_depth": state.metrics.queue_depth.load(Ordering::Relaxed),
         "queue_capacity": state.metrics.queue_capacity.load(Ordering::Relaxed),
         "in_flight": state.metrics.in_flight.load(Ordering::Relaxed),
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
+    let code = if matches!(status, "ok" | "degraded") { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
@@ -320,6 +381,7 @@ async fn verify(State(state): State<Shared>, request: Request) -> Result<Json<se
     photos.sort_by_key(|p| p.field != "a");
     let (b, a) = (photos.pop().expect("two"), photos.pop().expect("two"));
     let (a, b) = tokio::try_join!(analyse(&state, a, false), analyse(&state, b, false))?;
+    check_request_faces(&state, &[&a, &b])?;
     let largest = |analysed: &Analysed, which: &str| -> Result<PhotoFace, ApiError> {
         analysed
             .largest()
@@ -373,15 +435,69 @@ struct EnrolQuery {
     name: Option<String>,
 }
 
+/// The `Idempotency-Key` header, when sent: 1 to 128 visible ASCII characters.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()));
+    key.map(|k| Some(k.to_string())).ok_or_else(|| ApiError::bad_request("header `Idempotency-Key`: must be 1 to 128 visible ASCII characters"))
+}
+
+/// What a keyed enrolment is compared by: a retry must send the same name,
+/// metadata and photo bytes.
+fn enrolment_fingerprint(name: &str, metadata: Option<&serde_json::Value>, photo: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    for part in [name.as_bytes(), metadata.as_bytes(), photo] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+fn replayed(answer: StoredAnswer) -> Response {
+    let mut response = (answer.status, Json(answer.body)).into_response();
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
 /// Enrols the largest face of one photo: `?name=` with a raw body, or a
-/// form with fields `name`, `photo` (a file) and optionally `metadata` (JSON).
+/// form with fields `name`, `photo` (a file) and optionally `metadata`
+/// (JSON). With an `Idempotency-Key` header a retry of the same request is
+/// answered from the first attempt (see [`crate::idempotency`]).
 async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, request: Request) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&request)?;
+    let requester = crate::keys::requester_id(request.headers());
     let (photo, fields) = authorized_upload(&state, Scope::Write, request).await?.single()?;
     let name = fields.get("name").cloned().or(query.name).ok_or_else(|| ApiError::bad_request("no name: give `?name=` or a form field `name`"))?;
     visage_gallery::model::check_name(&name)?;
     let metadata = match fields.get("metadata").filter(|m| !m.trim().is_empty()) {
         Some(text) => Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| ApiError::bad_request(format!("form field `metadata`: not JSON: {e}")))?),
         None => None,
+    };
+    let ticket = match &idempotency_key {
+        None => None,
+        Some(key) => {
+            let fingerprint = enrolment_fingerprint(&name, metadata.as_ref(), &photo.bytes);
+            loop {
+                match state.idempotency.claim(&requester, key, fingerprint) {
+                    Claim::Run(ticket) => break Some(ticket),
+                    Claim::Replay(answer) => return Ok(replayed(answer)),
+                    Claim::Wait(mut running) => {
+                        // Err: the first attempt wrote nothing and was forgotten; claim again.
+                        if let Ok(answer) = running.wait_for(Option::is_some).await {
+                            return Ok(replayed(answer.clone().expect("waited for an answer")));
+                        }
+                    }
+                    Claim::Mismatch => {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("Idempotency-Key `{key}` was already used for another enrolment (a different name, metadata or photo): use a new key for a new request"),
+                        ))
+                    }
+                }
+            }
+        }
     };
     let source = format!("upload:{}", photo.name);
     let analysed = analyse(&state, photo, true).await?;
@@ -394,39 +510,50 @@ async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, req
     let (bbox, quality) = (face.bbox, face.embedding.norm);
     let thumbnail = analysed.thumbnail_jpeg;
     let worker_state = state.clone();
-    let worker_name = name.clone();
-    let outcome = blocking(move || {
-        let outcome = worker_state.store.enrol(&worker_name, metadata, std::slice::from_ref(&sample))?;
+    // The store write, its thumbnail and the recorded answer happen on a
+    // blocking thread that runs to the end even when the request times out,
+    // so a retry with the same key finds the answer of a write that happened.
+    let answer = blocking(move || {
+        let _thumbnail_lock = worker_state.thumbnails.lock(&name);
+        let outcome = worker_state.store.enrol(&name, metadata, std::slice::from_ref(&sample))?;
         // Keep the photo of the identity's best face: this one when it is the best so far.
         if let (Some(identity), Some(jpeg)) = (&outcome.identity, &thumbnail) {
-            if outcome.accepted > 0 && (outcome.created || sample.magnitude >= identity.best_quality || !worker_state.thumbnails.exists(&worker_name)) {
-                if let Err(e) = worker_state.thumbnails.put(&worker_name, jpeg) {
-                    eprintln!("visage serve: thumbnail of {worker_name}: {e}");
+            if outcome.accepted > 0 && (outcome.created || sample.magnitude >= identity.best_quality || !worker_state.thumbnails.exists(&name)) {
+                if let Err(e) = worker_state.thumbnails.put(&name, jpeg) {
+                    eprintln!("visage serve: thumbnail of {name}: {e}");
                 }
             }
         }
-        Ok(outcome)
+        let answer = if outcome.accepted == 0 {
+            refusal_answer("the face was refused by the gallery's quality policy", &outcome.refused)
+        } else {
+            let body = json!({
+                "name": name,
+                "created": outcome.created,
+                "templates": outcome.identity.as_ref().map_or(0, |i| i.templates),
+                "box": bbox,
+                "quality": quality,
+                "identity": outcome.identity,
+            });
+            StoredAnswer { status: if outcome.created { StatusCode::CREATED } else { StatusCode::OK }, body }
+        };
+        if let Some(ticket) = ticket {
+            ticket.finish(answer.clone());
+        }
+        Ok(answer)
     })
     .await?;
-    if outcome.accepted == 0 {
-        return Ok(refusal_response("the face was refused by the gallery's quality policy", &outcome.refused));
-    }
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
-    let body = json!({
-        "name": name,
-        "created": outcome.created,
-        "templates": outcome.identity.as_ref().map_or(0, |i| i.templates),
-        "box": bbox,
-        "quality": quality,
-        "identity": outcome.identity,
-    });
-    Ok((status, Json(body)).into_response())
+    Ok((answer.status, Json(answer.body)).into_response())
+}
+
+fn refusal_answer(message: &str, refused: &[RefusedFace]) -> StoredAnswer {
+    let reasons: Vec<String> = refused.iter().map(|r| r.refusal.to_string()).collect();
+    StoredAnswer { status: StatusCode::UNPROCESSABLE_ENTITY, body: json!({ "error": format!("{message}: {}", reasons.join("; ")), "refused": refused }) }
 }
 
 fn refusal_response(message: &str, refused: &[RefusedFace]) -> Response {
-    let reasons: Vec<String> = refused.iter().map(|r| r.refusal.to_string()).collect();
-    let body = json!({ "error": format!("{message}: {}", reasons.join("; ")), "refused": refused });
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+    let answer = refusal_answer(message, refused);
+    (answer.status, Json(answer.body)).into_response()
 }
 
 #[derive(Serialize)]
@@ -469,6 +596,7 @@ async fn get_identity(State(state): State<Shared>, _: ReadAccess, Path(name): Pa
 async fn remove(State(state): State<Shared>, _: WriteAccess, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let worker_state = state.clone();
     let removed = blocking(move || {
+        let _thumbnail_lock = worker_state.thumbnails.lock(&name);
         let removed = worker_state.store.remove(&name)?;
         worker_state.thumbnails.remove(&name);
         Ok(removed)
@@ -477,10 +605,25 @@ async fn remove(State(state): State<Shared>, _: WriteAccess, Path(name): Path<St
     Ok(Json(json!({ "removed": removed })))
 }
 
+/// The identity's enrolment photo. One whose identity is no longer in the
+/// store (removed by another process on a shared database) is deleted
+/// here instead of being served.
 async fn thumbnail(State(state): State<Shared>, _: ReadAccess, Path(name): Path<String>) -> Result<Response, ApiError> {
     let worker_state = state.clone();
     let lookup = name.clone();
-    let jpeg = blocking(move || Ok(worker_state.thumbnails.get(&lookup))).await?;
+    let jpeg = blocking(move || {
+        let _thumbnail_lock = worker_state.thumbnails.lock(&lookup);
+        let Some(jpeg) = worker_state.thumbnails.get(&lookup) else { return Ok(None) };
+        match worker_state.store.get(&lookup) {
+            Ok(_) => Ok(Some(jpeg)),
+            Err(visage_gallery::GalleryError::UnknownIdentity { .. }) => {
+                worker_state.thumbnails.remove(&lookup);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
     let jpeg = jpeg.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no enrolment photo of `{name}`")))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-cache")], jpeg).into_response())
 }

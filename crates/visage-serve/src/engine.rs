@@ -12,9 +12,16 @@
 //! quick refusal lets clients back off, while an unbounded queue only grows
 //! latency and memory. Photos are decoded on the worker too, so the async
 //! request threads never do CPU-heavy work.
+//!
+//! A panic on a photo (a decoder or model bug reached by some upload) is
+//! caught on the worker: that request gets a 500, the panic is counted,
+//! and the worker drops its pipeline (whose buffers the panic may have
+//! left half-written) and loads a fresh one. While it reloads, the pool
+//! has one worker fewer and `/health` says `degraded`.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -52,9 +59,12 @@ impl ModelSpec {
         })
     }
 
-    /// Loads a detector and a recogniser with `intra_threads` ONNX Runtime threads each.
-    pub fn pipeline(&self, intra_threads: Option<usize>) -> Result<FacePipeline, InferError> {
-        let detector = Detector::from_config_with_threads(&self.detector, &self.detector_dir, intra_threads)?.with_min_face_size(self.min_face_size);
+    /// Loads a detector and a recogniser with `intra_threads` ONNX Runtime
+    /// threads each; the detector keeps at most `max_faces` (the largest).
+    pub fn pipeline(&self, intra_threads: Option<usize>, max_faces: Option<usize>) -> Result<FacePipeline, InferError> {
+        let detector = Detector::from_config_with_threads(&self.detector, &self.detector_dir, intra_threads)?
+            .with_min_face_size(self.min_face_size)
+            .with_max_faces(max_faces);
         let recognizer = Recognizer::from_config_with_threads(&self.recognizer, &self.recognizer_dir, intra_threads)?;
         let recognizer = if self.flip_tta { recognizer.with_flip_tta(true) } else { recognizer };
         Ok(FacePipeline::new(Some(detector), recognizer, PipelineOptions { workers: 1, ..PipelineOptions::default() }))
@@ -88,6 +98,11 @@ struct Job {
     reply: oneshot::Sender<Result<Analysed, InferError>>,
 }
 
+/// Uploads that start with these bytes make a worker panic, in builds with
+/// the `fault-injection` feature (the tests' way to exercise recovery).
+#[cfg(feature = "fault-injection")]
+pub const PANIC_TRIGGER: &[u8] = b"visage-serve: panic on this photo";
+
 /// How the pool runs.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
@@ -98,10 +113,16 @@ pub struct PoolOptions {
     pub decode: DecodeOptions,
     /// Longest side of enrolment thumbnails (pixels).
     pub thumbnail_px: u32,
+    /// The detector keeps at most this many faces per photo (the largest):
+    /// one more than the service accepts, so an over-full photo is
+    /// recognised as such without embedding every face in a crowd.
+    pub max_faces: Option<usize>,
 }
 
 pub struct InferencePool {
     sender: Mutex<Option<SyncSender<Job>>>,
+    /// Set at shutdown, so a worker replacing its pipeline stops retrying.
+    closing: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
     /// The recogniser's embedding length, when the model declares it (an
@@ -121,30 +142,21 @@ impl InferencePool {
         metrics.queue_capacity.store(options.queue_capacity.max(1), Ordering::Relaxed);
         let mut threads = Vec::with_capacity(workers);
         let mut embedding_size = None;
+        let closing = Arc::new(AtomicBool::new(false));
+        metrics.workers_configured.store(workers, Ordering::Relaxed);
         for index in 0..workers {
             let (ready_sender, ready) = mpsc::channel::<Result<Option<usize>, InferError>>();
-            let (spec, receiver, metrics, options) = (spec.clone(), receiver.clone(), metrics.clone(), options.clone());
+            let (spec, receiver, metrics, options, closing) = (spec.clone(), receiver.clone(), metrics.clone(), options.clone(), closing.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("visage-model-{index}"))
-                .spawn(move || {
-                    let mut pipeline = match spec.pipeline(Some(intra_threads)) {
-                        Ok(pipeline) => {
-                            let _ = ready_sender.send(Ok(pipeline.recognizer().embedding_dim()));
-                            pipeline
-                        }
-                        Err(e) => {
-                            let _ = ready_sender.send(Err(e));
-                            return;
-                        }
-                    };
-                    worker_loop(&mut pipeline, &receiver, &metrics, &options);
-                })
+                .spawn(move || worker(index, &spec, intra_threads, ready_sender, &receiver, &metrics, &options, &closing))
                 .map_err(|e| ServeError::Config(format!("cannot start a model worker thread: {e}")))?;
             threads.push(thread);
             embedding_size = ready.recv().map_err(|_| ServeError::Config("a model worker stopped while loading".into()))??;
         }
         Ok(Self {
             sender: Mutex::new(Some(sender)),
+            closing,
             threads: Mutex::new(threads),
             metrics,
             embedding_size,
@@ -168,11 +180,12 @@ impl InferencePool {
                 });
             }
         }
-        answer.await.map_err(|_| ApiError::internal("a model worker stopped before answering"))
+        answer.await.map_err(|_| ApiError::internal("the model worker failed on this photo and was replaced; the photo was not analysed"))
     }
 
     /// Stops taking photos, lets the workers finish the queued ones, and joins them.
     pub fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {
@@ -187,13 +200,71 @@ impl Drop for InferencePool {
     }
 }
 
-fn worker_loop(pipeline: &mut FacePipeline, receiver: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics, options: &PoolOptions) {
+/// Why a worker stopped taking photos.
+enum Stop {
+    /// The pool is shutting down and the queue is empty.
+    Closed,
+    /// A photo made the pipeline panic.
+    Panicked,
+}
+
+/// A worker's life: load a pipeline, take photos until the queue closes,
+/// and after a panic start over with a fresh pipeline. The first load's
+/// result goes to `ready` (a failure there fails the service's start);
+/// a failed reload is retried every second while `/health` says degraded.
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    index: usize,
+    spec: &ModelSpec,
+    intra_threads: usize,
+    ready: mpsc::Sender<Result<Option<usize>, InferError>>,
+    receiver: &Mutex<mpsc::Receiver<Job>>,
+    metrics: &Metrics,
+    options: &PoolOptions,
+    closing: &AtomicBool,
+) {
+    let mut ready = Some(ready);
+    loop {
+        let mut pipeline = match spec.pipeline(Some(intra_threads), options.max_faces) {
+            Ok(pipeline) => pipeline,
+            Err(e) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                eprintln!("visage serve: model worker {index} could not reload its models (retrying in 1 s): {e}");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if closing.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(Ok(pipeline.recognizer().embedding_dim()));
+        }
+        metrics.workers_alive.fetch_add(1, Ordering::SeqCst);
+        let stop = worker_loop(&mut pipeline, receiver, metrics, options);
+        metrics.workers_alive.fetch_sub(1, Ordering::SeqCst);
+        // Dropping a pipeline a panic interrupted may panic again: contain that too.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(pipeline)));
+        match stop {
+            Stop::Closed => return,
+            Stop::Panicked => {
+                metrics.worker_panics.fetch_add(1, Ordering::SeqCst);
+                eprintln!("visage serve: model worker {index} panicked on a photo; loading a fresh pipeline");
+            }
+        }
+    }
+}
+
+fn worker_loop(pipeline: &mut FacePipeline, receiver: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics, options: &PoolOptions) -> Stop {
     loop {
         let job = {
             let receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
             match receiver.recv() {
                 Ok(job) => job,
-                Err(_) => return, // the pool is shutting down and the queue is empty
+                Err(_) => return Stop::Closed,
             }
         };
         metrics.queue_depth.fetch_sub(1, Ordering::SeqCst);
@@ -202,13 +273,20 @@ fn worker_loop(pipeline: &mut FacePipeline, receiver: &Mutex<mpsc::Receiver<Job>
             continue;
         }
         let started = Instant::now();
-        let result = analyse(pipeline, &job, options);
+        let Ok(result) = catch_unwind(AssertUnwindSafe(|| analyse(pipeline, &job, options))) else {
+            // `job.reply` is dropped unanswered: the request gets a 500.
+            return Stop::Panicked;
+        };
         metrics.observe_inference(started.elapsed());
         let _ = job.reply.send(result);
     }
 }
 
 fn analyse(pipeline: &mut FacePipeline, job: &Job, options: &PoolOptions) -> Result<Analysed, InferError> {
+    #[cfg(feature = "fault-injection")]
+    if job.bytes.starts_with(PANIC_TRIGGER) {
+        panic!("fault injection: a photo that makes the worker panic");
+    }
     let name = Path::new(&job.name);
     let image = decode_rgb(&job.bytes, name, &options.decode)?;
     let faces = match pipeline.faces_in_image(name, &image) {

@@ -1,8 +1,16 @@
 //! Errors: [`ApiError`] is what a request gets back (a status, a JSON
 //! `{"error": "…"}` body naming what was wrong, and `Retry-After` on 503);
 //! [`ServeError`] is why the service could not start.
+//!
+//! A client is told what *it* got wrong in full. What went wrong on the
+//! server (an I/O error, a database or model failure) is written to the
+//! log with its details and answered with a 500 that says only which part
+//! failed and a reference to find the log line: those details name files
+//! and directories of the server (and, for a database, its location),
+//! which are no business of an API client.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +44,15 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
+    /// A server-side failure: `detail` goes to the log under a fresh
+    /// reference, the client gets `what` and the reference only.
+    pub fn server_fault(what: &str, detail: &dyn std::fmt::Display) -> Self {
+        static NEXT_REFERENCE: AtomicU64 = AtomicU64::new(1);
+        let reference = NEXT_REFERENCE.fetch_add(1, Ordering::Relaxed);
+        eprintln!("visage serve: error {reference}: {what}: {detail}");
+        Self::internal(format!("{what} (error {reference} in the server log)"))
+    }
+
     /// An upload the decoder or the models refused. Caller mistakes are 4xx
     /// (unreadable → 400, too many pixels → 413); model failures are 500.
     pub fn from_infer(error: InferError) -> Self {
@@ -44,7 +61,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             InferError::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => return Self::server_fault("the face models failed on this photo", &error),
         };
         Self::new(status, error.to_string())
     }
@@ -56,7 +73,7 @@ impl From<GalleryError> for ApiError {
             GalleryError::UnknownIdentity { .. } => StatusCode::NOT_FOUND,
             GalleryError::IdentityExists { .. } => StatusCode::CONFLICT,
             GalleryError::BadName { .. } | GalleryError::Invalid { .. } | GalleryError::DimensionMismatch { .. } => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => return Self::server_fault("the gallery failed", &error),
         };
         Self::new(status, error.to_string())
     }
@@ -101,5 +118,26 @@ impl ServeError {
             ServeError::Infer(InferError::Config { .. } | InferError::DetectorConfig { .. }) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_faults_do_not_show_server_paths() {
+        let io = GalleryError::io(std::path::Path::new("/srv/galleries/people/wal.log"), std::io::Error::other("disk on fire"));
+        let reply = ApiError::from(io);
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(reply.message.starts_with("the gallery failed (error ") && !reply.message.contains("/srv"), "{}", reply.message);
+        let database = GalleryError::Database { location: "postgres://ann:***@db/g".into(), message: "connection refused".into() };
+        assert!(!ApiError::from(database).message.contains("db/g"));
+        let model = InferError::Model { path: "/opt/models/yunet.onnx".into(), message: "shape mismatch".into() };
+        let reply = ApiError::from_infer(model);
+        assert!(reply.status == StatusCode::INTERNAL_SERVER_ERROR && !reply.message.contains("/opt"), "{}", reply.message);
+        // What the client got wrong is said in full.
+        let unknown = ApiError::from(GalleryError::UnknownIdentity { name: "Zoë".into() });
+        assert_eq!((unknown.status, unknown.message.as_str()), (StatusCode::NOT_FOUND, "no identity named `Zoë` in the gallery"));
     }
 }

@@ -147,6 +147,24 @@ pub fn remove_key(path: &Path, id: &str) -> Result<KeyEntry, ServeError> {
     })
 }
 
+/// The key a request carries (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Who sent a request, for scoping what it may see of others' state (its
+/// idempotency keys): the SHA-256 of the key it carries (what the keys
+/// file stores), or `""` without one. Never the key itself.
+pub fn requester_id(headers: &HeaderMap) -> String {
+    presented_key(headers).map_or_else(String::new, hash_hex)
+}
+
 /// The keys a running service accepts, re-read when the file changes.
 pub struct KeyRing {
     path: PathBuf,
@@ -201,13 +219,7 @@ impl KeyRing {
     /// The scope of the key the request carries (`Authorization: Bearer KEY`
     /// or `X-API-Key: KEY`): 401 when there is none or it is unknown.
     pub fn scope_of(&self, headers: &HeaderMap) -> Result<Scope, ApiError> {
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+        let key = presented_key(headers)
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY`"))?;
         self.refresh();
         let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());

@@ -5,6 +5,8 @@
 //!   the web page at `/`;
 //! - [`engine`]: model workers, each with its own ONNX Runtime sessions, fed
 //!   by a bounded queue (full → 503 with `Retry-After`);
+//! - [`idempotency`]: enrolments remembered by `Idempotency-Key`, so a
+//!   client retrying after a timeout does not enrol twice;
 //! - [`keys`]: API keys with read and write scopes, stored as SHA-256 hashes;
 //! - [`metrics`]: Prometheus text (requests by route and status, queue
 //!   depth, an inference latency histogram);
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod engine;
 pub mod error;
+pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
@@ -54,6 +57,23 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Largest `k` a search may ask for.
     pub max_k: usize,
+    /// A connection must deliver a complete request head within this, or be
+    /// closed: it bounds both a client that stops half-way through its
+    /// headers and a keep-alive connection left idle between requests
+    /// (hyper starts the same timer whenever it waits for a request head).
+    pub header_read_timeout: Duration,
+    /// Connections served at once. Beyond it the service stops accepting:
+    /// new connections wait in the kernel's listen backlog (holding no file
+    /// descriptor of the process) until one closes.
+    pub max_connections: usize,
+    /// Faces kept per photo; a photo with more is refused (422).
+    pub max_faces_per_photo: usize,
+    /// Faces over all the photos of one request (verify sends two).
+    pub max_faces_per_request: usize,
+    /// Enrolments remembered by `Idempotency-Key` (oldest forgotten first).
+    pub idempotency_capacity: usize,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl: Duration,
 }
 
 impl ServeOptions {
@@ -72,14 +92,37 @@ impl ServeOptions {
                 queue_capacity: 64,
                 decode: DecodeOptions { max_pixels: DEFAULT_MAX_PIXELS },
                 thumbnail_px: 160,
+                max_faces: None,
             },
             max_in_flight: 256,
             max_body_bytes: 20 << 20,
             request_timeout: Duration::from_secs(30),
             max_k: 100,
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_faces_per_photo: DEFAULT_MAX_FACES_PER_PHOTO,
+            max_faces_per_request: DEFAULT_MAX_FACES_PER_REQUEST,
+            idempotency_capacity: 10_000,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
+
+/// Seconds a client has to send a whole request head (and that an idle
+/// keep-alive connection is kept): generous for any real client on a slow
+/// link, and short enough that connections opened and left half-sent are
+/// reclaimed long before they can exhaust the descriptor limit.
+pub const DEFAULT_HEADER_READ_TIMEOUT_S: u64 = 30;
+/// Connections at once: four times the default in-flight bound, so
+/// keep-alive clients between requests do not starve new ones, and far
+/// below the usual 20 000+ descriptor limit of a service.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// A group photo rarely holds more than a few dozen recognisable faces;
+/// each face costs an embedding and a search, so a crowd shot cannot turn
+/// one request into hundreds of model runs.
+pub const DEFAULT_MAX_FACES_PER_PHOTO: usize = 50;
+/// Two photos (verify) at the per-photo cap.
+pub const DEFAULT_MAX_FACES_PER_REQUEST: usize = 100;
 
 /// The service refuses photos above 50 megapixels before decoding (a 50 MP
 /// phone sensor's full-resolution frame is 8160×6120 ≈ 49.9 MP); the CLI's
@@ -113,6 +156,8 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// False once shutdown began (`/health` then answers 503).
     pub ready: AtomicBool,
+    /// Enrolments by `Idempotency-Key`, so a retry does not enrol twice.
+    pub idempotency: idempotency::IdempotencyTable,
 }
 
 /// A loaded service, ready to serve on a listener.
@@ -128,7 +173,9 @@ impl Service {
         let keys = KeyRing::open(&options.keys_file)?;
         let thumbnails = thumbnails::ThumbnailStore::open(&options.state_dir.join("thumbnails"))?;
         let metrics = Arc::new(metrics::Metrics::default());
-        let pool = InferencePool::start(models, &options.pool, metrics.clone())?;
+        let mut pool_options = options.pool.clone();
+        pool_options.max_faces = Some(options.max_faces_per_photo.min(options.max_faces_per_request).max(1) + 1);
+        let pool = InferencePool::start(models, &pool_options, metrics.clone())?;
         let recognizer = models.recognizer.name.clone();
         let store: Arc<dyn GalleryStore> = if options.gallery.exists()? {
             let store = options.gallery.open(false)?;
@@ -166,6 +213,7 @@ impl Service {
             recognizer,
             same_person_cosine: models.recognizer.same_person_cosine,
             in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
+            idempotency: idempotency::IdempotencyTable::new(options.idempotency_capacity, options.idempotency_ttl),
             options,
             ready: AtomicBool::new(true),
         };
@@ -182,21 +230,99 @@ impl Service {
 
     /// Serves on `listener` until `shutdown` resolves, then stops accepting,
     /// finishes the requests in flight and the photos they queued, and returns.
+    ///
+    /// Each connection is served by hyper's HTTP/1 connection with a timer,
+    /// so a request head must arrive within `header_read_timeout` (see
+    /// [`ServeOptions::header_read_timeout`]); at most `max_connections` are
+    /// open at once. At shutdown idle connections close at once and busy
+    /// ones after their response; connections still open after the request
+    /// timeout plus the header timeout (a client that does not read its
+    /// answer) are cut.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let address = listener.local_addr().ok();
         let state = self.state.clone();
-        let draining = async move {
-            shutdown.await;
-            state.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        };
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(draining)
-            .await
-            .map_err(|e| ServeError::Config(format!("serving on {address:?}: {e}")))?;
+        let router = self.router();
+        let connection_slots = Arc::new(tokio::sync::Semaphore::new(state.options.max_connections.max(1)));
+        let (stop_sender, stop) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            // A slot first, then accept: when every slot is taken, new
+            // connections wait in the kernel's backlog, not as open sockets here.
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                slot = connection_slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            };
+            let stream = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors or a connection reset before
+                        // accept: not fatal; pause so a persistent error
+                        // does not spin.
+                        eprintln!("visage serve: accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            while connections.try_join_next().is_some() {}
+            let _ = stream.set_nodelay(true);
+            let connection = serve_connection(stream, router.clone(), state.clone(), stop.clone(), slot);
+            connections.spawn(connection);
+        }
+        state.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        drop(listener);
+        let _ = stop_sender.send(true);
+        let drain_limit = state.options.request_timeout + state.options.header_read_timeout;
+        let drained = tokio::time::timeout(drain_limit, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            eprintln!("visage serve: {} connection(s) still open {} s after shutdown began: closing them", connections.len(), drain_limit.as_secs());
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+        }
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || state.pool.shutdown()).await.map_err(|e| ServeError::Config(e.to_string()))?;
         Ok(())
     }
+}
+
+/// One connection, from accept to close; `_slot` is its place in the
+/// connection bound, given back when this returns.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    state: Arc<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let metrics = state.metrics.clone();
+    metrics.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(state.options.header_read_timeout).keep_alive(true);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        _ = stop.wait_for(|stopping| *stopping) => None,
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            metrics.header_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Resolves on ctrl-c (SIGINT) or SIGTERM.

@@ -3,8 +3,14 @@
 //! need a metrics framework.
 //!
 //! - `visage_http_requests_total{route, method, status}`: route is the
-//!   matched route pattern (`/v1/identities/{name}`), never the raw path, so
-//!   the label set stays bounded;
+//!   matched route pattern (`/v1/identities/{name}`) or `unmatched`, never
+//!   the raw path, and method is one of the standard methods or `other`, so
+//!   no client can add label rows: the set is bounded by routes × 10
+//!   methods × the statuses the service answers;
+//! - `visage_http_connections` / `visage_http_header_timeouts_total`: open
+//!   connections, and those closed for not sending a request head in time;
+//! - `visage_model_workers` / `_configured` / `visage_model_worker_panics_total`:
+//!   model workers alive, wanted, and replaced after a panic;
 //! - `visage_http_in_flight`: requests being served now;
 //! - `visage_inference_queue_depth` / `_capacity`: photos waiting for a model worker;
 //! - `visage_inference_seconds`: time a worker spends on one photo (decode,
@@ -26,6 +32,13 @@ pub struct Metrics {
     pub in_flight: AtomicUsize,
     pub queue_depth: AtomicUsize,
     pub queue_capacity: AtomicUsize,
+    pub connections_open: AtomicUsize,
+    pub header_timeouts: AtomicU64,
+    /// Model workers ready to take photos (below `workers_configured`
+    /// while a panicked one is being replaced).
+    pub workers_alive: AtomicUsize,
+    pub workers_configured: AtomicUsize,
+    pub worker_panics: AtomicU64,
     /// Per bucket (non-cumulative), plus one for +Inf.
     inference_buckets: [AtomicU64; INFERENCE_BUCKETS_S.len() + 1],
     inference_count: AtomicU64,
@@ -34,9 +47,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a request; `method` is reduced to [`method_label`] here, so no caller can grow the label set.
     pub fn record_request(&self, route: &str, method: &str, status: u16) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *requests.entry((route.to_string(), method.to_string(), status)).or_default() += 1;
+        *requests.entry((route.to_string(), method_label(method).to_string(), status)).or_default() += 1;
     }
 
     pub fn observe_inference(&self, elapsed: Duration) {
@@ -63,11 +77,21 @@ impl Metrics {
         }
         let gauges = [
             ("visage_http_in_flight", "Requests being served now.", &self.in_flight),
+            ("visage_http_connections", "Connections open now.", &self.connections_open),
             ("visage_inference_queue_depth", "Photos waiting for a model worker.", &self.queue_depth),
             ("visage_inference_queue_capacity", "Photos the queue holds before requests get 503.", &self.queue_capacity),
+            ("visage_model_workers", "Model workers ready to take photos.", &self.workers_alive),
+            ("visage_model_workers_configured", "Model workers the service runs when none is being replaced.", &self.workers_configured),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", value.load(Ordering::Relaxed));
+        }
+        let counters = [
+            ("visage_http_header_timeouts_total", "Connections closed for not sending a whole request head in time.", &self.header_timeouts),
+            ("visage_model_worker_panics_total", "Model workers that panicked on a photo and were replaced.", &self.worker_panics),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
         }
         out.push_str("# HELP visage_inference_seconds Time a model worker spends on one photo (decode, detect, align, embed).\n");
         out.push_str("# TYPE visage_inference_seconds histogram\n");
@@ -82,6 +106,14 @@ impl Metrics {
         let _ = writeln!(out, "visage_inference_seconds_count {}", self.inference_count.load(Ordering::Relaxed));
         out
     }
+}
+
+/// The methods counted under their own name; any other (a client may send
+/// any token as a method) is counted as `other`.
+const KNOWN_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("other")
 }
 
 /// Label values escape backslash, double quote and newline.
@@ -122,5 +154,10 @@ mod tests {
         }
         assert_eq!(metrics.requests("/v1/search", 200), 2);
         assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+        // Made-up methods share one row.
+        metrics.record_request("unmatched", "BREW", 404);
+        metrics.record_request("unmatched", "PROPFIND-0123", 404);
+        assert!(metrics.render().lines().any(|l| l == "visage_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 2"));
+        assert_eq!(method_label("get"), "other", "methods are case-sensitive tokens");
     }
 }

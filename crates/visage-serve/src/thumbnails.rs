@@ -8,21 +8,46 @@
 //! the enrolment is acknowledged by the store, atomically (temporary file +
 //! rename) so a reader never sees half a JPEG, without an fsync; one lost in
 //! a crash only means the page shows a placeholder.
+//!
+//! A thumbnail is a photo of a face, biometric data like the gallery: the
+//! directory is created 0700 and the files 0600. It must not outlive its
+//! identity: a store write and the thumbnail change that follows it run
+//! under one lock per name ([`ThumbnailStore::lock`]), so a deletion
+//! cannot slip between an enrolment's store write and its thumbnail write
+//! and leave a photo behind; and a thumbnail whose identity is gone from
+//! the store (deleted by another process sharing a PostgreSQL gallery) is
+//! removed when it is next asked for.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::ServeError;
 
+/// Names are spread over this many locks: enough that unrelated
+/// enrolments rarely wait for each other.
+const LOCK_STRIPES: usize = 64;
+
 pub struct ThumbnailStore {
     dir: PathBuf,
+    locks: Vec<Mutex<()>>,
 }
 
 impl ThumbnailStore {
     pub fn open(dir: &Path) -> Result<Self, ServeError> {
-        std::fs::create_dir_all(dir).map_err(|e| ServeError::io(dir, e))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ServeError::io(dir, e))?;
+        // An older service created it with the default mode: tighten it.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| ServeError::io(dir, e))?;
+        Ok(Self { dir: dir.to_path_buf(), locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() })
+    }
+
+    /// Held across a store write of `name` and the thumbnail change that goes with it.
+    pub fn lock(&self, name: &str) -> MutexGuard<'_, ()> {
+        let digest = Sha256::digest(name.as_bytes());
+        let stripe = usize::from(digest[0]) % LOCK_STRIPES;
+        self.locks[stripe].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -34,7 +59,14 @@ impl ThumbnailStore {
         let path = self.path(name);
         // Unique per writer, so two enrolments of one name never share a temporary file.
         let temp = path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
-        std::fs::write(&temp, jpeg).map_err(|e| ServeError::io(&temp, e))?;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, jpeg));
+        written.map_err(|e| ServeError::io(&temp, e))?;
         std::fs::rename(&temp, &path).map_err(|e| ServeError::io(&path, e))
     }
 
@@ -67,6 +99,8 @@ mod tests {
         store.remove("Zoë / Ünïcode");
         assert!(store.get("Zoë / Ünïcode").is_none() && !store.exists("Zoë / Ünïcode"));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&store.path("../../etc/passwd"))), (0o700, 0o600), "biometric data is owner-only");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

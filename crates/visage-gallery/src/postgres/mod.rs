@@ -1,9 +1,28 @@
 //! The PostgreSQL + pgvector backend: a gallery in a database that several
 //! processes and machines share (feature `postgres`).
 //!
-//! `--gallery postgres://user[:password]@host[:port]/database[?sslmode=require]`
+//! `--gallery postgres://user[:password]@host[:port]/database[?sslmode=verify-full]`
 //! names it; the tables of [`schema`] live in the connection's default
-//! schema. The server needs the `vector` extension installable (pgvector
+//! schema.
+//!
+//! **TLS is verified when asked for.** `sslmode=require` alone (in libpq and
+//! sqlx) encrypts without checking whom it talks to, which stops a passive
+//! listener but not anyone in the middle, who then sees the password and
+//! every face template. Here `require` is therefore checked like
+//! `verify-full`: the server's certificate must chain to a trusted root
+//! (the Mozilla roots, or `sslrootcert=FILE` for a private CA) and name the
+//! host. `verify-ca` checks the chain only; `prefer` (the default) and
+//! `allow` may still fall back to plain text, as in libpq, and `disable`
+//! never encrypts — for a server on the same machine or a trusted network.
+//!
+//! **Every statement is time-bounded.** Connections start with
+//! `statement_timeout` ([`PostgresOptions::statement_timeout`], 30 s by
+//! default; a `options=-c statement_timeout=…` in the URL wins), so a lock
+//! held by a stuck client or a runaway query fails with a clear error
+//! instead of hanging a request (and, behind it, the service's threads).
+//! Schema migrations, index builds and [`PostgresStore::execute`]
+//! (maintenance) run without it: building HNSW over a million rows takes
+//! minutes. The server needs the `vector` extension installable (pgvector
 //! ≥ 0.5 for HNSW); creating the gallery runs `CREATE EXTENSION IF NOT
 //! EXISTS vector`.
 //!
@@ -47,7 +66,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
@@ -73,11 +92,17 @@ pub struct PostgresOptions {
     /// write (as on a read replica), no migration is applied, and the
     /// store's own writes fail first with "opened read-only".
     pub read_only: bool,
+    /// The server cancels any statement running longer (`None`: no limit).
+    pub statement_timeout: Option<Duration>,
 }
+
+/// Far above any search or enrolment (milliseconds on a gallery of a
+/// million identities), far below a client's patience.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { max_connections: 8, connect_timeout: Duration::from_secs(10), read_only: false }
+        Self { max_connections: 8, connect_timeout: Duration::from_secs(10), read_only: false, statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT) }
     }
 }
 
@@ -117,18 +142,103 @@ impl From<GalleryError> for Fail {
 
 type Step<T> = std::result::Result<T, Fail>;
 
-/// `url` with any password replaced by `***`, for messages and `location()`.
+/// Query parameters whose values are secrets (libpq's names and sqlx's
+/// spellings): never shown. `passfile` names where passwords are kept.
+const SECRET_PARAMETERS: [&str; 4] = ["password", "sslpassword", "ssl-password", "passfile"];
+
+/// `url` with every secret replaced by `***`, for messages and
+/// `location()`: the password of `user:password@`, and the values of
+/// `password`, `sslpassword` and `passfile` parameters (any case,
+/// percent-encoded or not). A password containing `/`, `?`, `#` or `@`
+/// (which should have been percent-encoded) is still hidden whole: the
+/// user information runs to the last `@` before the query.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else { return url.to_string() };
-    let user_info = &authority[..at];
-    match user_info.find(':') {
-        Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &user_info[..colon], &rest[at..]),
-        None => url.to_string(),
+    let (scheme, rest) = url.split_at(scheme_end);
+    let query_start = query_start(rest);
+    let (before_query, query) = match query_start {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
+    let mut redacted = scheme.to_string();
+    match before_query.rfind('@') {
+        Some(at) => {
+            let user_info = &before_query[..at];
+            match user_info.find(':') {
+                Some(colon) => redacted.push_str(&format!("{}:***{}", &user_info[..colon], &before_query[at..])),
+                None => redacted.push_str(before_query),
+            }
+        }
+        None => redacted.push_str(before_query),
     }
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+                let name = percent_decode(key).to_ascii_lowercase();
+                if SECRET_PARAMETERS.contains(&name.trim()) {
+                    format!("{key}=***")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
+}
+
+/// Where the query of the text after `scheme://` starts: the first `?`
+/// followed by a parameter (`name=`), so a `?` inside a careless password
+/// is not taken for one.
+fn query_start(rest: &str) -> Option<usize> {
+    rest.match_indices('?').map(|(i, _)| i).find(|&i| {
+        let after = &rest[i + 1..];
+        let name_end = after.find(|c: char| !(c.is_ascii_alphanumeric() || "_-[]%".contains(c))).unwrap_or(after.len());
+        name_end > 0 && after[name_end..].starts_with('=')
+    })
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are); for comparing parameter names.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                decoded.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// The connection options for `url`: TLS verified whenever it is required
+/// (see the module docs), the statement timeout unless the URL sets one,
+/// and read-only sessions when asked.
+pub fn connect_options(url: &str, options: &PostgresOptions) -> Result<PgConnectOptions> {
+    let location = redact_url(url);
+    let mut connect_options = PgConnectOptions::from_str(url)
+        .map_err(|e| GalleryError::invalid(format!("--gallery {location}"), format!("not a PostgreSQL connection URL: {e}")))?;
+    if matches!(connect_options.get_ssl_mode(), PgSslMode::Require) {
+        connect_options = connect_options.ssl_mode(PgSslMode::VerifyFull);
+    }
+    if options.read_only {
+        connect_options = connect_options.options([("default_transaction_read_only", "on")]);
+    }
+    let url_sets_timeout = connect_options.get_options().is_some_and(|o| o.contains("statement_timeout"));
+    if let (Some(timeout), false) = (options.statement_timeout, url_sets_timeout) {
+        connect_options = connect_options.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))]);
+    }
+    Ok(connect_options)
 }
 
 /// A runtime of its own for the store's database tasks.
@@ -160,11 +270,14 @@ fn database_error(location: &str, error: sqlx::Error) -> GalleryError {
     let message = match &error {
         sqlx::Error::Io(e) => format!("cannot reach the PostgreSQL server: {e}"),
         sqlx::Error::PoolTimedOut => "no connection to the PostgreSQL server within the timeout (host unreachable or every connection busy)".into(),
-        sqlx::Error::Tls(e) => format!("TLS to the PostgreSQL server failed: {e}"),
+        sqlx::Error::Tls(e) => format!(
+            "TLS to the PostgreSQL server failed: {e} (certificates are verified for sslmode=require, verify-ca and verify-full: give sslrootcert=FILE for a private certificate authority)"
+        ),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("3D000") => format!("no such database: {}", db.message()),
             Some("28P01") | Some("28000") => format!("authentication refused: {}", db.message()),
             Some("42501") => format!("permission denied: {}", db.message()),
+            Some("57014") => format!("a statement ran past the statement timeout and was cancelled: {}", db.message()),
             Some("0A000") | Some("58P01") if db.message().contains("vector") => format!(
                 "the `vector` extension (pgvector) is not available on this server: {} (install pgvector on the server, then retry)",
                 db.message()
@@ -206,6 +319,7 @@ impl PostgresStore {
                 return Err(GalleryError::invalid(location, "already holds a gallery").into());
             }
             sqlx::Executor::execute(&mut *tx, schema::VERSION_TABLE).await?;
+            sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
             for version in 1..=schema::SCHEMA_VERSION {
                 apply_migration(&mut tx, version, dim).await?;
             }
@@ -256,6 +370,10 @@ impl PostgresStore {
                 }
                 .into());
             }
+            if version < schema::SCHEMA_VERSION {
+                // A migration may rebuild an index over every row: minutes, not the request-sized timeout.
+                sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+            }
             for next in version + 1..=schema::SCHEMA_VERSION {
                 apply_migration(&mut tx, next, config.embedding_size).await?;
             }
@@ -268,11 +386,7 @@ impl PostgresStore {
 
     fn connect(url: &str, options: &PostgresOptions) -> Result<Self> {
         let location = redact_url(url);
-        let mut connect_options = PgConnectOptions::from_str(url)
-            .map_err(|e| GalleryError::invalid(format!("--gallery {location}"), format!("not a PostgreSQL connection URL: {e}")))?;
-        if options.read_only {
-            connect_options = connect_options.options([("default_transaction_read_only", "on")]);
-        }
+        let connect_options = connect_options(url, options)?;
         let runtime = runtime(&location)?;
         let pool_options = PgPoolOptions::new().max_connections(options.max_connections.max(1)).acquire_timeout(options.connect_timeout);
         let timeout = options.connect_timeout;
@@ -332,20 +446,29 @@ impl PostgresStore {
     /// Builds the HNSW index (when absent) over the current identities.
     pub fn create_search_index(&self) -> Result<()> {
         self.refuse_if_read_only()?;
-        let pool = self.pool.clone();
+        self.execute(&schema::create_search_index())
+    }
+
+    /// Runs SQL (for benchmarks and maintenance: `ANALYZE`, `VACUUM`, index
+    /// builds) without the statement timeout: maintenance on a large
+    /// gallery takes minutes. The connection gets its timeout back after.
+    pub fn execute(&self, sql: &str) -> Result<()> {
+        let (pool, sql) = (self.pool.clone(), sql.to_string());
         self.run(async move {
-            sqlx::Executor::execute(&pool, schema::create_search_index().as_str()).await?;
+            let mut conn = pool.acquire().await?;
+            sqlx::Executor::execute(&mut *conn, "SET statement_timeout = 0").await?;
+            let result = sqlx::Executor::execute(&mut *conn, sql.as_str()).await;
+            sqlx::Executor::execute(&mut *conn, "RESET statement_timeout").await?;
+            result?;
             Ok(())
         })
     }
 
-    /// Runs one SQL statement (for benchmarks and maintenance: `ANALYZE`, `VACUUM`).
-    pub fn execute(&self, sql: &str) -> Result<()> {
-        let (pool, sql) = (self.pool.clone(), sql.to_string());
-        self.run(async move {
-            sqlx::Executor::execute(&pool, sql.as_str()).await?;
-            Ok(())
-        })
+    /// A server setting as this store's connections see it (`SHOW name`):
+    /// for diagnostics, e.g. the statement timeout in force.
+    pub fn setting(&self, name: &str) -> Result<String> {
+        let (pool, name) = (self.pool.clone(), name.to_string());
+        self.run(async move { Ok(sqlx::query_scalar::<_, String>("SELECT current_setting($1)").bind(name).fetch_one(&pool).await?) })
     }
 }
 
@@ -759,7 +882,42 @@ mod tests {
         assert_eq!(redact_url("postgres://ann:s3cr:et@db.local:5432/g?sslmode=require"), "postgres://ann:***@db.local:5432/g?sslmode=require");
         assert_eq!(redact_url("postgresql://ann@db/g"), "postgresql://ann@db/g");
         assert_eq!(redact_url("postgres://db/g?user=a@b"), "postgres://db/g?user=a@b");
+        // Every other place a secret can sit.
+        let cases = [
+            ("postgres://db/g?password=hunter2", "postgres://db/g?password=***"),
+            ("postgres://ann@db/g?sslmode=disable&password=hunter2&application_name=x", "postgres://ann@db/g?sslmode=disable&password=***&application_name=x"),
+            ("postgres://db/g?PassWord=hunter2", "postgres://db/g?PassWord=***"),
+            ("postgres://db/g?pass%77ord=hunter2", "postgres://db/g?pass%77ord=***"),
+            ("postgres://db/g?sslpassword=hunter2&sslkey=k.pem", "postgres://db/g?sslpassword=***&sslkey=k.pem"),
+            ("postgres://db/g?passfile=/home/ann/.pgpass-hunter2", "postgres://db/g?passfile=***"),
+            ("postgres://ann:hun/ter?2@db/g?sslmode=verify-full", "postgres://ann:***@db/g?sslmode=verify-full"),
+            ("postgres://ann:hu@nter2@db/g", "postgres://ann:***@db/g"),
+            ("postgres://ann:hunter2@db/g?password=hunter2&password=hunter2", "postgres://ann:***@db/g?password=***&password=***"),
+            ("postgres://ann:hunter2@/g?host=/var/run/postgresql", "postgres://ann:***@/g?host=/var/run/postgresql"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+            assert!(!redact_url(url).contains("hunter2"), "{url}");
+        }
         let err = PostgresStore::open("postgres://ann:pw@host:notaport/db").err().unwrap().to_string();
         assert!(err.contains("postgres://ann:***@host:notaport/db") && err.contains("not a PostgreSQL connection URL") && !err.contains("pw@"), "{err}");
+        let err = PostgresStore::open("postgres://ann@host:notaport/db?password=hunter2").err().unwrap().to_string();
+        assert!(!err.contains("hunter2") && err.contains("password=***"), "{err}");
+    }
+
+    #[test]
+    fn tls_that_is_required_is_verified_and_statements_are_bounded() {
+        let mode = |url: &str| format!("{:?}", connect_options(url, &PostgresOptions::default()).unwrap().get_ssl_mode());
+        assert_eq!(mode("postgres://ann@db/g?sslmode=require"), "VerifyFull");
+        assert_eq!(mode("postgres://ann@db/g?sslmode=verify-ca"), "VerifyCa");
+        assert_eq!(mode("postgres://ann@db/g?sslmode=verify-full"), "VerifyFull");
+        assert_eq!(mode("postgres://ann@db/g?sslmode=disable"), "Disable");
+        let startup = |url: &str, options: &PostgresOptions| connect_options(url, options).unwrap().get_options().map(str::to_string);
+        assert_eq!(startup("postgres://db/g", &PostgresOptions::default()).as_deref(), Some("-c statement_timeout=30000ms"));
+        let read_only = PostgresOptions { read_only: true, statement_timeout: Some(Duration::from_millis(1500)), ..PostgresOptions::default() };
+        assert_eq!(startup("postgres://db/g", &read_only).as_deref(), Some("-c default_transaction_read_only=on -c statement_timeout=1500ms"));
+        assert_eq!(startup("postgres://db/g", &PostgresOptions { statement_timeout: None, ..PostgresOptions::default() }), None);
+        // The URL's own timeout wins.
+        assert_eq!(startup("postgres://db/g?options=-c%20statement_timeout%3D5s", &PostgresOptions::default()).as_deref(), Some("-c statement_timeout=5s"));
     }
 }
