@@ -85,6 +85,23 @@ impl RecordDataset {
         if images.is_empty() {
             return Err(DataError::corrupt(records.path(), "no image records"));
         }
+        // insightface's layout stores one record per identity, so the range
+        // cannot name more identities than the file has records; the bound
+        // keeps a forged header from sizing a classifier of 2^24 classes.
+        if let Some(range) = header {
+            if range.num_identities() > entries.len() as u64 {
+                return Err(DataError::corrupt(
+                    records.path(),
+                    format!(
+                        "header record 0 names {} identities (keys {}..{}) but the file holds only {} records",
+                        range.num_identities(),
+                        range.id_start,
+                        range.id_end,
+                        entries.len()
+                    ),
+                ));
+            }
+        }
         Ok(Self { records, images, identity_range: header })
     }
 

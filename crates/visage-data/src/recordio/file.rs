@@ -68,6 +68,15 @@ impl RecordFile {
         if let Some(pair) = entries.windows(2).find(|w| w[0].key == w[1].key) {
             return Err(DataError::corrupt(idx_path, format!("key {} is listed twice", pair[0].key)));
         }
+        // Two keys at one offset would read the same bytes as two images.
+        let mut offsets: Vec<(u64, u64)> = entries.iter().map(|e| (e.offset, e.key)).collect();
+        offsets.sort_unstable();
+        if let Some(pair) = offsets.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DataError::corrupt(
+                idx_path,
+                format!("keys {} and {} both point at byte {}: an index lists each record once", pair[0].1, pair[1].1, pair[0].0),
+            ));
+        }
         let last = *entries.iter().max_by_key(|e| e.offset).unwrap();
         let end = frame::record_end(&file, last.offset, file_len).map_err(|e| {
             DataError::corrupt(
@@ -98,14 +107,20 @@ impl RecordFile {
         let mut entries = Vec::new();
         let (mut corrupt_regions, mut corrupt_bytes) = (0usize, 0u64);
         let mut position = 0u64;
+        let mut visited = frame::VisitedParts::default();
+        let mut pruned_below = 0u64;
         while position < file_len {
-            match frame::record_end(&file, position, file_len) {
+            if position >> 20 > pruned_below >> 20 {
+                visited.forget_below(position);
+                pruned_below = position;
+            }
+            match frame::record_end_scanning(&file, position, file_len, &mut visited) {
                 Ok(end) => {
                     entries.push(IndexEntry { key: entries.len() as u64, offset: position });
                     position = end;
                 }
                 Err(error) => {
-                    let Some(next) = next_record_start(&file, rec_path, position + 4, file_len)? else {
+                    let Some((next, end)) = next_record_start(&file, rec_path, position + 4, file_len, &mut visited)? else {
                         return Err(DataError::corrupt(
                             rec_path,
                             format!("no readable record from byte {position} to the end ({file_len} bytes), truncated or corrupt: at byte {}: {}", error.at, error.message),
@@ -113,7 +128,8 @@ impl RecordFile {
                     };
                     corrupt_regions += 1;
                     corrupt_bytes += next - position;
-                    position = next;
+                    entries.push(IndexEntry { key: entries.len() as u64, offset: next });
+                    position = end;
                 }
             }
         }
@@ -192,14 +208,34 @@ fn open_rec(rec_path: &Path) -> Result<(File, u64)> {
     Ok((file, file_len))
 }
 
+/// Longest accepted `.idx` line: `key<TAB>offset` is at most 41 characters;
+/// the cap stops a file without newlines from being buffered whole.
+pub const MAX_INDEX_LINE_BYTES: usize = 1024;
+
 /// `key<TAB>offset` per line (MXNet's `MXIndexedRecordIO`); blank lines are ignored.
 /// Read line by line: the index of a large set is hundreds of megabytes.
-fn parse_index(reader: impl std::io::BufRead, idx_path: &Path, file_len: u64) -> Result<Vec<IndexEntry>> {
+/// Every offset must leave room for a record header inside the `.rec`, and no
+/// two keys may share an offset (checked by the caller after sorting).
+fn parse_index(mut reader: impl std::io::BufRead, idx_path: &Path, file_len: u64) -> Result<Vec<IndexEntry>> {
+    use std::io::{BufRead, Read};
     let mut entries = Vec::new();
-    for (line_index, line) in reader.lines().enumerate() {
-        let line_number = line_index + 1;
+    let mut buffer = Vec::new();
+    let mut line_number = 0usize;
+    loop {
+        buffer.clear();
+        let read = (&mut reader)
+            .take(MAX_INDEX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| DataError::io(idx_path, "cannot read the index", e))?;
+        if read == 0 {
+            break;
+        }
+        line_number += 1;
         let bad = |message: String| DataError::Index { path: idx_path.to_path_buf(), line: line_number, message };
-        let line = line.map_err(|e| bad(format!("cannot read: {e}")))?;
+        if buffer.len() > MAX_INDEX_LINE_BYTES && buffer.last() != Some(&b'\n') {
+            return Err(bad(format!("line longer than {MAX_INDEX_LINE_BYTES} bytes: not a RecordIO index")));
+        }
+        let line = std::str::from_utf8(&buffer).map_err(|_| bad("not text: expected 'key<TAB>byte_offset' lines".into()))?;
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -218,14 +254,26 @@ fn parse_index(reader: impl std::io::BufRead, idx_path: &Path, file_len: u64) ->
                 "offset {offset} of key {key} is past the end of the record file ({file_len} bytes): truncated .rec, or an index for another file"
             )));
         }
+        if offset + 8 > file_len {
+            return Err(bad(format!(
+                "offset {offset} of key {key} leaves no room for a record header before the end of the record file ({file_len} bytes): truncated .rec, or an index for another file"
+            )));
+        }
         entries.push(IndexEntry { key, offset });
     }
     Ok(entries)
 }
 
 /// The first 4-byte-aligned offset at or after `from` where a readable record
-/// starts (magic, a first-part flag, and parts that stay inside the file).
-fn next_record_start(file: &File, rec_path: &Path, from: u64, file_len: u64) -> Result<Option<u64>, DataError> {
+/// starts (magic, a first-part flag, and parts that stay inside the file),
+/// with the offset just past that record.
+fn next_record_start(
+    file: &File,
+    rec_path: &Path,
+    from: u64,
+    file_len: u64,
+    visited: &mut frame::VisitedParts,
+) -> Result<Option<(u64, u64)>, DataError> {
     const BLOCK: usize = 1 << 16;
     let magic = MAGIC.to_le_bytes();
     let mut block_start = from.div_ceil(4) * 4;
@@ -237,8 +285,8 @@ fn next_record_start(file: &File, rec_path: &Path, from: u64, file_len: u64) -> 
         for relative in (0..length.saturating_sub(3)).step_by(4) {
             if buffer[relative..relative + 4] == magic {
                 let candidate = block_start + relative as u64;
-                if frame::record_end(file, candidate, file_len).is_ok() {
-                    return Ok(Some(candidate));
+                if let Ok(end) = frame::record_end_scanning(file, candidate, file_len, visited) {
+                    return Ok(Some((candidate, end)));
                 }
             }
         }
