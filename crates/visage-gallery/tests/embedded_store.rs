@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use visage_gallery::{DecisionThreshold, EmbeddedStore, FaceSample, GalleryError, GalleryStore, ImportConflict, OpenOptions, Refusal};
 
@@ -250,4 +251,175 @@ fn acknowledged_enrolments_survive_sigkill() {
     }
     assert!(acknowledged.len() >= 165, "{} acknowledged", acknowledged.len());
     assert!(dir.join("snapshot.jsonl").is_file(), "compaction ran during the test");
+}
+
+// ---- what enrol accepts must read back; nothing may brick a gallery ----
+
+fn nested(depth: usize) -> String {
+    "[".repeat(depth) + &"]".repeat(depth)
+}
+
+#[test]
+fn deep_metadata_is_refused_at_enrolment_and_the_gallery_stays_usable() {
+    let dir = temp_dir("deep-metadata");
+    let store = EmbeddedStore::create(&dir, config()).unwrap();
+    // What `--metadata '[[[…127 levels…]]]'` parses to.
+    let deep: serde_json::Value = serde_json::from_str(&nested(127)).unwrap();
+    let err = store.enrol("mallory", Some(deep), &[face(1, 0, 9.0)]).unwrap_err();
+    assert!(err.is_bad_input(), "{err:?}");
+    assert_eq!(err.to_string(), "metadata: nested more than 32 levels deep (arrays and objects); flatten it");
+    let big = serde_json::json!({ "notes": "x".repeat(70_000) });
+    assert!(store.enrol("mallory", Some(big), &[face(1, 0, 9.0)]).unwrap_err().to_string().starts_with("metadata: 70012 bytes as JSON"));
+    assert!(store.is_empty().unwrap(), "a refused enrolment writes nothing");
+    // The deepest metadata allowed is stored and reads back after reopen and compaction.
+    let deepest: serde_json::Value = serde_json::from_str(&nested(32)).unwrap();
+    store.enrol("alice", Some(deepest.clone()), &[face(1, 0, 9.0)]).unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    assert_eq!(store.get("alice").unwrap().metadata, deepest);
+    store.compact().unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions { read_only: true, ..OpenOptions::default() }).unwrap();
+    assert_eq!(store.get("alice").unwrap().metadata, deepest);
+    // An export holding it imports again; metadata too deep in an export is refused by name.
+    let mut export = store.export().unwrap();
+    let target = EmbeddedStore::create(&temp_dir("deep-metadata-target"), config()).unwrap();
+    assert_eq!(target.import(&export, ImportConflict::Fail).unwrap().created, 1);
+    export.identities[0].name = "alice2".into();
+    export.identities[0].metadata = serde_json::from_str(&nested(40)).unwrap();
+    let err = target.import(&export, ImportConflict::Fail).unwrap_err();
+    assert!(err.is_bad_input() && err.to_string().starts_with("import: metadata of `alice2`: nested more than 32"), "{err}");
+}
+
+/// A log record as an older visage wrote it, with `metadata` given as JSON text.
+fn enrol_record(seq: u64, id: u64, name: &str, metadata_json: &str, person: usize) -> Vec<u8> {
+    let template = serde_json::to_string(&visage_gallery::Template { embedding: embedding(person, 0), magnitude: 9.0, source: "old.jpg".into() }).unwrap();
+    let payload = format!(r#"[{{"op":"enrol","id":{id},"name":"{name}","metadata":{metadata_json},"templates":[{template}]}}]"#);
+    visage_gallery::embedded::wal::encode(seq, payload.as_bytes())
+}
+
+#[test]
+fn a_gallery_bricked_by_an_older_version_opens_with_its_metadata() {
+    // Before metadata was bounded, `enrol --metadata` with 127 levels was
+    // acknowledged and the record (3 levels more) no longer parsed with
+    // serde_json's limit of 128: every command failed.
+    let dir = temp_dir("bricked");
+    drop(EmbeddedStore::create(&dir, config()).unwrap());
+    let mut log = enrol_record(1, 1, "deep", &nested(127), 1);
+    log.extend(enrol_record(2, 2, "after", "null", 2));
+    std::fs::write(dir.join("wal.log"), &log).unwrap();
+    let first_len = u32::from_le_bytes(log[4..8].try_into().unwrap()) as usize;
+    let record_json = &log[20..20 + first_len];
+    assert!(serde_json::from_slice::<serde_json::Value>(record_json).is_err_and(|e| e.to_string().starts_with("recursion limit exceeded")));
+
+    let store = EmbeddedStore::open(&dir, OpenOptions { read_only: true, ..OpenOptions::default() }).unwrap();
+    let expected: serde_json::Value = visage_gallery::json::parse_value(nested(127).as_bytes(), 200).unwrap();
+    assert_eq!(store.get("deep").unwrap().metadata, expected);
+    assert_eq!(store.list().unwrap().len(), 2);
+    drop(store);
+    // Writable: compaction puts it into the snapshot, which reads back too.
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    store.compact().unwrap();
+    store.enrol("new", None, &[face(3, 0, 9.0)]).unwrap();
+    let export = store.export().unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    assert_eq!(store.export().unwrap(), export);
+    // Its export, written and read back as a file, parses (serde_json alone refuses it).
+    let text = serde_json::to_vec(&export).unwrap();
+    assert!(serde_json::from_slice::<visage_gallery::GalleryExport>(&text).is_err());
+    assert_eq!(visage_gallery::GalleryExport::from_json(&text).unwrap(), export);
+    // Re-enrolling the identity with bounded metadata replaces the deep one.
+    store.enrol("deep", Some(serde_json::json!({"fixed": true})), &[face(1, 1, 9.0)]).unwrap();
+    assert_eq!(store.get("deep").unwrap().metadata, serde_json::json!({"fixed": true}));
+}
+
+#[test]
+fn a_log_nested_deeper_than_any_writer_wrote_is_refused_by_name() {
+    let dir = temp_dir("too-deep");
+    drop(EmbeddedStore::create(&dir, config()).unwrap());
+    let mut log = enrol_record(1, 1, "ok", "null", 1);
+    log.extend(enrol_record(2, 2, "hostile", &nested(100_000), 2));
+    std::fs::write(dir.join("wal.log"), &log).unwrap();
+    let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("refused").to_string();
+    assert!(err.contains("wal.log: record seq 2: nested deeper than 256 levels at byte"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn gallery_files_and_directories_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = temp_dir("modes");
+    let dir = parent.join("nested").join("gallery");
+    let store = EmbeddedStore::create(&dir, config()).unwrap();
+    store.enrol("alice", None, &[face(1, 0, 9.0)]).unwrap();
+    store.compact().unwrap();
+    store.enrol("bob", None, &[face(2, 0, 9.0)]).unwrap();
+    drop(store);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for created in [&parent, &parent.join("nested"), &dir] {
+        assert_eq!(mode(created), 0o700, "{}", created.display());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, ["gallery.json", "lock", "snapshot.jsonl", "wal.log"]);
+    for file in files {
+        assert_eq!(mode(&dir.join(&file)), 0o600, "{file}");
+    }
+}
+
+#[test]
+fn a_held_lock_fails_after_the_timeout_naming_the_holder() {
+    let dir = temp_dir("locked");
+    let writer = EmbeddedStore::create(&dir, config()).unwrap();
+    let short = Duration::from_millis(300);
+    for read_only in [false, true] {
+        let started = Instant::now();
+        let err = EmbeddedStore::open(&dir, OpenOptions { read_only, lock_timeout: short, ..OpenOptions::default() }).err().expect("the lock is held");
+        let waited = started.elapsed();
+        assert!(waited >= short && waited < Duration::from_secs(3), "waited {waited:?}");
+        match &err {
+            GalleryError::Locked { holder, .. } => assert_eq!(*holder, Some(std::process::id())),
+            other => panic!("{other:?}"),
+        }
+        assert!(!err.is_bad_input());
+        let message = err.to_string();
+        assert!(message.contains(&format!("the gallery is locked by another process (pid {}); gave up after 0 s", std::process::id())), "{message}");
+    }
+    drop(writer);
+    // Readers share the lock; the writer waits for them only as long as allowed.
+    let reader = EmbeddedStore::open(&dir, OpenOptions { read_only: true, lock_timeout: short, ..OpenOptions::default() }).unwrap();
+    let second_reader = EmbeddedStore::open(&dir, OpenOptions { read_only: true, lock_timeout: short, ..OpenOptions::default() }).unwrap();
+    assert!(matches!(EmbeddedStore::open(&dir, OpenOptions { lock_timeout: short, ..OpenOptions::default() }), Err(GalleryError::Locked { .. })));
+    drop((reader, second_reader));
+    EmbeddedStore::open(&dir, OpenOptions { lock_timeout: short, ..OpenOptions::default() }).unwrap();
+}
+
+#[test]
+fn a_retried_keyed_enrolment_enrols_once() {
+    let dir = temp_dir("idempotent");
+    let store = EmbeddedStore::create(&dir, config()).unwrap();
+    let faces = [face(1, 0, 9.0), face(1, 1, 2.0)];
+    let first = store.enrol_idempotent(Some("6f1c2a"), "alice", Some(serde_json::json!({"n": 1})), &faces).unwrap();
+    assert!(first.created && first.accepted == 1 && first.refused.len() == 1);
+    let log_len = std::fs::metadata(dir.join("wal.log")).unwrap().len();
+    let retry = store.enrol_idempotent(Some("6f1c2a"), "alice", Some(serde_json::json!({"n": 1})), &faces).unwrap();
+    assert_eq!(retry, first, "the retry gets the first answer");
+    assert_eq!(std::fs::metadata(dir.join("wal.log")).unwrap().len(), log_len, "and writes nothing");
+    assert_eq!(store.get("alice").unwrap().templates.len(), 1);
+    // The same key for another request is refused; a new key enrols.
+    let err = store.enrol_idempotent(Some("6f1c2a"), "alice", None, &[face(1, 2, 9.0)]).unwrap_err();
+    assert!(err.is_bad_input() && err.to_string().starts_with("Idempotency-Key: `6f1c2a` was already used for a different enrolment"), "{err}");
+    assert!(store.enrol_idempotent(Some("bad key"), "alice", None, &faces).unwrap_err().to_string().starts_with("Idempotency-Key: must be"));
+    assert_eq!(store.enrol_idempotent(Some("7d"), "alice", None, &[face(1, 2, 9.0)]).unwrap().identity.unwrap().templates, 2);
+    // Keys survive a reopen (from the log) and a compaction (from the snapshot).
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    let again = store.enrol_idempotent(Some("6f1c2a"), "alice", Some(serde_json::json!({"n": 1})), &faces).unwrap();
+    assert_eq!((again.created, again.accepted, again.identity.unwrap().templates), (true, 1, 2));
+    store.compact().unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(&dir, OpenOptions::default()).unwrap();
+    store.enrol_idempotent(Some("7d"), "alice", None, &[face(1, 2, 9.0)]).unwrap();
+    assert_eq!(store.get("alice").unwrap().templates.len(), 2, "no second enrolment after compaction");
 }

@@ -282,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_full_of_record_like_headers_is_not_scanned_quadratically() {
+        // A damaged first record, then 8 MiB of headers each declaring a
+        // 1 MiB payload: checking each of the ~370 000 candidates that fit
+        // would hash ~4·10¹¹ bytes (6 s here with CRC-32 at memory speed,
+        // four times that for every doubling of the file).
+        let mut bytes = encode(1, b"first");
+        bytes[HEADER_LEN] ^= 1;
+        let header: Vec<u8> = [&MAGIC[..], &(1u32 << 20).to_le_bytes(), &[0; 12]].concat();
+        while bytes.len() < 8 << 20 {
+            bytes.extend_from_slice(&header);
+        }
+        let started = std::time::Instant::now();
+        let err = parse_log(Path::new("wal.log"), &bytes).unwrap_err().to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(err.contains("too many record-like headers"), "{err}");
+        // A plain torn tail after valid records still reads (the budget is per file size).
+        let mut torn = encode(1, b"one");
+        torn.extend_from_slice(&encode(2, &[b'x'; 4096])[..3000]);
+        assert_eq!(parse_log(Path::new("wal.log"), &torn).unwrap().records.len(), 1);
+    }
+
+    #[test]
     fn writer_cuts_the_torn_tail_and_appends_after_it() {
         let mut bytes = encode(1, b"one");
         let valid = bytes.len() as u64;
