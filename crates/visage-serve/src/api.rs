@@ -216,12 +216,44 @@ async fn read_upload(request: Request) -> Result<Upload, ApiError> {
 /// its 401. The refusal carries `Connection: close` (see [`guard`]), so
 /// the unread body dies with the connection.
 async fn authorized_upload(state: &AppState, scope: Scope, request: Request) -> Result<Upload, ApiError> {
-    state.keys.authorize(request.headers(), scope, state.options.public_read)?;
+    if let Err(refusal) = state.keys.authorize(request.headers(), scope, state.options.public_read) {
+        linger(request);
+        return Err(refusal);
+    }
     let essence = content_essence(&request);
     if essence != "multipart/form-data" && !IMAGE_TYPES.contains(&essence.as_str()) {
+        linger(request);
         return Err(unsupported(&essence));
     }
     read_upload(request).await
+}
+
+/// How much of a refused upload is still read and thrown away, and for how long.
+const LINGER_BYTES: usize = 1 << 20;
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards what is left of a refused request's body, up to
+/// [`LINGER_BYTES`] or [`LINGER`], while the refusal is sent. Closing a
+/// socket with unread data makes the kernel answer with a reset, and a
+/// client still writing its (small) upload then reports a broken pipe
+/// instead of the 401 it was sent; lingering briefly lets it finish and
+/// read the answer, the way web servers do a "lingering close". A large
+/// upload is cut at the bound: it never costs more than 1 MiB of reading
+/// and no memory (each chunk is dropped as it comes).
+fn linger(request: Request) {
+    use axum::body::HttpBody;
+    let mut body = request.into_body();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+            match tokio::time::timeout_at(deadline, frame).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |data| data.len()),
+                _ => break,
+            }
+        }
+    });
 }
 
 impl Upload {
