@@ -25,7 +25,7 @@ fuzz="$root/fuzz"
 bin="$fuzz/target/release/visage-fuzz"
 results="$fuzz/campaign.tsv"
 
-(cd "$fuzz" && RUSTC_WRAPPER="$root/scripts/fuzz/rustc-wrapper.sh" nice -n 19 cargo build --release)
+[ -n "${VISAGE_FUZZ_NO_BUILD:-}" ] || (cd "$fuzz" && RUSTC_WRAPPER="$root/scripts/fuzz/rustc-wrapper.sh" nice -n 19 cargo build --release)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^    Target { name: "\([a-z_0-9]*\)".*/\1/p' "$fuzz/harness/mod.rs")
@@ -48,6 +48,7 @@ for target in "${targets[@]}"; do
   log="$fuzz/corpus-work/$target.log"
   echo "== $target: ${seconds}s"
   started=$(date +%s)
+  before=$(ls "$artifacts" | sort)
   VISAGE_FUZZ_TARGET="$target" nice -n 19 "$bin" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len="$max_len" \
     -artifact_prefix="$artifacts/" "$work" > "$log" 2>&1 || true
@@ -57,17 +58,23 @@ for target in "${targets[@]}"; do
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$status")
   cov=$(sed -E 's/.* cov: ([0-9]+).*/\1/' <<<"$status")
   ft=$(sed -E 's/.* ft: ([0-9]+).*/\1/' <<<"$status")
-  read -r ooms timeouts crashes < <(sed -E 's#.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*#\1 \2 \3#' <<<"$status")
+  # Findings of this run: the artifacts that were not there before it (the
+  # fork-mode counters miss a job killed by the time limit).
+  new=$(comm -13 <(echo "$before") <(ls "$artifacts" | sort))
+  crashes=$(grep -c '^crash-' <<<"$new" || true)
+  ooms=$(grep -c '^oom-' <<<"$new" || true)
+  timeouts=$(grep -cE '^(timeout|slow-unit)-' <<<"$new" || true)
   # Every failing input becomes a regression file, kept for good.
   for f in "$artifacts"/crash-* "$artifacts"/oom-* "$artifacts"/timeout-* "$artifacts"/slow-unit-*; do
     [ -f "$f" ] || continue
     mkdir -p "$fuzz/regressions/$target"
     cp -n "$f" "$fuzz/regressions/$target/"
   done
-  # Minimise into the committed corpus.
+  # Minimise into the committed corpus: by edges only (-use_counters=0), so
+  # it stays small enough to commit; the working corpus keeps the rest.
   merged="$fuzz/corpus-work/$target.merged"
   rm -rf "$merged" && mkdir -p "$merged"
-  VISAGE_FUZZ_TARGET="$target" nice -n 19 "$bin" -merge=1 -rss_limit_mb=2048 -timeout=10 -max_len="$max_len" "$merged" "$work" >> "$log" 2>&1 || true
+  VISAGE_FUZZ_TARGET="$target" nice -n 19 "$bin" -merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 -max_len="$max_len" "$merged" "$work" >> "$log" 2>&1 || true
   if [ -n "$(ls -A "$merged")" ]; then
     rm -rf "$fuzz/corpus/$target" && mv "$merged" "$fuzz/corpus/$target"
   fi

@@ -174,7 +174,9 @@ fn content_essence(request: &Request) -> String {
 
 /// Reads the body (up to the size limit: 413 beyond it, from the
 /// Content-Length before anything is read) into photos and form fields.
-async fn read_upload(request: Request) -> Result<Upload, ApiError> {
+/// Public so that the fuzz harness (fuzz/harness/upload.rs) feeds hostile
+/// bodies to this very parsing rather than to a copy of it.
+pub async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     let essence = content_essence(&request);
     let (parts, body) = request.into_parts();
     let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
