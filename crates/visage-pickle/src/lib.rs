@@ -16,14 +16,34 @@
 //! two that Python 3 uses to pickle `bytes` at protocol 2,
 //! `_codecs.encode(str, "latin1")` and `builtins.bytes()`). Any other
 //! callable yields an opaque [`Value::Object`] or an error, as
-//! [`Options::unmodelled`] says. Memoised values are copies (no shared
-//! mutation), which is all plain data and a state dict need. Every error
-//! names the byte offset of the opcode that failed.
+//! [`Options::unmodelled`] says. Every error names the byte offset of the
+//! opcode that failed.
+//!
+//! The stream is outside input, so the reader is bounded in every direction
+//! (the limits below): each length operand is checked against the bytes
+//! left before anything is allocated; memo GET and DUP share a value instead
+//! of copying it, so a few bytes cannot describe an exponential tree; work
+//! and memory are linear in the stream's length; and nothing recurses on the
+//! stream's nesting, dropping a value included.
 
 mod machine;
 mod value;
 
-pub use value::{StorageRef, TensorRef, Value};
+pub use value::{Items, Pairs, StorageRef, TensorRef, Value};
+
+/// The deepest nesting of containers read. Python's pickler recurses into
+/// containers and stops at its recursion limit (1000 by default), so no file
+/// `pickle.dump` wrote is deeper; a state dict is about 5 deep.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The most values (stack entries pushed, memo fetches and DUPs included)
+/// one stream may produce: 8 Mi, about 400 MB of values at most. A
+/// verification `.bin` holds ~20 k, a state dict about 15 per tensor.
+pub const MAX_VALUES: usize = 1 << 23;
+
+/// The most dimensions a pickled tensor may have (PyTorch's own kernels
+/// stop at 25).
+pub const MAX_TENSOR_RANK: usize = 64;
 
 /// How a Python 2 `str` (BINSTRING, SHORT_BINSTRING) is read; Python 3's
 /// `pickle.load(…, encoding=…)` takes the same decision.
@@ -65,7 +85,9 @@ impl Options {
     pub const PLAIN_DATA: Options = Options { python2_str: Python2Str::Bytes, unmodelled: Unmodelled::Refuse };
 }
 
-/// Why a pickle stream could not be read: the byte offset of the opcode and the problem.
+/// Why a pickle stream could not be read: the byte offset of the opcode and
+/// the problem. Always a fault of the stream (bad input), never of the
+/// environment: the reader does no I/O.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("pickle byte {offset}: {problem}")]
 pub struct PickleError {

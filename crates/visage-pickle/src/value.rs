@@ -1,6 +1,16 @@
 //! What a pickle stream turns into: Python's plain values, the references
 //! `torch.save` pickles tensors as, and opaque objects for the rest.
+//!
+//! Containers are shared, not copied: a memo GET or a DUP in the stream
+//! pushes the same container again, as Python's unpickler does. A value is
+//! therefore a directed acyclic graph, not a tree, and a hostile stream of a
+//! few dozen bytes (DUP + TUPLE2, repeated) describes one whose tree
+//! expansion has 2⁴⁰ nodes. Code that walks a [`Value`] must not expand it:
+//! walk only the levels it expects, or keep a visited set. Dropping never
+//! recurses (see [`Items`]), and nesting is at most [`MAX_DEPTH`](crate::MAX_DEPTH).
 
+use std::fmt;
+use std::ops::Deref;
 use std::rc::Rc;
 
 /// A storage a tensor points into: `archive/data/<key>`, of `element_count` elements.
@@ -9,13 +19,14 @@ pub struct StorageRef {
     /// The storage class's name, `FloatStorage`, `HalfStorage`, … (it gives the dtype).
     pub storage_type: String,
     pub key: String,
+    /// As the pickle declares it: nothing checks it against the archive here.
     pub element_count: u64,
 }
 
 /// A tensor view as `_rebuild_tensor_v2(storage, offset, size, stride, …)` describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorRef {
-    pub storage: StorageRef,
+    pub storage: Rc<StorageRef>,
     /// In elements, not bytes.
     pub storage_offset: u64,
     pub size: Vec<u64>,
@@ -28,23 +39,24 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    /// Shared because memoised values are copies: Python 3 pickles `bytes`
-    /// at protocol 2 as a (memoised) latin-1 `str`, one per encoded image of
-    /// a verification set.
+    /// Shared: Python 3 pickles `bytes` at protocol 2 as a (memoised)
+    /// latin-1 `str`, one per encoded image of a verification set.
     Str(Rc<String>),
     /// Shared for the same reason: every encoded image is memoised.
     Bytes(Rc<Vec<u8>>),
-    Tuple(Vec<Value>),
-    List(Vec<Value>),
+    Tuple(Items),
+    List(Items),
     /// Insertion order kept (OrderedDict and dict alike).
-    Dict(Vec<(Value, Value)>),
+    Dict(Pairs),
     /// A `module.name` reference from GLOBAL / STACK_GLOBAL.
-    Global { module: String, name: String },
-    Storage(StorageRef),
-    Tensor(TensorRef),
+    Global { module: Rc<str>, name: Rc<str> },
+    /// Shared, as every variant that holds more than a word is: a memo GET
+    /// or DUP then costs the same whatever the value, and values stay small.
+    Storage(Rc<StorageRef>),
+    Tensor(Rc<TensorRef>),
     /// The result of calling a callable this reader does not model (only
     /// with [`Unmodelled::Opaque`](crate::Unmodelled::Opaque)).
-    Object { callable: String },
+    Object { callable: Rc<str> },
 }
 
 impl Value {
@@ -72,6 +84,162 @@ impl Value {
             Value::Storage(_) => "storage",
             Value::Tensor(_) => "tensor",
             Value::Object { .. } => "object",
+        }
+    }
+}
+
+/// The items of a tuple or a list, shared between every place the stream
+/// puts the container (memo GET, DUP). Read them as a slice; iterate an
+/// owned one for the values (cloned where still shared).
+///
+/// Dropping is iterative: a derived drop of a chain nested a thousand deep
+/// would recurse a thousand frames, which a small thread stack does not hold.
+#[derive(Clone, Default)]
+pub struct Items(Rc<Vec<Value>>);
+
+/// The `(key, value)` pairs of a dict, shared and dropped as [`Items`] are.
+#[derive(Clone, Default)]
+pub struct Pairs(Rc<Vec<(Value, Value)>>);
+
+impl From<Vec<Value>> for Items {
+    fn from(values: Vec<Value>) -> Self {
+        Items(Rc::new(values))
+    }
+}
+
+impl From<Vec<(Value, Value)>> for Pairs {
+    fn from(pairs: Vec<(Value, Value)>) -> Self {
+        Pairs(Rc::new(pairs))
+    }
+}
+
+impl Deref for Items {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        &self.0
+    }
+}
+
+impl Deref for Pairs {
+    type Target = [(Value, Value)];
+
+    fn deref(&self) -> &[(Value, Value)] {
+        &self.0
+    }
+}
+
+impl PartialEq for Items {
+    /// Shared items are equal without a walk (a shared DAG compared with itself stays cheap).
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) || self.0[..] == other.0[..]
+    }
+}
+
+impl PartialEq for Pairs {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) || self.0[..] == other.0[..]
+    }
+}
+
+impl fmt::Debug for Items {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl fmt::Debug for Pairs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl IntoIterator for Items {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+
+    fn into_iter(mut self) -> Self::IntoIter {
+        match Rc::get_mut(&mut self.0) {
+            Some(values) => std::mem::take(values).into_iter(),
+            None => self.0.to_vec().into_iter(),
+        }
+    }
+}
+
+impl IntoIterator for Pairs {
+    type Item = (Value, Value);
+    type IntoIter = std::vec::IntoIter<(Value, Value)>;
+
+    fn into_iter(mut self) -> Self::IntoIter {
+        match Rc::get_mut(&mut self.0) {
+            Some(pairs) => std::mem::take(pairs).into_iter(),
+            None => self.0.to_vec().into_iter(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Items {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Pairs {
+    type Item = &'a (Value, Value);
+    type IntoIter = std::slice::Iter<'a, (Value, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        if let Some(values) = Rc::get_mut(&mut self.0) {
+            if values.iter().any(is_container) {
+                drop_flat(std::mem::take(values));
+            }
+        }
+    }
+}
+
+impl Drop for Pairs {
+    fn drop(&mut self) {
+        if let Some(pairs) = Rc::get_mut(&mut self.0) {
+            if pairs.iter().any(|(key, value)| is_container(key) || is_container(value)) {
+                drop_flat(std::mem::take(pairs).into_iter().flat_map(|(key, value)| [key, value]).collect());
+            }
+        }
+    }
+}
+
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Tuple(_) | Value::List(_) | Value::Dict(_))
+}
+
+/// Drops `pending` and everything only it holds, one container at a time:
+/// the children of a container no one else shares move onto the work list
+/// before the (then empty) container is dropped.
+fn drop_flat(mut pending: Vec<Value>) {
+    while let Some(mut value) = pending.pop() {
+        match &mut value {
+            Value::Tuple(items) | Value::List(items) => {
+                if let Some(children) = Rc::get_mut(&mut items.0) {
+                    pending.append(children);
+                }
+            }
+            Value::Dict(pairs) => {
+                if let Some(children) = Rc::get_mut(&mut pairs.0) {
+                    for (key, value) in children.drain(..) {
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
