@@ -17,9 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use visage_gallery::embedded::fs::{FileHandle, FileSystem, LockFailure, LockGuard};
-use visage_gallery::{
-    DecisionThreshold, EmbeddedStore, FaceSample, GalleryExport, GalleryStore, Identity, ImportConflict, OpenOptions, Template,
-};
+use visage_gallery::{DecisionThreshold, EmbeddedStore, FaceSample, GalleryExport, GalleryStore, Identity, ImportConflict, OpenOptions, Template};
 
 mod common;
 use common::{config, embedding, face};
@@ -102,8 +100,7 @@ impl Disk {
             return true;
         }
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return false };
-        self.dir_exists(parent)
-            && self.dirs.get(parent).and_then(|d| d.cached.get(name)).is_some_and(|&inode| self.inodes[inode].is_dir)
+        self.dir_exists(parent) && self.dirs.get(parent).and_then(|d| d.cached.get(name)).is_some_and(|&inode| self.inodes[inode].is_dir)
     }
 
     fn lookup(&self, path: &Path) -> Option<usize> {
@@ -209,7 +206,7 @@ impl FileHandle for Handle {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.disk.lock().unwrap().inodes[self.inode].cached.len() as u64)
     }
 }
@@ -405,7 +402,8 @@ fn every_acknowledged_write_survives_a_power_cut_at_every_operation() {
         let (acknowledged, _) = run_scenario(&fs);
         assert!(cut_at == total_ops || acknowledged < STEPS, "the cut at {cut_at} stopped nothing");
         for survivors in [Survivors::Nothing, Survivors::Everything, Survivors::FirstHalf, Survivors::LastOnly] {
-            let context = format!("cut at operation {cut_at} of {total_ops} ({:?}), {acknowledged} steps acknowledged, {survivors:?} survives", fs.disk().journal.last());
+            let context =
+                format!("cut at operation {cut_at} of {total_ops} ({:?}), {acknowledged} steps acknowledged, {survivors:?} survives", fs.disk().journal.last());
             let after = RecordingFs::new(fs.disk().after_cut(survivors));
             let opened = EmbeddedStore::open(Path::new(GALLERY), options(&after));
             let store = match opened {

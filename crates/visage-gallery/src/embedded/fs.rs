@@ -31,7 +31,7 @@ pub trait FileHandle: Send + Sync {
     /// Cuts or extends the file to `len` bytes; later appends go after it.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// What the lock on a gallery is held through; released when dropped.
@@ -41,7 +41,9 @@ pub trait LockGuard: Send + Sync {}
 #[derive(Debug)]
 pub enum LockFailure {
     /// Another process holds it; `holder` is the pid the last writer recorded.
-    Busy { holder: Option<u32> },
+    Busy {
+        holder: Option<u32>,
+    },
     Io(io::Error),
 }
 
@@ -94,7 +96,7 @@ impl FileHandle for RealHandle {
         io::Seek::seek(&mut self.0, io::SeekFrom::End(0)).map(drop)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

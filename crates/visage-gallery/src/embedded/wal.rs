@@ -178,7 +178,7 @@ impl LogWriter {
             }
             Err(e) => return Err(io(e)),
         };
-        if file.len().map_err(io)? != valid_len {
+        if file.size().map_err(io)? != valid_len {
             file.set_len(valid_len).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
