@@ -34,7 +34,7 @@ const NOBODY: u32 = 65534;
 /// Why no server could be started.
 #[derive(Debug)]
 pub enum Unavailable {
-    /// `python3 -m pip` does not run here: tests skip (loudly).
+    /// `python3 -m pip` does not run here (a test fails with this reason).
     NoPip(String),
     /// Anything else: a real failure.
     Failed(String),
@@ -314,16 +314,15 @@ fn free_port() -> Result<u16, Unavailable> {
     listener.local_addr().map(|a| a.port()).map_err(|e| failed(format!("no free local port: {e}")))
 }
 
-/// Starts a server for a test, or — only when pip itself is missing —
-/// prints a loud notice and returns `None` so the test can skip.
-/// Any other failure panics: the test must not pass without a server.
+/// Starts a server for a test; any failure (pip missing included) panics
+/// with the reason: a test that needs a database must not pass without one.
+pub fn start_for_test(name: &str) -> PgServer {
+    PgServer::start(name).unwrap_or_else(|e| panic!("starting the PostgreSQL test server for {name}: {e}"))
+}
+
+/// [`start_for_test`] under the name older tests call; it never skips
+/// (it returns `Some` or panics), so `let Some(server) = … else { return }`
+/// in a caller can no longer pass without a server.
 pub fn start_or_skip(name: &str) -> Option<PgServer> {
-    match PgServer::start(name) {
-        Ok(server) => Some(server),
-        Err(Unavailable::NoPip(message)) => {
-            eprintln!("\n!!!!!!!! SKIPPED {name}: no PostgreSQL test server: {message} !!!!!!!!\n");
-            None
-        }
-        Err(e) => panic!("starting the PostgreSQL test server for {name}: {e}"),
-    }
+    Some(start_for_test(name))
 }

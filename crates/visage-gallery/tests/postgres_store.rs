@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use visage_gallery::pgserver::{start_or_skip, PgServer};
+use visage_gallery::pgserver::{start_for_test, PgServer};
 use visage_gallery::{
     DecisionThreshold, EmbeddedStore, EnrolOutcome, GalleryError, GalleryExport, GalleryStore, HnswParams, ImportConflict, Match,
     PostgresOptions, PostgresStore, Result,
@@ -89,7 +89,7 @@ fn scenario(store: &dyn GalleryStore, other: &dyn GalleryStore) -> Vec<String> {
 
 #[test]
 fn same_answers_as_the_embedded_store() {
-    let Some(server) = start_or_skip("same-answers") else { return };
+    let server = start_for_test("same-answers");
     let (url_a, url_b) = (server.create_database("a").unwrap(), server.create_database("b").unwrap());
     let postgres = PostgresStore::create(&url_a, config()).unwrap();
     let postgres_other = PostgresStore::create(&url_b, config()).unwrap();
@@ -131,7 +131,7 @@ fn same_answers_as_the_embedded_store() {
 
 #[test]
 fn acknowledged_writes_survive_a_server_crash() {
-    let Some(mut server) = start_or_skip("crash") else { return };
+    let mut server = start_for_test("crash");
     let url = server.create_database("g").unwrap();
     let store = PostgresStore::create(&url, config()).unwrap();
     for person in 0..20 {
@@ -156,7 +156,7 @@ fn acknowledged_writes_survive_a_server_crash() {
 
 #[test]
 fn concurrent_writers_lose_no_enrolment() {
-    let Some(server) = start_or_skip("concurrent") else { return };
+    let server = start_for_test("concurrent");
     let url = server.create_database("g").unwrap();
     drop(PostgresStore::create(&url, config()).unwrap());
     // Two stores (as two processes would have), four threads each; every
@@ -192,7 +192,7 @@ fn concurrent_writers_lose_no_enrolment() {
 
 #[test]
 fn errors_name_what_is_wrong() {
-    let Some(server) = start_or_skip("errors") else { return };
+    let server = start_for_test("errors");
     let message = |result: Result<PostgresStore>| result.err().expect("an error").to_string();
 
     let bad = message(PostgresStore::open("postgres://ann:secret@localhost:notaport/db"));
@@ -239,7 +239,7 @@ fn errors_name_what_is_wrong() {
 /// too: a statement that writes fails there.
 #[test]
 fn read_only_opens_refuse_writes() {
-    let Some(server) = start_or_skip("read_only") else { return };
+    let server = start_for_test("read_only");
     let url = server.create_database("g").unwrap();
     let writer = PostgresStore::create(&url, config()).unwrap();
     writer.enrol("ann", None, &[face(1, 0, 9.0)]).unwrap();
@@ -267,7 +267,7 @@ fn read_only_opens_refuse_writes() {
 
 #[test]
 fn usable_from_inside_a_tokio_runtime() {
-    let Some(server) = start_or_skip("runtime") else { return };
+    let server = start_for_test("runtime");
     let url = server.create_database("g").unwrap();
     let store: Arc<dyn GalleryStore> = Arc::new(PostgresStore::create(&url, config()).unwrap());
     // visage-serve's way (spawn_blocking on a multi-thread runtime), and the
@@ -294,7 +294,7 @@ fn usable_from_inside_a_tokio_runtime() {
 /// HNSW (pgvector's index, cosine) against exact search on clustered data.
 #[test]
 fn approximate_search_recall_against_exact() {
-    let Some(server) = start_or_skip("hnsw") else { return };
+    let server = start_for_test("hnsw");
     let url = server.create_database("g").unwrap();
     let store = PostgresStore::create(&url, config()).unwrap();
     let people = 2000;
@@ -329,4 +329,58 @@ fn approximate_search_recall_against_exact() {
     eprintln!("pgvector HNSW recall@10 against exact: {recall:.3} (2000 × 16-d, ef_search 100)");
     assert!(recall >= 0.9, "recall {recall}");
     let _: &PgServer = &server;
+}
+
+/// Every connection carries the statement timeout: a statement stuck behind
+/// another session's lock is cancelled with a clear error instead of
+/// hanging, and the store keeps working after. Maintenance runs unbounded.
+#[test]
+fn statements_are_bounded_by_the_statement_timeout() {
+    let server = start_for_test("timeout");
+    let url = server.create_database("g").unwrap();
+    let writer = PostgresStore::create(&url, config()).unwrap();
+    writer.enrol("ann", None, &[face(1, 0, 9.0)]).unwrap();
+    assert_eq!(writer.setting("statement_timeout").unwrap(), "30s", "the default");
+    let options = PostgresOptions { statement_timeout: Some(std::time::Duration::from_secs(1)), ..PostgresOptions::default() };
+    let bounded = PostgresStore::open_with(&url, &options).unwrap();
+    assert_eq!(bounded.setting("statement_timeout").unwrap(), "1s");
+    std::thread::scope(|scope| {
+        // Another client takes the identities table and sits on it for 6 s.
+        let holder = scope.spawn(|| server.psql("g", "BEGIN; LOCK TABLE visage_identities IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !server.psql("g", "SELECT count(*) FROM pg_locks WHERE relation = 'visage_identities'::regclass AND mode = 'AccessExclusiveLock' AND granted").unwrap().trim().eq("1") {
+            assert!(std::time::Instant::now() < deadline, "the lock was never taken");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let started = std::time::Instant::now();
+        let error = bounded.len().unwrap_err().to_string();
+        let waited = started.elapsed();
+        assert!(error.contains("statement timeout") && error.contains("was cancelled"), "{error}");
+        assert!(waited >= std::time::Duration::from_millis(900) && waited < std::time::Duration::from_secs(5), "cancelled after {waited:?}");
+        holder.join().unwrap().unwrap();
+    });
+    assert_eq!(bounded.len().unwrap(), 1, "the store works once the lock is gone");
+    // Maintenance is not bounded: a statement longer than the timeout runs.
+    bounded.execute("SELECT pg_sleep(1.5)").unwrap();
+    assert_eq!(bounded.setting("statement_timeout").unwrap(), "1s", "the connection got its timeout back");
+}
+
+/// A password in the URL's query never shows in a location or an error, and
+/// `sslmode=require` does not fall back to an unverified or plain connection
+/// (the test server has no TLS: the connection is refused, saying why).
+#[test]
+fn secrets_stay_hidden_and_required_tls_is_not_skipped() {
+    let server = start_for_test("secrets");
+    let url = server.create_database("g").unwrap();
+    // Trust authentication on loopback accepts any password: the open works.
+    let with_password = format!("{url}?password=hunter2&application_name=visage-test");
+    let store = PostgresStore::create(&with_password, config()).unwrap();
+    assert_eq!(store.location(), format!("{url}?password=***&application_name=visage-test"));
+    drop(store);
+    let no_database = with_password.replace("/g?", "/absent?");
+    let error = PostgresStore::open(&no_database).err().unwrap().to_string();
+    assert!(error.contains("password=***") && error.contains("no such database") && !error.contains("hunter2"), "{error}");
+    let required = format!("{url}?sslmode=require&password=hunter2");
+    let error = PostgresStore::open(&required).err().unwrap().to_string();
+    assert!(!error.contains("hunter2") && (error.contains("TLS") || error.contains("SSL") || error.contains("ssl")), "{error}");
 }

@@ -83,7 +83,7 @@ create keys with `visage serve keys add --scope read|write`."
                 "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } }
             } },
             "/health": { "get": {
-                "operationId": "health", "summary": "Readiness: 200 while serving, 503 while draining at shutdown or when the gallery cannot be read.", "security": [],
+                "operationId": "health", "summary": "Readiness: 200 while serving (status ok, or degraded while a model worker is being replaced), 503 while draining at shutdown, when the gallery cannot be read or no model worker is left.", "security": [],
                 "responses": { "200": ok("ready", "Health"), "503": ok("not ready", "Health") }
             } },
             "/health/live": { "get": {
@@ -129,7 +129,11 @@ create keys with `visage serve keys add --scope read|write`."
             "/v1/enrol": { "post": {
                 "operationId": "enrol", "summary": "Enrol the largest face of a photo as NAME (created when new, else a template is added).",
                 "security": [{ "bearer": [] }, { "apiKey": [] }],
-                "parameters": [{ "name": "name", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the person (or a form field `name`)" }],
+                "parameters": [
+                    { "name": "name", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the person (or a form field `name`)" },
+                    { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 128 },
+                      "description": "makes a retry safe: the same key with the same request is answered with the first answer (header Idempotent-Replayed: true), with another request 422; remembered in memory (not across restarts)" }
+                ],
                 "requestBody": {
                     "required": true,
                     "content": {
@@ -195,9 +199,11 @@ create keys with `visage serve keys add --scope read|write`."
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string", "description": "what was wrong, naming the input" } } },
                 "Box": { "type": "array", "items": { "type": "number" }, "minItems": 4, "maxItems": 4, "description": "[x1, y1, x2, y2] in photo pixels" },
                 "Health": { "type": "object", "required": ["status"], "properties": {
-                    "status": { "type": "string", "enum": ["ok", "draining", "gallery unavailable"] },
+                    "status": { "type": "string", "enum": ["ok", "degraded", "draining", "gallery unavailable", "no model workers"] },
                     "identities": { "type": ["integer", "null"] },
-                    "gallery": { "type": "string" }, "recognizer": { "type": "string" },
+                    "gallery": { "type": "string", "enum": ["directory", "postgresql"], "description": "the kind of gallery (never its path or URL)" },
+                    "recognizer": { "type": "string" },
+                    "workers": { "type": "integer" }, "workers_configured": { "type": "integer" }, "worker_panics": { "type": "integer" },
                     "queue_depth": { "type": "integer" }, "queue_capacity": { "type": "integer" }, "in_flight": { "type": "integer" }
                 } },
                 "DetectResponse": { "type": "object", "required": ["width", "height", "faces"], "properties": {
