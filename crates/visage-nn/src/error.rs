@@ -47,3 +47,17 @@ pub enum NnError {
     #[error("{family} checkpoint {path}: {source}")]
     Checkpoint { path: PathBuf, family: String, source: Box<NnError> },
 }
+
+impl NnError {
+    /// Whether the caller's input is at fault (exit code 2 at the CLI): a
+    /// configuration value, or a weights file whose content is malformed or
+    /// does not fit the model. Only a file that cannot be read (I/O) is the
+    /// environment's fault.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            NnError::Io { .. } => false,
+            NnError::Checkpoint { source, .. } => source.is_bad_input(),
+            _ => true,
+        }
+    }
+}

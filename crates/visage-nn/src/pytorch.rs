@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::str::FromStr;
 
 use burn::tensor::backend::Backend;
@@ -103,8 +103,60 @@ pub struct PytorchCheckpoint {
 
 /// Reads a `torch.save` zip archive and returns its backbone state dict.
 pub fn read_pytorch_checkpoint(path: &Path, family: CheckpointFamily) -> Result<PytorchCheckpoint, NnError> {
+    let io_error = |source| NnError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut magic = [0u8; 4];
+    let head = read_head(&mut file, &mut magic).map_err(io_error)?;
+    check_magic(&magic[..head], path)?;
+    let archive_len = file.metadata().map_err(io_error)?.len();
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    checkpoint_from_archive(file, archive_len, path, family)
+}
+
+/// [`read_pytorch_checkpoint`] of an archive held in memory; `path` only
+/// names the source in errors. Every problem of the bytes is an
+/// [`NnError::Format`] naming `path` and, where there is one, the archive
+/// entry or the tensor key.
+pub fn read_pytorch_checkpoint_bytes(bytes: &[u8], path: &Path, family: CheckpointFamily) -> Result<PytorchCheckpoint, NnError> {
+    check_magic(&bytes[..bytes.len().min(4)], path)?;
+    checkpoint_from_archive(Cursor::new(bytes), bytes.len() as u64, path, family)
+}
+
+/// Fills `magic` from the start of `file` (fewer bytes for a shorter file).
+fn read_head(file: &mut std::fs::File, magic: &mut [u8; 4]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < magic.len() {
+        match file.read(&mut magic[filled..])? {
+            0 => break,
+            count => filled += count,
+        }
+    }
+    Ok(filled)
+}
+
+/// A zip archive starts with a local file header, `PK\x03\x04`; a legacy
+/// `torch.save` file with a pickle's PROTO opcode.
+fn check_magic(head: &[u8], path: &Path) -> Result<(), NnError> {
+    if head == b"PK\x03\x04" {
+        return Ok(());
+    }
+    let problem = if head.len() >= 2 && head[0] == 0x80 && head[1] <= 5 {
+        "is in the legacy (before PyTorch 1.6) torch.save format, not a zip archive; re-save it with a \
+         current PyTorch: `torch.save(torch.load(old, weights_only=False), new)`"
+    } else {
+        "is not a PyTorch checkpoint (a torch.save zip archive starts with `PK`)"
+    };
+    Err(NnError::Format { path: path.to_path_buf(), problem: problem.to_string() })
+}
+
+fn checkpoint_from_archive<R: Read + Seek>(
+    reader: R,
+    archive_len: u64,
+    path: &Path,
+    family: CheckpointFamily,
+) -> Result<PytorchCheckpoint, NnError> {
     let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
-    let (root, mut tensors) = read_archive(path)?;
+    let (root, mut tensors) = read_archive(reader, archive_len, path)?;
     let (wrapped, state_value) = match root.get("state_dict") {
         Some(inner @ Value::Dict(_)) => (true, inner),
         _ => (false, &root),
@@ -114,7 +166,7 @@ pub fn read_pytorch_checkpoint(path: &Path, family: CheckpointFamily) -> Result<
             "holds a pickled {} ({}), not a state dict; save `model.state_dict()` instead of the model",
             state_value.kind(),
             match state_value {
-                Value::Object { callable } => callable.as_str(),
+                Value::Object { callable } => &**callable,
                 _ => "no tensors",
             }
         )));
@@ -218,31 +270,53 @@ fn select_backbone(all: Tensors, family: CheckpointFamily) -> Result<(Tensors, V
     Ok((kept, dropped))
 }
 
+/// The most a deflated entry can expand: DEFLATE's densest code turns 258
+/// bytes of output into about 2 bits, a ratio of 1032 to 1. An entry that
+/// declares more than that of its compressed bytes lies.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 /// The storages of an archive, read on demand.
-struct Storages {
-    path: PathBuf,
-    archive: zip::ZipArchive<std::fs::File>,
+struct Storages<R> {
+    archive: zip::ZipArchive<R>,
+    archive_len: u64,
     /// `<name>/` in front of every entry.
     prefix: String,
     cache: HashMap<String, Vec<u8>>,
+    /// Float elements decoded so far, and the bytes of the storages read:
+    /// the first may not exceed the second (see [`Storages::tensor`]).
+    decoded: u64,
+    stored: u64,
 }
 
-fn read_archive(path: &Path) -> Result<(Value, Storages), NnError> {
-    let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
-    let mut file = std::fs::File::open(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
-    let mut magic = [0u8; 4];
-    let head = file.read(&mut magic).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
-    if head < 4 || &magic != b"PK\x03\x04" {
-        let problem = if head >= 2 && magic[0] == 0x80 && magic[1] <= 5 {
-            "is in the legacy (before PyTorch 1.6) torch.save format, not a zip archive; re-save it with a \
-             current PyTorch: `torch.save(torch.load(old, weights_only=False), new)`"
-        } else {
-            "is not a PyTorch checkpoint (a torch.save zip archive starts with `PK`)"
-        };
-        return Err(format_error(problem.to_string()));
+/// The bytes of entry `name`, checked against what the archive holds before
+/// anything is allocated: its stored bytes lie inside the archive, and its
+/// declared size is one those bytes can give (equal for a stored entry,
+/// [`MAX_DEFLATE_RATIO`] times at most for a deflated one). Reading stops one
+/// byte past the declared size, so a lying header costs nothing.
+fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, archive_len: u64, name: &str) -> Result<Vec<u8>, String> {
+    let mut entry = archive.by_name(name).map_err(|e| format!("entry `{name}`: {e}"))?;
+    let (declared, stored) = (entry.size(), entry.compressed_size());
+    if stored > archive_len {
+        return Err(format!("entry `{name}` declares {stored} stored bytes, the archive has {archive_len}"));
     }
-    let file = std::fs::File::open(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format_error(format!("unreadable zip archive (truncated?): {e}")))?;
+    let possible = match entry.compression() {
+        zip::CompressionMethod::Stored => stored,
+        _ => stored.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024),
+    };
+    if declared > possible {
+        return Err(format!("entry `{name}` declares {declared} bytes, more than its {stored} stored bytes can hold"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(archive_len)).unwrap_or(0));
+    (&mut entry).take(declared.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| format!("entry `{name}` is damaged: {e}"))?;
+    if bytes.len() as u64 != declared {
+        return Err(format!("entry `{name}` holds {} bytes, its header says {declared}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn read_archive<R: Read + Seek>(reader: R, archive_len: u64, path: &Path) -> Result<(Value, Storages<R>), NnError> {
+    let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| format_error(format!("unreadable zip archive (truncated?): {e}")))?;
     let pickle_name = archive
         .file_names()
         .filter(|name| name.ends_with("data.pkl") && name.matches('/').count() <= 1)
@@ -250,21 +324,17 @@ fn read_archive(path: &Path) -> Result<(Value, Storages), NnError> {
         .map(str::to_string)
         .ok_or_else(|| format_error("zip archive has no `data.pkl`: not written by torch.save".into()))?;
     let prefix = pickle_name[..pickle_name.len() - "data.pkl".len()].to_string();
-    let read_entry = |archive: &mut zip::ZipArchive<std::fs::File>, name: &str| -> Result<Vec<u8>, NnError> {
-        let mut entry = archive.by_name(name).map_err(|e| format_error(format!("entry `{name}`: {e}")))?;
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| format_error(format!("entry `{name}` is damaged: {e}")))?;
-        Ok(bytes)
-    };
-    if archive.file_names().any(|name| name == format!("{prefix}byteorder")) {
-        let order = read_entry(&mut archive, &format!("{prefix}byteorder"))?;
+    let byteorder = format!("{prefix}byteorder");
+    if archive.file_names().any(|name| name == byteorder) {
+        let order = read_entry(&mut archive, archive_len, &byteorder).map_err(format_error)?;
         if order != b"little" {
-            return Err(format_error(format!("storages are {} endian; only little endian is read", String::from_utf8_lossy(&order))));
+            let shown: String = String::from_utf8_lossy(&order).chars().take(20).collect();
+            return Err(format_error(format!("storages are {shown} endian; only little endian is read")));
         }
     }
-    let pickled = read_entry(&mut archive, &pickle_name)?;
+    let pickled = read_entry(&mut archive, archive_len, &pickle_name).map_err(format_error)?;
     let root = visage_pickle::parse(&pickled, Options::TORCH).map_err(|e| format_error(format!("`{pickle_name}`: {e}")))?;
-    Ok((root, Storages { path: path.to_path_buf(), archive, prefix, cache: HashMap::new() }))
+    Ok((root, Storages { archive, archive_len, prefix, cache: HashMap::new(), decoded: 0, stored: 0 }))
 }
 
 /// Bytes per element and whether the storage holds floats, by storage class.
@@ -281,15 +351,25 @@ fn storage_dtype(storage_type: &str) -> Option<(usize, bool)> {
     })
 }
 
-impl Storages {
+impl<R: Read + Seek> Storages<R> {
     /// The tensor `key` as f32, or `None` for integer tensors (BatchNorm's
     /// `num_batches_tracked`), which are checked but not kept.
+    ///
+    /// Every size is outside input: products and sums are checked, the
+    /// storage's declared byte length is compared with its entry's real one
+    /// before a value is read, and the float elements decoded over all
+    /// tensors may not exceed the bytes of the storages read. Each float
+    /// element takes 2 bytes or more in its storage, so that leaves every
+    /// storage room to be viewed twice (tied weights) while views that
+    /// overlap a thousand times over are refused instead of filling memory.
     fn tensor(&mut self, key: &str, view: &TensorRef) -> Result<Option<HostTensor>, String> {
         let storage = &view.storage;
+        let entry = format!("{}data/{}", self.prefix, storage.key);
         let Some((element_size, is_float)) = storage_dtype(&storage.storage_type) else {
             return Err(format!("tensor '{key}' has unsupported storage type {}", storage.storage_type));
         };
-        let element_count: u64 = view.size.iter().product();
+        let too_big = || format!("tensor '{key}': size {:?} has more elements than any storage can hold", view.size);
+        let element_count = view.size.iter().try_fold(1u64, |count, &size| count.checked_mul(size)).ok_or_else(too_big)?;
         // Row-major strides; dimensions of size 1 may carry any stride.
         let mut expected_stride = 1u64;
         for (&size, &stride) in view.size.iter().zip(&view.stride).rev() {
@@ -299,31 +379,41 @@ impl Storages {
                     view.size, view.stride
                 ));
             }
-            expected_stride *= size;
+            expected_stride = expected_stride.saturating_mul(size);
         }
-        let end = view.storage_offset + element_count;
+        let end = view.storage_offset.checked_add(element_count).ok_or_else(too_big)?;
         if end > storage.element_count {
             return Err(format!(
                 "tensor '{key}' reads elements {}..{end} of a storage of {}",
                 view.storage_offset, storage.element_count
             ));
         }
-        let bytes = self.storage_bytes(&storage.key)?;
-        let needed = storage.element_count as usize * element_size;
-        if bytes.len() < needed {
-            return Err(format!(
-                "storage `data/{}` of tensor '{key}' has {} bytes, {needed} expected (truncated file?)",
-                storage.key,
-                bytes.len()
-            ));
+        let needed = storage.element_count.checked_mul(element_size as u64).ok_or_else(|| {
+            format!("storage `{entry}` of tensor '{key}' declares {} elements of {element_size} bytes: no file holds that many", storage.element_count)
+        })?;
+        let bytes_len = self.storage_bytes(&storage.key)?.len() as u64;
+        if bytes_len < needed {
+            return Err(format!("storage `{entry}` of tensor '{key}' has {bytes_len} bytes, {needed} expected (truncated file?)"));
         }
+        if is_float {
+            self.decoded = self.decoded.saturating_add(element_count);
+            if self.decoded > self.stored {
+                return Err(format!(
+                    "tensor '{key}': the tensors read so far hold {} elements, more than their storages' {} bytes can \
+                     (views that overlap many times over)",
+                    self.decoded, self.stored
+                ));
+            }
+        }
+        let bytes = &self.cache[&storage.key];
         if !is_float {
             return Ok(None);
         }
+        // in range: end ≤ element_count, and element_count · element_size = needed ≤ bytes.len()
         let raw = &bytes[view.storage_offset as usize * element_size..end as usize * element_size];
         let values: Vec<f32> = match storage.storage_type.as_str() {
             "FloatStorage" => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            "DoubleStorage" => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
+            "DoubleStorage" => raw.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32).collect(),
             "HalfStorage" => raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
             _ => raw.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
         };
@@ -333,9 +423,8 @@ impl Storages {
     fn storage_bytes(&mut self, storage_key: &str) -> Result<&[u8], String> {
         if !self.cache.contains_key(storage_key) {
             let name = format!("{}data/{storage_key}", self.prefix);
-            let mut entry = self.archive.by_name(&name).map_err(|e| format!("storage entry `{name}`: {e}"))?;
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(|e| format!("storage entry `{name}` of {} is damaged: {e}", self.path.display()))?;
+            let bytes = read_entry(&mut self.archive, self.archive_len, &name).map_err(|e| format!("storage {e}"))?;
+            self.stored = self.stored.saturating_add(bytes.len() as u64);
             self.cache.insert(storage_key.to_string(), bytes);
         }
         Ok(&self.cache[storage_key])

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use super::proto::{Attribute, Graph, Node, Writer};
 use super::{
-    bn_epsilon, bn_tensors, consumers_of, graph_initializer, identity_bn_with_bias, read_graph_state,
+    bn_epsilon, bn_tensors, consumers_of, graph_initializer, graph_state, identity_bn_with_bias, read_graph_state,
     variance_for_visage_epsilon, GraphWriter,
 };
 use crate::error::NnError;
@@ -31,6 +31,13 @@ use crate::state_dict::{HostTensor, StateDict};
 pub fn read_onnx_mobilefacenet(path: &Path, config: &MobileFaceNetConfig) -> Result<StateDict, NnError> {
     config.validate()?;
     read_graph_state(path, |graph| state_from_graph(graph, config))
+}
+
+/// [`read_onnx_mobilefacenet`] of a model held in memory; `path` only names
+/// the source in errors.
+pub fn read_onnx_mobilefacenet_bytes(bytes: &[u8], path: &Path, config: &MobileFaceNetConfig) -> Result<StateDict, NnError> {
+    config.validate()?;
+    graph_state(bytes, path, |graph| state_from_graph(graph, config))
 }
 
 /// One convolution of the network in forward order.

@@ -23,7 +23,7 @@
 mod mobilefacenet;
 pub mod proto;
 
-pub use mobilefacenet::read_onnx_mobilefacenet;
+pub use mobilefacenet::{read_onnx_mobilefacenet, read_onnx_mobilefacenet_bytes};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -45,12 +45,23 @@ pub fn read_onnx_iresnet(path: &Path, config: &IResNetConfig) -> Result<StateDic
     read_graph_state(path, |graph| iresnet_state_from_graph(graph, config))
 }
 
+/// [`read_onnx_iresnet`] of a model held in memory; `path` only names the
+/// source in errors.
+pub fn read_onnx_iresnet_bytes(bytes: &[u8], path: &Path, config: &IResNetConfig) -> Result<StateDict, NnError> {
+    graph_state(bytes, path, |graph| iresnet_state_from_graph(graph, config))
+}
+
 /// Parses the ONNX file at `path` and maps its graph to a state dict; every
 /// problem becomes an error naming the file.
 fn read_graph_state(path: &Path, to_state: impl FnOnce(&Graph) -> Result<StateDict, String>) -> Result<StateDict, NnError> {
     let bytes = std::fs::read(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
+    graph_state(&bytes, path, to_state)
+}
+
+/// [`read_graph_state`] of bytes in memory.
+fn graph_state(bytes: &[u8], path: &Path, to_state: impl FnOnce(&Graph) -> Result<StateDict, String>) -> Result<StateDict, NnError> {
     let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
-    let graph = proto::read_model(&bytes).map_err(|e| format_error(format!("not a readable ONNX model: {e}")))?;
+    let graph = proto::read_model(bytes).map_err(|e| format_error(format!("not a readable ONNX model: {e}")))?;
     to_state(&graph).map_err(format_error)
 }
 
@@ -160,7 +171,7 @@ fn graph_initializer(graph: &Graph, name: &str, node: &Node) -> Result<(Vec<usiz
     let tensor = graph.initializers.get(name).ok_or_else(|| {
         format!("{} node '{}' reads '{name}', which is not an initializer (weights computed in the graph are not supported)", node.op_type, node.name)
     })?;
-    let values = tensor.values.clone().ok_or_else(|| format!("initializer '{name}' is not a float tensor"))?;
+    let values = graph.values_of(tensor).ok_or_else(|| format!("initializer '{name}' is not a float tensor"))??;
     Ok((tensor.dims.clone(), values))
 }
 
@@ -280,6 +291,9 @@ fn iresnet_state_from_graph(graph: &Graph, config: &IResNetConfig) -> Result<Sta
                     }
                 }
                 let (dims, weight) = initializer(node.inputs.get(1).ok_or("Gemm without a weight")?, node)?;
+                if dims.len() != 2 {
+                    return Err(format!("Gemm node '{}' has a weight of dims {dims:?}; a Linear layer's is 2-D", node.name));
+                }
                 let (dims, weight) = if attribute("transB", 0) != 0 {
                     (dims, weight)
                 } else {

@@ -1,7 +1,17 @@
 //! The protobuf wire format, as far as ONNX's `ModelProto → GraphProto →
 //! NodeProto / TensorProto` need it: a field reader and a writer. Field
 //! numbers are onnx.proto3's.
+//!
+//! The reader is safe on any bytes: every length is checked against the
+//! bytes of the enclosing message before it is used (a payload is a slice
+//! of the input, never a copy sized by the file), varints stop at 10 bytes,
+//! and messages are read to a fixed depth (model → graph → node → attribute
+//! → tensor) by separate functions, so nothing recurses on the file's
+//! nesting: subgraphs (`AttributeProto.g`, `If`/`Loop` bodies) are skipped
+//! unread. A tensor's element count is a checked product that must match
+//! its data.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// One field's payload.
@@ -99,6 +109,10 @@ pub fn text(wire: Wire<'_>) -> Result<String, String> {
     }
 }
 
+/// The most dimensions a tensor may have; ONNX Runtime's own kernels stop
+/// far below (8 for most), and a dims list is printed in errors.
+pub const MAX_TENSOR_RANK: usize = 64;
+
 /// ONNX `TensorProto.DataType` values read here.
 pub const FLOAT: i64 = 1;
 pub const INT64: i64 = 7;
@@ -138,8 +152,15 @@ pub fn read_tensor(bytes: &[u8]) -> Result<Tensor, String> {
             _ => {}
         }
     }
+    if dims.len() > MAX_TENSOR_RANK {
+        return Err(format!("tensor '{}' has {} dimensions, more than {MAX_TENSOR_RANK}", tensor.name, dims.len()));
+    }
     tensor.dims = dims.iter().map(|&d| usize::try_from(d).map_err(|_| format!("tensor '{}' has a negative dimension", tensor.name))).collect::<Result<_, _>>()?;
-    let count: usize = tensor.dims.iter().product();
+    let count = tensor
+        .dims
+        .iter()
+        .try_fold(1usize, |count, &dim| count.checked_mul(dim))
+        .ok_or_else(|| format!("tensor '{}' has dims {:?}, more elements than any file holds", tensor.name, tensor.dims))?;
     let values: Option<Vec<f32>> = match (tensor.data_type, raw) {
         (FLOAT, Some(raw)) => Some(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
         (FLOAT, None) => Some(float_data),
@@ -225,6 +246,36 @@ pub struct Graph {
     /// In the file's order, which ONNX requires to be topological.
     pub nodes: Vec<Node>,
     pub initializers: BTreeMap<String, Tensor>,
+    /// Float values copied out of initializers so far by [`Graph::values_of`],
+    /// and the float values the initializers hold (counted on first use).
+    copied: Cell<usize>,
+    total: Cell<Option<usize>>,
+}
+
+impl Graph {
+    /// A copy of `tensor`'s float values, counted: all copies together may
+    /// hold at most twice the graph's float values (and 1 Mi besides). A
+    /// weight read by two layers is fine; one large initializer named by
+    /// every layer of a hostile graph would otherwise be copied hundreds of
+    /// times over.
+    pub fn values_of(&self, tensor: &Tensor) -> Option<Result<Vec<f32>, String>> {
+        let values = tensor.values.as_ref()?;
+        let total = self.total.get().unwrap_or_else(|| {
+            let total = self.initializers.values().filter_map(|t| t.values.as_ref()).map(Vec::len).sum();
+            self.total.set(Some(total));
+            total
+        });
+        let budget = total.saturating_mul(2).saturating_add(1 << 20);
+        let copied = self.copied.get().saturating_add(values.len());
+        if copied > budget {
+            return Some(Err(format!(
+                "initializer '{}' copied once too often: the layers read {copied} weights out of a graph of {total}",
+                tensor.name
+            )));
+        }
+        self.copied.set(copied);
+        Some(Ok(values.clone()))
+    }
 }
 
 /// Parses a serialised ModelProto (field 7: its GraphProto).
