@@ -118,7 +118,8 @@ fn a_keyless_upload_is_refused_before_its_body_is_sent() {
     assert!(!text.contains("secret-guess"), "a key must not be echoed: {text}");
     // A wrong content type is refused from the headers too.
     let mut stream = TcpStream::connect(address(&server)).unwrap();
-    let head = format!("POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: text/html\r\nContent-Length: 20971520\r\n\r\n", server.keys.read);
+    let head =
+        format!("POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: text/html\r\nContent-Length: 20971520\r\n\r\n", server.keys.read);
     stream.write_all(head.as_bytes()).unwrap();
     let (answer, closed_after) = read_until_closed(&mut stream, Duration::from_secs(10));
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 415") && closed_after.is_some(), "{}", String::from_utf8_lossy(&answer));
@@ -244,7 +245,8 @@ fn photos_with_too_many_faces_are_refused() {
     });
     let (a, b) = (photo("obama_4.jpg"), photo("obama_5.jpg"));
     let (content_type, body) = multipart(&[("a", Some("a.jpg"), "image/jpeg", &a), ("b", Some("b.jpg"), "image/jpeg", &b)]);
-    let reply = send(agent.post(&format!("{}/v1/verify", server.url)).set("X-API-Key", &server.keys.read).set("Content-Type", &content_type), Some(&body)).unwrap();
+    let reply =
+        send(agent.post(&format!("{}/v1/verify", server.url)).set("X-API-Key", &server.keys.read).set("Content-Type", &content_type), Some(&body)).unwrap();
     assert_eq!(reply.status, 422, "{}", reply.text());
     assert!(reply.json()["error"].as_str().unwrap().contains("at most 1 per request"), "{}", reply.text());
     server.stop();

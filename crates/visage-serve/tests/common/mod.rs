@@ -45,7 +45,10 @@ pub struct Keys {
 }
 
 pub fn make_keys(options: &ServeOptions) -> Keys {
-    Keys { write: add_key(&options.keys_file, Scope::Write, "test writer").unwrap().0, read: add_key(&options.keys_file, Scope::Read, "test reader").unwrap().0 }
+    Keys {
+        write: add_key(&options.keys_file, Scope::Write, "test writer").unwrap().0,
+        read: add_key(&options.keys_file, Scope::Read, "test reader").unwrap().0,
+    }
 }
 
 pub struct TestServer {
