@@ -67,6 +67,18 @@ struct ServeArgs {
     /// Seconds before an unanswered request gets 503.
     #[arg(long, value_name = "S", default_value_t = 30)]
     timeout_s: u64,
+    /// Seconds a client has to send a whole request head; also how long an idle keep-alive connection is kept.
+    #[arg(long, value_name = "S", default_value_t = visage_serve::DEFAULT_HEADER_READ_TIMEOUT_S)]
+    header_timeout_s: u64,
+    /// Connections open at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = visage_serve::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Refuse (422) a photo with more faces than this.
+    #[arg(long, value_name = "N", default_value_t = visage_serve::DEFAULT_MAX_FACES_PER_PHOTO)]
+    max_faces_per_photo: usize,
+    /// Refuse (422) a request whose photos hold more faces than this in all.
+    #[arg(long, value_name = "N", default_value_t = visage_serve::DEFAULT_MAX_FACES_PER_REQUEST)]
+    max_faces_per_request: usize,
     /// Face detector: yunet, scrfd, a config name in models/ or a .toml path.
     #[arg(long, default_value = "yunet")]
     detector: String,
@@ -229,6 +241,10 @@ impl ServeArgs {
         options.max_in_flight = self.max_in_flight.max(1);
         options.max_body_bytes = self.max_body_mib.max(1) << 20;
         options.request_timeout = Duration::from_secs(self.timeout_s.max(1));
+        options.header_read_timeout = Duration::from_secs(self.header_timeout_s.max(1));
+        options.max_connections = self.max_connections.max(1);
+        options.max_faces_per_photo = self.max_faces_per_photo.max(1);
+        options.max_faces_per_request = self.max_faces_per_request.max(1);
         let models = self.models()?;
         let keys = visage_serve::read_keys(&options.keys_file).map_err(failure)?;
         if keys.is_empty() {
