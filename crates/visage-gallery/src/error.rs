@@ -44,7 +44,11 @@ pub enum GalleryError {
 
     /// Another process holds the gallery's lock (`visage serve` holds it as
     /// long as it runs) and did not let go within the wait allowed.
-    #[error("{}: the gallery is locked by another process{}; gave up after {waited_s:.0} s (a running `visage serve` holds it: stop it, or use its HTTP API)", path.display(), holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    #[error(
+        "{}: the gallery is locked by another process{}; gave up after {waited_s:.0} s (is `visage serve` running on it? then use its HTTP API, or stop it)",
+        path.display(),
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
     Locked { path: PathBuf, holder: Option<u32>, waited_s: f64 },
 
     /// The database server failed or could not be reached (the location is

@@ -67,8 +67,9 @@ struct Disk {
     /// The operation index at which the power fails; from then on every call fails.
     cut_at: Option<usize>,
     cut: bool,
-    /// Fails the n-th `sync_dir` from now (1 = the next), once.
-    fail_sync_dir_in: Option<usize>,
+    /// Injected failures: the n-th operation (1 = the next) whose journal
+    /// entry starts with the prefix fails, once, without taking effect.
+    fail: Vec<(&'static str, usize)>,
     /// What happened, for the test's own checks.
     journal: Vec<String>,
 }
@@ -91,6 +92,19 @@ impl Disk {
             return Err(power_cut());
         }
         self.ops += 1;
+        let mut injected = false;
+        self.fail.retain_mut(|(prefix, countdown)| {
+            if !injected && what.starts_with(*prefix) {
+                *countdown -= 1;
+                injected = *countdown == 0;
+                return !injected;
+            }
+            true
+        });
+        if injected {
+            self.journal.push(format!("{what} (failed)"));
+            return Err(io::Error::other(format!("{what} failed (injected)")));
+        }
         self.journal.push(what);
         Ok(())
     }
@@ -291,13 +305,6 @@ impl FileSystem for RecordingFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut disk = self.disk();
         disk.op(format!("sync_dir {}", path.display()))?;
-        if let Some(n) = disk.fail_sync_dir_in.as_mut() {
-            *n -= 1;
-            if *n == 0 {
-                disk.fail_sync_dir_in = None;
-                return Err(io::Error::other("sync_dir failed (injected)"));
-            }
-        }
         if !disk.dir_exists(path) {
             return Err(io::Error::new(io::ErrorKind::NotFound, path.display().to_string()));
         }
@@ -449,9 +456,9 @@ fn a_failed_directory_fsync_in_compaction_loses_no_later_write() {
         let store = EmbeddedStore::create_with(Path::new(GALLERY), config(), OpenOptions { compact_after_bytes: 1 << 30, ..options(&fs) }).unwrap();
         store.enrol("alice", None, &faces(1, 1)).unwrap();
         // The first sync_dir of a compaction makes the snapshot durable, the second the new log.
-        fs.disk().fail_sync_dir_in = Some(fail_nth);
+        fs.disk().fail = vec![("sync_dir", fail_nth)];
         let err = store.compact().unwrap_err().to_string();
-        assert!(err.contains("sync_dir failed (injected)"), "{err}");
+        assert!(err.contains("sync_dir /disk/gallery failed (injected)"), "{err}");
         // Acknowledged after the failure: it must be durable where the gallery will look.
         store.enrol("bob", Some(serde_json::json!({"after": "failed fsync"})), &faces(2, 1)).unwrap();
         let before = store.export().unwrap();
@@ -460,5 +467,28 @@ fn a_failed_directory_fsync_in_compaction_loses_no_later_write() {
             let store = EmbeddedStore::open(Path::new(GALLERY), options(&after)).unwrap_or_else(|e| panic!("fail #{fail_nth}, {survivors:?}: {e}"));
             assert_eq!(store.export().unwrap(), before, "fail #{fail_nth}, {survivors:?}: an acknowledged write was lost");
         }
+    }
+}
+
+#[test]
+fn a_failed_append_is_cut_off_before_the_next_one() {
+    let fs = RecordingFs::new(Disk::new());
+    let store = EmbeddedStore::create_with(Path::new(GALLERY), config(), options(&fs)).unwrap();
+    store.enrol("alice", None, &faces(1, 1)).unwrap();
+    // The record is appended, its fdatasync fails, and so does cutting it off.
+    fs.disk().fail = vec![("sync /disk/gallery/wal.log", 1), ("set_len /disk/gallery/wal.log", 1)];
+    let err = store.enrol("bob", None, &faces(2, 1)).unwrap_err().to_string();
+    assert!(err.contains("sync /disk/gallery/wal.log failed (injected)"), "{err}");
+    assert!(store.get("bob").is_err(), "a failed write is not applied");
+    // The next write cuts the leftover record first, then appends its own (same seq).
+    store.enrol("carol", None, &faces(3, 1)).unwrap();
+    let journal = fs.disk().journal.clone();
+    let tail: Vec<&str> = journal.iter().rev().take(6).rev().map(String::as_str).collect();
+    assert!(tail[3].starts_with("set_len /disk/gallery/wal.log") && !tail[3].ends_with("(failed)"), "{tail:?}");
+    let before = store.export().unwrap();
+    for survivors in [Survivors::Nothing, Survivors::Everything, Survivors::FirstHalf, Survivors::LastOnly] {
+        let after = RecordingFs::new(fs.disk().after_cut(survivors));
+        let store = EmbeddedStore::open(Path::new(GALLERY), options(&after)).unwrap_or_else(|e| panic!("{survivors:?}: {e}"));
+        assert_eq!(store.export().unwrap(), before, "{survivors:?}: the failed enrolment of bob must not appear, carol's must");
     }
 }

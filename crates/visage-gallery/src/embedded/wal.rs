@@ -155,10 +155,28 @@ fn next_valid_record(bytes: &[u8], from: usize, budget: &mut u64) -> Option<usiz
     None
 }
 
+/// Refuses a transaction the reader would not take back: a record longer
+/// than [`MAX_PAYLOAD`] would read as a torn tail, losing it (and the length
+/// field holds 32 bits). Only an import of a multi-gigabyte export gets
+/// near it; it is bad input, to be split.
+pub fn check_payload_len(len: usize) -> Result<()> {
+    if len > MAX_PAYLOAD {
+        return Err(GalleryError::invalid(
+            "transaction",
+            format!("{len} bytes in one log record; at most {MAX_PAYLOAD} fit (import the export in parts)"),
+        ));
+    }
+    Ok(())
+}
+
 /// An open log, appending.
 pub struct LogWriter {
     file: Box<dyn FileHandle>,
     len: u64,
+    /// A failed append whose bytes could not be cut off yet: appends land
+    /// at the file's end, so the next one cuts first (a record after the
+    /// leftover half would read back as damage inside the log).
+    needs_cut: bool,
 }
 
 impl LogWriter {
@@ -182,22 +200,27 @@ impl LogWriter {
             file.set_len(valid_len).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
-        Ok(Self { file, len: valid_len })
+        Ok(Self { file, len: valid_len, needs_cut: false })
     }
 
     /// A writer on a freshly created, empty log file.
     pub fn empty(file: Box<dyn FileHandle>) -> Self {
-        Self { file, len: 0 }
+        Self { file, len: 0, needs_cut: false }
     }
 
     /// Appends one record and returns once it is on stable storage
     /// (`fdatasync`). On failure the file is cut back to its previous
     /// length, so a later append does not land after half a record.
     pub fn append(&mut self, path: &Path, seq: u64, payload: &[u8]) -> Result<()> {
+        check_payload_len(payload.len())?;
+        if self.needs_cut {
+            self.file.set_len(self.len).map_err(|e| GalleryError::io(path, e))?;
+            self.needs_cut = false;
+        }
         let record = encode(seq, payload);
         let written = self.file.append(&record).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            let _ = self.file.set_len(self.len);
+            self.needs_cut = self.file.set_len(self.len).is_err();
             return Err(GalleryError::io(path, e));
         }
         self.len += record.len() as u64;
@@ -301,6 +324,17 @@ mod tests {
         let mut torn = encode(1, b"one");
         torn.extend_from_slice(&encode(2, &[b'x'; 4096])[..3000]);
         assert_eq!(parse_log(Path::new("wal.log"), &torn).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_reader_would_drop() {
+        assert!(check_payload_len(MAX_PAYLOAD).is_ok());
+        let err = check_payload_len(MAX_PAYLOAD + 1).unwrap_err();
+        assert!(err.is_bad_input() && err.to_string().starts_with("transaction: 2147483649 bytes in one log record"), "{err}");
+        // The reader's side of the same bound: a header declaring MAX_PAYLOAD + 1 is never a record.
+        let mut header = encode(1, b"x");
+        header[4..8].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
+        assert_eq!(valid_record_at(&header, 0), None);
     }
 
     #[test]
