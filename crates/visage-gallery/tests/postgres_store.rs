@@ -384,3 +384,42 @@ fn secrets_stay_hidden_and_required_tls_is_not_skipped() {
     let error = PostgresStore::open(&required).err().unwrap().to_string();
     assert!(!error.contains("hunter2") && (error.contains("TLS") || error.contains("SSL") || error.contains("ssl")), "{error}");
 }
+
+/// A keyed enrolment is recorded in its transaction: a retry with the
+/// same key (from another connection, after a reopen, or at the same
+/// time) returns the first outcome and writes nothing; the key with
+/// another request is bad input; a refused enrolment records no key.
+#[test]
+fn keyed_enrolments_are_written_once() {
+    let server = start_for_test("idempotent");
+    let url = server.create_database("g").unwrap();
+    let store = PostgresStore::create(&url, config()).unwrap();
+    let first = store.enrol_idempotent(Some("key-1"), "ann", Some(serde_json::json!({"team": 1})), &[face(1, 0, 9.0)]).unwrap();
+    assert_eq!((first.created, first.accepted), (true, 1));
+    let reopened = PostgresStore::open(&url).unwrap();
+    let retry = reopened.enrol_idempotent(Some("key-1"), "ann", Some(serde_json::json!({"team": 1})), &[face(1, 0, 9.0)]).unwrap();
+    assert_eq!((retry.created, retry.accepted, retry.identity.as_ref().map(|i| i.templates)), (true, 1, Some(1)));
+    assert_eq!(reopened.get("ann").unwrap().templates.len(), 1);
+    let other = reopened.enrol_idempotent(Some("key-1"), "ann", None, &[face(1, 1, 9.0)]).unwrap_err();
+    assert!(other.is_bad_input() && other.to_string().contains("already used for a different enrolment"), "{other}");
+    // Eight connections send one keyed request at once: one enrolment.
+    let store = Arc::new(reopened);
+    let outcomes: Vec<EnrolOutcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| store.enrol_idempotent(Some("burst"), "bob", None, &[face(2, 0, 9.0)]).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(outcomes.iter().all(|o| o.created && o.accepted == 1), "{outcomes:?}");
+    assert_eq!(store.get("bob").unwrap().templates.len(), 1);
+    // A refused face records no key: the retry is screened again.
+    let refused = store.enrol_idempotent(Some("low"), "carol", None, &[face(3, 0, 1.0)]).unwrap();
+    assert_eq!((refused.accepted, refused.identity.is_none()), (0, true));
+    assert_eq!(server.psql("g", "SELECT count(*) FROM visage_idempotency WHERE key = 'low'").unwrap().trim(), "0");
+    // After a removal the retry says what happened then, with no identity now.
+    store.remove("ann").unwrap();
+    let after_removal = store.enrol_idempotent(Some("key-1"), "ann", Some(serde_json::json!({"team": 1})), &[face(1, 0, 9.0)]).unwrap();
+    assert_eq!((after_removal.created, after_removal.identity), (true, None));
+    assert!(store.get("ann").is_err(), "a replay writes nothing");
+    // Malformed keys are refused before anything is written.
+    assert!(store.enrol_idempotent(Some(""), "dave", None, &[face(4, 0, 9.0)]).unwrap_err().is_bad_input());
+    assert!(store.get("dave").is_err());
+}

@@ -76,8 +76,11 @@ type Conn = PgConnection;
 use crate::config::{DecisionThreshold, GalleryConfig, GALLERY_FORMAT_VERSION};
 use crate::error::{GalleryError, Result};
 use crate::hnsw::HnswParams;
-use crate::model::{check_name, pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, Template};
-use crate::store::{plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict, ImportReport, ImportStep, Match, EXPORT_FORMAT};
+use crate::model::{pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, Template};
+use crate::store::{
+    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict,
+    ImportReport, ImportStep, Match, EXPORT_FORMAT,
+};
 use vector::PgVector;
 
 /// How the store connects. The defaults suit a CLI call or a service.
@@ -646,17 +649,59 @@ impl GalleryStore for PostgresStore {
     }
 
     fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+        self.enrol_idempotent(None, name, metadata, faces)
+    }
+
+    /// The key is claimed by inserting its row first in the enrolment's
+    /// transaction: a concurrent retry with the same key blocks on that
+    /// row until the first commits, then finds it and returns its outcome.
+    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
         self.refuse_if_read_only()?;
-        check_name(name)?;
+        check_enrolment(name, metadata.as_ref())?;
+        if let Some(key) = idempotency_key {
+            check_idempotency_key(key)?;
+        }
         let config = self.config()?;
         let (templates, refused) = screen_faces(&config, faces)?;
-        if templates.is_empty() {
-            return Ok(EnrolOutcome { identity: None, created: false, accepted: 0, refused });
-        }
-        let (pool, name) = (self.pool.clone(), name.to_string());
+        let fingerprint = i64::from(enrolment_fingerprint(name, metadata.as_ref(), faces));
+        let (pool, name, key) = (self.pool.clone(), name.to_string(), idempotency_key.map(str::to_string));
         let dim = self.embedding_size;
         let (identity, created, accepted) = self.run(async move {
             let mut tx = begin_write(&pool).await?;
+            if let Some(key) = &key {
+                let claimed: Option<String> = sqlx::query_scalar(
+                    "INSERT INTO visage_idempotency (key, fingerprint, identity_id, created, accepted) VALUES ($1, $2, 0, false, 0)
+                     ON CONFLICT (key) DO NOTHING RETURNING key",
+                )
+                .bind(key)
+                .bind(fingerprint)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if claimed.is_none() {
+                    let (earlier, id, created, accepted): (i64, i64, bool, i32) =
+                        sqlx::query_as("SELECT fingerprint, identity_id, created, accepted FROM visage_idempotency WHERE key = $1")
+                            .bind(key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if earlier != fingerprint {
+                        return Err(GalleryError::invalid(
+                            "Idempotency-Key",
+                            format!("`{key}` was already used for a different enrolment; use a new key for a new request"),
+                        )
+                        .into());
+                    }
+                    // The identity as it is now (it may have changed, or been removed, since).
+                    let row: Option<SummaryRow> =
+                        sqlx::query_as(&format!("{SUMMARY_SQL} WHERE i.id = $1 GROUP BY i.id")).bind(id).fetch_optional(&mut *tx).await?;
+                    tx.rollback().await?;
+                    return Ok((row.map(summary), created, accepted as usize));
+                }
+            }
+            if templates.is_empty() {
+                // Nothing written, the key not recorded: a retry screens again.
+                tx.rollback().await?;
+                return Ok((None, false, 0));
+            }
             let lock = "SELECT id FROM visage_identities WHERE name = $1 FOR UPDATE";
             let mut created = false;
             let id = match sqlx::query_scalar::<_, i64>(lock).bind(&name).fetch_optional(&mut *tx).await? {
@@ -684,10 +729,23 @@ impl GalleryStore for PostgresStore {
             let accepted = templates.len();
             insert_templates(&mut tx, vec![id; accepted], templates).await?;
             let identity = repool(&mut tx, id, metadata).await?;
+            if let Some(key) = &key {
+                sqlx::query("UPDATE visage_idempotency SET identity_id = $2, created = $3, accepted = $4 WHERE key = $1")
+                    .bind(key)
+                    .bind(id)
+                    .bind(created)
+                    .bind(accepted as i32)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM visage_idempotency WHERE seq <= (SELECT max(seq) FROM visage_idempotency) - $1")
+                    .bind(schema::IDEMPOTENCY_KEYS_KEPT)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             commit(tx).await?;
-            Ok((identity, created, accepted))
+            Ok((Some(identity.summary()), created, accepted))
         })?;
-        Ok(EnrolOutcome { identity: Some(identity.summary()), created, accepted, refused })
+        Ok(EnrolOutcome { identity, created, accepted, refused })
     }
 
     fn remove(&self, name: &str) -> Result<IdentitySummary> {

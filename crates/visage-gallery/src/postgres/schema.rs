@@ -17,12 +17,19 @@
 //! - `visage_templates(id, identity_id → identities on delete cascade,
 //!   embedding vector(E), magnitude real, source text)`: one row per face,
 //!   in enrolment order by `id`, as the embedded store keeps them;
+//! - `visage_idempotency(key primary key, fingerprint, identity_id,
+//!   created, accepted, seq)` (version 2): what a keyed enrolment did,
+//!   written in its transaction, so a retry with the same key returns it;
+//!   the newest [`IDEMPOTENCY_KEYS_KEPT`] keys are kept (by `seq`);
 //! - an HNSW index on `pooled` (`vector_cosine_ops`, pgvector's defaults
 //!   m = 16, ef_construction = 64) for approximate search. Exact search
 //!   orders by `<#>`, which this index cannot serve: see `super`.
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// Idempotency keys remembered (the embedded store keeps as many).
+pub const IDEMPOTENCY_KEYS_KEPT: i64 = 10_000;
 
 /// Key of the advisory lock that serialises migrations (any fixed number).
 pub const MIGRATION_LOCK: i64 = 0x7669_7361_6765; // "visage"
@@ -56,6 +63,19 @@ pub fn migration(version: i32, dim: usize) -> Option<String> {
              {}",
             create_search_index()
         )),
+        // No foreign key to the identity: the record outlives a removal
+        // (a retry then learns the identity is gone, not that it is new).
+        2 => Some(
+            "CREATE TABLE visage_idempotency (
+                 key text PRIMARY KEY,
+                 fingerprint bigint NOT NULL,
+                 identity_id bigint NOT NULL,
+                 created boolean NOT NULL,
+                 accepted integer NOT NULL,
+                 seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+             );"
+            .to_string(),
+        ),
         _ => None,
     }
 }
