@@ -4,6 +4,7 @@
 //! case is refused with the name of the field at fault.
 
 use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -45,6 +46,9 @@ pub enum CaseError {
     Field { field: String, reason: String },
     #[error(transparent)]
     Head(#[from] HeadError),
+    /// The inputs were accepted but the result overflowed float32.
+    #[error("{0}")]
+    NotFinite(String),
 }
 
 fn field_error(field: impl Into<String>, reason: impl Into<String>) -> CaseError {
@@ -54,27 +58,39 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> CaseError
 const FIELDS: [&str; 5] = ["head", "embeddings", "weights", "labels", "state"];
 
 impl HeadCase {
+    /// Parses and checks a case. The matrices and labels are read straight
+    /// into `f64`/`usize` vectors (8 bytes a number) rather than through a
+    /// generic JSON tree (~32 bytes a number plus the text), so memory stays
+    /// in proportion to the input; nesting is bounded by serde_json's limit
+    /// of 128 levels and a value nested where a number belongs is refused
+    /// without being descended into.
     pub fn from_json(text: &str) -> Result<Self, CaseError> {
-        let value: Value = serde_json::from_str(text)?;
-        let Value::Object(object) = value else {
+        if !text.trim_start().starts_with('{') {
+            // Still report malformed JSON as such (empty input, garbage).
+            serde_json::from_str::<serde::de::IgnoredAny>(text)?;
             return Err(field_error("(top level)", "expected a JSON object"));
-        };
-        if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(field_error(unknown.as_str(), format!("unknown field; expected one of {}", FIELDS.join(", "))));
         }
-        let get = |name: &str| object.get(name).ok_or_else(|| field_error(name, "missing"));
-        let head: HeadConfig = parse_head(get("head")?)?;
-        let embeddings = matrix("embeddings", get("embeddings")?)?;
-        let weights = matrix("weights", get("weights")?)?;
-        let labels = labels(get("labels")?)?;
-        let state = match object.get("state") {
+        let found = std::cell::RefCell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let parsed = serde::Deserializer::deserialize_map(&mut deserializer, CaseVisitor { field_error: &found })
+            .and_then(|raw| deserializer.end().map(|()| raw));
+        let raw = match (parsed, found.into_inner()) {
+            (_, Some(error)) => return Err(error),
+            (Err(e), None) => return Err(CaseError::Json(e)),
+            (Ok(raw), None) => raw,
+        };
+        let missing = |name: &str| field_error(name, "missing");
+        let head: HeadConfig = parse_head(raw.head.as_ref().ok_or_else(|| missing("head"))?)?;
+        let embeddings = raw.embeddings.ok_or_else(|| missing("embeddings"))?;
+        let weights = raw.weights.ok_or_else(|| missing("weights"))?;
+        let labels = raw.labels.ok_or_else(|| missing("labels"))?;
+        let state = match raw.state {
             None | Some(Value::Null) => None,
             Some(value) => {
                 if !matches!(head, HeadConfig::AdaFace(_)) {
                     return Err(field_error("state", format!("only the adaface head has state, this case is {}", head.kind())));
                 }
-                let state: AdaFaceState =
-                    serde_json::from_value(value.clone()).map_err(|e| field_error("state", e.to_string()))?;
+                let state: AdaFaceState = serde_json::from_value(value).map_err(|e| field_error("state", e.to_string()))?;
                 if !(state.batch_mean.is_finite() && state.batch_std.is_finite()) {
                     return Err(field_error("state", "batch_mean and batch_std must be finite"));
                 }
@@ -130,12 +146,22 @@ impl HeadCase {
                 None => vec![vec![0.0; self.embeddings[0].len()]; rows],
             }
         };
-        Ok(HeadCaseResult {
+        let result = HeadCaseResult {
             loss: host_values(output.loss)[0],
             grad_embeddings: grad(&embeddings, self.embeddings.len()),
             grad_weights: grad(&weights, self.weights.len()),
             state: head.adaface_state(),
-        })
+        };
+        // JSON has no NaN: a non-finite number would be written as `null`
+        // and read back as a missing value, so it is an error here instead.
+        let finite = |m: &[Vec<f64>]| m.iter().flatten().all(|x| x.is_finite());
+        if !result.loss.is_finite() {
+            return Err(CaseError::NotFinite(format!("the loss is {} (inputs this large overflow float32)", result.loss)));
+        }
+        if !finite(&result.grad_embeddings) || !finite(&result.grad_weights) {
+            return Err(CaseError::NotFinite("a gradient is not finite (inputs this large overflow float32)".into()));
+        }
+        Ok(result)
     }
 }
 
@@ -149,48 +175,300 @@ fn parse_head(value: &Value) -> Result<HeadConfig, CaseError> {
     serde_json::from_value(value.clone()).map_err(|e| field_error("head", e.to_string()))
 }
 
-fn matrix(name: &str, value: &Value) -> Result<Vec<Vec<f64>>, CaseError> {
-    let rows = value.as_array().ok_or_else(|| field_error(name, "expected an array of rows"))?;
-    if rows.is_empty() {
-        return Err(field_error(name, "is empty"));
-    }
-    let mut matrix = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let row = row.as_array().ok_or_else(|| field_error(format!("{name}[{i}]"), "expected an array of numbers"))?;
-        let mut values = Vec::with_capacity(row.len());
-        for (j, x) in row.iter().enumerate() {
-            let x = x.as_f64().ok_or_else(|| field_error(format!("{name}[{i}][{j}]"), format!("expected a number, got {x}")))?;
-            if !x.is_finite() {
-                return Err(field_error(format!("{name}[{i}][{j}]"), "is not finite"));
-            }
-            values.push(x);
+/// The visitor methods of a seed that wants an array: every other JSON type
+/// ends in the seed's `wrong_type` error without being read further.
+macro_rules! not_an_array {
+    ($de:lifetime) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
         }
-        if let Some(first) = matrix.first().map(Vec::len) {
-            if values.len() != first {
-                return Err(field_error(
-                    format!("{name}[{i}]"),
-                    format!("ragged: has {} values but {name}[0] has {first}", values.len()),
-                ));
-            }
-        } else if values.is_empty() {
-            return Err(field_error(format!("{name}[0]"), "is empty"));
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
         }
-        matrix.push(values);
-    }
-    Ok(matrix)
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Err(self.wrong_type())
+        }
+        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.wrong_type())
+        }
+    };
 }
 
-fn labels(value: &Value) -> Result<Vec<usize>, CaseError> {
-    let items = value.as_array().ok_or_else(|| field_error("labels", "expected an array of integers"))?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_u64()
-                .map(|l| l as usize)
-                .ok_or_else(|| field_error(format!("labels[{i}]"), format!("expected a non-negative integer, got {item}")))
-        })
-        .collect()
+/// The top-level fields as read, before their cross-checks.
+#[derive(Default)]
+struct RawCase {
+    head: Option<Value>,
+    embeddings: Option<Vec<Vec<f64>>>,
+    weights: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<usize>>,
+    state: Option<Value>,
+}
+
+/// Where a visitor leaves the field error it found: serde's own error type
+/// carries only a message, and the caller wants [`CaseError::Field`].
+type FieldSlot<'a> = &'a std::cell::RefCell<Option<CaseError>>;
+
+fn refuse<E: serde::de::Error>(slot: FieldSlot<'_>, field: impl Into<String>, reason: impl Into<String>) -> E {
+    let error = field_error(field, reason);
+    let message = error.to_string();
+    slot.borrow_mut().get_or_insert(error);
+    E::custom(message)
+}
+
+struct CaseVisitor<'a> {
+    field_error: FieldSlot<'a>,
+}
+
+impl<'de> Visitor<'de> for CaseVisitor<'_> {
+    type Value = RawCase;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCase, A::Error> {
+        let slot = self.field_error;
+        let mut raw = RawCase::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let seen = match key.as_str() {
+                "head" => raw.head.replace(map.next_value()?).is_some(),
+                "embeddings" => raw.embeddings.replace(map.next_value_seed(MatrixSeed { name: "embeddings", slot })?).is_some(),
+                "weights" => raw.weights.replace(map.next_value_seed(MatrixSeed { name: "weights", slot })?).is_some(),
+                "labels" => raw.labels.replace(map.next_value_seed(LabelsSeed { slot })?).is_some(),
+                "state" => raw.state.replace(map.next_value()?).is_some(),
+                unknown => return Err(refuse(slot, unknown, format!("unknown field; expected one of {}", FIELDS.join(", ")))),
+            };
+            if seen {
+                return Err(refuse(slot, key, "given twice"));
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A non-empty, rectangular array of arrays of numbers.
+struct MatrixSeed<'a> {
+    name: &'static str,
+    slot: FieldSlot<'a>,
+}
+
+impl MatrixSeed<'_> {
+    fn wrong_type<E: serde::de::Error>(&self) -> E {
+        refuse(self.slot, self.name, "expected an array of rows")
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for MatrixSeed<'_> {
+    type Value = Vec<Vec<f64>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MatrixSeed<'_> {
+    type Value = Vec<Vec<f64>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let (name, slot) = (self.name, self.slot);
+        let mut matrix: Vec<Vec<f64>> = Vec::new();
+        loop {
+            let row = RowSeed { name, row: matrix.len(), width: matrix.first().map(Vec::len), slot };
+            match seq.next_element_seed(row)? {
+                Some(values) => matrix.push(values),
+                None => break,
+            }
+        }
+        if matrix.is_empty() {
+            return Err(refuse(slot, name, "is empty"));
+        }
+        Ok(matrix)
+    }
+
+    not_an_array!('de);
+}
+
+/// One row: numbers only, as many as the first row has.
+struct RowSeed<'a> {
+    name: &'static str,
+    row: usize,
+    /// Length of row 0, once read.
+    width: Option<usize>,
+    slot: FieldSlot<'a>,
+}
+
+impl RowSeed<'_> {
+    fn wrong_type<E: serde::de::Error>(&self) -> E {
+        refuse(self.slot, format!("{}[{}]", self.name, self.row), "expected an array of numbers")
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Vec<f64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Vec<f64>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of numbers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let (name, row, slot) = (self.name, self.row, self.slot);
+        let mut values = Vec::with_capacity(self.width.unwrap_or(0));
+        loop {
+            let number = NumberSeed { field: || format!("{name}[{row}][{}]", values.len()), slot };
+            match seq.next_element_seed(number)? {
+                Some(x) => values.push(x),
+                None => break,
+            }
+        }
+        match self.width {
+            Some(first) if values.len() != first => {
+                Err(refuse(slot, format!("{name}[{row}]"), format!("ragged: has {} values but {name}[0] has {first}", values.len())))
+            }
+            None if values.is_empty() => Err(refuse(slot, format!("{name}[0]"), "is empty")),
+            _ => Ok(values),
+        }
+    }
+
+    not_an_array!('de);
+}
+
+/// One finite number; anything else is refused with the field's path.
+struct NumberSeed<'a, F: Fn() -> String> {
+    field: F,
+    slot: FieldSlot<'a>,
+}
+
+impl<'de, F: Fn() -> String> DeserializeSeed<'de> for NumberSeed<'_, F> {
+    type Value = f64;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<f64, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: Fn() -> String> Visitor<'de> for NumberSeed<'_, F> {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number")
+    }
+
+    /// The head computes in float32: a value beyond its range would become
+    /// infinity there and the loss NaN, so it is refused here by name.
+    fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<f64, E> {
+        if !x.is_finite() {
+            Err(refuse(self.slot, (self.field)(), "is not finite"))
+        } else if x.abs() > f64::from(f32::MAX) {
+            Err(refuse(self.slot, (self.field)(), format!("{x:e} is beyond float32's range (±3.4e38), the precision the head computes in")))
+        } else {
+            Ok(x)
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<f64, E> {
+        Ok(x as f64)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<f64, E> {
+        Ok(x as f64)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<f64, E> {
+        Err(refuse(self.slot, (self.field)(), format!("expected a number, got {}", Value::from(shortened(text)))))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<f64, E> {
+        Err(refuse(self.slot, (self.field)(), format!("expected a number, got {b}")))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<f64, E> {
+        Err(refuse(self.slot, (self.field)(), "expected a number, got null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<f64, A::Error> {
+        Err(refuse(self.slot, (self.field)(), "expected a number, got an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<f64, A::Error> {
+        Err(refuse(self.slot, (self.field)(), "expected a number, got an object"))
+    }
+}
+
+/// Class indices: non-negative integers.
+struct LabelsSeed<'a> {
+    slot: FieldSlot<'a>,
+}
+
+impl LabelsSeed<'_> {
+    fn wrong_type<E: serde::de::Error>(&self) -> E {
+        refuse(self.slot, "labels", "expected an array of integers")
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for LabelsSeed<'_> {
+    type Value = Vec<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelsSeed<'_> {
+    type Value = Vec<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of integers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let slot = self.slot;
+        let mut labels = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            // Every item is a scalar or refused here, so the Value stays a word.
+            let label = item.as_u64().and_then(|l| usize::try_from(l).ok()).ok_or_else(|| {
+                let shown = match &item {
+                    Value::Array(_) => "an array".to_string(),
+                    Value::Object(_) => "an object".to_string(),
+                    Value::String(s) => Value::from(shortened(s)).to_string(),
+                    other => other.to_string(),
+                };
+                refuse::<A::Error>(slot, format!("labels[{}]", labels.len()), format!("expected a non-negative integer, got {shown}"))
+            })?;
+            labels.push(label);
+        }
+        Ok(labels)
+    }
+
+    not_an_array!('de);
+}
+
+/// At most 64 characters of a string for a message.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
 }
 
 fn to_tensor<B: AutodiffBackend>(rows: &[Vec<f64>], device: &B::Device) -> Tensor<B, 2> {
