@@ -423,3 +423,14 @@ fn a_retried_keyed_enrolment_enrols_once() {
     store.enrol_idempotent(Some("7d"), "alice", None, &[face(1, 2, 9.0)]).unwrap();
     assert_eq!(store.get("alice").unwrap().templates.len(), 2, "no second enrolment after compaction");
 }
+
+#[test]
+fn counters_near_overflow_in_the_files_are_refused_not_wrapped() {
+    let dir = temp_dir("overflow");
+    drop(EmbeddedStore::create(&dir, config()).unwrap());
+    for (seq, id, expected) in [(1, u64::MAX, "record seq 1: identity id 18446744073709551615 is out of range"), (u64::MAX, 1, "record seq 18446744073709551615 is out of range")] {
+        std::fs::write(dir.join("wal.log"), enrol_record(seq, id, "x", "null", 1)).unwrap();
+        let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("refused").to_string();
+        assert!(err.contains("wal.log: ") && err.ends_with(expected), "{err}");
+    }
+}

@@ -83,6 +83,11 @@ const LOCK_FILE: &str = "lock";
 /// enrolments later.
 pub const IDEMPOTENCY_KEYS_KEPT: usize = 10_000;
 
+/// Ids and sequence numbers read from the files must stay below this, so
+/// that `+ 1` on them can never overflow, whatever the files say (a gallery
+/// would need 2⁶² writes to get there).
+const MAX_COUNTER: u64 = 1 << 62;
+
 /// How a store is opened.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
@@ -188,6 +193,9 @@ impl State {
     fn apply(&mut self, change: Change) -> std::result::Result<(), String> {
         match change {
             Change::Enrol { id, name, metadata, templates } => {
+                if id >= MAX_COUNTER {
+                    return Err(format!("identity id {id} is out of range"));
+                }
                 for template in &templates {
                     if template.embedding.len() != self.config.embedding_size {
                         return Err(format!("identity {id}: template of {} dimensions", template.embedding.len()));
@@ -317,6 +325,9 @@ impl EmbeddedStore {
             if header.config.embedding_size != state.config.embedding_size {
                 return Err(GalleryError::corrupt(&snapshot_path, "embedding size differs from gallery.json"));
             }
+            if header.last_seq >= MAX_COUNTER || header.next_id >= MAX_COUNTER || identities.iter().any(|i| i.id >= MAX_COUNTER) {
+                return Err(GalleryError::corrupt(&snapshot_path, "a sequence number or identity id is out of range"));
+            }
             state.config = header.config;
             state.last_seq = header.last_seq;
             for identity in identities {
@@ -336,6 +347,9 @@ impl EmbeddedStore {
         for record in log_contents.records {
             if record.seq <= state.last_seq {
                 continue; // already in the snapshot (a crash between snapshot and log reset)
+            }
+            if record.seq >= MAX_COUNTER {
+                return Err(GalleryError::corrupt(&log_path, format!("record seq {} is out of range", record.seq)));
             }
             let changes: Vec<Change> =
                 from_json(&record.payload).map_err(|e| GalleryError::corrupt(&log_path, format!("record seq {}: {e}", record.seq)))?;

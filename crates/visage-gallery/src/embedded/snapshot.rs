@@ -80,7 +80,12 @@ pub fn read_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Option<(Snapsho
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(GalleryError::io(path, e)),
     };
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    parse_snapshot(path, file).map(Some)
+}
+
+/// Reads a snapshot from `source`, checking its trailer (`path` only names it in errors).
+pub fn parse_snapshot(path: &Path, source: impl std::io::Read) -> Result<(SnapshotHeader, Vec<Identity>, u64)> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, source);
     let mut hasher = crc32fast::Hasher::new();
     let mut line = String::new();
     let mut line_no = 0;
@@ -120,7 +125,7 @@ pub fn read_snapshot(fs: &dyn FileSystem, path: &Path) -> Result<Option<(Snapsho
                     ),
                 ));
             }
-            return Ok(Some((header, identities, size)));
+            return Ok((header, identities, size));
         }
         let identity: Identity = from_json(line.as_bytes()).map_err(|e| GalleryError::corrupt(path, format!("line {line_no}: {e}")))?;
         identities.push(identity);
