@@ -470,8 +470,8 @@ struct EnrolQuery {
 }
 
 /// The `Idempotency-Key` header, when sent: 1 to 128 visible ASCII characters.
-fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
-    let Some(value) = request.headers().get("idempotency-key") else { return Ok(None) };
+fn idempotency_key(header: Option<&HeaderValue>) -> Result<Option<String>, ApiError> {
+    let Some(value) = header else { return Ok(None) };
     let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()));
     key.map(|k| Some(k.to_string())).ok_or_else(|| ApiError::bad_request("header `Idempotency-Key`: must be 1 to 128 visible ASCII characters"))
 }
@@ -498,17 +498,27 @@ fn replayed(answer: StoredAnswer) -> Response {
 /// Enrols the largest face of one photo: `?name=` with a raw body, or a
 /// form with fields `name`, `photo` (a file) and optionally `metadata`
 /// (JSON). With an `Idempotency-Key` header a retry of the same request is
-/// answered from the first attempt (see [`crate::idempotency`]).
+/// answered from the first attempt: from the service's table while it runs
+/// (see [`crate::idempotency`]), and from the store after a restart (the
+/// key, scoped to the API key, is recorded in the enrolment's transaction
+/// by `GalleryStore::enrol_idempotent`).
 async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, request: Request) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(&request)?;
+    let key_header = request.headers().get("idempotency-key").cloned();
     let requester = crate::keys::requester_id(request.headers());
     let (photo, fields) = authorized_upload(&state, Scope::Write, request).await?.single()?;
+    // Judged after the body is read, like the other fields, so the client reads the 400.
+    let idempotency_key = idempotency_key(key_header.as_ref())?;
     let name = fields.get("name").cloned().or(query.name).ok_or_else(|| ApiError::bad_request("no name: give `?name=` or a form field `name`"))?;
     visage_gallery::model::check_name(&name)?;
     let metadata = match fields.get("metadata").filter(|m| !m.trim().is_empty()) {
         Some(text) => Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| ApiError::bad_request(format!("form field `metadata`: not JSON: {e}")))?),
         None => None,
     };
+    // The key as the store records it: scoped to the API key, fixed length.
+    let store_key = idempotency_key.as_ref().map(|key| {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("{requester}\u{0}{key}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
     let ticket = match &idempotency_key {
         None => None,
         Some(key) => {
@@ -549,7 +559,7 @@ async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, req
     // so a retry with the same key finds the answer of a write that happened.
     let answer = blocking(move || {
         let _thumbnail_lock = worker_state.thumbnails.lock(&name);
-        let outcome = worker_state.store.enrol(&name, metadata, std::slice::from_ref(&sample))?;
+        let outcome = worker_state.store.enrol_idempotent(store_key.as_deref(), &name, metadata, std::slice::from_ref(&sample))?;
         // Keep the photo of the identity's best face: this one when it is the best so far.
         if let (Some(identity), Some(jpeg)) = (&outcome.identity, &thumbnail) {
             if outcome.accepted > 0 && (outcome.created || sample.magnitude >= identity.best_quality || !worker_state.thumbnails.exists(&name)) {

@@ -19,7 +19,11 @@
 //!   failed) is forgotten, so its retry runs afresh.
 //!
 //! The table lives in the service's memory: it is bounded (the oldest
-//! answers are forgotten first) and **does not survive a restart**.
+//! answers are forgotten first) and does not survive a restart. The store
+//! records the key too (`GalleryStore::enrol_idempotent`, in the
+//! enrolment's own transaction), so a retry after a restart is not
+//! enrolled twice either: it is answered from what the store recorded,
+//! compared by the face's embedding rather than the photo's bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -292,6 +292,23 @@ fn an_idempotency_key_makes_a_retried_enrolment_safe() {
     let reply = enrol("Barack Obama", Some(&"k".repeat(129)), &second_photo);
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert_eq!(server.state.store.get("Barack Obama").unwrap().templates.len(), 3);
+    let (dir, keys) = (server.dir.clone(), server.keys.clone());
+    server.stop();
+
+    // After a restart the service's table is empty; the store remembers the key.
+    let server = TestServer::start_in(dir, Some(keys), |_| {});
+    let agent = crate::agent();
+    let retry = send(
+        agent
+            .post(&format!("{}/v1/enrol?name=Barack%20Obama", server.url))
+            .set("X-API-Key", &server.keys.write)
+            .set("Content-Type", "image/jpeg")
+            .set("Idempotency-Key", "retry-1"),
+        Some(&first_photo),
+    )
+    .unwrap();
+    assert_eq!((retry.status, retry.json()["created"].as_bool()), (201, Some(true)), "{}", retry.text());
+    assert_eq!(server.state.store.get("Barack Obama").unwrap().templates.len(), 3, "the retry after a restart wrote nothing");
     server.stop();
 }
 

@@ -39,6 +39,7 @@ pub fn options(dir: &Path) -> ServeOptions {
     options
 }
 
+#[derive(Clone)]
 pub struct Keys {
     pub write: String,
     pub read: String,
@@ -62,10 +63,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(name: &str, configure: impl FnOnce(&mut ServeOptions)) -> Self {
-        let dir = temp_dir(name);
+        Self::start_in(temp_dir(name), None, configure)
+    }
+
+    /// A server on the gallery under `dir` as it is (a restart), with `keys`
+    /// when they exist already (else new ones).
+    pub fn start_in(dir: PathBuf, keys: Option<Keys>, configure: impl FnOnce(&mut ServeOptions)) -> Self {
         let mut options = options(&dir);
         configure(&mut options);
-        let keys = make_keys(&options);
+        let keys = keys.unwrap_or_else(|| make_keys(&options));
         let service = Service::open(options, &models()).unwrap();
         let state = service.state().clone();
         let (address_sender, address) = std::sync::mpsc::channel::<SocketAddr>();
