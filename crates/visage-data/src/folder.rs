@@ -7,6 +7,7 @@
 //! name order. Files with other extensions are ignored; entries that cannot
 //! be listed are reported in `skipped` and left out.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -110,18 +111,43 @@ fn has_image_extension(path: &Path) -> bool {
 
 /// Image files under `dir`, directories in sorted path order, files in sorted
 /// name order within each (torchvision: `sorted(os.walk(dir))`, `sorted(fnames)`).
+///
+/// Links are followed as torchvision does, with one difference: a directory
+/// is listed once per identity, by the first path (in sorted order) that
+/// reaches it. Python's walk loops forever on a link to an ancestor, and two
+/// such links per level make 2^depth paths; here each real directory is
+/// entered once and the other paths to it are reported in `skipped`.
 fn image_files_below(dir: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Vec<PathBuf> {
+    let mut entered: HashSet<PathBuf> = HashSet::new();
+    match std::fs::canonicalize(dir) {
+        Ok(real) => {
+            entered.insert(real);
+        }
+        Err(e) => {
+            skipped.push((dir.to_path_buf(), format!("cannot resolve: {e}")));
+            return Vec::new();
+        }
+    }
     let mut directories = vec![dir.to_path_buf()];
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&current).inspect_err(|e| skipped.push((current.clone(), format!("cannot list: {e}")))) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-                directories.push(path.clone());
-                pending.push(path);
+        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_dir())).collect();
+        children.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+        // Pushed in reverse so the stack pops them in sorted order.
+        for path in children.into_iter().rev() {
+            match std::fs::canonicalize(&path) {
+                Ok(real) => {
+                    if entered.insert(real) {
+                        directories.push(path.clone());
+                        pending.push(path);
+                    } else {
+                        skipped.push((path, "a link to a folder already listed for this identity: listed once".into()));
+                    }
+                }
+                Err(e) => skipped.push((path, format!("cannot resolve: {e}"))),
             }
         }
     }
@@ -172,6 +198,34 @@ mod tests {
         let expected = [("Zed/z.webp", 0), ("alice/10.jpg", 1), ("alice/2.jpg", 1), ("alice/more/0.bmp", 1), ("bob/A.PNG", 2), ("bob/b.jpg", 2)];
         assert_eq!(listed, expected.map(|(p, l)| (p.to_string(), l)));
         assert!(folder.skipped().is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn link_loops_are_entered_once_not_forever() {
+        let root = std::env::temp_dir().join(format!("visage-data-loops-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("alice/sub")).unwrap();
+        std::fs::write(root.join("alice/a.jpg"), b"x").unwrap();
+        std::fs::write(root.join("alice/sub/b.jpg"), b"x").unwrap();
+        // Two links to the identity folder itself in each of its folders: a
+        // walk that follows them blindly never ends (2^depth paths).
+        for (dir, target) in [("alice", "."), ("alice", ".."), ("alice/sub", ".."), ("alice/sub", "../..")] {
+            for name in ["loop1", "loop2"] {
+                let link = root.join(dir).join(format!("{name}-{}", target.len()));
+                std::os::unix::fs::symlink(target, link).unwrap();
+            }
+        }
+        let started = std::time::Instant::now();
+        let folder = ImageFolder::scan(&root).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let listed: Vec<String> =
+            folder.images().iter().map(|i| i.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(listed, ["alice/a.jpg", "alice/sub/b.jpg"]);
+        assert_eq!(folder.num_classes(), 1);
+        assert!(folder.skipped().iter().all(|(_, why)| why.contains("listed once")), "{:?}", folder.skipped());
+        assert!(!folder.skipped().is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 
