@@ -434,3 +434,16 @@ fn counters_near_overflow_in_the_files_are_refused_not_wrapped() {
         assert!(err.contains("wal.log: ") && err.ends_with(expected), "{err}");
     }
 }
+
+#[test]
+fn a_snapshot_naming_one_identity_twice_is_refused() {
+    use visage_gallery::embedded::{fs::RealFs, snapshot};
+    let dir = temp_dir("duplicate-snapshot");
+    drop(EmbeddedStore::create(&dir, config()).unwrap());
+    let template = visage_gallery::Template { embedding: embedding(1, 0), magnitude: 9.0, source: "a.jpg".into() };
+    let identity = |id| visage_gallery::Identity { id, name: "same".into(), metadata: serde_json::Value::Null, templates: vec![template.clone()] };
+    let header = snapshot::SnapshotHeader { format: snapshot::SNAPSHOT_FORMAT.into(), last_seq: 0, next_id: 3, config: config(), idempotency: Vec::new() };
+    snapshot::write_snapshot(&RealFs, &dir.join("snapshot.jsonl"), &header, [identity(1), identity(2)].iter()).unwrap();
+    let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("refused").to_string();
+    assert!(err.ends_with("snapshot.jsonl: identity 2 `same` appears twice"), "{err}");
+}

@@ -334,6 +334,9 @@ impl EmbeddedStore {
                 if identity.templates.iter().any(|t| t.embedding.len() != state.config.embedding_size) {
                     return Err(GalleryError::corrupt(&snapshot_path, format!("identity {} has a template of another length", identity.id)));
                 }
+                if state.identities.contains_key(&identity.id) || state.by_name.contains_key(&identity.name) {
+                    return Err(GalleryError::corrupt(&snapshot_path, format!("identity {} `{}` appears twice", identity.id, identity.name)));
+                }
                 state.insert_identity(identity);
             }
             for record in header.idempotency {
