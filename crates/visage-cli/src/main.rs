@@ -90,8 +90,39 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("visage: {}", failure.message);
+            eprintln!("visage: {}", shorten_lines(&failure.message));
             ExitCode::from(failure.exit_code)
         }
+    }
+}
+
+/// Longest line of an error message printed whole. Parsers quote the line
+/// they stopped at; a hostile file's line can be megabytes long.
+const MESSAGE_LINE_CHARS: usize = 300;
+
+fn shorten_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(|line| match line.char_indices().nth(MESSAGE_LINE_CHARS) {
+            Some((cut, _)) => format!("{}… ({} more characters)", &line[..cut], line[cut..].chars().count()),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_message_lines_are_cut_with_a_count() {
+        let message = format!("bad.toml: parse error\n{}\nend", "é".repeat(MESSAGE_LINE_CHARS + 7));
+        let shown = shorten_lines(&message);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], "bad.toml: parse error");
+        assert_eq!(lines[1], format!("{}… (7 more characters)", "é".repeat(MESSAGE_LINE_CHARS)));
+        assert_eq!(lines[2], "end");
+        assert_eq!(shorten_lines("short"), "short");
     }
 }

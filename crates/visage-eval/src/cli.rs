@@ -590,7 +590,12 @@ impl VerifyArgs {
             .into());
         }
         if self.folds < 2 || self.folds > pairs.len() {
-            return Err(CliError::Usage(format!("--folds {}: expected 2 … {} (the number of pairs)", self.folds, pairs.len())));
+            return Err(CliError::Usage(format!(
+                "--folds {}: expected 2 … {} (the number of pairs in {})",
+                self.folds,
+                pairs.len(),
+                source.display()
+            )));
         }
         let combined = combine_with_flip(&emb, flip.as_ref());
         let distances = squared_distances(&combined, &pairs);

@@ -126,13 +126,18 @@ impl DetectorArgs {
     }
 
     pub fn load_detector(&self) -> Result<Detector, Failure> {
-        let config = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(|e| Failure::bad_input(e.to_string()))?;
-        let detector = Detector::from_config(&config, &self.models_dir_for(&config.file)).map_err(|e| Failure::other(e.to_string()))?;
+        let config_path = detector_config_path(&self.detector);
+        let config = DetectorConfig::load(&config_path).map_err(|e| Failure::bad_input(e.to_string()))?;
+        // The model a config names may be missing or unreadable: an environment
+        // problem, reported with the config that named it.
+        let detector = Detector::from_config(&config, &self.models_dir_for(&config.file))
+            .map_err(|e| Failure::other(format!("{}: {e}", config_path.display())))?;
         Ok(detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size))
     }
 
     pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: bool) -> Result<Recognizer, Failure> {
-        let recognizer = Recognizer::from_config(config, &self.models_dir_for(&config.file)).map_err(|e| Failure::other(e.to_string()))?;
+        let recognizer = Recognizer::from_config(config, &self.models_dir_for(&config.file))
+            .map_err(|e| Failure::other(format!("recogniser `{}`: {e}", config.name)))?;
         Ok(if flip_tta { recognizer.with_flip_tta(true) } else { recognizer })
     }
 

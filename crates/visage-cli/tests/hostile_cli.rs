@@ -1,0 +1,215 @@
+//! The command-line contract on hostile input: every file of the hand-made
+//! corpus (`scripts/hostile/make_corpus.py`: huge declared shapes, lying length
+//! fields, truncation, wrong dtypes, 20000×1 images, NaN/inf, deep nesting)
+//! and every fuzz regression and seed is fed to the command that reads its
+//! kind, under a 2 GiB address-space limit and a 10 s wall-clock limit.
+//!
+//! Each run must end by itself with exit status 0 (a harmless input) or 2
+//! (bad input) — never 1 for a file's content, never 101 (a panic), never a
+//! signal (an abort, a stack overflow, the memory limit) and never a hang —
+//! and a refusal must be one `visage: …` message that names the file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADDRESS_SPACE_KIB: u64 = 2 * 1024 * 1024;
+const WALL_LIMIT: Duration = Duration::from_secs(10);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The corpus, generated afresh into a scratch folder (no opaque blobs in git).
+fn corpus(scratch: &Path) -> PathBuf {
+    let out = scratch.join("corpus");
+    let status = Command::new("python3")
+        .arg(repo().join("scripts/hostile/make_corpus.py"))
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3 runs scripts/hostile/make_corpus.py (python3 is needed by CI anyway, for ONNX Runtime's wheel)");
+    assert!(status.success(), "make_corpus.py failed: {status}");
+    out
+}
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+    elapsed: Duration,
+    timed_out: bool,
+}
+
+/// `visage ARGS…` under `ulimit -v` and a wall-clock limit (killed past it).
+fn run_limited(args: &[String], stderr_file: &Path) -> Outcome {
+    let stderr_sink = std::fs::File::create(stderr_file).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_visage"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_sink) // a file, not a pipe: a long message must not block the child while we poll
+        .spawn()
+        .expect("sh runs");
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WALL_LIMIT {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = String::from_utf8_lossy(&std::fs::read(stderr_file).unwrap()).into_owned();
+    Outcome { code: status.code(), stderr, elapsed: start.elapsed(), timed_out }
+}
+
+/// The command that reads one kind of file; `{}` is the hostile file.
+fn command_for(kind: &str, file: &Path, work: &Path) -> Vec<Vec<String>> {
+    let f = file.display().to_string();
+    let out = |name: &str| work.join(name).display().to_string();
+    let photo = common::photo("biden_1.jpg");
+    let emb = work.join("support_embeddings.npy").display().to_string();
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    match kind {
+        "bin" => vec![s(&["eval", "verify", "--embeddings", &emb, "--bin", &f])],
+        "torch" => vec![s(&["model", "import", &f, "--arch", "r18", "--out", &out("imported.safetensors")])],
+        "safetensors" => vec![s(&["model", "export", &f, "--out", &out("exported.onnx")])],
+        "npy" => vec![
+            s(&["cluster", "--method", "ahc", "--threshold", "0.5", "--input", &f, "--output", &out("labels.txt")]),
+            s(&["eval", "magnitudes", "--input", &f, "--json"]),
+        ],
+        "rec" | "rec_idx" => vec![s(&["data", "info", &f])],
+        "scores" => vec![s(&["eval", "roc", "--scores", &f, "--json"])],
+        "labels" => vec![s(&["eval", "clusters", "--truth", &f, "--pred", &f, "--json"])],
+        "erc" => vec![s(&["eval", "erc", "--pairs", &f, "--json"])],
+        "heads" => vec![s(&["heads", "eval", "--input", &f])],
+        "image" => vec![
+            s(&["detect", &f, "--json"]),
+            s(&["embed", &f, "--out", &out("e.npy"), "--index", &out("e.csv")]),
+        ],
+        "detector_toml" => vec![s(&["detect", "--detector", &f, &photo, "--json"])],
+        "recognizer_toml" => vec![s(&["embed", &photo, "--recognizer", &f, "--out", &out("r.npy"), "--index", &out("r.csv")])],
+        "train_toml" => vec![s(&["train", "--config", &f, "--stop-after", "1"])],
+        "gallery_export" => vec![s(&["gallery", "import", &f, "--gallery", &out("gallery")])],
+        "keys" => vec![s(&["serve", "keys", "list", "--keys", &f])],
+        other => panic!("the corpus has a kind this test does not know: {other}"),
+    }
+}
+
+/// Every hostile file: (kind, path). `rec_idx` cases are folders holding a
+/// `.rec` and its lying `.idx`; the `.rec` is the input.
+fn cases(corpus: &Path) -> Vec<(String, PathBuf)> {
+    let mut cases = Vec::new();
+    let mut kinds: Vec<_> = std::fs::read_dir(corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    kinds.sort();
+    for kind_dir in kinds {
+        let kind = kind_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut entries: Vec<_> = std::fs::read_dir(&kind_dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for entry in entries {
+            if kind == "rec_idx" {
+                cases.push((kind.clone(), entry.join("train.rec")));
+            } else {
+                cases.push((kind.clone(), entry));
+            }
+        }
+    }
+    cases
+}
+
+/// 4 unit rows of 4 floats: valid embeddings for the commands that need some
+/// besides the hostile file (`eval verify`).
+fn write_support(work: &Path) {
+    let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for row in 0..4 {
+        for col in 0..4 {
+            bytes.extend_from_slice(&(if row == col { 1.0f32 } else { 0.0 }).to_le_bytes());
+        }
+    }
+    std::fs::write(work.join("support_embeddings.npy"), bytes).unwrap();
+    // Detector configs in the corpus name the bundled YuNet file beside them.
+    std::fs::copy(repo().join("models/face_detection_yunet_2023mar.onnx"), work.join("corpus/detector_toml/face_detection_yunet_2023mar.onnx")).unwrap();
+}
+
+#[test]
+fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
+    let scratch = common::scratch("hostile", "run");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let corpus = corpus(&scratch);
+    write_support(&scratch);
+    let cases = cases(&corpus);
+    assert!(cases.len() >= 100, "the corpus shrank to {} files", cases.len());
+
+    let runs: Vec<(Vec<String>, String, String)> = cases
+        .iter()
+        .filter(|(_, file)| !file.extension().is_some_and(|e| e == "onnx")) // the real model beside the detector configs
+        .flat_map(|(kind, file)| {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            // A `.rec` refused for its lying `.idx` may name the `.idx`: the folder names the case.
+            let path = if kind == "rec_idx" { file.parent().unwrap() } else { file.as_path() }.display().to_string();
+            command_for(kind, file, &scratch).into_iter().map(move |args| (args, name.clone(), path.clone()))
+        })
+        .collect();
+    // Two runs at a time: each is one short process, and CI has two cores.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((args, name, path)) = runs.get(i) else { break };
+                let outcome = run_limited(args, &scratch.join(format!("stderr-{i}.txt")));
+                let problem = if outcome.timed_out {
+                    Some(format!("still running after {WALL_LIMIT:?}"))
+                } else {
+                    match outcome.code {
+                        None => Some("killed by a signal (abort, stack overflow or the memory limit)".to_string()),
+                        Some(101) => Some("panicked (exit 101)".to_string()),
+                        Some(0) => None,
+                        Some(2) if !outcome.stderr.contains(name.as_str()) && !outcome.stderr.contains(path.as_str()) => {
+                            Some("refused without naming the file".to_string())
+                        }
+                        Some(2) if outcome.stderr.contains("panicked") => Some("printed a panic".to_string()),
+                        Some(2) => None,
+                        // A config naming a model file that is not there: the environment lacks it.
+                        Some(1) if name == "missing_file.toml" && outcome.stderr.contains("model file not found") => None,
+                        Some(code) => Some(format!("exit {code} (bad input must exit 2)")),
+                    }
+                };
+                results.lock().unwrap().push((format!("visage {}", args.join(" ")), outcome, problem));
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let mut failures = Vec::new();
+    let mut slowest = (Duration::ZERO, String::new());
+    for (shown, outcome, problem) in results {
+        if outcome.elapsed > slowest.0 {
+            slowest = (outcome.elapsed, shown.clone());
+        }
+        if let Some(problem) = problem {
+            let stderr: String = outcome.stderr.chars().take(400).collect();
+            failures.push(format!("{shown}\n    {problem}\n    stderr: {}", stderr.trim()));
+        }
+    }
+    failures.sort();
+    eprintln!("{} hostile files, {} runs; slowest run {:.2?}: {}", cases.len(), runs.len(), slowest.0, slowest.1);
+    assert!(failures.is_empty(), "{} of the hostile runs broke the contract:\n{}", failures.len(), failures.join("\n"));
+}
