@@ -208,3 +208,42 @@ fn bad_locations_and_recognisers_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("holds templates of recogniser `arcface_mobileface_128d_paddle_fastprelu`"), "{}", text(&out.stderr));
 }
+
+/// One enrolment with metadata nested 127 levels deep used to be acknowledged
+/// and then make every later command on the gallery fail ("recursion limit
+/// exceeded"). Now it is refused with exit 2 naming the field, nothing is
+/// written, and the gallery keeps working.
+#[test]
+fn deeply_nested_metadata_is_refused_and_does_not_brick_the_gallery() {
+    let gallery = obama_and_biden_gallery("deep-metadata");
+    let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
+    let out = visage(&["gallery", "enrol", "carol", &photo("biden_2.jpg"), "--gallery", &gallery, "--metadata", &deep]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("metadata") && stderr.contains("deep"), "the refusal names the field and the reason: {stderr}");
+    // Still readable and writable; the refused identity is absent.
+    let listed = ok(visage(&["gallery", "list", "--gallery", &gallery]));
+    assert!(listed.contains("obama") && listed.contains("biden") && !listed.contains("carol"), "{listed}");
+    let shallow = format!("{}1{}", "[".repeat(20), "]".repeat(20));
+    ok(visage(&["gallery", "enrol", "carol", &photo("biden_2.jpg"), "--gallery", &gallery, "--metadata", &shallow]));
+    assert!(ok(visage(&["gallery", "list", "--gallery", &gallery])).contains("carol"));
+}
+
+/// `visage serve` holds the embedded gallery's lock while it runs; a command
+/// on the same gallery says so and gives up (exit 1, an environment problem)
+/// instead of waiting silently forever.
+#[test]
+fn a_command_meeting_the_lock_of_visage_serve_says_so_and_gives_up() {
+    let gallery = obama_and_biden_gallery("locked");
+    let (child, _address) = common::start_serve(&["--gallery", &gallery]);
+    let started = std::time::Instant::now();
+    let out = visage(&["gallery", "enrol", "carol", &photo("biden_2.jpg"), "--gallery", &gallery]);
+    let waited = started.elapsed();
+    common::stop_serve(child);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("locked by another process") && stderr.contains("visage serve"), "{stderr}");
+    assert!(waited < std::time::Duration::from_secs(60), "gave up only after {waited:?}");
+    // Once the service is gone the same command works.
+    ok(visage(&["gallery", "enrol", "carol", &photo("biden_2.jpg"), "--gallery", &gallery]));
+}
