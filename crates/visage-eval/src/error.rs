@@ -33,6 +33,19 @@ pub enum EvalError {
 }
 
 impl EvalError {
+    /// Whether the input is at fault (exit 2) rather than the machine (exit
+    /// 1): every parse and content error, and the read errors a user fixes by
+    /// naming another file (missing, unreadable, a directory, cut short).
+    pub fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            EvalError::Io { source, .. } => {
+                matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof)
+            }
+            EvalError::Parse { .. } | EvalError::Content { .. } | EvalError::Invalid(_) => true,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EvalError::Io { path: path.into(), source }
     }

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use ndarray::{Array2, ShapeBuilder};
+use ndarray::{Array2, ArrayD, Ix2, IxDyn, ShapeBuilder};
 
 use crate::error::{EvalError, Result};
 use crate::io::text::{for_each_line_in, open_text, LineCtx};
@@ -151,42 +151,61 @@ pub fn read_npy_header(reader: &mut impl Read, path: &Path) -> Result<NpyHeader>
 }
 
 /// Reads a 2-D float `.npy` array of `file_len` bytes from `reader`.
-pub fn read_npy_matrix(mut reader: impl Read, file_len: u64, path: &Path) -> Result<Array2<f64>> {
+pub fn read_npy_matrix(reader: impl Read, file_len: u64, path: &Path) -> Result<Array2<f64>> {
+    let array = read_npy_array(reader, file_len, path)?;
+    if array.ndim() != 2 {
+        let dims: Vec<String> = array.shape().iter().map(usize::to_string).collect();
+        return Err(EvalError::content(
+            path,
+            format!("shape ({}) is {}-D: expected a 2-D array, one row per face", dims.join(", "), array.ndim()),
+        ));
+    }
+    Ok(array.into_dimensionality::<Ix2>().expect("checked 2-D"))
+}
+
+/// Reads a float `.npy` file of any rank (e.g. one embedding, 1-D), in C
+/// order whatever the file's order; the same checks as [`read_npy_matrix`].
+pub fn read_npy_file(path: &Path) -> Result<ArrayD<f64>> {
+    let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| EvalError::io(path, e))?.len();
+    read_npy_array(BufReader::with_capacity(1 << 16, file), file_len, path)
+}
+
+/// Reads a float `.npy` array of any rank from `reader` (`file_len` bytes in
+/// all): the declared shape must account for exactly the bytes after the
+/// header before any value is allocated.
+pub fn read_npy_array(mut reader: impl Read, file_len: u64, path: &Path) -> Result<ArrayD<f64>> {
     let bad = |message: String| EvalError::content(path, message);
     let header = read_npy_header(&mut reader, path)?;
-    let &[rows, cols] = header.shape.as_slice() else {
-        let dims: Vec<String> = header.shape.iter().map(u64::to_string).collect();
-        return Err(bad(format!(
-            "shape ({}) is {}-D: expected a 2-D array, one row per face",
-            dims.join(", "),
-            header.shape.len()
-        )));
+    let shown = || match header.shape.is_empty() {
+        true => "1 (0-D)".to_string(),
+        false => header.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×"),
     };
     let item_bytes = header.dtype.item_bytes as u64;
     let data_bytes = file_len.saturating_sub(header.data_offset);
-    let declared = rows.checked_mul(cols).and_then(|n| n.checked_mul(item_bytes));
+    let declared = header.shape.iter().try_fold(item_bytes, |bytes, &dim| bytes.checked_mul(dim));
     if declared != Some(data_bytes) {
         let declared = declared.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
         return Err(bad(format!(
-            "the header declares {rows}×{cols} values of {item_bytes} bytes ({declared} bytes) but {data_bytes} bytes of data follow: truncated or not this array's header"
+            "the header declares {} values of {item_bytes} bytes ({declared} bytes) but {data_bytes} bytes of data follow: truncated or not this array's header",
+            shown()
         )));
     }
-    // Backed by bytes now: the count is at most the file size / 4.
-    let (rows, cols) = (rows as usize, cols as usize);
-    let count = rows * cols;
+    // Backed by bytes now: every dimension and the count fit the file size.
+    let shape: Vec<usize> = header.shape.iter().map(|&d| d as usize).collect();
+    let count = (data_bytes / item_bytes) as usize;
     let mut values = Vec::with_capacity(count);
-    let mut chunk = vec![0u8; (1 << 16) / 8 * 8];
+    let mut chunk = vec![0u8; 1 << 16];
     let mut left = data_bytes as usize;
+    let convert: fn(&[u8], bool) -> f64 = if header.dtype.item_bytes == 4 { f32_at } else { f64_at };
     while left > 0 {
         let take = left.min(chunk.len());
         reader.read_exact(&mut chunk[..take]).map_err(|e| EvalError::io(path, e))?;
-        let convert: fn(&[u8], bool) -> f64 = if header.dtype.item_bytes == 4 { f32_at } else { f64_at };
         values.extend(chunk[..take].chunks_exact(header.dtype.item_bytes).map(|b| convert(b, header.dtype.big_endian)));
         left -= take;
     }
-    let shape = (rows, cols).set_f(header.fortran_order);
-    let matrix = Array2::from_shape_vec(shape, values).map_err(|e| bad(e.to_string()))?;
-    Ok(if header.fortran_order { matrix.as_standard_layout().into_owned() } else { matrix })
+    let array = ArrayD::from_shape_vec(IxDyn(&shape).set_f(header.fortran_order), values).map_err(|e| bad(e.to_string()))?;
+    Ok(if header.fortran_order { array.as_standard_layout().into_owned() } else { array })
 }
 
 fn f32_at(bytes: &[u8], big_endian: bool) -> f64 {
@@ -427,8 +446,8 @@ mod tests {
     fn wrong_dtypes_and_dimensions_name_the_file() {
         let err = parse_embeddings(&npy("<i8", false, "(1, 1)", &[0; 8]), name()).unwrap_err();
         assert!(err.to_string().starts_with("emb.npy: dtype `<i8`: expected float32 or float64"), "{err}");
-        for (shape, dims) in [("()", "0-D"), ("(4,)", "1-D"), ("(1, 1, 1)", "3-D")] {
-            let err = parse_embeddings(&npy("<f4", false, shape, &[0; 4]), name()).unwrap_err();
+        for (shape, dims, bytes) in [("()", "0-D", 4), ("(4,)", "1-D", 16), ("(1, 1, 1)", "3-D", 4)] {
+            let err = parse_embeddings(&npy("<f4", false, shape, &vec![0; bytes]), name()).unwrap_err();
             assert!(err.to_string().contains(&format!("is {dims}: expected a 2-D array")), "{shape}: {err}");
         }
         let err = parse_embeddings(b"\x93NUMPY\x01\x00\xff\xff{", name()).unwrap_err();
