@@ -407,6 +407,11 @@ fn a_retried_keyed_enrolment_enrols_once() {
     assert_eq!(retry, first, "the retry gets the first answer");
     assert_eq!(std::fs::metadata(dir.join("wal.log")).unwrap().len(), log_len, "and writes nothing");
     assert_eq!(store.get("alice").unwrap().templates.len(), 1);
+    // A retry runs the model again: vectors a little off are still the same request.
+    let mut recomputed = faces.clone();
+    recomputed[0].magnitude += 1e-4;
+    recomputed[0].embedding[0] += 1e-7;
+    assert_eq!(store.enrol_idempotent(Some("6f1c2a"), "alice", Some(serde_json::json!({"n": 1})), &recomputed).unwrap(), first);
     // The same key for another request is refused; a new key enrols.
     let err = store.enrol_idempotent(Some("6f1c2a"), "alice", None, &[face(1, 2, 9.0)]).unwrap_err();
     assert!(err.is_bad_input() && err.to_string().starts_with("Idempotency-Key: `6f1c2a` was already used for a different enrolment"), "{err}");
