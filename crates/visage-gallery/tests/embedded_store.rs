@@ -363,8 +363,20 @@ fn gallery_files_and_directories_are_owner_only() {
     let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
     assert_eq!(files, ["gallery.json", "lock", "snapshot.jsonl", "wal.log"]);
-    for file in files {
-        assert_eq!(mode(&dir.join(&file)), 0o600, "{file}");
+    for file in &files {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    // A gallery left world-readable by an older version is made owner-only by its next writer.
+    for file in &files {
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(EmbeddedStore::open(&dir, OpenOptions { read_only: true, ..OpenOptions::default() }).unwrap());
+    assert_eq!(mode(&dir), 0o755, "a read-only open changes nothing");
+    drop(EmbeddedStore::open(&dir, OpenOptions::default()).unwrap());
+    assert_eq!(mode(&dir), 0o700);
+    for file in &files {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file} after reopening");
     }
 }
 

@@ -73,6 +73,12 @@ pub trait FileSystem: Send + Sync + Debug {
     /// exclusive, trying until `timeout` has passed. An exclusive holder
     /// records its pid in the file so that a waiter can name it.
     fn lock(&self, path: &Path, shared: bool, timeout: Duration) -> Result<Box<dyn LockGuard>, LockFailure>;
+    /// Takes group and other permissions away from an existing file or
+    /// directory (galleries created before files were owner-only). Layers
+    /// without permissions have nothing to do.
+    fn restrict_to_owner(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The operating system's file system.
@@ -182,5 +188,17 @@ impl FileSystem for RealFs {
             let _ = file.set_len(0).and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
         }
         Ok(Box::new(RealLock(file)))
+    }
+
+    #[cfg(unix)]
+    fn restrict_to_owner(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path)?.permissions();
+        let mode = permissions.mode();
+        if mode & 0o077 != 0 {
+            permissions.set_mode(mode & !0o077);
+            std::fs::set_permissions(path, permissions)?;
+        }
+        Ok(())
     }
 }

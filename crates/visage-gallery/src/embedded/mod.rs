@@ -362,6 +362,16 @@ impl EmbeddedStore {
             state.last_seq = record.seq;
         }
         let log = if options.read_only { None } else { Some(LogWriter::open(fs, &log_path, log_contents.valid_len)?) };
+        if !options.read_only {
+            // Biometric data: a gallery created by an older version (0644 / 0755) is
+            // made owner-only by its writer. Best effort — a failure (another owner) does
+            // not stop the gallery from working.
+            for path in [dir.to_path_buf(), config_path, snapshot_path, log_path, lock_path] {
+                if fs.is_file(&path) || fs.is_dir(&path) {
+                    let _ = fs.restrict_to_owner(&path);
+                }
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             options,
