@@ -36,10 +36,17 @@ pub use value::{Items, Pairs, StorageRef, TensorRef, Value};
 /// `pickle.dump` wrote is deeper; a state dict is about 5 deep.
 pub const MAX_DEPTH: usize = 1000;
 
-/// The most values (stack entries pushed, memo fetches and DUPs included)
-/// one stream may produce: 8 Mi, about 400 MB of values at most. A
-/// verification `.bin` holds ~20 k, a state dict about 15 per tensor.
-pub const MAX_VALUES: usize = 1 << 23;
+/// The most values one stream may produce (every stack entry pushed, memo
+/// fetches, DUPs and memo stores included): 4 Mi, a few hundred MB at
+/// most. A verification `.bin` holds ~20 k, a state dict about 15 per
+/// tensor, so a face model's checkpoint some 30 k.
+pub const MAX_VALUES: usize = 1 << 22;
+
+/// The most memo entries one stream may store: 1 Mi. An entry costs about
+/// 100 bytes in the memo's table, and a one-byte MEMOIZE opcode makes one.
+/// Python memoises each container and string once: a verification `.bin`
+/// stores ~12 k, a face model's checkpoint some 20 k.
+pub const MAX_MEMO: usize = 1 << 20;
 
 /// The most dimensions a pickled tensor may have (PyTorch's own kernels
 /// stop at 25).

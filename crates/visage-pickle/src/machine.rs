@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::{Options, PickleError, Python2Str, StorageRef, TensorRef, Unmodelled, Value, MAX_DEPTH, MAX_TENSOR_RANK, MAX_VALUES};
+use crate::{Options, PickleError, Python2Str, StorageRef, TensorRef, Unmodelled, Value, MAX_DEPTH, MAX_MEMO, MAX_TENSOR_RANK, MAX_VALUES};
 
 /// A value on the stack, in the memo or in a container: finished, or a
 /// container of the arena (`Value` cells never hold containers).
@@ -102,7 +102,7 @@ pub(crate) struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Cell>,
     nodes: Vec<Node>,
-    /// Cells pushed so far, against [`MAX_VALUES`].
+    /// Cells pushed and memoised so far, against [`MAX_VALUES`].
     pushed: usize,
     /// Bytes copied out of shared strings so far, and the budget.
     copied: usize,
@@ -197,11 +197,17 @@ impl<'a> Machine<'a> {
     }
 
     fn push(&mut self, cell: Cell) -> Result<(), PickleError> {
+        self.count_value()?;
+        self.stack.push(cell);
+        Ok(())
+    }
+
+    /// Counts one more value held (pushed or memoised) against [`MAX_VALUES`].
+    fn count_value(&mut self) -> Result<(), PickleError> {
         self.pushed += 1;
         if self.pushed > MAX_VALUES {
             return Err(self.error(format!("more than {MAX_VALUES} values: not a file this reader takes")));
         }
-        self.stack.push(cell);
         Ok(())
     }
 
@@ -283,7 +289,7 @@ impl<'a> Machine<'a> {
     }
 
     fn insert_pairs(&mut self, index: usize, cells: Vec<Cell>) -> Result<(), PickleError> {
-        if cells.len() % 2 != 0 {
+        if !cells.len().is_multiple_of(2) {
             return Err(self.error("SETITEMS with an odd number of values"));
         }
         self.deepen(index, &cells)?;
@@ -315,7 +321,11 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_put(&mut self, index: u32) -> Result<(), PickleError> {
+        self.count_value()?;
         let cell = self.top()?.clone();
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
+            return Err(self.error(format!("more than {MAX_MEMO} memo entries: not a file this reader takes")));
+        }
         self.memo.insert(index, cell);
         Ok(())
     }

@@ -161,7 +161,7 @@ impl IntoIterator for Items {
     fn into_iter(mut self) -> Self::IntoIter {
         match Rc::get_mut(&mut self.0) {
             Some(values) => std::mem::take(values).into_iter(),
-            None => self.0.to_vec().into_iter(),
+            None => Vec::clone(&self.0).into_iter(),
         }
     }
 }
@@ -173,7 +173,7 @@ impl IntoIterator for Pairs {
     fn into_iter(mut self) -> Self::IntoIter {
         match Rc::get_mut(&mut self.0) {
             Some(pairs) => std::mem::take(pairs).into_iter(),
-            None => self.0.to_vec().into_iter(),
+            None => Vec::clone(&self.0).into_iter(),
         }
     }
 }

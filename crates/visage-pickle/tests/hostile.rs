@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use visage_pickle::{parse, Options, PickleError, Value, MAX_DEPTH, MAX_VALUES};
+use visage_pickle::{parse, Options, PickleError, Value, MAX_DEPTH, MAX_MEMO, MAX_VALUES};
 
 /// A thread stack far smaller than the 8 MiB of a main thread: recursion of
 /// a few thousand frames overflows it (and aborts the test binary).
@@ -241,6 +241,22 @@ fn more_values_than_the_limit_are_refused() {
     bytes.extend_from_slice(b"N.");
     let error = parse_error(&bytes, Options::TORCH);
     assert!(error.problem.contains(&format!("more than {MAX_VALUES} values")), "{error}");
+}
+
+#[test]
+fn more_memo_entries_than_the_limit_are_refused() {
+    // None, then MEMOIZE: one byte each, a new index each time
+    let mut bytes = b"\x80\x04N".to_vec();
+    bytes.extend(std::iter::repeat_n(0x94u8, MAX_MEMO + 1));
+    bytes.push(b'.');
+    let error = parse_error(&bytes, Options::TORCH);
+    assert!(error.problem.contains(&format!("more than {MAX_MEMO} memo entries")), "{error}");
+    assert_eq!(error.offset, 3 + MAX_MEMO);
+    // storing again under an index already held is no new entry
+    let mut bytes = b"\x80\x02N".to_vec();
+    bytes.extend(std::iter::repeat_n(*b"q\x00", MAX_MEMO + 1).flatten());
+    bytes.push(b'.');
+    assert_eq!(parse(&bytes, Options::TORCH).unwrap(), Value::None);
 }
 
 #[test]
