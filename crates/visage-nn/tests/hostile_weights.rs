@@ -179,7 +179,7 @@ fn an_entry_whose_header_lies_about_its_size_is_refused() {
         let record = central_record(&bytes, entry);
         bytes[record + 24..record + 28].copy_from_slice(&declared.to_le_bytes()); // uncompressed size
         let message = format_error(read(&bytes));
-        assert!(message.contains(entry), "{message}");
+        assert!(message.contains(&format!("entry `{entry}` declares {declared} bytes, more than its")), "{message}");
     }
     // cut short: every prefix is refused cleanly, none panics
     for length in (0..good.len()).step_by(7) {
@@ -343,4 +343,15 @@ fn deeply_nested_subgraphs_are_skipped_without_recursion() {
     let bytes = model_with(&graph);
     let parsed = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || proto::read_model(&bytes).map(|g| g.nodes.len())).unwrap().join().unwrap();
     assert_eq!(parsed, Ok(1));
+}
+
+#[test]
+fn only_an_unreadable_file_is_the_environments_fault() {
+    let missing = fixture("no_such_checkpoint.pth");
+    let error = read_pytorch_checkpoint(&missing, CheckpointFamily::Auto).unwrap_err();
+    assert!(matches!(error, NnError::Io { .. }) && !error.is_bad_input(), "{error}");
+    let error = read_pytorch_checkpoint(&fixture("checkpoint_tiny.io.safetensors"), CheckpointFamily::Auto).unwrap_err();
+    assert!(matches!(error, NnError::Format { .. }) && error.is_bad_input(), "{error}");
+    let wrapped = NnError::Checkpoint { path: missing.clone(), family: "ONNX".into(), source: Box::new(NnError::NonFinite { key: "w".into() }) };
+    assert!(wrapped.is_bad_input());
 }
