@@ -29,7 +29,7 @@
 mod machine;
 mod value;
 
-pub use value::{Items, Pairs, StorageRef, TensorRef, Value};
+pub use value::{Items, Pairs, StorageRef, TensorRef, Value, DEBUG_ITEMS};
 
 /// The deepest nesting of containers read. Python's pickler recurses into
 /// containers and stops at its recursion limit (1000 by default), so no file

@@ -142,15 +142,47 @@ impl PartialEq for Pairs {
     }
 }
 
+/// The most container items one `{:?}` of a value prints: the tree a
+/// shared value expands to can be exponential in the stream's length, so a
+/// debug print (a log line, a test failure) stops after this many items.
+pub const DEBUG_ITEMS: usize = 10_000;
+
+thread_local! {
+    /// The items the outermost `{:?}` under way on this thread may still
+    /// print, and how deep in nested containers it is.
+    static DEBUG_BUDGET: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Prints `entries` as a list while the budget of the outermost print lasts.
+fn debug_bounded<T: fmt::Debug>(f: &mut fmt::Formatter<'_>, entries: &[T]) -> fmt::Result {
+    let (depth, budget) = DEBUG_BUDGET.get();
+    let budget = if depth == 0 { DEBUG_ITEMS } else { budget };
+    DEBUG_BUDGET.set((depth + 1, budget));
+    let mut list = f.debug_list();
+    for entry in entries {
+        let (depth, budget) = DEBUG_BUDGET.get();
+        if budget == 0 {
+            list.entries(std::iter::once(format_args!("…")));
+            break;
+        }
+        DEBUG_BUDGET.set((depth, budget - 1));
+        list.entry(entry);
+    }
+    let result = list.finish();
+    let (depth, budget) = DEBUG_BUDGET.get();
+    DEBUG_BUDGET.set((depth - 1, budget));
+    result
+}
+
 impl fmt::Debug for Items {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
+        debug_bounded(f, &self.0)
     }
 }
 
 impl fmt::Debug for Pairs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
+        debug_bounded(f, &self.0)
     }
 }
 

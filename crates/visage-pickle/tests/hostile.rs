@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use visage_pickle::{parse, Options, PickleError, Value, MAX_DEPTH, MAX_MEMO, MAX_VALUES};
+use visage_pickle::{parse, Options, PickleError, Value, DEBUG_ITEMS, MAX_DEPTH, MAX_MEMO, MAX_VALUES};
 
 /// A thread stack far smaller than the 8 MiB of a main thread: recursion of
 /// a few thousand frames overflows it (and aborts the test binary).
@@ -65,6 +65,9 @@ fn dup_tuple2_bomb_shares_instead_of_copying() {
             node = items[0].clone();
         }
         assert_eq!(node, Value::None);
+        // a debug print stops after DEBUG_ITEMS items instead of expanding 2⁴⁰ leaves
+        let printed = format!("{value:?}");
+        assert!(printed.len() < 40 * DEBUG_ITEMS && printed.contains('…'), "{} bytes", printed.len());
         drop(value);
         levels
     });
