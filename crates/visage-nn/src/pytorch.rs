@@ -14,6 +14,12 @@
 //!   [`MAGFACE_BN_EPSILON`]);
 //! - AdaFace's Lightning checkpoints keep `state_dict` with the backbone
 //!   under `model.` beside the head (`head.kernel`, `head.t`, …, dropped).
+//!
+//! Every number in the archive is outside input. An entry is read only
+//! after its declared size is checked against its stored bytes, the pickle
+//! goes through the bounded reader of `visage_pickle`, and each tensor's
+//! size, offset and storage length are checked products and sums compared
+//! with the storage entry's real length before a value is converted.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -38,6 +38,12 @@ impl StateDict {
     }
 
     /// Parses safetensors bytes; `path` only names the source in errors.
+    ///
+    /// Safe on any bytes: the safetensors crate refuses a header longer than
+    /// the buffer (or than 100 MB), JSON it cannot parse (nesting included),
+    /// and any tensor whose offsets leave the data or whose dtype × shape
+    /// (a checked product) differs from its byte length, before a view
+    /// exists; values are only ever converted out of those views.
     pub fn from_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<Self, NnError> {
         let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
         let file = SafeTensors::deserialize(bytes).map_err(|error| format_error(format!("not a safetensors file: {error}")))?;
