@@ -276,10 +276,11 @@ fn select_backbone(all: Tensors, family: CheckpointFamily) -> Result<(Tensors, V
     Ok((kept, dropped))
 }
 
-/// The most a deflated entry can expand: DEFLATE's densest code turns 258
-/// bytes of output into about 2 bits, a ratio of 1032 to 1. An entry that
-/// declares more than that of its compressed bytes lies.
-const MAX_DEFLATE_RATIO: u64 = 1032;
+/// The most a compressed entry may expand. `torch.save` stores every entry
+/// uncompressed; an archive re-packed with compression holds float weights,
+/// which barely compress (and pickle text, about 5 to 1). DEFLATE itself
+/// allows 1032 to 1, which would let a 2 MB archive fill 2 GB.
+const MAX_INFLATION: u64 = 16;
 
 /// The storages of an archive, read on demand.
 struct Storages<R> {
@@ -296,21 +297,24 @@ struct Storages<R> {
 
 /// The bytes of entry `name`, checked against what the archive holds before
 /// anything is allocated: its stored bytes lie inside the archive, and its
-/// declared size is one those bytes can give (equal for a stored entry,
-/// [`MAX_DEFLATE_RATIO`] times at most for a deflated one). Reading stops one
-/// byte past the declared size, so a lying header costs nothing.
+/// declared size is one those bytes can give (at most their number for a
+/// stored entry, [`MAX_INFLATION`] times it for a compressed one). Reading
+/// stops one byte past the declared size, so a lying header costs nothing.
 fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, archive_len: u64, name: &str) -> Result<Vec<u8>, String> {
     let mut entry = archive.by_name(name).map_err(|e| format!("entry `{name}`: {e}"))?;
     let (declared, stored) = (entry.size(), entry.compressed_size());
     if stored > archive_len {
         return Err(format!("entry `{name}` declares {stored} stored bytes, the archive has {archive_len}"));
     }
-    let possible = match entry.compression() {
-        zip::CompressionMethod::Stored => stored,
-        _ => stored.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024),
-    };
-    if declared > possible {
-        return Err(format!("entry `{name}` declares {declared} bytes, more than its {stored} stored bytes can hold"));
+    if entry.compression() == zip::CompressionMethod::Stored {
+        if declared > stored {
+            return Err(format!("entry `{name}` declares {declared} bytes, more than its {stored} stored bytes can hold"));
+        }
+    } else if declared > stored.saturating_mul(MAX_INFLATION).saturating_add(4096) {
+        return Err(format!(
+            "entry `{name}` declares {declared} bytes, more than {MAX_INFLATION} times its {stored} compressed bytes \
+             (torch.save stores entries uncompressed: re-save the checkpoint with torch.save)"
+        ));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(declared.min(archive_len)).unwrap_or(0));
     (&mut entry).take(declared.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| format!("entry `{name}` is damaged: {e}"))?;

@@ -181,6 +181,18 @@ fn an_entry_whose_header_lies_about_its_size_is_refused() {
         let message = format_error(read(&bytes));
         assert!(message.contains(&format!("entry `{entry}` declares {declared} bytes, more than its")), "{message}");
     }
+    // a deflated data.pkl that expands 1000-fold (a zip bomb) is refused by its declared size
+    let mut pickle = b"\x80\x02}(".to_vec();
+    pickle.extend(std::iter::repeat_n(b'N', 1 << 20));
+    pickle.extend_from_slice(b"1.");
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("archive/data.pkl", deflated).unwrap();
+    zip.write_all(&pickle).unwrap();
+    let bomb = zip.finish().unwrap().into_inner();
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let message = format_error(read(&bomb));
+    assert!(message.contains("more than 16 times its") && message.contains("archive/data.pkl"), "{message}");
     // cut short: every prefix is refused cleanly, none panics
     for length in (0..good.len()).step_by(7) {
         assert!(read(&good[..length]).is_err(), "prefix of {length} bytes");
