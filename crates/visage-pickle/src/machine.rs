@@ -361,7 +361,12 @@ impl<'a> Machine<'a> {
                 self.charge(callable.len())?;
                 Ok(Cell::Value(Value::Object { callable: callable.into() }))
             }
-            Unmodelled::Refuse => Err(self.error(format!("refusing to call {callable}: only plain data is read here, nothing is executed"))),
+            Unmodelled::Refuse => {
+                // a name from the stream can be megabytes long: the message shows its start
+                let shown: String = callable.chars().take(200).collect();
+                let more = if shown.len() < callable.len() { "…" } else { "" };
+                Err(self.error(format!("refusing to call {shown}{more}: only plain data is read here, nothing is executed")))
+            }
         }
     }
 
