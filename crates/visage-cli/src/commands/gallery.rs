@@ -421,9 +421,10 @@ pub struct ImportArgs {
 
 impl ImportArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let text = std::fs::read_to_string(&self.file).map_err(|e| Failure::bad_input(format!("{}: {e}", self.file.display())))?;
-        let export: GalleryExport =
-            serde_json::from_str(&text).map_err(|e| Failure::bad_input(format!("{}: not a gallery export: {e}", self.file.display())))?;
+        let bytes = std::fs::read(&self.file).map_err(|e| Failure::bad_input(format!("{}: {e}", self.file.display())))?;
+        // The gallery's own reader: exports of galleries written before
+        // metadata depth was bounded nest deeper than serde_json's default.
+        let export = GalleryExport::from_json(&bytes).map_err(|e| Failure::bad_input(format!("{}: not a gallery export: {e}", self.file.display())))?;
         let location = self.gallery.location();
         let store = if location.exists().map_err(failure)? {
             location.open(false).map_err(failure)?
