@@ -112,6 +112,9 @@ struct ChildServer {
     stdout: BufReader<std::process::ChildStdout>,
 }
 
+/// The returned [`ChildServer`] owns the process; every test waits for it
+/// (after SIGKILL or SIGTERM). Only a failed start leaves it to exit on its own.
+#[allow(clippy::zombie_processes)]
 fn start_child(dir: &std::path::Path) -> ChildServer {
     let mut process = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_server", "--ignored", "--nocapture", "--test-threads=1"])

@@ -191,7 +191,9 @@ fn hostile_uploads_get_the_right_4xx_and_the_server_keeps_serving() {
     let mut truncated = good[..good.len() / 2].to_vec();
     truncated.truncate(truncated.len());
     let zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00zip bomb stand-in: any archive is not an image".to_vec();
-    let cases: Vec<(&str, u16, &str, Vec<u8>, Option<&str>, &str)> = vec![
+    // (what, status, content type, body, key, what the error must mention)
+    type Case<'a> = (&'a str, u16, &'a str, Vec<u8>, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         ("text as a JPEG", 400, "image/jpeg", b"hello, not a photo".to_vec(), Some(&keys.read), "not an image"),
         ("a zip archive", 400, "application/octet-stream", zip, Some(&keys.read), "not an image"),
         ("a truncated JPEG", 400, "image/jpeg", truncated, Some(&keys.read), "truncated JPEG"),
