@@ -134,36 +134,42 @@ pub fn safetensors(data: &[u8]) {
     let _ = visage_nn::StateDict::read_safetensors_metadata(&path);
 }
 
-pub fn onnx(data: &[u8]) {
-    use visage_nn::{IResNetConfig, IResNetLayout, MobileFaceNetConfig};
-    let path = file_with("model.onnx", data);
-    // The tiny shapes of the committed ONNX fixtures (crates/visage-nn/tests):
-    // their seeds then map a whole graph, and the graph walk is the same
-    // code for every depth.
-    for layout in [IResNetLayout::Insightface, IResNetLayout::Adaface] {
-        let config = IResNetConfig {
-            blocks_per_stage: [2, 1, 1, 1],
-            stage_widths: [8, 8, 16, 16],
-            stem_width: 8,
-            embedding_size: 16,
-            dropout: 0.0,
-            input_size: 48,
-            layout,
-        };
-        let _ = visage_nn::read_onnx_iresnet(&path, &config);
-    }
-    let mobilefacenet = MobileFaceNetConfig {
+/// The smallest IResNet of a layout (one block a stage, two channels): the
+/// ONNX seeds are exported from it (fuzz/src/seeds.rs), so they map a whole
+/// graph in a few kilobytes; the graph walk is the same code at any depth.
+pub fn fuzz_iresnet(layout: visage_nn::IResNetLayout) -> visage_nn::IResNetConfig {
+    visage_nn::IResNetConfig {
         blocks_per_stage: [1, 1, 1, 1],
-        stem_width: 8,
-        body_width: 16,
-        stem_groups: 4,
-        residual_expansion: [8, 8, 16, 16],
-        downsample_expansion: [8, 16, 32],
-        head_width: 32,
-        embedding_size: 16,
-        input_size: 48,
-    };
-    let _ = visage_nn::read_onnx_mobilefacenet(&path, &mobilefacenet);
+        stage_widths: [2, 2, 2, 2],
+        stem_width: 2,
+        embedding_size: 2,
+        dropout: 0.0,
+        input_size: 16,
+        layout,
+    }
+}
+
+/// The smallest MobileFaceNet, as [`fuzz_iresnet`].
+pub fn fuzz_mobilefacenet() -> visage_nn::MobileFaceNetConfig {
+    visage_nn::MobileFaceNetConfig {
+        blocks_per_stage: [1, 1, 1, 1],
+        stem_width: 2,
+        body_width: 2,
+        stem_groups: 2,
+        residual_expansion: [1, 1, 1, 1],
+        downsample_expansion: [1, 1, 1],
+        head_width: 2,
+        embedding_size: 2,
+        input_size: 16,
+    }
+}
+
+pub fn onnx(data: &[u8]) {
+    let path = file_with("model.onnx", data);
+    for layout in [visage_nn::IResNetLayout::Insightface, visage_nn::IResNetLayout::Adaface] {
+        let _ = visage_nn::read_onnx_iresnet(&path, &fuzz_iresnet(layout));
+    }
+    let _ = visage_nn::read_onnx_mobilefacenet(&path, &fuzz_mobilefacenet());
 }
 
 /// Reads what `visage data info` reads: the header and the first records.

@@ -30,6 +30,7 @@ libfuzzer_sys::fuzz_target!(
         if let Some(out) = std::env::var_os("VISAGE_FUZZ_MAKE_SEEDS") {
             seeds::make_seeds(std::path::Path::new(&out));
             seeds::make_image_seeds(std::path::Path::new(&out));
+            seeds::make_model_seeds(std::path::Path::new(&out));
             std::process::exit(0);
         }
         selected();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use visage_gallery::{FaceSample, GalleryStore};
 
-use crate::harness::gallery_test_config;
+use crate::harness::{fuzz_iresnet, fuzz_mobilefacenet, gallery_test_config};
 
 fn put(out: &Path, target: &str, name: &str, bytes: &[u8]) {
     let dir = out.join(target);
@@ -30,7 +30,9 @@ pub fn make_seeds(out: &Path) {
     let gallery = work.join("gallery");
     {
         let store = visage_gallery::EmbeddedStore::create(&gallery, gallery_test_config()).expect("create gallery");
-        store.enrol("ada", Some(serde_json::json!({"team": "a", "n": [1, 2.5, null, true]})), &[face([1.0, 0.5, 0.0, 0.2], "ada.jpg")]).expect("enrol");
+        store
+            .enrol("ada", Some(serde_json::json!({"team": "a", "n": [1, 2.5, null, true]})), &[face([1.0, 0.5, 0.0, 0.2], "ada.jpg")])
+            .expect("enrol");
         store.enrol("bo", None, &[face([0.0, 1.0, 0.3, 0.0], "bo1.jpg"), face([0.1, 1.0, 0.2, 0.0], "bo2.jpg")]).expect("enrol");
         store.enrol("ada", None, &[face([0.9, 0.6, 0.1, 0.2], "ada2.jpg")]).expect("extend");
         store.remove("bo").expect("remove");
@@ -76,9 +78,18 @@ pub fn make_seeds(out: &Path) {
         out,
         "serve_upload",
         "enrol_form",
-        &form(&[("name", None, None, b"Ada Lovelace"), ("metadata", None, None, br#"{"team":"a"}"#), ("photo", Some("b.png"), None, b"\x89PNG\r\n\x1a\n")]),
+        &form(&[
+            ("name", None, None, b"Ada Lovelace"),
+            ("metadata", None, None, br#"{"team":"a"}"#),
+            ("photo", Some("b.png"), None, b"\x89PNG\r\n\x1a\n"),
+        ]),
     );
-    put(out, "serve_upload", "two_photos", &form(&[("a", Some("a.bmp"), Some("image/bmp"), b"BM"), ("b", Some("b.webp"), Some("image/webp"), b"RIFF")]));
+    put(
+        out,
+        "serve_upload",
+        "two_photos",
+        &form(&[("a", Some("a.bmp"), Some("image/bmp"), b"BM"), ("b", Some("b.webp"), Some("image/webp"), b"RIFF")]),
+    );
 
     // `.rec` with `.idx` in the recordio_idx split, from the writer.
     let rec = work.join("seed.rec");
@@ -121,6 +132,29 @@ pub fn make_seeds(out: &Path) {
     put(out, "npy", "f4_1d", &npy("<f4", false, "(6,)", &f32s));
 
     let _ = fs::remove_dir_all(&work);
+}
+
+/// ONNX exports and safetensors of the harness's tiny networks (freshly
+/// initialised: the readers care about structure, not trained values).
+pub fn make_model_seeds(out: &Path) {
+    use visage_nn::{Backbone, BackboneShape, IResNetLayout};
+    type Cpu = visage_backend::Cpu;
+    let device = Default::default();
+    let shapes = [
+        ("iresnet_insightface", BackboneShape::IResNet(fuzz_iresnet(IResNetLayout::Insightface))),
+        ("iresnet_adaface", BackboneShape::IResNet(fuzz_iresnet(IResNetLayout::Adaface))),
+        ("mobilefacenet", BackboneShape::MobileFaceNet(fuzz_mobilefacenet())),
+    ];
+    for (name, shape) in shapes {
+        let network: Backbone<Cpu> = match &shape {
+            BackboneShape::IResNet(config) => Backbone::IResNet(config.init(&device).expect("tiny IResNet")),
+            BackboneShape::MobileFaceNet(config) => Backbone::MobileFaceNet(config.init(&device).expect("tiny MobileFaceNet")),
+        };
+        put(out, "onnx", &format!("{name}.onnx"), &network.to_onnx(&shape).expect("ONNX export"));
+        let state = network.state_dict(&shape);
+        let metadata = [("format".to_string(), "pt".to_string())].into_iter().collect();
+        put(out, "safetensors", &format!("{name}.safetensors"), &state.to_safetensors_bytes(metadata).expect("safetensors"));
+    }
 }
 
 /// Small images of every decoded format and pixel layout, and a JPEG with

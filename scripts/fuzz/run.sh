@@ -7,6 +7,10 @@
 #
 #   scripts/fuzz/run.sh [SECONDS] [TARGET…]     (no TARGET: all of them)
 #
+# VISAGE_FUZZ_SOURCE=<checkout> builds the libraries of another checkout
+# (e.g. a `git worktree` of the last commit while the working tree is
+# mid-edit); VISAGE_FUZZ_NO_BUILD=1 reuses the last build.
+#
 # Per target: the committed corpus (fuzz/corpus/<target>) plus the gathered
 # seeds (scripts/fuzz/seed.sh) start a working corpus in
 # fuzz/corpus-work/<target>; libFuzzer runs in fork mode so a finding is
@@ -25,14 +29,21 @@ fuzz="$root/fuzz"
 bin="$fuzz/target/release/visage-fuzz"
 results="$fuzz/campaign.tsv"
 
-[ -n "${VISAGE_FUZZ_NO_BUILD:-}" ] || (cd "$fuzz" && RUSTC_WRAPPER="$root/scripts/fuzz/rustc-wrapper.sh" nice -n 19 cargo build --release)
+source_root="${VISAGE_FUZZ_SOURCE:-$root}"
+if [ -z "${VISAGE_FUZZ_NO_BUILD:-}" ]; then
+  (cd "$source_root/fuzz" && CARGO_TARGET_DIR="$fuzz/target" RUSTC_WRAPPER="$root/scripts/fuzz/rustc-wrapper.sh" nice -n 19 cargo build --release)
+  # What was built, for the results: the commit, marked when the libraries had uncommitted edits.
+  built="$(git -C "$source_root" rev-parse --short HEAD)"
+  [ -z "$(git -C "$source_root" status --porcelain -- crates fuzz/harness fuzz/src)" ] || built="$built+edits"
+  echo "$built" > "$fuzz/target/built-from"
+fi
+commit="$(cat "$fuzz/target/built-from" 2>/dev/null || echo unknown)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(sed -n 's/^    Target { name: "\([a-z_0-9]*\)".*/\1/p' "$fuzz/harness/mod.rs")
 fi
 [ -d "$fuzz/corpus-work/seeds" ] || "$root/scripts/fuzz/seed.sh"
 [ -f "$results" ] || printf 'date\tcommit\ttarget\tseconds\texecutions\tcov\tft\tcorpus\tcrashes\tooms\ttimeouts\n' > "$results"
-commit="$(git -C "$root" rev-parse --short HEAD)"
 
 for target in "${targets[@]}"; do
   case "$target" in
