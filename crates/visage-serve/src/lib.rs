@@ -62,6 +62,9 @@ pub struct ServeOptions {
     /// headers and a keep-alive connection left idle between requests
     /// (hyper starts the same timer whenever it waits for a request head).
     pub header_read_timeout: Duration,
+    /// A connection whose client reads nothing of its answer for this long
+    /// is closed (a stalled write frees its slot and its buffered response).
+    pub write_stall_timeout: Duration,
     /// Connections served at once. Beyond it the service stops accepting:
     /// new connections wait in the kernel's listen backlog (holding no file
     /// descriptor of the process) until one closes.
@@ -100,6 +103,7 @@ impl ServeOptions {
             max_k: 100,
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            write_stall_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_S),
             max_faces_per_photo: DEFAULT_MAX_FACES_PER_PHOTO,
             max_faces_per_request: DEFAULT_MAX_FACES_PER_REQUEST,
             idempotency_capacity: 10_000,
@@ -304,6 +308,7 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(state.options.header_read_timeout).keep_alive(true);
     let service = hyper_util::service::TowerToHyperService::new(router);
+    let stream = WriteStallLimit::new(stream, state.options.write_stall_timeout);
     let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
     let finished = tokio::select! {
@@ -323,6 +328,87 @@ async fn serve_connection(
         }
     }
     metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A connection whose writes may not stall longer than a limit: a client
+/// that stops reading its answers (or pipelines requests without reading)
+/// would otherwise hold its connection, its slot and the response in
+/// memory for as long as it likes. Reads pass through untouched (the
+/// header timeout and the request timeout bound those).
+struct WriteStallLimit {
+    inner: tokio::net::TcpStream,
+    limit: Duration,
+    /// Running while a write is pending; reset by any progress.
+    stalled_since: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteStallLimit {
+    fn new(inner: tokio::net::TcpStream, limit: Duration) -> Self {
+        Self { inner, limit, stalled_since: None }
+    }
+
+    /// `Pending` from the socket: start (or check) the stall timer.
+    fn stalled<T>(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let timer = self.stalled_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {} s", limit.as_secs_f64()),
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for WriteStallLimit {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteStallLimit {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, data: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, data) {
+            std::task::Poll::Pending => self.stalled(cx),
+            ready => {
+                self.stalled_since = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, data) {
+            std::task::Poll::Pending => self.stalled(cx),
+            ready => {
+                self.stalled_since = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.inner).poll_flush(cx) {
+            std::task::Poll::Pending => self.stalled(cx),
+            ready => {
+                self.stalled_since = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Resolves on ctrl-c (SIGINT) or SIGTERM.

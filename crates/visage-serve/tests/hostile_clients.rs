@@ -363,3 +363,22 @@ fn health_and_errors_show_no_server_path_or_secret() {
     }
     server.stop();
 }
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    let server = TestServer::start("slow-reader", |options| options.write_stall_timeout = Duration::from_secs(1));
+    let mut stream = TcpStream::connect(address(&server)).unwrap();
+    // 3000 pipelined requests for the OpenAPI document (tens of MB of answers), never read.
+    let requests = b"GET /openapi.json HTTP/1.1\r\nHost: visage\r\n\r\n".repeat(3000);
+    stream.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = stream.write_all(&requests); // may stop part-way once the server gives up
+    let started = Instant::now();
+    while server.state.metrics.connections_open.load(Ordering::SeqCst) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "a connection whose client stopped reading is kept open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The service answers others meanwhile and after.
+    assert_eq!(get(&agent(), &format!("{}/health", server.url), None).status, 200);
+    drop(stream);
+    server.stop();
+}

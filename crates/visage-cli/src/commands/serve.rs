@@ -70,6 +70,9 @@ struct ServeArgs {
     /// Seconds a client has to send a whole request head; also how long an idle keep-alive connection is kept.
     #[arg(long, value_name = "S", default_value_t = visage_serve::DEFAULT_HEADER_READ_TIMEOUT_S)]
     header_timeout_s: u64,
+    /// Seconds a client may read nothing of its answer before its connection is closed.
+    #[arg(long, value_name = "S", default_value_t = visage_serve::DEFAULT_HEADER_READ_TIMEOUT_S)]
+    write_timeout_s: u64,
     /// Connections open at once; more wait in the listen backlog.
     #[arg(long, value_name = "N", default_value_t = visage_serve::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -242,6 +245,7 @@ impl ServeArgs {
         options.max_body_bytes = self.max_body_mib.max(1) << 20;
         options.request_timeout = Duration::from_secs(self.timeout_s.max(1));
         options.header_read_timeout = Duration::from_secs(self.header_timeout_s.max(1));
+        options.write_stall_timeout = Duration::from_secs(self.write_timeout_s.max(1));
         options.max_connections = self.max_connections.max(1);
         options.max_faces_per_photo = self.max_faces_per_photo.max(1);
         options.max_faces_per_request = self.max_faces_per_request.max(1);
