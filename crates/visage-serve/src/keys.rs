@@ -99,7 +99,9 @@ pub fn read_keys(path: &Path) -> Result<Vec<KeyEntry>, ServeError> {
 /// owner only.
 fn update_keys<T>(path: &Path, change: impl FnOnce(&mut Vec<KeyEntry>) -> Result<T, ServeError>) -> Result<T, ServeError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| ServeError::io(dir, e))?;
+        // The state directory also holds the thumbnails (faces): owner-only.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ServeError::io(dir, e))?;
     }
     let lock_path = path.with_extension("lock");
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| ServeError::io(&lock_path, e))?;
@@ -273,6 +275,7 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700, "a new state directory is owner-only");
         }
 
         let ring = KeyRing::open(&path).unwrap();
