@@ -382,3 +382,19 @@ fn a_client_that_stops_reading_is_disconnected() {
     drop(stream);
     server.stop();
 }
+
+#[test]
+fn a_trickled_body_is_cut_at_the_request_timeout() {
+    let server = TestServer::start("trickle", |options| options.request_timeout = Duration::from_secs(1));
+    let mut stream = TcpStream::connect(address(&server)).unwrap();
+    let head =
+        format!("POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n", server.keys.read);
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&[0xFF, 0xD8]).unwrap();
+    let started = Instant::now();
+    let (answer, closed_after) = read_until_closed(&mut stream, Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503") && text.contains("timed out after 1 s"), "{text}");
+    assert!(closed_after.is_some() && started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    server.stop();
+}
