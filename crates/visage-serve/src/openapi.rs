@@ -44,6 +44,9 @@ fn upload_errors(mut responses: Value, write: bool) -> Value {
     }
     map.insert("413".into(), error("the body exceeds the size limit, or the photo the pixel limit (checked before decoding)"));
     map.insert("415".into(), error("not an image content type nor multipart/form-data"));
+    // An endpoint's own 422 (verify: no face; enrol: a refusal) is kept; the face caps share it.
+    map.entry("422").or_insert_with(|| error("more faces than the per-photo or per-request cap"));
+    map.insert("500".into(), error("a server-side failure (gallery, models): the body gives a reference to the server log, no details"));
     map.insert("503".into(), unavailable());
     responses
 }
