@@ -133,7 +133,7 @@ impl FromRequestParts<Shared> for WriteAccess {
 
 /// Runs gallery work (disk, network) off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("gallery task failed: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::server_fault("the gallery task failed", &e))?
 }
 
 /// An uploaded photo.
