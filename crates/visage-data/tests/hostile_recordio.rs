@@ -99,6 +99,57 @@ fn a_chain_trap_between_good_records_keeps_every_good_record() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn an_index_pointing_every_key_into_one_chain_reads_in_linear_time() {
+    let dir = scratch("chain-idx");
+    let rec = dir.join("train.rec");
+    let good = ImageRecord::with_scalar_label(1.0, 0, 0, b"JPEG".to_vec()).to_bytes();
+    let mut bytes = chain_trap(MEGABYTE / 2, MEGABYTE - 64);
+    bytes.extend_from_slice(&[0; 8]);
+    let good_at = bytes.len();
+    frame::write_record(&mut bytes, &good).unwrap();
+    std::fs::write(&rec, &bytes).unwrap();
+    let first_parts = MEGABYTE / 2 / 8;
+    // Keys in offset order, then shuffled (reversed) as im2rec may write them.
+    for reversed in [false, true] {
+        let mut lines: Vec<String> = (0..first_parts).map(|i| format!("{}\t{}", i, 8 * i)).collect();
+        lines.push(format!("{first_parts}\t{good_at}"));
+        if reversed {
+            for (i, line) in lines.iter_mut().enumerate() {
+                let offset = line.split('\t').nth(1).unwrap().to_string();
+                *line = format!("{}\t{offset}", first_parts - i);
+            }
+        }
+        write_idx(&dir, (lines.join("\n") + "\n").as_bytes());
+        let started = Instant::now();
+        let records = RecordFile::open(&rec).unwrap();
+        assert_eq!(records.len(), first_parts + 1);
+        let mut refused = 0;
+        for entry in records.entries() {
+            match records.read(entry.key) {
+                Ok(payload) => assert_eq!((entry.offset, payload), (good_at as u64, good.clone())),
+                Err(err) => {
+                    let err = err.to_string();
+                    // The last first part has no indexed neighbour before
+                    // the chain: it walks the chain once, to its break.
+                    let last_first_part = entry.offset == 8 * (first_parts as u64 - 1);
+                    assert!(
+                        err.contains("where the next indexed record starts: overlapping records")
+                            || (last_first_part && err.contains("part at byte 1048512: expected the RecordIO magic")),
+                        "{err}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(refused, first_parts);
+        // A walk of the chain per key would be 65536 × 65528 header reads.
+        assert!(elapsed < Duration::from_secs(2), "reading every key took {elapsed:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 fn write_idx(dir: &Path, text: &[u8]) {
     std::fs::write(dir.join("train.idx"), text).unwrap();
 }

@@ -38,6 +38,9 @@ pub struct RecordFile {
     file_len: u64,
     /// Sorted by key, keys unique.
     entries: Vec<IndexEntry>,
+    /// Every offset in increasing order, kept only when key order is not
+    /// offset order (a shuffled im2rec list); otherwise `entries` serves.
+    offsets_sorted: Option<Vec<u64>>,
     index_source: IndexSource,
 }
 
@@ -69,14 +72,19 @@ impl RecordFile {
             return Err(DataError::corrupt(idx_path, format!("key {} is listed twice", pair[0].key)));
         }
         // Two keys at one offset would read the same bytes as two images.
-        let mut offsets: Vec<(u64, u64)> = entries.iter().map(|e| (e.offset, e.key)).collect();
-        offsets.sort_unstable();
-        if let Some(pair) = offsets.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(DataError::corrupt(
-                idx_path,
-                format!("keys {} and {} both point at byte {}: an index lists each record once", pair[0].1, pair[1].1, pair[0].0),
-            ));
-        }
+        let offsets_sorted = if entries.windows(2).all(|w| w[0].offset < w[1].offset) {
+            None
+        } else {
+            let mut offsets: Vec<(u64, u64)> = entries.iter().map(|e| (e.offset, e.key)).collect();
+            offsets.sort_unstable();
+            if let Some(pair) = offsets.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(DataError::corrupt(
+                    idx_path,
+                    format!("keys {} and {} both point at byte {}: an index lists each record once", pair[0].1, pair[1].1, pair[0].0),
+                ));
+            }
+            Some(offsets.into_iter().map(|(offset, _)| offset).collect())
+        };
         let last = *entries.iter().max_by_key(|e| e.offset).unwrap();
         let end = frame::record_end(&file, last.offset, file_len).map_err(|e| {
             DataError::corrupt(
@@ -95,7 +103,14 @@ impl RecordFile {
                 ),
             ));
         }
-        Ok(Self { rec_path: rec_path.to_path_buf(), file, file_len, entries, index_source: IndexSource::IdxFile(idx_path.to_path_buf()) })
+        Ok(Self {
+            rec_path: rec_path.to_path_buf(),
+            file,
+            file_len,
+            entries,
+            offsets_sorted,
+            index_source: IndexSource::IdxFile(idx_path.to_path_buf()),
+        })
     }
 
     /// Indexes the file by walking record headers from the start (no payload
@@ -141,6 +156,7 @@ impl RecordFile {
             file,
             file_len,
             entries,
+            offsets_sorted: None,
             index_source: IndexSource::Scanned { corrupt_regions, corrupt_bytes },
         })
     }
@@ -188,8 +204,18 @@ impl RecordFile {
         ImageRecord::parse(payload).map_err(|message| self.bad(key, offset, message))
     }
 
+    /// Where the record at `offset` must end at the latest: the next indexed
+    /// offset (records never overlap), or the end of the file.
+    fn record_limit(&self, offset: u64) -> u64 {
+        let next = match &self.offsets_sorted {
+            None => self.entries.get(self.entries.partition_point(|e| e.offset <= offset)).map(|e| e.offset),
+            Some(offsets) => offsets.get(offsets.partition_point(|&o| o <= offset)).copied(),
+        };
+        next.unwrap_or(self.file_len)
+    }
+
     pub(crate) fn read_at(&self, key: u64, offset: u64) -> Result<Vec<u8>> {
-        frame::read_record(&self.file, offset, self.file_len)
+        frame::read_record_within(&self.file, offset, self.file_len, self.record_limit(offset))
             .map(|(bytes, _)| bytes)
             .map_err(|FrameError { at, message }| {
                 let message = if at == offset { message } else { format!("part at byte {at}: {message}") };

@@ -96,9 +96,18 @@ pub struct FrameError {
 /// (padding included). `file_len` bounds every length before anything is
 /// allocated, so a corrupt length word cannot ask for gigabytes.
 pub fn read_record(file: &File, offset: u64, file_len: u64) -> Result<(Vec<u8>, u64), FrameError> {
+    read_record_within(file, offset, file_len, file_len)
+}
+
+/// [`read_record`] for a record that must end by `limit`, the offset where
+/// the next record of the index starts. Records of a `.rec` never overlap,
+/// so a chain of parts that runs past the next record is corrupt; stopping
+/// there also bounds the work of reading every record of a file to one pass
+/// over it, even when a lying index points many keys into one long chain.
+pub fn read_record_within(file: &File, offset: u64, file_len: u64, limit: u64) -> Result<(Vec<u8>, u64), FrameError> {
     let mut record = Vec::new();
     let mut parts = 0usize;
-    let end = walk_parts(file, offset, file_len, None, |part_offset, length| {
+    let end = walk_parts_within(file, offset, file_len, limit.min(file_len), None, |part_offset, length| {
         // The writer dropped one magic word between consecutive parts.
         if parts > 0 {
             record.extend_from_slice(&MAGIC.to_le_bytes());
@@ -177,12 +186,30 @@ fn walk_parts(
     file: &File,
     offset: u64,
     file_len: u64,
+    visited: Option<&mut VisitedParts>,
+    on_part: impl FnMut(u64, u64) -> Result<(), FrameError>,
+) -> Result<u64, FrameError> {
+    walk_parts_within(file, offset, file_len, file_len, visited, on_part)
+}
+
+fn walk_parts_within(
+    file: &File,
+    offset: u64,
+    file_len: u64,
+    limit: u64,
     mut visited: Option<&mut VisitedParts>,
     mut on_part: impl FnMut(u64, u64) -> Result<(), FrameError>,
 ) -> Result<u64, FrameError> {
+    let overlap = |at: u64, what: String| FrameError {
+        at,
+        message: format!("{what}, past byte {limit} where the next indexed record starts: overlapping records (an index for another file?)"),
+    };
     let mut position = offset;
     let mut first = true;
     loop {
+        if !first && limit < file_len && position >= limit {
+            return Err(overlap(position, format!("the record continues at byte {position}")));
+        }
         if !first {
             if let Some(visited) = visited.as_deref_mut() {
                 if visited.contains(position) {
@@ -231,6 +258,9 @@ fn walk_parts(
                     "part of {length} bytes ends at byte {end}, past the end of the file ({file_len} bytes): truncated"
                 ),
             });
+        }
+        if end > limit {
+            return Err(overlap(position, format!("part of {length} bytes ends at byte {end}")));
         }
         on_part(position, length)?;
         position = end;
