@@ -306,8 +306,11 @@ impl SynthArgs {
             }
         }
         for path in embeddings {
-            let array: ndarray::ArrayD<f32> =
-                ndarray_npy::read_npy(path).map_err(|e| Failure::bad_input(format!("{}: cannot read a float32 .npy: {e}", path.display())))?;
+            // visage-eval's reader checks the declared shape against the file's
+            // size before allocating (a 100-byte header can claim 2^40 rows).
+            let array: ndarray::ArrayD<f32> = visage_eval::io::embeddings::read_npy_file(path)
+                .map_err(|e| if e.is_bad_input() { Failure::bad_input(e.to_string()) } else { Failure::other(e.to_string()) })?
+                .mapv(|v| v as f32);
             let rows: Vec<Vec<f32>> = match array.ndim() {
                 1 => vec![array.iter().copied().collect()],
                 2 => array.outer_iter().map(|row| row.iter().copied().collect()).collect(),
