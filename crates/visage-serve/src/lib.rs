@@ -238,10 +238,10 @@ impl Service {
     /// Each connection is served by hyper's HTTP/1 connection with a timer,
     /// so a request head must arrive within `header_read_timeout` (see
     /// [`ServeOptions::header_read_timeout`]); at most `max_connections` are
-    /// open at once. At shutdown idle connections close at once and busy
-    /// ones after their response; connections still open after the request
-    /// timeout plus the header timeout (a client that does not read its
-    /// answer) are cut.
+    /// open at once. At shutdown a connection with no request being handled
+    /// (idle, or still sending a head) is given 2 s to finish what it was
+    /// writing and then closed; one with a request finishes it (bounded by
+    /// the request timeout) and its response.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let state = self.state.clone();
         let router = self.router();
@@ -278,7 +278,8 @@ impl Service {
         state.ready.store(false, std::sync::atomic::Ordering::SeqCst);
         drop(listener);
         let _ = stop_sender.send(true);
-        let drain_limit = state.options.request_timeout + state.options.header_read_timeout;
+        // Each connection bounds its own drain (see `serve_connection`); this is the backstop.
+        let drain_limit = state.options.request_timeout + 2 * SHUTDOWN_GRACE;
         let drained = tokio::time::timeout(drain_limit, async {
             while connections.join_next().await.is_some() {}
         })
@@ -307,7 +308,21 @@ async fn serve_connection(
     metrics.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(state.options.header_read_timeout).keep_alive(true);
-    let service = hyper_util::service::TowerToHyperService::new(router);
+    // Requests of this connection being handled now: at shutdown a
+    // connection with none (idle, or half-way through a request head) is
+    // closed at once instead of waiting for its client.
+    let handling = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = hyper_util::service::TowerToHyperService::new(router);
+    let counter = handling.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let handled = Handling::start(counter.clone());
+        let response = hyper::service::Service::call(&router, request);
+        async move {
+            let response = response.await;
+            drop(handled);
+            response
+        }
+    });
     let stream = WriteStallLimit::new(stream, state.options.write_stall_timeout);
     let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
@@ -319,7 +334,14 @@ async fn serve_connection(
         Some(result) => result,
         None => {
             connection.as_mut().graceful_shutdown();
-            connection.await
+            // A request being handled ends within the request timeout; a
+            // response already handed over is written within a moment.
+            let busy = handling.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            let grace = if busy { state.options.request_timeout + SHUTDOWN_GRACE } else { SHUTDOWN_GRACE };
+            match tokio::time::timeout(grace, connection).await {
+                Ok(result) => result,
+                Err(_) => Ok(()), // dropped: the client was not going to finish
+            }
         }
     };
     if let Err(e) = result {
@@ -328,6 +350,26 @@ async fn serve_connection(
         }
     }
     metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long shutdown waits for a connection to write what it was answering.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Counts one request as being handled for as long as it lives (a
+/// cancelled request stops counting too).
+struct Handling(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Handling {
+    fn start(counter: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A connection whose writes may not stall longer than a limit: a client

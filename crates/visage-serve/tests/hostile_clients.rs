@@ -398,3 +398,29 @@ fn a_trickled_body_is_cut_at_the_request_timeout() {
     assert!(closed_after.is_some() && started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     server.stop();
 }
+
+#[test]
+fn shutdown_is_not_held_up_by_stalled_or_idle_clients() {
+    // Long timeouts: only graceful shutdown itself can close these connections quickly.
+    let mut server = TestServer::start("stalled-shutdown", |options| {
+        options.header_read_timeout = Duration::from_secs(300);
+        options.write_stall_timeout = Duration::from_secs(300);
+    });
+    let address = address(&server);
+    let mut half = TcpStream::connect(&address).unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
+    let mut idle = TcpStream::connect(&address).unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: visage\r\n\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.state.metrics.connections_open.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the connections were not accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    server.begin_stop();
+    server.join();
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown waited {:?} for stalled clients", started.elapsed());
+    for stream in [&mut half, &mut idle] {
+        assert!(read_until_closed(stream, Duration::from_secs(5)).1.is_some(), "a connection outlived the server");
+    }
+}
