@@ -94,8 +94,21 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
     };
     state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let timeout = state.options.request_timeout;
-    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
+    #[cfg(feature = "fault-injection")]
+    let panic_requested = request.headers().contains_key(crate::engine::PANIC_HEADER);
+    let handler = async move {
+        #[cfg(feature = "fault-injection")]
+        if panic_requested {
+            panic!("fault injection: a request handler that panics");
+        }
+        next.run(request).await
+    };
+    let mut response = match tokio::time::timeout(timeout, CatchPanic(Box::pin(handler))).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(())) => {
+            state.metrics.handler_panics.fetch_add(1, Ordering::Relaxed);
+            ApiError::server_fault("the request handler failed", &"it panicked (see the message above)").into_response()
+        }
         Err(_) => ApiError::unavailable(format!("timed out after {} s", timeout.as_secs_f64()), 1).into_response(),
     };
     state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -110,6 +123,24 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
     }
     state.metrics.record_request(&route, &method, response.status().as_u16());
     response
+}
+
+/// A handler future whose panic becomes `Err(())` (a 500 for that request)
+/// instead of unwinding through the connection: the gauges and the
+/// connection stay consistent and the client gets an answer.
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }
 
 /// Extractors for the routes without a body (uploads go through

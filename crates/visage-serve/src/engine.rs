@@ -103,6 +103,11 @@ struct Job {
 #[cfg(feature = "fault-injection")]
 pub const PANIC_TRIGGER: &[u8] = b"visage-serve: panic on this photo";
 
+/// A request carrying this header makes its handler panic, in builds with
+/// the `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+pub const PANIC_HEADER: &str = "x-visage-fault-panic";
+
 /// How the pool runs.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {

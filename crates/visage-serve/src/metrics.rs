@@ -11,6 +11,8 @@
 //!   connections, and those closed for not sending a request head in time;
 //! - `visage_model_workers` / `_configured` / `visage_model_worker_panics_total`:
 //!   model workers alive, wanted, and replaced after a panic;
+//! - `visage_http_handler_panics_total`: request handlers that panicked
+//!   (each answered 500, the service goes on);
 //! - `visage_http_in_flight`: requests being served now;
 //! - `visage_inference_queue_depth` / `_capacity`: photos waiting for a model worker;
 //! - `visage_inference_seconds`: time a worker spends on one photo (decode,
@@ -39,6 +41,8 @@ pub struct Metrics {
     pub workers_alive: AtomicUsize,
     pub workers_configured: AtomicUsize,
     pub worker_panics: AtomicU64,
+    /// Request handlers that panicked (answered 500).
+    pub handler_panics: AtomicU64,
     /// Per bucket (non-cumulative), plus one for +Inf.
     inference_buckets: [AtomicU64; INFERENCE_BUCKETS_S.len() + 1],
     inference_count: AtomicU64,
@@ -89,6 +93,7 @@ impl Metrics {
         let counters = [
             ("visage_http_header_timeouts_total", "Connections closed for not sending a whole request head in time.", &self.header_timeouts),
             ("visage_model_worker_panics_total", "Model workers that panicked on a photo and were replaced.", &self.worker_panics),
+            ("visage_http_handler_panics_total", "Request handlers that panicked (answered 500).", &self.handler_panics),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));

@@ -424,3 +424,17 @@ fn shutdown_is_not_held_up_by_stalled_or_idle_clients() {
         assert!(read_until_closed(stream, Duration::from_secs(5)).1.is_some(), "a connection outlived the server");
     }
 }
+
+#[test]
+fn a_panicking_handler_answers_500_and_the_service_goes_on() {
+    let server = TestServer::start("handler-panic", |_| {});
+    let agent = agent();
+    let reply = send(agent.get(&format!("{}/v1/identities", server.url)).set(visage_serve::engine::PANIC_HEADER, "1"), None).unwrap();
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert!(reply.json()["error"].as_str().unwrap().starts_with("the request handler failed (error "), "{}", reply.text());
+    assert_eq!(server.state.metrics.handler_panics.load(Ordering::SeqCst), 1);
+    assert_eq!(server.state.metrics.in_flight.load(Ordering::SeqCst), 0, "the in-flight gauge is not left counting a dead request");
+    assert_eq!(get(&agent, &format!("{}/v1/identities", server.url), Some(&server.keys.read)).status, 200);
+    assert!(get(&agent, &format!("{}/metrics", server.url), None).text().lines().any(|l| l == "visage_http_handler_panics_total 1"));
+    server.stop();
+}
