@@ -76,12 +76,14 @@ fn hash_hex(key: &str) -> String {
 
 /// The keys in `path`; an absent file holds none.
 pub fn read_keys(path: &Path) -> Result<Vec<KeyEntry>, ServeError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(ServeError::io(path, e)),
     };
     let bad = |message: String| ServeError::Keys { path: path.to_path_buf(), message };
+    // Bytes that are not text are the file's fault (exit 2), not the file system's.
+    let text = String::from_utf8(bytes).map_err(|e| bad(format!("not a keys file: not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
     let file: KeysFile = serde_json::from_str(&text).map_err(|e| bad(format!("not a keys file: {e}")))?;
     if file.format != KEYS_FORMAT {
         return Err(bad(format!("format `{}`, expected `{KEYS_FORMAT}`", file.format)));
@@ -258,6 +260,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}")).unwrap());
         headers
+    }
+
+    #[test]
+    fn a_keys_file_of_binary_bytes_is_bad_input_naming_the_file() {
+        let path = temp_path("binary");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"format\": \xff\xfe}").unwrap();
+        let error = read_keys(&path).unwrap_err();
+        assert!(error.is_bad_input(), "{error}");
+        assert_eq!(error.to_string(), format!("{}: not a keys file: not UTF-8 text (byte 11)", path.display()));
     }
 
     #[test]

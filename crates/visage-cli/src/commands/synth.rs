@@ -333,7 +333,8 @@ impl SynthArgs {
             eprintln!("visage: gallery templates come from `{recognizer}`: the target means something only if --model is that network");
             for name in &self.identity {
                 let identity = store.get(name).map_err(|e| Failure::bad_input(format!("--identity {name}: {e}")))?;
-                sources.push(TargetSource::Embedding { name: format!("{gallery}:{name}"), values: identity.pooled_template() });
+                // The store's own location: a connection URL without its password.
+                sources.push(TargetSource::Embedding { name: format!("{}:{name}", store.location()), values: identity.pooled_template() });
             }
         }
         sources.extend((0..self.random).map(|index| TargetSource::Random { index }));
