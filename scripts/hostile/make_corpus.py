@@ -170,6 +170,32 @@ def safetensors():
     st("not_json.safetensors", b"\xff\xfe\xfd")
 
 
+# --------------------------------------------------------------------- ONNX
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def onnxs():
+    real = open(os.path.join(ROOT, "models", "arcface_mobileface_128d_paddle.onnx"), "rb").read()
+    for cut in (7, 1000, len(real) // 2, len(real) - 3):
+        write("onnx", f"paddle_mbf_cut_{cut}.onnx", real[:cut])
+    # ModelProto.graph (field 7, length-delimited) declaring 2^62 bytes.
+    write("onnx", "graph_len_2e62.onnx", b"\x08\x07" + b"\x3a" + varint(1 << 62) + b"\0" * 16)
+    # A varint that never ends.
+    write("onnx", "endless_varint.onnx", b"\x08" + b"\xff" * 4096)
+    # graph → initializer (field 5) whose dims (field 1) multiply past 2^64.
+    tensor = b"".join(b"\x08" + varint(1 << 40) for _ in range(3)) + b"\x10\x01"
+    graph = b"\x2a" + varint(len(tensor)) + tensor
+    write("onnx", "dims_overflow.onnx", b"\x08\x07" + b"\x3a" + varint(len(graph)) + graph)
+    write("onnx", "empty.onnx", b"")
+
+
 # --------------------------------------------------------------------- .npy
 def npy_bytes(header_dict_text, data=b"", magic=b"\x93NUMPY", version=b"\x01\x00", header_len=None):
     text = header_dict_text
@@ -362,6 +388,7 @@ if __name__ == "__main__":
     pickles()
     torch_archives()
     safetensors()
+    onnxs()
     npys()
     recordio()
     texts()

@@ -1,7 +1,7 @@
 //! The command-line contract on hostile input: every file of the hand-made
 //! corpus (`scripts/hostile/make_corpus.py`: huge declared shapes, lying length
 //! fields, truncation, wrong dtypes, 20000×1 images, NaN/inf, deep nesting)
-//! and every fuzz regression and seed is fed to the command that reads its
+//! and every fuzz regression is fed to the command that reads its
 //! kind, under a 2 GiB address-space limit and a 10 s wall-clock limit.
 //!
 //! Each run must end by itself with exit status 0 (a harmless input) or 2
@@ -20,6 +20,47 @@ const WALL_LIMIT: Duration = Duration::from_secs(10);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where each fuzz target's failing inputs meet the binary: (target, kind of
+/// this test, file extension the command expects). Targets not listed read
+/// bytes no single command takes whole (an `.idx` alone, a gallery's WAL, an
+/// HTTP upload); `fuzz_regressions.rs` replays those through the library.
+const FUZZ_TARGET_KINDS: &[(&str, &str, &str)] = &[
+    ("pickle_plain", "bin", "bin"),
+    ("verification_bin", "bin", "bin"),
+    ("torch_zip", "torch", "pth"),
+    ("safetensors", "safetensors", "safetensors"),
+    ("onnx", "onnx", "onnx"),
+    ("recordio_scan", "rec", "rec"),
+    ("npy", "npy", "npy"),
+    ("scores_csv", "scores", "csv"),
+    ("labels", "labels", "txt"),
+    ("erc_csv", "erc", "csv"),
+    ("heads_case", "heads", "json"),
+    ("image_decode", "image", "img"),
+    ("train_config", "train_toml", "toml"),
+    ("detector_config", "detector_toml", "toml"),
+    ("recognizer_config", "recognizer_toml", "toml"),
+    ("gallery_export", "gallery_export", "json"),
+    ("serve_keys", "keys", "json"),
+];
+
+/// Every input that ever failed a fuzz target (`fuzz/regressions/<target>/`),
+/// copied into the corpus under its kind with the extension its command expects.
+fn add_fuzz_regressions(corpus: &Path) -> usize {
+    let mut added = 0;
+    for (target, kind, extension) in FUZZ_TARGET_KINDS {
+        let Ok(entries) = std::fs::read_dir(repo().join("fuzz/regressions").join(target)) else { continue };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = format!("fuzz-{target}-{}.{extension}", path.file_name().unwrap().to_string_lossy());
+            std::fs::create_dir_all(corpus.join(kind)).unwrap();
+            std::fs::copy(&path, corpus.join(kind).join(name)).unwrap();
+            added += 1;
+        }
+    }
+    added
 }
 
 /// The corpus, generated afresh into a scratch folder (no opaque blobs in git).
@@ -84,6 +125,7 @@ fn command_for(kind: &str, file: &Path, work: &Path) -> Vec<Vec<String>> {
         "bin" => vec![s(&["eval", "verify", "--embeddings", &emb, "--bin", &f])],
         "torch" => vec![s(&["model", "import", &f, "--arch", "r18", "--out", &out("imported.safetensors")])],
         "safetensors" => vec![s(&["model", "export", &f, "--out", &out("exported.onnx")])],
+        "onnx" => vec![s(&["model", "import", &f, "--arch", "mbf", "--width-scale", "1", "--embedding-size", "128", "--out", &out("from-onnx.safetensors")])],
         "npy" => vec![
             s(&["cluster", "--method", "ahc", "--threshold", "0.5", "--input", &f, "--output", &out("labels.txt")]),
             s(&["eval", "magnitudes", "--input", &f, "--json"]),
@@ -153,13 +195,14 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
     let scratch = common::scratch("hostile", "run");
     std::fs::create_dir_all(&scratch).unwrap();
     let corpus = corpus(&scratch);
+    let from_fuzzing = add_fuzz_regressions(&corpus);
     write_support(&scratch);
     let cases = cases(&corpus);
     assert!(cases.len() >= 100, "the corpus shrank to {} files", cases.len());
 
     let runs: Vec<(Vec<String>, String, String)> = cases
         .iter()
-        .filter(|(_, file)| !file.extension().is_some_and(|e| e == "onnx")) // the real model beside the detector configs
+        .filter(|(kind, file)| !(kind == "detector_toml" && file.extension().is_some_and(|e| e == "onnx"))) // the real model beside the configs
         .flat_map(|(kind, file)| {
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             // A `.rec` refused for its lying `.idx` may name the `.idx`: the folder names the case.
@@ -210,6 +253,6 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
         }
     }
     failures.sort();
-    eprintln!("{} hostile files, {} runs; slowest run {:.2?}: {}", cases.len(), runs.len(), slowest.0, slowest.1);
+    eprintln!("{} hostile files ({from_fuzzing} from fuzz/regressions), {} runs; slowest run {:.2?}: {}", cases.len(), runs.len(), slowest.0, slowest.1);
     assert!(failures.is_empty(), "{} of the hostile runs broke the contract:\n{}", failures.len(), failures.join("\n"));
 }
