@@ -88,6 +88,16 @@ fn scratch(name: &str) -> PathBuf {
     })
 }
 
+/// Removes this thread's scratch folder (the replay runs each input on a
+/// thread of its own, which would otherwise leave one folder per input).
+pub fn clear_scratch() {
+    SCRATCH.with(|cell| {
+        if let Some(dir) = cell.borrow_mut().take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    });
+}
+
 /// Writes `bytes` to `<scratch>/<name>` and returns the path.
 fn file_with(name: &str, bytes: &[u8]) -> PathBuf {
     let path = scratch(name);

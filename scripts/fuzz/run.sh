@@ -89,6 +89,12 @@ for target in "${targets[@]}"; do
   if [ -n "$(ls -A "$merged")" ]; then
     rm -rf "$fuzz/corpus/$target" && mv "$merged" "$fuzz/corpus/$target"
   fi
+  # The harness's scratch folders of the fork-mode jobs (named by process id), once their process is gone.
+  for scratch in /dev/shm/visage-fuzz-* "${TMPDIR:-/tmp}"/visage-fuzz-*; do
+    [ -d "$scratch" ] || continue
+    pid=$(basename "$scratch" | cut -d- -f3)
+    kill -0 "$pid" 2>/dev/null || rm -rf "$scratch"
+  done
   corpus=$(ls "$fuzz/corpus/$target" | wc -l)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$target" "$ran" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$corpus" "${crashes:-?}" "${ooms:-?}" "${timeouts:-?}" | tee -a "$results"
 done

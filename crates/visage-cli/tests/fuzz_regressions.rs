@@ -47,6 +47,7 @@ fn run_one(run: fn(&[u8]), path: &Path) -> Result<Duration, String> {
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "a panic without a message".into())
             });
+            harness::clear_scratch();
             let _ = sender.send(outcome);
         })
         .expect("spawn a replay thread");
