@@ -243,3 +243,86 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
     eprintln!("{} hostile files ({from_fuzzing} from fuzz/regressions), {} runs; slowest run {:.2?}: {}", cases.len(), runs.len(), slowest.0, slowest.1);
     assert!(failures.is_empty(), "{} of the hostile runs broke the contract:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// A gallery directory whose files were damaged behind visage's back (cut
+/// short, overwritten with garbage, nested without end, claiming huge
+/// lengths): every command on it ends by itself — exit 0 when what is left
+/// is a valid gallery (a torn last log record is dropped), else 1 or 2 with
+/// a message naming the gallery — under the same memory and time limits.
+#[test]
+fn damaged_gallery_files_end_cleanly_with_a_message_naming_the_gallery() {
+    let scratch = common::scratch("hostile", "galleries");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let pristine = scratch.join("pristine");
+    let pristine_arg = pristine.display().to_string();
+    common::ok(common::visage(&["gallery", "enrol", "biden", &common::photo("biden_1.jpg"), "--gallery", &pristine_arg]));
+    common::ok(common::visage(&["gallery", "enrol", "obama", &common::photo("obama_1.jpg"), "--gallery", &pristine_arg]));
+
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
+    type Damage = fn(&[u8], &[u8], &[u8]) -> Vec<u8>;
+    let damages: &[(&str, Damage)] = &[
+        ("empty", |_, _, _| Vec::new()),
+        ("half", |bytes, _, _| bytes[..bytes.len() / 2].to_vec()),
+        ("all_but_one_byte", |bytes, _, _| bytes[..bytes.len().saturating_sub(1)].to_vec()),
+        ("garbage", |_, garbage, _| garbage.to_vec()),
+        ("bit_flips", |bytes, _, _| bytes.iter().enumerate().map(|(i, b)| if i % 97 == 13 { b ^ 0x20 } else { *b }).collect()),
+        ("length_ff", |bytes, _, _| {
+            let mut out = bytes.to_vec();
+            for b in out.iter_mut().skip(4).take(8) {
+                *b = 0xff;
+            }
+            out
+        }),
+        ("deep_json", |_, _, deep| deep.to_vec()),
+        ("doubled", |bytes, _, _| [bytes, bytes].concat()),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(&pristine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "lock")
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|f| f == "wal.log") && files.iter().any(|f| f == "gallery.json"), "gallery layout changed: {files:?}");
+
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for file in &files {
+        let original = std::fs::read(pristine.join(file)).unwrap();
+        for (damage_name, damage) in damages {
+            let copy = scratch.join(format!("{file}-{damage_name}"));
+            std::fs::create_dir_all(&copy).unwrap();
+            for f in &files {
+                std::fs::copy(pristine.join(f), copy.join(f)).unwrap();
+            }
+            std::fs::write(copy.join(file), damage(&original, &garbage, &deep)).unwrap();
+            let gallery = copy.display().to_string();
+            for args in [
+                vec!["gallery".to_string(), "list".into(), "--gallery".into(), gallery.clone(), "--json".into()],
+                vec!["gallery".to_string(), "search".into(), common::photo("biden_2.jpg"), "--gallery".into(), gallery.clone(), "--json".into()],
+            ] {
+                runs += 1;
+                let outcome = run_limited(&args, &scratch.join(format!("stderr-{runs}.txt")));
+                let problem = if outcome.timed_out {
+                    Some(format!("still running after {WALL_LIMIT:?}"))
+                } else {
+                    match outcome.code {
+                        None => Some("killed by a signal".to_string()),
+                        Some(101) => Some("panicked (exit 101)".to_string()),
+                        Some(0) => None,
+                        Some(1 | 2) if !outcome.stderr.contains(&gallery) => Some("refused without naming the gallery".to_string()),
+                        Some(1 | 2) if outcome.stderr.contains("panicked") => Some("printed a panic".to_string()),
+                        Some(1 | 2) => None,
+                        Some(code) => Some(format!("exit {code}")),
+                    }
+                };
+                if let Some(problem) = problem {
+                    let stderr: String = outcome.stderr.chars().take(300).collect();
+                    failures.push(format!("visage {}\n    {problem}\n    stderr: {}", args.join(" "), stderr.trim()));
+                }
+            }
+        }
+    }
+    eprintln!("{} damaged galleries, {runs} runs", files.len() * damages.len());
+    assert!(failures.is_empty(), "{} runs on damaged galleries broke the contract:\n{}", failures.len(), failures.join("\n"));
+}
