@@ -248,7 +248,8 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
 /// short, overwritten with garbage, nested without end, claiming huge
 /// lengths): every command on it ends by itself — exit 0 when what is left
 /// is a valid gallery (a torn last log record is dropped), else 1 or 2 with
-/// a message naming the gallery — under the same memory and time limits.
+/// a message naming the gallery — under the same memory and time limits;
+/// and what a writable open cuts off the log is kept beside it.
 #[test]
 fn damaged_gallery_files_end_cleanly_with_a_message_naming_the_gallery() {
     let scratch = common::scratch("hostile", "galleries");
@@ -323,6 +324,17 @@ fn damaged_gallery_files_end_cleanly_with_a_message_naming_the_gallery() {
             }
         }
     }
+    // A log of garbage from its first byte reads as one torn tail; the next
+    // writable open cuts it, but only after keeping the bytes beside it.
+    let garbage_log = scratch.join("wal.log-garbage");
+    common::ok(common::visage(&["gallery", "enrol", "carol", &common::photo("biden_2.jpg"), "--gallery", &garbage_log.display().to_string()]));
+    let kept: Vec<_> = std::fs::read_dir(&garbage_log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal.log.cut-0-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the cut log is kept once: {kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), garbage, "the kept bytes are the damaged log, whole");
     eprintln!("{} damaged galleries, {runs} runs", files.len() * damages.len());
     assert!(failures.is_empty(), "{} runs on damaged galleries broke the contract:\n{}", failures.len(), failures.join("\n"));
 }

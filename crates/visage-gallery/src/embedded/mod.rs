@@ -18,7 +18,8 @@
 //! applied in memory and acknowledged. On open the snapshot is loaded and
 //! the log replayed (records with `seq ≤ last_seq` are already in the
 //! snapshot and skipped); a torn last record — a crash mid-append — is
-//! dropped (and cut off the file when opening for writing), while damage
+//! dropped (and cut off the file when opening for writing, after a durable
+//! copy of the cut bytes beside it: `wal.log.cut-OFFSET-CRC`), while damage
 //! anywhere else is an error (see [`wal`]). So after `kill -9` every
 //! acknowledged write is there and the store opens cleanly.
 //!

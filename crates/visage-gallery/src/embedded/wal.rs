@@ -10,7 +10,8 @@
 //! A crash while appending leaves at most the last record incomplete: its
 //! header, length or checksum does not hold and no valid record follows it.
 //! [`read_log`] stops there and reports the offset, so the store can drop
-//! that torn tail (truncating the file when it opens for writing). A bad
+//! that torn tail (when it opens for writing it copies the cut bytes to
+//! `wal.log.cut-OFFSET-CRC` and then truncates the file). A bad
 //! record *followed by a valid one* is damage inside the log, not a torn
 //! append: that is an error, never skipped, because the records after it
 //! were acknowledged.
@@ -179,6 +180,35 @@ pub struct LogWriter {
     needs_cut: bool,
 }
 
+/// Copies the bytes a writable open is about to cut off the log to
+/// `wal.log.cut-OFFSET-CRC` beside it, durably, before the cut. A crash
+/// mid-append leaves a few bytes of one record there; but a log damaged
+/// from its first record on (a bad disk, a stray write) also reads as one
+/// long torn tail, and cutting it without a copy would destroy every
+/// record in it. The name is a pure function of the bytes, so a cut
+/// repeated after a crash rewrites the same file. Zeros alone (a file
+/// extended but never written) are not kept.
+fn keep_cut_bytes(fs: &dyn FileSystem, path: &Path, valid_len: u64) -> Result<()> {
+    let bytes = fs.read(path).map_err(|e| GalleryError::io(path, e))?;
+    let Some(tail) = bytes.get(valid_len as usize..) else { return Ok(()) };
+    if tail.iter().all(|&b| b == 0) {
+        return Ok(());
+    }
+    let kept = cut_bytes_path(path, valid_len, tail);
+    let io = |e| GalleryError::io(&kept, e);
+    let mut file = fs.create(&kept).map_err(io)?;
+    file.append(tail).map_err(io)?;
+    file.sync_data().map_err(io)?;
+    let dir = super::parent_dir(&kept);
+    fs.sync_dir(dir).map_err(|e| GalleryError::io(dir, e))
+}
+
+/// Where [`keep_cut_bytes`] puts the bytes cut off `log` at `offset`.
+pub fn cut_bytes_path(log: &Path, offset: u64, tail: &[u8]) -> std::path::PathBuf {
+    let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "wal.log".into());
+    log.with_file_name(format!("{name}.cut-{offset}-{:08x}", crc32fast::hash(tail)))
+}
+
 impl LogWriter {
     /// Opens `path` for appending at `valid_len`, cutting off anything after
     /// it (a torn tail), and makes that cut durable. A log that does not
@@ -197,6 +227,7 @@ impl LogWriter {
             Err(e) => return Err(io(e)),
         };
         if file.size().map_err(io)? != valid_len {
+            keep_cut_bytes(fs, path, valid_len)?;
             file.set_len(valid_len).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
@@ -349,5 +380,23 @@ mod tests {
         let log = read_log(&path).unwrap();
         assert_eq!(log.torn_bytes, 0);
         assert_eq!(log.records.iter().map(|r| (r.seq, r.payload.clone())).collect::<Vec<_>>(), vec![(1, b"one".to_vec()), (2, b"two again".to_vec())]);
+    }
+
+    #[test]
+    fn the_writer_keeps_what_it_cuts_beside_the_log() {
+        // A log damaged from its first record on reads as one torn tail;
+        // opening it for writing must not destroy those bytes.
+        let damaged: Vec<u8> = encode(1, b"first").into_iter().chain(encode(2, b"second")).map(|b| b ^ 0x5a).collect();
+        let path = temp_log("keep-cut", &damaged);
+        assert_eq!(parse_log(&path, &damaged).unwrap().valid_len, 0);
+        let writer = LogWriter::open(&RealFs, &path, 0).unwrap();
+        drop(writer);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let kept = cut_bytes_path(&path, 0, &damaged);
+        assert_eq!(std::fs::read(&kept).unwrap(), damaged, "the cut bytes are kept whole at {}", kept.display());
+        // Zeros of a file extended but never written are not worth a copy.
+        let zeros = temp_log("keep-cut-zeros", &[0u8; 64]);
+        drop(LogWriter::open(&RealFs, &zeros, 0).unwrap());
+        assert!(!cut_bytes_path(&zeros, 0, &[0u8; 64]).exists());
     }
 }
