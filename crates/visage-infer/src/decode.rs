@@ -38,7 +38,49 @@ pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
 }
 
 /// Decodes image bytes; `name` is the file the bytes came from, for messages.
+///
+/// The pixel decoders are third-party code, and fuzzing found a crafted JPEG
+/// that makes zune-jpeg 0.5.15 index out of bounds and panic. A photo must
+/// never take the process with it, so a panic inside decoding is caught
+/// here and becomes a decode error naming the file (and the default panic
+/// message for it is not printed: the error is the report).
 pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
+    silence_decoder_panics();
+    DECODING.with(|flag| flag.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_rgb_unguarded(bytes, name, options)));
+    DECODING.with(|flag| flag.set(false));
+    outcome.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        let error = image::error::DecodingError::new(image::error::ImageFormatHint::Unknown, format!("the decoder failed on this file ({message})"));
+        Err(InferError::Decode { path: name.to_path_buf(), source: image::ImageError::Decoding(error) })
+    })
+}
+
+thread_local! {
+    /// Set while this thread runs a decoder, so its panics stay quiet.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the process's panic hook once: panics on a thread inside
+/// [`decode_rgb`] are caught and reported as errors, so the hook skips them;
+/// every other panic reaches the previous hook as before.
+fn silence_decoder_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn decode_rgb_unguarded(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| InferError::io(name, e))?;

@@ -275,3 +275,23 @@ fn a_missing_file_and_a_directory_name_the_path() {
     assert!(err.to_string().starts_with(&format!("{}: ", std::env::temp_dir().display())), "{err}");
 }
 
+
+/// Inputs the fuzzer found that make the JPEG decoder (zune-jpeg 0.5.15)
+/// panic inside its IDCT: each is a decode error naming the file, and the
+/// next photo on the same thread decodes as usual.
+#[test]
+fn decoder_panics_found_by_fuzzing_become_errors_naming_the_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/image_decode");
+    let mut crashes: Vec<_> = std::fs::read_dir(&dir).expect("fuzz/regressions/image_decode").map(|e| e.unwrap().path()).collect();
+    crashes.sort();
+    assert!(crashes.len() >= 5, "the committed crash inputs are missing: {crashes:?}");
+    for path in &crashes {
+        let bytes = std::fs::read(path).unwrap();
+        let error = visage_infer::decode_rgb(&bytes, path, &visage_infer::DecodeOptions::default()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with(&path.display().to_string()) && message.contains("cannot decode"), "{message}");
+    }
+    let photo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/photos/biden_1.jpg");
+    let image = visage_infer::load_rgb(&photo, &visage_infer::DecodeOptions::default()).unwrap();
+    assert!(image.width() > 100 && image.height() > 100);
+}
