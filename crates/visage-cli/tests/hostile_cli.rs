@@ -83,6 +83,25 @@ struct Outcome {
     timed_out: bool,
 }
 
+impl Outcome {
+    /// What broke the contract, if anything: a hang, a signal, a panic, an
+    /// exit code outside 0 and `refusals`, or a refusal that names none of `names`.
+    fn problem(&self, refusals: &[i32], names: &[&str]) -> Option<String> {
+        if self.timed_out {
+            return Some(format!("still running after {WALL_LIMIT:?}"));
+        }
+        match self.code {
+            None => Some("killed by a signal (abort, stack overflow or the memory limit)".to_string()),
+            Some(101) => Some("panicked (exit 101)".to_string()),
+            Some(0) => None,
+            Some(code) if !refusals.contains(&code) => Some(format!("exit {code} (expected 0 or one of {refusals:?})")),
+            Some(_) if !names.iter().any(|name| self.stderr.contains(name)) => Some(format!("refused without naming {names:?}")),
+            Some(_) if self.stderr.contains("panicked") => Some("printed a panic".to_string()),
+            Some(_) => None,
+        }
+    }
+}
+
 /// `visage ARGS…` under `ulimit -v` and a wall-clock limit (killed past it).
 fn run_limited(args: &[String], stderr_file: &Path) -> Outcome {
     let stderr_sink = std::fs::File::create(stderr_file).unwrap();
@@ -206,23 +225,9 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((args, name, path)) = runs.get(i) else { break };
                 let outcome = run_limited(args, &scratch.join(format!("stderr-{i}.txt")));
-                let problem = if outcome.timed_out {
-                    Some(format!("still running after {WALL_LIMIT:?}"))
-                } else {
-                    match outcome.code {
-                        None => Some("killed by a signal (abort, stack overflow or the memory limit)".to_string()),
-                        Some(101) => Some("panicked (exit 101)".to_string()),
-                        Some(0) => None,
-                        Some(2) if !outcome.stderr.contains(name.as_str()) && !outcome.stderr.contains(path.as_str()) => {
-                            Some("refused without naming the file".to_string())
-                        }
-                        Some(2) if outcome.stderr.contains("panicked") => Some("printed a panic".to_string()),
-                        Some(2) => None,
-                        // A config naming a model file that is not there: the environment lacks it.
-                        Some(1) if name == "missing_file.toml" && outcome.stderr.contains("model file not found") => None,
-                        Some(code) => Some(format!("exit {code} (bad input must exit 2)")),
-                    }
-                };
+                // A config naming a model file that is not there: the environment lacks it (exit 1).
+                let missing_model = name == "missing_file.toml" && outcome.stderr.contains("model file not found");
+                let problem = if missing_model && outcome.code == Some(1) { None } else { outcome.problem(&[2], &[name, path]) };
                 results.lock().unwrap().push((format!("visage {}", args.join(" ")), outcome, problem));
             });
         }
@@ -304,19 +309,7 @@ fn damaged_gallery_files_end_cleanly_with_a_message_naming_the_gallery() {
             ] {
                 runs += 1;
                 let outcome = run_limited(&args, &scratch.join(format!("stderr-{runs}.txt")));
-                let problem = if outcome.timed_out {
-                    Some(format!("still running after {WALL_LIMIT:?}"))
-                } else {
-                    match outcome.code {
-                        None => Some("killed by a signal".to_string()),
-                        Some(101) => Some("panicked (exit 101)".to_string()),
-                        Some(0) => None,
-                        Some(1 | 2) if !outcome.stderr.contains(&gallery) => Some("refused without naming the gallery".to_string()),
-                        Some(1 | 2) if outcome.stderr.contains("panicked") => Some("printed a panic".to_string()),
-                        Some(1 | 2) => None,
-                        Some(code) => Some(format!("exit {code}")),
-                    }
-                };
+                let problem = outcome.problem(&[1, 2], &[&gallery]);
                 if let Some(problem) = problem {
                     let stderr: String = outcome.stderr.chars().take(300).collect();
                     failures.push(format!("visage {}\n    {problem}\n    stderr: {}", args.join(" "), stderr.trim()));
