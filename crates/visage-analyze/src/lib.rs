@@ -21,7 +21,7 @@ pub mod report;
 pub mod summary;
 
 pub use collect::{Face, FaceCollection, PhotoFailure};
-pub use identities::{group_identities, IdentityConfig};
+pub use identities::{group_identities, GroupingRule, IdentityConfig};
 pub use quality::{flag_low_quality, LowQualityRule};
 
 use std::path::Path;
@@ -44,6 +44,8 @@ pub struct Settings {
     pub recognizer: String,
     /// Cosine similarity at which two groups of faces count as one person.
     pub same_person_cosine: f32,
+    /// How faces were formed into persons.
+    pub grouping: String,
     pub low_quality_rule: String,
 }
 
@@ -51,8 +53,8 @@ impl Analysis {
     /// Groups and flags the collected faces.
     pub fn new(collection: FaceCollection, identity: &IdentityConfig, rule: LowQualityRule, settings: Settings) -> Self {
         let embeddings: Vec<&[f32]> = collection.faces.iter().map(|f| f.embedding.as_slice()).collect();
-        let person = group_identities(&embeddings, identity);
         let magnitudes: Vec<f32> = collection.faces.iter().map(|f| f.magnitude).collect();
+        let person = group_identities(&embeddings, &magnitudes, identity);
         let (low_quality, low_quality_below) = flag_low_quality(&magnitudes, rule);
         Self { collection, person, low_quality, low_quality_below, settings }
     }

@@ -55,8 +55,9 @@ fn overview(html: &mut String, analysis: &Analysis) {
         ("time (pipeline, wall)", format!("{:.2} s ({rate:.1} photos/s)", t.wall_s)),
         ("decode (summed over worker threads)", format!("{:.2} s", t.decode_s)),
         ("detect", format!("{:.2} s", t.detect_s)),
+        ("… of which second looks (padded retries, landmark refinement)", format!("{:.2} s in {} extra detector passes", t.second_looks_s, t.second_look_passes)),
         ("align", format!("{:.2} s", t.align_s)),
-        ("embed", format!("{:.2} s", t.embed_s)),
+        ("embed", format!("{:.2} s ({} recogniser pass{} per face{})", t.embed_s, t.recognizer_passes_per_face, if t.recognizer_passes_per_face == 1 { "" } else { "es" }, if t.recognizer_passes_per_face == 2 { ": flip TTA" } else { "" })),
     ];
     html.push_str("<h2>Overview</h2><table>");
     for (name, value) in rows {
@@ -163,6 +164,7 @@ fn settings(html: &mut String, analysis: &Analysis) {
         ("detector", s.detector.clone()),
         ("recogniser", s.recognizer.clone()),
         ("same person at cosine ≥", format!("{}", s.same_person_cosine)),
+        ("persons formed by", s.grouping.clone()),
         ("low quality", s.low_quality_rule.clone()),
     ];
     html.push_str("<h2>Settings</h2><table>");

@@ -45,7 +45,7 @@ pub struct RecognizerConfig {
     /// Overrides the family's normalisation.
     #[serde(default)]
     pub normalization: Option<Normalization>,
-    /// Flip test-time augmentation: the feature is the sum of the face's and
+    /// Flip test-time augmentation: the feature is the mean of the face's and
     /// its mirror image's features.
     #[serde(default)]
     pub flip_tta: bool,
@@ -54,6 +54,12 @@ pub struct RecognizerConfig {
     /// the model: each bundled config states where its value comes from.
     #[serde(default)]
     pub same_person_cosine: Option<f32>,
+    /// Where `visage analyze` cuts its grouping of faces into persons (mean
+    /// cosine between two groups), when it should differ from
+    /// `same_person_cosine`: a pair decision and a grouping of many faces
+    /// are different operating points.
+    #[serde(default)]
+    pub cluster_cosine: Option<f32>,
 }
 
 impl RecognizerConfig {
@@ -95,7 +101,10 @@ mod tests {
     use crate::preprocess::ChannelOrder;
 
     fn parse(text: &str) -> Result<RecognizerConfig> {
-        let path = std::env::temp_dir().join(format!("visage-config-{}-{}.toml", std::process::id(), text.len()));
+        // A name per call: tests run in parallel, and two texts may share a length.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("visage-config-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         let config = RecognizerConfig::load(&path);
         std::fs::remove_file(&path).unwrap();

@@ -81,9 +81,16 @@ pub struct PhotoOutcome {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct StageTimes {
     pub decode_s: f64,
+    /// Detection, second looks included.
     pub detect_s: f64,
+    /// The part of `detect_s` spent in second looks (padded retries and
+    /// landmark refinement), and how many extra detector passes they took.
+    pub second_looks_s: f64,
+    pub second_look_passes: u64,
     pub align_s: f64,
+    /// Embedding; with flip TTA every face takes two recogniser passes.
     pub embed_s: f64,
+    pub recognizer_passes_per_face: u32,
     pub wall_s: f64,
 }
 
@@ -176,6 +183,7 @@ impl FacePipeline {
             self.embed_pending(files, pending, &mut times, &mut sink);
         });
         times.wall_s = started.elapsed().as_secs_f64();
+        times.recognizer_passes_per_face = if self.recognizer.flip_tta() { 2 } else { 1 };
         times
     }
 
@@ -225,8 +233,11 @@ impl FacePipeline {
             return Ok(Pending { index: 0, size, faces: vec![(whole, image.clone())] });
         };
         let started = Instant::now();
-        let detections = detector.detect_prepared(input).map_err(|e| with_photo(e, path))?;
+        let detections = detector.detect_in(image, input).map_err(|e| with_photo(e, path))?;
         times.detect_s += started.elapsed().as_secs_f64();
+        let (passes, seconds) = detector.take_second_looks();
+        times.second_look_passes += passes;
+        times.second_looks_s += seconds;
         if detections.is_empty() {
             return Err(InferError::NoFace { path: path.to_path_buf() });
         }

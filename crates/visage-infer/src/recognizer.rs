@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_BATCH: usize = 32;
 /// One face's recogniser output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaceEmbedding {
-    /// The raw feature, as the model outputs it (summed over the flip with TTA).
+    /// The raw feature, as the model outputs it (with TTA, the mean of the face's and its mirror's: the direction of insightface's sum, the magnitude — the quality — on the scale of one pass).
     pub feature: Vec<f32>,
     /// `‖feature‖`: for MagFace-style models the magnitude is the quality score.
     pub norm: f32,
@@ -75,6 +75,11 @@ impl Recognizer {
         self
     }
 
+    /// Whether each face is embedded twice (itself and its mirror).
+    pub fn flip_tta(&self) -> bool {
+        self.flip_tta
+    }
+
     pub fn with_flip_tta(mut self, flip_tta: bool) -> Self {
         self.flip_tta = flip_tta;
         self
@@ -114,7 +119,9 @@ impl Recognizer {
             let mut features = self.features(group, false)?;
             if self.flip_tta {
                 let mirrored = self.features(group, true)?;
-                features.iter_mut().zip(mirrored).for_each(|(f, m)| f.iter_mut().zip(m).for_each(|(a, b)| *a += b));
+                // The mean, not the sum: same direction, and the magnitude keeps
+                // the scale quality thresholds were calibrated on.
+                features.iter_mut().zip(mirrored).for_each(|(f, m)| f.iter_mut().zip(m).for_each(|(a, b)| *a = (*a + b) / 2.0));
             }
             embeddings.extend(features.into_iter().map(FaceEmbedding::from_feature));
         }

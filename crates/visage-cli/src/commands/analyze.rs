@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use visage_analyze::{Analysis, FaceCollection, IdentityConfig, LowQualityRule, Settings};
+use visage_analyze::{Analysis, FaceCollection, GroupingRule, IdentityConfig, LowQualityRule, Settings};
 
 use super::face_models::{expand_inputs, progress_bar, same_person_cosine, DetectorArgs, RecognizerArgs, Tally};
 use super::Failure;
@@ -25,9 +25,15 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "DIR")]
     montages: Option<PathBuf>,
     /// Groups of faces are one person while their mean cosine similarity is at
-    /// least this [default: the recogniser config's `same_person_cosine`].
+    /// least this [default: the recogniser config's `cluster_cosine`, else its
+    /// `same_person_cosine`].
     #[arg(long, value_name = "COSINE")]
     same_person_cosine: Option<f32>,
+    /// How faces become persons: `quality-first` clusters the confident
+    /// faces (magnitude ≥ 0.8 × median) and attaches weak ones only where
+    /// unambiguous; `all-at-once` clusters every face together.
+    #[arg(long, value_name = "RULE", default_value = "quality-first", value_parser = ["quality-first", "all-at-once"])]
+    grouping: String,
     /// Flag faces whose magnitude is below this (a threshold calibrated for
     /// the model) instead of the default outlier rule.
     #[arg(long, value_name = "MAGNITUDE")]
@@ -48,7 +54,8 @@ impl AnalyzeArgs {
             return Err(Failure::bad_input(format!("no photos (JPEG, PNG, WebP, BMP) in {}", display_list(&self.inputs))));
         }
         let config = self.recognizer.config()?;
-        let same_person = same_person_cosine(self.same_person_cosine, &config)?;
+        // The grouping cut: the flag, else the config's cluster_cosine, else its pair threshold.
+        let same_person = same_person_cosine(self.same_person_cosine.or(config.cluster_cosine), &config)?;
         let mut pipeline = self.detector.pipeline(&self.recognizer, false, true)?;
 
         let mut tally = Tally::default();
@@ -59,6 +66,7 @@ impl AnalyzeArgs {
         });
         bar.finish_and_clear();
 
+        let grouping = if self.grouping == "all-at-once" { GroupingRule::AllAtOnce } else { GroupingRule::QualityFirst };
         let rule = match self.min_magnitude {
             Some(threshold) => LowQualityRule::Below(threshold),
             None => LowQualityRule::RobustOutlier { z: self.low_quality_z },
@@ -67,9 +75,11 @@ impl AnalyzeArgs {
             detector: self.detector.detector_name(),
             recognizer: config.name.clone(),
             same_person_cosine: same_person,
+            grouping: grouping.to_string(),
             low_quality_rule: rule.to_string(),
         };
-        let analysis = Analysis::new(collection, &IdentityConfig::new(same_person), rule, settings);
+        let identity = IdentityConfig { rule: grouping, ..IdentityConfig::new(same_person) };
+        let analysis = Analysis::new(collection, &identity, rule, settings);
         let write_failed = |e: visage_analyze::AnalyzeError| Failure::other(e.to_string());
         analysis.write_report(&self.report).map_err(write_failed)?;
         if let Some(json) = &self.json {

@@ -13,6 +13,7 @@ use visage_heads::{HeadConfig, MarginHead};
 
 use super::Failure;
 
+mod accuracy;
 mod infer;
 mod train;
 
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Gallery(super::gallery::GalleryBenchArgs),
     /// One training step (IResNet + ArcFace + SGD) against PyTorch on the same architecture.
     Train(train::TrainBenchArgs),
+    /// Accuracy of detector × recogniser × setting chains on the shared real photo sets (docs/accuracy.md).
+    Accuracy(accuracy::AccuracyBenchArgs),
 }
 
 impl BenchCommand {
@@ -38,6 +41,7 @@ impl BenchCommand {
             Self::Analyze(args) => args.run(),
             Self::Gallery(args) => args.run(),
             Self::Train(args) => args.run(),
+            Self::Accuracy(args) => args.run(),
         }
     }
 }

@@ -25,11 +25,14 @@ pub fn default_models_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Padding for a retry when a detector config turns it on without a fraction.
+pub const DEFAULT_PAD_RETRY: f32 = 0.25;
+
 /// Short detector names for `--detector`.
 pub fn detector_config_path(choice: &str) -> PathBuf {
     match choice {
         "scrfd" => configs_dir().join("scrfd_2.5g_bnkps.toml"),
-        "yunet" => configs_dir().join("face_detection_yunet_2023mar.toml"),
+        "yunet" => configs_dir().join("face_detection_yunet_2023mar_dynamic.toml"),
         other => config_path(other),
     }
 }
@@ -68,6 +71,12 @@ pub struct DetectorArgs {
     /// Threads decoding photos while the models run [default: cores, at most 4].
     #[arg(long, value_name = "N")]
     pub decode_threads: Option<usize>,
+    /// Overrides the detector config's padded retry (`visage bench accuracy`'s chains).
+    #[arg(skip)]
+    pub pad_retry: Option<bool>,
+    /// Overrides the detector config's landmark refinement.
+    #[arg(skip)]
+    pub refine_landmarks: Option<bool>,
 }
 
 /// The default recogniser: bundled in models/, ArcFace MobileFaceNet 128-d
@@ -79,10 +88,19 @@ pub struct RecognizerArgs {
     /// Recogniser: a config name in models/ or a path to a recogniser config (.toml).
     #[arg(long, default_value = DEFAULT_RECOGNIZER)]
     pub recognizer: String,
-    /// Flip test-time augmentation (sum of the face's and its mirror's features).
-    #[arg(long)]
+    /// Flip test-time augmentation (mean of the face's and its mirror's
+    /// features) [default: the recogniser config's `flip_tta`].
+    #[arg(long, conflicts_with = "no_flip_tta")]
     pub flip_tta: bool,
+    /// No flip test-time augmentation, whatever the recogniser config says.
+    #[arg(long)]
+    pub no_flip_tta: bool,
 }
+
+/// The default chain, as `visage bench accuracy` names it: the default
+/// detector and recogniser with the second looks and settings their configs
+/// turn on.
+pub const DEFAULT_CHAIN: &str = "yunet/arcface_mobileface_128d_paddle_fastprelu";
 
 /// The model flags of every command that embeds faces: detector, recogniser,
 /// and whether the inputs are already aligned crops.
@@ -104,6 +122,20 @@ impl FaceModelArgs {
 }
 
 impl RecognizerArgs {
+    /// The given recogniser with the config's flip setting.
+    pub fn named(recognizer: impl Into<String>) -> Self {
+        Self { recognizer: recognizer.into(), flip_tta: false, no_flip_tta: false }
+    }
+
+    /// `--flip-tta` → on, `--no-flip-tta` → off, neither → the config's.
+    pub fn flip_override(&self) -> Option<bool> {
+        match (self.flip_tta, self.no_flip_tta) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
     pub fn config(&self) -> Result<RecognizerConfig, Failure> {
         RecognizerConfig::load(&config_path(&self.recognizer)).map_err(|e| Failure::bad_input(e.to_string()))
     }
@@ -132,19 +164,35 @@ impl DetectorArgs {
         // problem, reported with the config that named it.
         let detector = Detector::from_config(&config, &self.models_dir_for(&config.file))
             .map_err(|e| Failure::other(format!("{}: {e}", config_path.display())))?;
-        Ok(detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size))
+        let mut detector = detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size);
+        if let Some(refine) = self.refine_landmarks {
+            detector = detector.with_refine_landmarks(refine);
+        }
+        match self.pad_retry {
+            Some(false) => detector = detector.with_pad_retry(0.0),
+            Some(true) => {
+                let fraction = config.pad_retry.filter(|&p| p > 0.0).unwrap_or(DEFAULT_PAD_RETRY);
+                detector = detector.with_pad_retry(fraction);
+            }
+            None => {}
+        }
+        Ok(detector)
     }
 
-    pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: bool) -> Result<Recognizer, Failure> {
+    /// The recogniser of `config`; `flip_tta` overrides the config's setting.
+    pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: Option<bool>) -> Result<Recognizer, Failure> {
         let recognizer = Recognizer::from_config(config, &self.models_dir_for(&config.file))
             .map_err(|e| Failure::other(format!("recogniser `{}`: {e}", config.name)))?;
-        Ok(if flip_tta { recognizer.with_flip_tta(true) } else { recognizer })
+        Ok(match flip_tta {
+            Some(flip) => recognizer.with_flip_tta(flip),
+            None => recognizer,
+        })
     }
 
     /// Detector (unless the inputs are `aligned` crops) + recogniser as one pipeline.
     pub fn pipeline(&self, recognizer: &RecognizerArgs, aligned: bool, keep_crops: bool) -> Result<FacePipeline, Failure> {
         let config = recognizer.config()?;
-        let recognizer = self.load_recognizer(&config, recognizer.flip_tta)?;
+        let recognizer = self.load_recognizer(&config, recognizer.flip_override())?;
         let detector = if aligned { None } else { Some(self.load_detector()?) };
         let mut options = PipelineOptions { decode: self.decode_options(), keep_crops, ..PipelineOptions::default() };
         if let Some(threads) = self.decode_threads {

@@ -211,8 +211,10 @@ impl ServeArgs {
             max_pixels: self.max_pixels,
             strict: false,
             decode_threads: None,
+            pad_retry: None,
+            refine_landmarks: None,
         };
-        let recognizer = RecognizerArgs { recognizer: self.recognizer.clone(), flip_tta: self.flip_tta }.config()?;
+        let recognizer = RecognizerArgs::named(self.recognizer.clone()).config()?;
         let detector = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(|e| Failure::bad_input(e.to_string()))?;
         Ok(ModelSpec {
             detector_dir: detector_args.models_dir_for(&detector.file),

@@ -348,7 +348,7 @@ impl SynthArgs {
     fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<Check>>>, Failure> {
         let Some(name) = &self.check_with else { return Ok(None) };
         let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
-        let mut recognizer = self.models.detector.load_recognizer(&config, false)?;
+        let mut recognizer = self.models.detector.load_recognizer(&config, Some(false))?;
         let embed = |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(|e| Failure::other(e.to_string()));
         let images = embed(&mut recognizer, &outcome.images)?;
         let with_crops: Vec<(usize, RgbImage)> = outcome.crops.iter().enumerate().filter_map(|(i, c)| c.clone().map(|c| (i, c))).collect();

@@ -32,6 +32,24 @@ impl Letterbox {
         Self { canvas, scale: scale as f32 }
     }
 
+    /// `image` scaled by `scale` (never up: at most 1 when `no_upscale`),
+    /// into the top-left corner of a canvas whose sides are the scaled sides
+    /// rounded up to multiples of 32, each at most `max_width × max_height`:
+    /// the input of a model whose spatial dims are free (OpenCV runs YuNet
+    /// on the photo's own size padded to a multiple of 32).
+    pub fn fitted(image: &RgbImage, max_width: u32, max_height: u32) -> Self {
+        let (w, h) = image.dimensions();
+        let scale = (f64::from(max_width) / f64::from(w)).min(f64::from(max_height) / f64::from(h)).min(1.0);
+        let new_w = ((f64::from(w) * scale).round() as u32).clamp(1, max_width);
+        let new_h = ((f64::from(h) * scale).round() as u32).clamp(1, max_height);
+        let canvas_w = new_w.div_ceil(32).max(1) * 32;
+        let canvas_h = new_h.div_ceil(32).max(1) * 32;
+        let resized = if (new_w, new_h) == (w, h) { image.clone() } else { resize_bilinear(image, new_w, new_h) };
+        let mut canvas = RgbImage::new(canvas_w.min(max_width.div_ceil(32) * 32), canvas_h.min(max_height.div_ceil(32) * 32));
+        image::imageops::replace(&mut canvas, &resized, 0, 0);
+        Self { canvas, scale: scale as f32 }
+    }
+
     /// A detector-input point in photo pixels.
     pub fn to_photo(&self, x: f32, y: f32) -> [f32; 2] {
         [x / self.scale, y / self.scale]

@@ -8,6 +8,7 @@
 
 pub mod letterbox;
 pub mod nms;
+pub mod refine;
 pub mod scrfd;
 pub mod yunet;
 
@@ -101,6 +102,13 @@ impl DetectorFamily {
 /// input_size = [640, 640]          # optional: [width, height] for dynamic models
 /// score_threshold = 0.5            # optional: family default
 /// nms_iou = 0.4                    # optional: family default
+/// pad_retry = 0.25                 # optional: when nothing is found, detect again
+///                                  # with this fraction of the longer side added around
+/// refine_landmarks = true          # optional: in photos the first pass scaled
+///                                  # down, landmarks as the median over mirrored,
+///                                  # rescaled full-resolution second looks (refine.rs)
+/// fit_input = true                 # optional, dynamic models: input = the photo's
+///                                  # own size (≤ input_size) padded to 32
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +126,15 @@ pub struct DetectorConfig {
     pub nms_iou: Option<f32>,
     #[serde(default)]
     pub normalization: Option<Normalization>,
+    #[serde(default)]
+    pub pad_retry: Option<f32>,
+    #[serde(default)]
+    pub refine_landmarks: bool,
+    /// For a model with free spatial dims: run it on the photo's own size
+    /// (scaled down to fit `input_size`, never up), padded to a multiple of
+    /// 32, as OpenCV runs YuNet, instead of letterboxing into `input_size`.
+    #[serde(default)]
+    pub fit_input: bool,
 }
 
 impl DetectorConfig {
@@ -129,6 +146,9 @@ impl DetectorConfig {
             if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 return Err(bad(format!("{field} = {} must lie in [0, 1]", value.unwrap())));
             }
+        }
+        if config.pad_retry.is_some_and(|p| !(0.0..=2.0).contains(&p)) {
+            return Err(bad(format!("pad_retry = {} must lie in [0, 2]", config.pad_retry.unwrap())));
         }
         if config.input_size.is_some_and(|[w, h]| w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0) {
             return Err(bad(format!("input_size {:?} must be positive multiples of 32", config.input_size.unwrap())));
@@ -152,6 +172,13 @@ pub struct Detector {
     nms_iou: f32,
     min_face_px: f32,
     max_faces: Option<usize>,
+    /// Fraction of the longer side padded around a photo without a face (0: no retry).
+    pad_retry: f32,
+    refine_landmarks: bool,
+    /// Inputs sized to each photo (≤ `input_size`) instead of `input_size` exactly.
+    fit_input: bool,
+    /// Extra detector passes of second looks, and their seconds, since the last `take_second_looks`.
+    second_looks: (u64, f64),
 }
 
 impl Detector {
@@ -177,6 +204,12 @@ impl Detector {
         if channels.is_some_and(|c| c != 3) {
             return Err(InferError::model(&path, format!("input `{}` has {channels:?} channels, expected 3", input.name)));
         }
+        if config.fit_input && (width.is_some() || height.is_some()) {
+            return Err(InferError::model(
+                &path,
+                format!("fit_input needs free spatial dims, input `{}` is fixed at {:?}", input.name, input.dims),
+            ));
+        }
         let [default_w, default_h] = config.input_size.unwrap_or([DEFAULT_INPUT_SIDE; 2]);
         let input_size = (width.map_or(default_w, |w| w as u32), height.map_or(default_h, |h| h as u32));
         let family = config.family;
@@ -189,6 +222,10 @@ impl Detector {
             nms_iou: config.nms_iou.unwrap_or(family.default_nms_iou()),
             min_face_px: 0.0,
             max_faces: None,
+            pad_retry: config.pad_retry.unwrap_or(0.0),
+            refine_landmarks: config.refine_landmarks,
+            fit_input: config.fit_input,
+            second_looks: (0, 0.0),
         })
     }
 
@@ -202,6 +239,28 @@ impl Detector {
     pub fn with_max_faces(mut self, n: Option<usize>) -> Self {
         self.max_faces = n;
         self
+    }
+
+    /// When a photo gives no face, detect again with `fraction` of its longer side padded around (0: never).
+    pub fn with_pad_retry(mut self, fraction: f32) -> Self {
+        self.pad_retry = fraction;
+        self
+    }
+
+    /// Landmarks as the median over mirrored, rescaled second looks (see [`refine`]).
+    pub fn with_refine_landmarks(mut self, refine: bool) -> Self {
+        self.refine_landmarks = refine;
+        self
+    }
+
+    /// Extra detector passes the second looks took, and their seconds, since the last call.
+    pub fn take_second_looks(&mut self) -> (u64, f64) {
+        std::mem::take(&mut self.second_looks)
+    }
+
+    /// Whether landmark refinement is on, and the pad-retry fraction.
+    pub fn second_looks(&self) -> (bool, f32) {
+        (self.refine_landmarks, self.pad_retry)
     }
 
     pub fn with_score_threshold(mut self, threshold: f32) -> Self {
@@ -225,27 +284,105 @@ impl Detector {
     /// What decode workers need to prepare this detector's input off the
     /// model's thread (see [`crate::pipeline`]).
     pub fn preprocessor(&self) -> DetectorPreprocessor {
-        DetectorPreprocessor { normalization: self.normalization, input_size: self.input_size }
+        DetectorPreprocessor { normalization: self.normalization, input_size: self.input_size, fit: self.fit_input }
     }
 
     /// Faces in `image`, best score first (largest first when `max_faces` cut).
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
         let input = self.preprocessor().prepare(image);
-        self.detect_prepared(&input)
+        self.detect_in(image, &input)
+    }
+
+    /// Faces in `image`, whose detector input is `input`: one pass, then the
+    /// second looks the config asks for (a padded retry when nothing was
+    /// found, landmark refinement; see [`refine`]).
+    pub fn detect_in(&mut self, image: &RgbImage, input: &DetectorInput) -> Result<Vec<Detection>> {
+        let mut faces = self.detect_prepared(input)?;
+        if faces.is_empty() && self.pad_retry > 0.0 {
+            let started = std::time::Instant::now();
+            // Pad at the resolution the detector will see, not the photo's:
+            // a padded 10⁸-pixel photo would be another 2.25·10⁸ pixels.
+            let (w, h) = image.dimensions();
+            let side = f64::from(w.max(h)) * (1.0 + 2.0 * f64::from(self.pad_retry));
+            let limit = f64::from(self.input_size.0.max(self.input_size.1));
+            let shrink = (limit / side).min(1.0);
+            let small;
+            let source = if shrink < 1.0 {
+                let (sw, sh) = (((f64::from(w) * shrink).round() as u32).max(1), ((f64::from(h) * shrink).round() as u32).max(1));
+                small = letterbox::resize_bilinear(image, sw, sh);
+                &small
+            } else {
+                image
+            };
+            let (canvas, offset) = refine::padded(source, self.pad_retry);
+            let input = self.preprocessor().prepare(&canvas);
+            let scale = (f64::from(source.width()) / f64::from(w)) as f32;
+            // The size floor is in the original photo's pixels.
+            let floor = self.min_face_px;
+            self.min_face_px = floor * scale;
+            let found = self.detect_prepared(&input);
+            self.min_face_px = floor;
+            faces = refine::unpad(found?, offset)
+                .into_iter()
+                .map(|d| Detection {
+                    bbox: d.bbox.map(|v| v / scale),
+                    score: d.score,
+                    landmarks: d.landmarks.map(|[x, y]| [x / scale, y / scale]),
+                })
+                .collect();
+            self.second_looks.0 += 1;
+            self.second_looks.1 += started.elapsed().as_secs_f64();
+        }
+        // Refinement re-reads faces at the photo's full resolution: worth a
+        // pass only when the first pass saw the photo scaled down.
+        if self.refine_landmarks && !faces.is_empty() && input.scale < 1.0 {
+            self.refine(image, &mut faces)?;
+        }
+        Ok(faces)
+    }
+
+    /// Replaces each face's landmarks by the median of its first-pass
+    /// landmarks and those found in its refinement cells.
+    fn refine(&mut self, image: &RgbImage, faces: &mut [Detection]) -> Result<()> {
+        let started = std::time::Instant::now();
+        let Some(plan) = refine::Refinement::plan(faces, self.input_size, self.fit_input) else { return Ok(()) };
+        self.second_looks.0 += plan.canvases() as u64;
+        let mut estimates: Vec<Vec<Landmarks>> = faces.iter().map(|f| vec![f.landmarks]).collect();
+        for index in 0..plan.canvases() {
+            let canvas = plan.canvas(index, image);
+            let (width, height) = canvas.dimensions();
+            let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
+            self.normalization.write_chw(&canvas, tensor.index_axis_mut(ndarray::Axis(0), 0), false);
+            let outputs = self.model.run_f32(tensor.view().into_dyn())?;
+            let found = nms::nms(self.decode(&outputs, (width, height))?, self.nms_iou);
+            plan.collect(index, &found, &mut estimates);
+        }
+        for (face, sets) in faces.iter_mut().zip(&estimates) {
+            if let Some(median) = refine::median_landmarks(sets) {
+                face.landmarks = median;
+            }
+        }
+        self.second_looks.1 += started.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// Faces in the photo `input` was prepared from (by this detector's
     /// [`DetectorPreprocessor`]), in photo pixels.
     pub fn detect_prepared(&mut self, input: &DetectorInput) -> Result<Vec<Detection>> {
         let expected = self.input_size;
-        if input.input_size != expected {
+        let fits = if self.fit_input {
+            input.input_size.0 <= expected.0.div_ceil(32) * 32 && input.input_size.1 <= expected.1.div_ceil(32) * 32
+        } else {
+            input.input_size == expected
+        };
+        if !fits {
             return Err(InferError::model(
                 self.model.path(),
                 format!("input prepared for {:?}, the detector takes {:?}", input.input_size, expected),
             ));
         }
         let outputs = self.model.run_f32(input.tensor.view().into_dyn())?;
-        let raw = self.decode(&outputs)?;
+        let raw = self.decode(&outputs, input.input_size)?;
         let to_photo = |x: f32, y: f32| [x / input.scale, y / input.scale];
         let mut faces: Vec<Detection> = nms::nms(raw, self.nms_iou)
             .into_iter()
@@ -269,8 +406,8 @@ impl Detector {
         Ok(faces)
     }
 
-    fn decode(&self, outputs: &[ArrayD<f32>]) -> Result<Vec<Detection>> {
-        let (width, height) = self.input_size;
+    /// Raw detections of one run on a `(width, height)` input, in input pixels.
+    fn decode(&self, outputs: &[ArrayD<f32>], (width, height): (u32, u32)) -> Result<Vec<Detection>> {
         let decoded = match self.family {
             DetectorFamily::Scrfd => scrfd::decode(outputs, width, height, self.score_threshold),
             DetectorFamily::Yunet => yunet::decode(outputs, width, height, self.score_threshold),
@@ -286,6 +423,7 @@ impl Detector {
 pub struct DetectorPreprocessor {
     normalization: Normalization,
     input_size: (u32, u32),
+    fit: bool,
 }
 
 /// A photo letterboxed and normalised into a detector's input tensor.
@@ -299,10 +437,11 @@ pub struct DetectorInput {
 impl DetectorPreprocessor {
     pub fn prepare(&self, image: &RgbImage) -> DetectorInput {
         let (width, height) = self.input_size;
-        let letterbox = Letterbox::new(image, width, height);
+        let letterbox = if self.fit { Letterbox::fitted(image, width, height) } else { Letterbox::new(image, width, height) };
+        let (width, height) = letterbox.canvas.dimensions();
         let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
         self.normalization.write_chw(&letterbox.canvas, tensor.index_axis_mut(ndarray::Axis(0), 0), false);
-        DetectorInput { tensor, scale: letterbox.scale, input_size: self.input_size }
+        DetectorInput { tensor, scale: letterbox.scale, input_size: (width, height) }
     }
 }
 

@@ -141,7 +141,7 @@ impl EmbedBenchArgs {
         if self.runs == 0 || self.rounds == 0 || self.threads == 0 || self.batches.contains(&0) {
             return Err(Failure::bad_input("--runs, --rounds, --threads and every --batches value must be ≥ 1"));
         }
-        let config = RecognizerArgs { recognizer: self.recognizer.clone(), flip_tta: false }.config()?;
+        let config = RecognizerArgs::named(self.recognizer.clone()).config()?;
         let model_file = config.model_path(&models_dir_for(&self.models_dir, Path::new(&config.file)));
         let model = OnnxModel::load_with_threads(&model_file, Some(self.threads)).map_err(|e| Failure::other(e.to_string()))?;
         let fixed_batch = model.inputs().first().and_then(|input| input.dims.first().copied().flatten());
@@ -402,7 +402,7 @@ impl AnalyzeBenchArgs {
         let distance_threshold = match self.distance_threshold {
             Some(threshold) => threshold,
             None => {
-                let config = RecognizerArgs { recognizer: DEFAULT_RECOGNIZER.into(), flip_tta: false }.config()?;
+                let config = RecognizerArgs::named(DEFAULT_RECOGNIZER).config()?;
                 let cosine = config.same_person_cosine.ok_or_else(|| {
                     Failure::bad_input(format!("{}: no same_person_cosine; give --distance-threshold", config.name))
                 })?;
