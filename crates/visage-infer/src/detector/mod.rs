@@ -336,18 +336,26 @@ impl Detector {
         // Refinement re-reads faces at the photo's full resolution: worth a
         // pass only when the first pass saw the photo scaled down.
         if self.refine_landmarks && !faces.is_empty() && input.scale < 1.0 {
-            self.refine(image, &mut faces)?;
+            self.refine(image, &mut faces, input.scale)?;
         }
         Ok(faces)
     }
 
-    /// Replaces each face's landmarks by the median of its first-pass
-    /// landmarks and those found in its refinement cells.
-    fn refine(&mut self, image: &RgbImage, faces: &mut [Detection]) -> Result<()> {
+    /// Replaces the landmarks of each face the first pass saw small (at
+    /// `scale` detector pixels per photo pixel) by the median of its
+    /// first-pass landmarks and those found in its refinement cells.
+    fn refine(&mut self, image: &RgbImage, faces: &mut [Detection], scale: f32) -> Result<()> {
         let started = std::time::Instant::now();
-        let Some(plan) = refine::Refinement::plan(faces, self.input_size, self.fit_input) else { return Ok(()) };
+        let small: Vec<usize> = (0..faces.len())
+            .filter(|&i| faces[i].width().max(faces[i].height()) * scale < refine::REFINE_BELOW)
+            .collect();
+        if small.is_empty() {
+            return Ok(());
+        }
+        let chosen: Vec<Detection> = small.iter().map(|&i| faces[i].clone()).collect();
+        let Some(plan) = refine::Refinement::plan(&chosen, self.input_size, self.fit_input) else { return Ok(()) };
         self.second_looks.0 += plan.canvases() as u64;
-        let mut estimates: Vec<Vec<Landmarks>> = faces.iter().map(|f| vec![f.landmarks]).collect();
+        let mut estimates: Vec<Vec<Landmarks>> = chosen.iter().map(|f| vec![f.landmarks]).collect();
         for index in 0..plan.canvases() {
             let canvas = plan.canvas(index, image);
             let (width, height) = canvas.dimensions();
@@ -357,9 +365,9 @@ impl Detector {
             let found = nms::nms(self.decode(&outputs, (width, height))?, self.nms_iou);
             plan.collect(index, &found, &mut estimates);
         }
-        for (face, sets) in faces.iter_mut().zip(&estimates) {
+        for (&i, sets) in small.iter().zip(&estimates) {
             if let Some(median) = refine::median_landmarks(sets) {
-                face.landmarks = median;
+                faces[i].landmarks = median;
             }
         }
         self.second_looks.1 += started.elapsed().as_secs_f64();

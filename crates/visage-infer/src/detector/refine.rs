@@ -60,6 +60,15 @@ pub const REFINE_SCALES: [f32; 2] = [2.0, 2.5];
 /// Cell side in detector-input pixels.
 pub const CELL: u32 = 160;
 
+/// Only faces the first pass saw smaller than this (box side in detector
+/// pixels) are refined: a cell shows a face at 64–80 px, so a face the
+/// first pass already saw larger would only lose detail. Measured on the
+/// shared portraits (tests/second_looks.rs): refining every face of a
+/// scaled-down photo moved landmarks away from the reference and made them
+/// less steady; in crowd photos, where faces are a few dozen pixels at
+/// 640 px, the second look is the larger one.
+pub const REFINE_BELOW: f32 = 64.0;
+
 /// Mirroring swaps left and right: eyes and mouth corners trade places.
 const MIRROR_ORDER: [usize; 5] = [1, 0, 2, 4, 3];
 
