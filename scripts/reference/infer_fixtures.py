@@ -1,4 +1,4 @@
-"""Fixtures for visage-infer's decoder tests, made with Pillow (an independent
+"""Fixtures for visage-image's decoder tests, made with Pillow (an independent
 JPEG encoder): a CMYK JPEG (as print workflows and some stock photos store
 them, Adobe APP14 with inverted CMYK) whose left half is pure red and right
 half pure blue.
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-out = Path(__file__).resolve().parents[2] / "crates/visage-infer/tests/fixtures"
+out = Path(__file__).resolve().parents[2] / "crates/visage-image/tests/fixtures"
 out.mkdir(parents=True, exist_ok=True)
 
 rgb = Image.new("RGB", (16, 8))

@@ -15,7 +15,10 @@
 pub mod collect;
 pub mod heatmap;
 pub mod identities;
-pub mod montage;
+/// Captioned face grids: visage-eval's plots, shared with the training side.
+pub mod montage {
+    pub use visage_eval::plot::montage::*;
+}
 pub mod quality;
 pub mod report;
 pub mod summary;
@@ -101,23 +104,18 @@ pub enum AnalyzeError {
 }
 
 /// Writes `bytes` to `path` so that a reader never sees a half-written file
-/// and an old report survives a failed write: temp file beside it, then rename.
+/// and an old report survives a failed write (visage-image's temp file + rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AnalyzeError> {
-    let fail = |source| AnalyzeError::Write { path: path.to_path_buf(), source };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temp, bytes).map_err(fail)?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e)
-    })
+    visage_image::write_atomically(path, bytes).map_err(|source| AnalyzeError::Write { path: path.to_path_buf(), source })
 }
 
 /// Writes `picture` as a PNG file, atomically.
 pub fn write_png(picture: &image::RgbImage, path: &Path) -> Result<(), AnalyzeError> {
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    picture
-        .write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|e| AnalyzeError::Draw { what: path.display().to_string(), message: e.to_string() })?;
-    write_atomically(path, bytes.get_ref())
+    visage_image::write_png(picture, path).map_err(|source| AnalyzeError::Write { path: path.to_path_buf(), source })
+}
+
+impl From<visage_eval::plot::montage::MontageError> for AnalyzeError {
+    fn from(error: visage_eval::plot::montage::MontageError) -> Self {
+        AnalyzeError::Draw { what: "a montage".into(), message: error.0 }
+    }
 }

@@ -29,7 +29,7 @@ pub enum DataError {
 
     /// One image (a file in a folder or a record's payload) cannot be decoded.
     #[error(transparent)]
-    Image(#[from] visage_infer::InferError),
+    Image(#[from] visage_image::ImageError),
 
     #[error("{path}: {message}")]
     Folder { path: PathBuf, message: String },

@@ -30,4 +30,4 @@ pub use loader::{Batch, Loader, LoaderConfig, SkippedSample};
 pub use pack::{pack_folder, InsightfacePacker, PackOptions, PackReport};
 pub use recordio::{RecordDataset, RecordFile, RecordWriter};
 pub use source::{FaceSource, LabelledImage};
-pub use visage_infer::{ChannelOrder, DecodeOptions, Normalization};
+pub use visage_image::{ChannelOrder, DecodeOptions, Normalization};

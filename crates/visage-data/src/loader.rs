@@ -36,7 +36,7 @@ use image::imageops::FilterType;
 use ndarray::{Array4, ArrayViewMut3};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
-use visage_infer::{DecodeOptions, Normalization};
+use visage_image::{DecodeOptions, Normalization};
 
 use crate::augment::Augmentation;
 use crate::error::{DataError, Result};

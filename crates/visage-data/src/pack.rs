@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use rayon::prelude::*;
-use visage_infer::{decode_rgb, DecodeOptions};
+use visage_image::{decode_rgb, DecodeOptions};
 
 use crate::error::{DataError, Result};
 use crate::folder::ImageFolder;

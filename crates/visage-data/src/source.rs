@@ -1,7 +1,7 @@
 //! One view over the two training sources: sample `index` → decoded RGB image
 //! and class label. Shared across loader threads, so `Send + Sync` and `&self`.
 
-use visage_infer::{decode_rgb, load_rgb, DecodeOptions, RgbImage};
+use visage_image::{decode_rgb, load_rgb, DecodeOptions, RgbImage};
 
 use crate::error::Result;
 use crate::folder::ImageFolder;

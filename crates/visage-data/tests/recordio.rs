@@ -269,7 +269,7 @@ fn loader_reads_the_packed_folder_and_the_folder_alike() {
         // Only JPEG files are copied unchanged, so compare on an all-JPEG folder.
         let identity = if name == "1.png" { "alice" } else { "carol" };
         let png = source.join(identity).join(name);
-        let decoded = visage_infer::load_rgb(&png, &DecodeOptions::default()).unwrap();
+        let decoded = visage_image::load_rgb(&png, &DecodeOptions::default()).unwrap();
         std::fs::write(png.with_extension("jpg"), common::encode_jpeg(&decoded, 90)).unwrap();
         std::fs::remove_file(png).unwrap();
     }

@@ -69,3 +69,18 @@ impl InferError {
 }
 
 pub type Result<T, E = InferError> = std::result::Result<T, E>;
+
+/// Decoding and alignment errors from visage-image keep their variants here.
+impl From<visage_image::ImageError> for InferError {
+    fn from(error: visage_image::ImageError) -> Self {
+        use visage_image::ImageError as E;
+        match error {
+            E::Io { path, source } => Self::Io { path, source },
+            E::NotAnImage { path } => Self::NotAnImage { path },
+            E::ImageTooLarge { path, width, height, pixels, max_pixels } => Self::ImageTooLarge { path, width, height, pixels, max_pixels },
+            E::Decode { path, source } => Self::Decode { path, source },
+            E::Truncated { path } => Self::Truncated { path },
+            E::Alignment(message) => Self::Alignment(message),
+        }
+    }
+}

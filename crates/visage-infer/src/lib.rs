@@ -1,6 +1,8 @@
 //! visage-infer: from a photo on disk to face embeddings.
 //!
-//! The pipeline, one file per step:
+//! The pipeline, one file per step (decoding, normalisation and alignment
+//! live in visage-image, below training and inference alike, and are
+//! re-exported here under their old paths):
 //! - [`decode`]: any JPEG/PNG/WebP/BMP to upright 8-bit RGB, refusing
 //!   decompression bombs before decoding;
 //! - [`similarity`] + [`warp`] = [`align`]: the 5-landmark Umeyama similarity
@@ -16,25 +18,21 @@
 //! - [`pipeline`]: all of it over many photos, decoding on worker threads
 //!   while the model thread detects and embeds, in bounded memory.
 
-pub mod align;
 mod checksum;
 pub mod config;
-pub mod decode;
 pub mod detector;
 pub mod error;
 pub mod onnx_model;
 pub mod onnxruntime;
 pub mod pipeline;
-pub mod preprocess;
 pub mod recognizer;
-pub mod similarity;
-pub mod warp;
+pub use visage_image::{align, decode, preprocess, similarity, warp};
 
 /// The decoded photo type `load_rgb` returns.
 pub use image::RgbImage;
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 pub use config::{ModelFamily, RecognizerConfig};
-pub use decode::{decode_rgb, load_rgb, DecodeOptions};
+pub use decode::DecodeOptions;
 pub use detector::{Detection, Detector, DetectorConfig, DetectorFamily};
 pub use error::{InferError, Result};
 pub use onnx_model::{OnnxModel, TensorSpec};
@@ -44,3 +42,13 @@ pub use preprocess::{ChannelOrder, Normalization};
 pub use recognizer::{FaceEmbedding, Recognizer};
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;
+
+/// [`visage_image::decode_rgb`] with visage-infer's error type.
+pub fn decode_rgb(bytes: &[u8], name: &std::path::Path, options: &DecodeOptions) -> Result<RgbImage> {
+    visage_image::decode_rgb(bytes, name, options).map_err(InferError::from)
+}
+
+/// [`visage_image::load_rgb`] with visage-infer's error type.
+pub fn load_rgb(path: &std::path::Path, options: &DecodeOptions) -> Result<RgbImage> {
+    visage_image::load_rgb(path, options).map_err(InferError::from)
+}

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use crate::align::{align_face, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
-use crate::decode::{load_rgb, DecodeOptions};
+use crate::decode::DecodeOptions;
+use crate::load_rgb;
 use crate::detector::{Detector, DetectorInput, DetectorPreprocessor};
 use crate::error::{InferError, Result};
 use crate::recognizer::{FaceEmbedding, Recognizer};
@@ -244,7 +245,7 @@ impl FacePipeline {
         let started = Instant::now();
         let mut faces = Vec::with_capacity(detections.len());
         for detection in detections {
-            let crop = align_face(image, &detection.landmarks).map_err(|e| with_photo(e, path))?;
+            let crop = align_face(image, &detection.landmarks).map_err(|e| with_photo(e.into(), path))?;
             faces.push((Detected { bbox: detection.bbox, det_score: Some(detection.score), landmarks: detection.landmarks }, crop));
         }
         times.align_s += started.elapsed().as_secs_f64();

@@ -16,16 +16,7 @@ use crate::preprocess::Normalization;
 /// Faces per inference call when the model's batch dimension is dynamic.
 pub const DEFAULT_MAX_BATCH: usize = 32;
 
-/// One face's recogniser output.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FaceEmbedding {
-    /// The raw feature, as the model outputs it (with TTA, the mean of the face's and its mirror's: the direction of insightface's sum, the magnitude — the quality — on the scale of one pass).
-    pub feature: Vec<f32>,
-    /// `‖feature‖`: for MagFace-style models the magnitude is the quality score.
-    pub norm: f32,
-    /// `feature / ‖feature‖`: the identity, compared by dot product (cosine).
-    pub embedding: Vec<f32>,
-}
+pub use visage_image::FaceEmbedding;
 
 pub struct Recognizer {
     model: OnnxModel,
@@ -146,15 +137,3 @@ impl Recognizer {
     }
 }
 
-impl FaceEmbedding {
-    pub fn from_feature(feature: Vec<f32>) -> Self {
-        let norm = feature.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32;
-        let embedding = if norm > 0.0 { feature.iter().map(|v| v / norm).collect() } else { vec![0.0; feature.len()] };
-        Self { feature, norm, embedding }
-    }
-
-    /// Cosine similarity of two faces (dot product of the unit embeddings).
-    pub fn cosine(&self, other: &FaceEmbedding) -> f32 {
-        self.embedding.iter().zip(&other.embedding).map(|(a, b)| a * b).sum()
-    }
-}

@@ -4,7 +4,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use image::{Rgb, RgbImage};
-use visage_infer::{ChannelOrder, Normalization};
+use visage_image::{ChannelOrder, Normalization};
 
 /// Maps canvas values into the recogniser's input: channel order, then
 /// `(pixel − mean) / std` per model channel. Linear, so gradients pass.

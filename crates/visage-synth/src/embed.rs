@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 use ndarray::{s, Array4};
-use visage_infer::Normalization;
+use visage_image::Normalization;
 use visage_nn::Backbone;
 
 /// Faces embedded at most this many at a time.

@@ -8,7 +8,7 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use visage_infer::{FaceEmbedding, Normalization};
+use visage_image::{FaceEmbedding, Normalization};
 use visage_nn::{Backbone, BackboneShape};
 
 use crate::canvas::{jitter, to_images, to_model_input};

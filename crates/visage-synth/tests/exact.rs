@@ -6,7 +6,7 @@ use burn::module::{AutodiffModule, Module, Param, RunningState};
 use burn::nn::BatchNormConfig;
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::{Cpu, CpuAutodiff};
-use visage_infer::Normalization;
+use visage_image::Normalization;
 use visage_nn::{BackboneShape, ForwardHook, IResNetConfig, IResNetLayout};
 use visage_synth::frozen::{statistics_distance, FrozenStatistics};
 use visage_synth::{objective, SynthConfig};

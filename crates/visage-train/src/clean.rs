@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use visage_analyze::montage::{montage, Tile};
-use visage_analyze::{write_atomically, write_png};
+use visage_eval::plot::montage::{montage, Tile};
+use visage_image::{write_atomically, write_png};
 use visage_data::{DecodeOptions, FaceSource, InsightfacePacker, RecordDataset};
-use visage_infer::RgbImage;
+use visage_image::RgbImage;
 
 use crate::checkpoint;
 use crate::error::{Result, TrainError};
@@ -496,11 +496,8 @@ pub fn clean<B: Backend>(
     Ok(CleanReport { summary, summary_json, dropped })
 }
 
-fn write_error(path: &Path, e: visage_analyze::AnalyzeError) -> TrainError {
-    match e {
-        visage_analyze::AnalyzeError::Write { source, .. } => TrainError::Write { path: path.to_path_buf(), source },
-        other => TrainError::Write { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
-    }
+fn write_error(path: &Path, source: std::io::Error) -> TrainError {
+    TrainError::Write { path: path.to_path_buf(), source }
 }
 
 fn tensor_to_array<B: Backend>(tensor: burn::tensor::Tensor<B, 2>) -> Array2<f64> {

@@ -25,7 +25,7 @@ use visage_data::{DecodeOptions, FaceSource, ImageFolder};
 use visage_eval::plot::line::{Line, LineChart, SeriesLabelPosition};
 use visage_eval::verification::{combine_with_flip, kfold_accuracy, squared_distances, VerificationConfig};
 use visage_heads::HeadConfig;
-use visage_infer::RgbImage;
+use visage_image::RgbImage;
 
 use crate::checkpoint;
 use crate::clean::{clean, CleanOptions};

@@ -14,7 +14,7 @@ use burn::tensor::{Tensor, TensorData};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use visage_data::{DecodeOptions, FaceSource, Normalization};
-use visage_infer::RgbImage;
+use visage_image::RgbImage;
 use visage_nn::Backbone;
 
 use crate::error::{Result, TrainError};

@@ -22,7 +22,7 @@ use visage_data::{DecodeOptions, FaceSource, ImageFolder, Normalization};
 use visage_eval::cluster::magnitude::spearman;
 use visage_eval::plot::line::{Line, LineChart, SeriesLabelPosition};
 use visage_eval::report::{write_html, Section};
-use visage_infer::RgbImage;
+use visage_image::RgbImage;
 use visage_nn::Backbone;
 
 use crate::checkpoint::{self, TrainState};

@@ -12,7 +12,7 @@ use ndarray::{Array2, Array4};
 use visage_data::{DecodeOptions, Normalization};
 use visage_eval::io::verification_bin::read_verification_bin;
 use visage_eval::verification::{combine_with_flip, kfold_accuracy, squared_distances, VerificationConfig, VerificationResult};
-use visage_infer::RgbImage;
+use visage_image::RgbImage;
 use visage_nn::Backbone;
 
 use crate::error::{Result, TrainError};
@@ -32,7 +32,7 @@ impl VerificationSet {
         let mut faces = Vec::with_capacity(set.images.len());
         for (i, bytes) in set.images.iter().enumerate() {
             let name = PathBuf::from(format!("{}#image {i}", path.display()));
-            let image = visage_infer::decode_rgb(bytes, &name, &DecodeOptions::default())
+            let image = visage_image::decode_rgb(bytes, &name, &DecodeOptions::default())
                 .map_err(|e| TrainError::Config { path: path.to_path_buf(), message: e.to_string() })?;
             faces.push(if image.dimensions() == (side, side) {
                 image

@@ -7,6 +7,7 @@ pub mod erc;
 pub mod font;
 pub mod histogram;
 pub mod line;
+pub mod montage;
 pub mod roc;
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@
 //! reflection correction, because both minimise the same objective over the same
 //! set of transforms; it never returns a reflection, since `a·z` cannot mirror.
 
-use crate::error::{InferError, Result};
+use crate::error::{ImageError, Result};
 
 /// `x' = a_re·x − a_im·y + tx`, `y' = a_im·x + a_re·y + ty`: a rotation by
 /// `atan2(a_im, a_re)`, a scale `|a|` and a translation.
@@ -33,7 +33,7 @@ impl Similarity {
     /// differ, or all `src` points coincide (no scale or rotation is defined).
     pub fn estimate(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Result<Self> {
         if src.len() != dst.len() || src.len() < 2 {
-            return Err(InferError::Alignment(format!(
+            return Err(ImageError::Alignment(format!(
                 "similarity needs two equally long lists of at least 2 points, got {} and {}",
                 src.len(),
                 dst.len()
@@ -55,7 +55,7 @@ impl Similarity {
             src_spread += zx * zx + zy * zy;
         }
         if !(src_spread > 1e-12) {
-            return Err(InferError::Alignment(format!(
+            return Err(ImageError::Alignment(format!(
                 "the source points are all at one place ({:.3}, {:.3}): scale and rotation are undefined",
                 src_mean[0], src_mean[1]
             )));

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
-use crate::error::{InferError, Result};
+use crate::error::{ImageError, Result};
 
 /// Limits applied before any pixel is decoded.
 #[derive(Clone, Debug)]
@@ -33,7 +33,7 @@ impl Default for DecodeOptions {
 
 /// Reads and decodes the image file at `path` into upright 8-bit RGB.
 pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| InferError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| ImageError::io(path, e))?;
     decode_rgb(&bytes, path, options)
 }
 
@@ -56,7 +56,7 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("no message");
         let error = image::error::DecodingError::new(image::error::ImageFormatHint::Unknown, format!("the decoder failed on this file ({message})"));
-        Err(InferError::Decode { path: name.to_path_buf(), source: image::ImageError::Decoding(error) })
+        Err(ImageError::Decode { path: name.to_path_buf(), source: image::ImageError::Decoding(error) })
     })
 }
 
@@ -83,7 +83,7 @@ fn silence_decoder_panics() {
 fn decode_rgb_unguarded(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| InferError::io(name, e))?;
+        .map_err(|e| ImageError::io(name, e))?;
     // The image crate's own allocation cap (512 MiB) would refuse a 16-bit RGBA
     // photo below `max_pixels` with a confusing "limits exceeded"; the pixel
     // count is the limit visage promises, so size the cap from it (8 bytes a
@@ -92,17 +92,17 @@ fn decode_rgb_unguarded(bytes: &[u8], name: &Path, options: &DecodeOptions) -> R
     limits.max_alloc = Some(options.max_pixels.saturating_mul(8).max(512 << 20));
     reader.limits(limits);
     match reader.format() {
-        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => return Err(InferError::Truncated { path: name.to_path_buf() }),
+        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => return Err(ImageError::Truncated { path: name.to_path_buf() }),
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) => {}
-        _ => return Err(InferError::NotAnImage { path: name.to_path_buf() }),
+        _ => return Err(ImageError::NotAnImage { path: name.to_path_buf() }),
     }
-    let decode_error = |source| InferError::Decode { path: name.to_path_buf(), source };
+    let decode_error = |source| ImageError::Decode { path: name.to_path_buf(), source };
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
 
     let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
     if pixels > options.max_pixels {
-        return Err(InferError::ImageTooLarge {
+        return Err(ImageError::ImageTooLarge {
             path: name.to_path_buf(),
             width,
             height,
@@ -207,12 +207,12 @@ mod tests {
         jpeg[sof + 5..sof + 7].copy_from_slice(&12000u16.to_be_bytes()); // height
         jpeg[sof + 7..sof + 9].copy_from_slice(&12000u16.to_be_bytes()); // width
         let err = decode_rgb(&jpeg, &name(), &DecodeOptions::default()).unwrap_err();
-        assert!(matches!(err, InferError::ImageTooLarge { pixels: 144_000_000, .. }), "{err}");
+        assert!(matches!(err, ImageError::ImageTooLarge { pixels: 144_000_000, .. }), "{err}");
         assert!(err.to_string().starts_with("photos/test.img: 12000×12000"), "{err}");
 
         let small_limit = DecodeOptions { max_pixels: 100 };
         let err = decode_rgb(&two_colour_jpeg(), &name(), &small_limit).unwrap_err();
-        assert!(matches!(err, InferError::ImageTooLarge { pixels: 128, max_pixels: 100, .. }), "{err}");
+        assert!(matches!(err, ImageError::ImageTooLarge { pixels: 128, max_pixels: 100, .. }), "{err}");
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
 
         let png = encode_png(3, 1, image::ExtendedColorType::L8, &[0, 100, 255]);
         let err = decode_rgb(&png[..png.len() / 2], &name(), &DecodeOptions::default()).unwrap_err();
-        assert!(matches!(err, InferError::Decode { .. }), "{err}");
+        assert!(matches!(err, ImageError::Decode { .. }), "{err}");
         assert!(err.to_string().starts_with("photos/test.img: cannot decode"), "{err}");
     }
 
@@ -231,7 +231,7 @@ mod tests {
         let jpeg = two_colour_jpeg();
         assert!(decode_rgb(&jpeg, &name(), &DecodeOptions::default()).is_ok());
         let err = decode_rgb(&jpeg[..jpeg.len() - 40], &name(), &DecodeOptions::default()).unwrap_err();
-        assert!(matches!(err, InferError::Truncated { .. }), "{err}");
+        assert!(matches!(err, ImageError::Truncated { .. }), "{err}");
         assert!(err.to_string().starts_with("photos/test.img: truncated JPEG"), "{err}");
         // Bytes after the end marker (some cameras append data) are fine.
         let mut trailing = jpeg.clone();

@@ -5,9 +5,12 @@
 use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use visage_eval::plot::font::{ensure_registered, FAMILY};
+use super::font::{ensure_registered, FAMILY};
 
-use crate::AnalyzeError;
+/// Drawing a caption failed (the font or the bitmap backend refused).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw a montage: {0}")]
+pub struct MontageError(pub String);
 
 /// One tile: a face crop and the line of text under it.
 pub struct Tile<'a> {
@@ -24,7 +27,7 @@ const FLAG_COLOUR: Rgb<u8> = Rgb([214, 39, 40]);
 
 /// Lays out `tiles` row by row, `columns` per row (crops keep their size;
 /// the widest decides the cell).
-pub fn montage(tiles: &[Tile<'_>], columns: usize) -> Result<RgbImage, AnalyzeError> {
+pub fn montage(tiles: &[Tile<'_>], columns: usize) -> Result<RgbImage, MontageError> {
     let columns = columns.clamp(1, tiles.len().max(1)) as u32;
     let rows = (tiles.len() as u32).div_ceil(columns).max(1);
     let cell_w = tiles.iter().map(|t| t.crop.width()).max().unwrap_or(112);
@@ -64,10 +67,10 @@ fn draw_captions(
     origin: impl Fn(usize) -> (u32, u32),
     cell_w: u32,
     cell_h: u32,
-) -> Result<(), AnalyzeError> {
+) -> Result<(), MontageError> {
     ensure_registered();
     let size = canvas.dimensions();
-    let fail = |e: &dyn std::fmt::Debug| AnalyzeError::Draw { what: "a montage".into(), message: format!("{e:?}") };
+    let fail = |e: &dyn std::fmt::Debug| MontageError(format!("{e:?}"));
     let root = BitMapBackend::with_buffer(canvas.as_mut(), size).into_drawing_area();
     for (i, tile) in tiles.iter().enumerate() {
         let (x, y) = origin(i);
