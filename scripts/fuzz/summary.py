@@ -35,13 +35,14 @@ def millions(n):
     return f"{n / 1e6:.1f} M"
 
 
-print("| target | runs | seconds in all | longest run: s, executions, cov / ft, commit | findings (all runs) | open |")
-print("|---|---|---|---|---|---|")
+print("| target | runs | seconds in all | longest run: s, executions, cov / ft, commit | newest run: s, commit | findings (all runs) | open |")
+print("|---|---|---|---|---|---|---|")
 for name in sorted(targets, key=lambda n: -targets[n]["seconds"]):
     t = targets[name]
     lr = t["longest"]
     longest = f"{lr['seconds']} s, {millions(int(lr['executions']) if lr['executions'].isdigit() else 0)}, {lr['cov']} / {lr['ft']}, `{lr['commit']}`"
-    print(f"| `{name}` | {t['runs']} | {t['seconds']} | {longest} | {t['findings']} | {t['open']} |")
+    newest = f"{t['last']['seconds']} s, `{t['last']['commit']}`"
+    print(f"| `{name}` | {t['runs']} | {t['seconds']} | {longest} | {newest} | {t['findings']} | {t['open']} |")
 at_ten = sum(1 for t in targets.values() if int(t["longest"]["seconds"]) >= 600)
 print()
 print(f"{len(targets)} targets; {at_ten} with a single run of 10 minutes or more; "
