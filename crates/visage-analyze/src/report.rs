@@ -11,7 +11,7 @@ use visage_eval::plot::{histogram::HistogramChart, to_svg_string};
 use visage_eval::report::escape;
 
 use crate::heatmap::{css_gradient, similarity_heatmap, SCALE_HIGH, SCALE_LOW};
-use crate::{AnalyzeError, Analysis};
+use crate::{Analysis, AnalyzeError};
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}\
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{font-size:1.05em;margin:1.4em 0 .4em}\
@@ -28,7 +28,11 @@ pub fn render(analysis: &Analysis) -> Result<String, AnalyzeError> {
     let c = &analysis.collection;
     let mut html = String::new();
     let title = format!("visage analyze: {} photos, {} faces, {} persons", c.photos, c.faces.len(), analysis.persons());
-    let _ = write!(html, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n", t = escape(&title));
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
+        t = escape(&title)
+    );
     overview(&mut html, analysis);
     persons(&mut html, analysis)?;
     low_quality(&mut html, analysis)?;
@@ -55,9 +59,21 @@ fn overview(html: &mut String, analysis: &Analysis) {
         ("time (pipeline, wall)", format!("{:.2} s ({rate:.1} photos/s)", t.wall_s)),
         ("decode (summed over worker threads)", format!("{:.2} s", t.decode_s)),
         ("detect", format!("{:.2} s", t.detect_s)),
-        ("… of which second looks (padded retries, landmark refinement)", format!("{:.2} s in {} extra detector passes", t.second_looks_s, t.second_look_passes)),
+        (
+            "… of which second looks (padded retries, landmark refinement)",
+            format!("{:.2} s in {} extra detector passes", t.second_looks_s, t.second_look_passes),
+        ),
         ("align", format!("{:.2} s", t.align_s)),
-        ("embed", format!("{:.2} s ({} recogniser pass{} per face{})", t.embed_s, t.recognizer_passes_per_face, if t.recognizer_passes_per_face == 1 { "" } else { "es" }, if t.recognizer_passes_per_face == 2 { ": flip TTA" } else { "" })),
+        (
+            "embed",
+            format!(
+                "{:.2} s ({} recogniser pass{} per face{})",
+                t.embed_s,
+                t.recognizer_passes_per_face,
+                if t.recognizer_passes_per_face == 1 { "" } else { "es" },
+                if t.recognizer_passes_per_face == 2 { ": flip TTA" } else { "" }
+            ),
+        ),
     ];
     html.push_str("<h2>Overview</h2><table>");
     for (name, value) in rows {
@@ -113,11 +129,14 @@ fn heatmap(html: &mut String, analysis: &Analysis) -> Result<(), AnalyzeError> {
     }
     let groups = analysis.faces_by_person();
     let order: Vec<usize> = groups.iter().flatten().copied().collect();
-    let boundaries: Vec<usize> = groups.iter().scan(0, |start, g| {
-        let at = *start;
-        *start += g.len();
-        Some(at)
-    }).collect();
+    let boundaries: Vec<usize> = groups
+        .iter()
+        .scan(0, |start, g| {
+            let at = *start;
+            *start += g.len();
+            Some(at)
+        })
+        .collect();
     let embeddings: Vec<&[f32]> = order.iter().map(|&f| faces[f].embedding.as_slice()).collect();
     let crops: Option<Vec<&RgbImage>> = order.iter().map(|&f| faces[f].crop.as_ref()).collect();
     let picture = similarity_heatmap(&embeddings, &boundaries, crops.as_deref());
@@ -153,7 +172,12 @@ fn failures(html: &mut String, analysis: &Analysis) {
     }
     html.push_str("<h2>Photos without a usable face</h2><table><tr><th>photo</th><th>reason</th></tr>");
     for failure in failures {
-        let _ = write!(html, "<tr><td>{}</td><td style=\"text-align:left\">{}</td></tr>", escape(&failure.file.display().to_string()), escape(&failure.message));
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            escape(&failure.file.display().to_string()),
+            escape(&failure.message)
+        );
     }
     html.push_str("</table>\n");
 }
@@ -207,7 +231,11 @@ fn encode(picture: &RgbImage, format: image::ImageFormat, what: &str) -> Result<
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Writes each person's montage (best face first) to `dir/person_<k>.png` (used by `--montages`).

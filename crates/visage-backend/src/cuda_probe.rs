@@ -13,19 +13,16 @@ pub fn probe_cuda(index: usize) -> Result<(), BackendError> {
     // cuDeviceGetCount have these C signatures in every driver since CUDA 2.0,
     // take no pointers but the out-parameter, and may be called repeatedly.
     unsafe {
-        let library = libloading::Library::new("libcuda.so.1").map_err(|e| {
-            BackendError::CudaUnavailable(format!("the NVIDIA driver library libcuda.so.1 could not be loaded ({e})"))
-        })?;
-        let init: libloading::Symbol<CuInit> = library
-            .get(b"cuInit\0")
-            .map_err(|e| BackendError::CudaUnavailable(format!("libcuda.so.1 has no cuInit ({e})")))?;
+        let library = libloading::Library::new("libcuda.so.1")
+            .map_err(|e| BackendError::CudaUnavailable(format!("the NVIDIA driver library libcuda.so.1 could not be loaded ({e})")))?;
+        let init: libloading::Symbol<CuInit> =
+            library.get(b"cuInit\0").map_err(|e| BackendError::CudaUnavailable(format!("libcuda.so.1 has no cuInit ({e})")))?;
         let status = init(0);
         if status != 0 {
             return Err(BackendError::CudaUnavailable(format!("cuInit failed with CUDA error code {status} (no usable GPU?)")));
         }
-        let device_count: libloading::Symbol<CuDeviceGetCount> = library
-            .get(b"cuDeviceGetCount\0")
-            .map_err(|e| BackendError::CudaUnavailable(format!("libcuda.so.1 has no cuDeviceGetCount ({e})")))?;
+        let device_count: libloading::Symbol<CuDeviceGetCount> =
+            library.get(b"cuDeviceGetCount\0").map_err(|e| BackendError::CudaUnavailable(format!("libcuda.so.1 has no cuDeviceGetCount ({e})")))?;
         let mut count = 0i32;
         let status = device_count(&mut count);
         if status != 0 {

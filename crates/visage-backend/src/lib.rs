@@ -40,7 +40,9 @@ pub use cuda_probe::probe_cuda;
 pub enum DeviceChoice {
     #[default]
     Cpu,
-    Cuda { index: usize },
+    Cuda {
+        index: usize,
+    },
     /// The CPU through libtorch (the `tch` feature).
     Torch,
 }

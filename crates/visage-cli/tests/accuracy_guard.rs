@@ -43,7 +43,12 @@ fn default_chain_keeps_its_recorded_accuracy() {
         let s = &sets[set];
         let got = |key: &str| s[key].as_f64().unwrap_or_else(|| panic!("{set}: no {key} in {s}"));
         assert_eq!(got("found"), got("photos"), "{set}: the default chain must find a face in every labelled photo");
-        for (name, value, floor) in [("auc", got("auc"), auc), ("tar_at_far_1e3", got("tar_at_far_1e3"), tar), ("analyze_f", got("analyze_f"), f), ("quality_fnmr_cut", got("quality_fnmr_cut"), quality)] {
+        for (name, value, floor) in [
+            ("auc", got("auc"), auc),
+            ("tar_at_far_1e3", got("tar_at_far_1e3"), tar),
+            ("analyze_f", got("analyze_f"), f),
+            ("quality_fnmr_cut", got("quality_fnmr_cut"), quality),
+        ] {
             if value < floor {
                 failures.push(format!("{set}: {name} {value:.4} < {floor}"));
             }

@@ -108,7 +108,18 @@ fn photos_without_a_usable_face_are_refused_with_a_reason() {
 
     // A quality floor set at creation: biden_1's face (‖x‖ ≈ 6.9) is refused, obama_1's (≈ 8.9) is not.
     let strict_gallery = scratch("min-quality").display().to_string();
-    let out = visage(&["gallery", "enrol", "x", &photo("obama_1.jpg"), &photo("biden_1.jpg"), "--gallery", &strict_gallery, "--min-quality", "8", "--json"]);
+    let out = visage(&[
+        "gallery",
+        "enrol",
+        "x",
+        &photo("obama_1.jpg"),
+        &photo("biden_1.jpg"),
+        "--gallery",
+        &strict_gallery,
+        "--min-quality",
+        "8",
+        "--json",
+    ]);
     let outcome = json(out);
     assert_eq!(outcome["enrolled"][0]["source"], photo("obama_1.jpg").as_str());
     assert_eq!(outcome["refused"][0]["reason"], "low_quality");

@@ -55,17 +55,35 @@ fn bad_cases_exit_2_naming_the_field() {
     let ok_rest = r#""embeddings": [[1, 2], [3, 1]], "weights": [[1, 0], [0, 1]], "labels": [0, 1]"#;
     assert_bad_input(&format!(r#"{{"head": {{"kind": "arcfase"}}, {ok_rest}}}"#), &["head.kind", "arcfase"]);
     assert_bad_input(&format!(r#"{{"head": {{"kind": "arcface", "margin": 0.5}}, {ok_rest}}}"#), &["head", "margin"]);
-    assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2], [3]], "weights": [[1, 0]], "labels": [0, 0]}"#, &["embeddings[1]", "ragged"]);
+    assert_bad_input(
+        r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2], [3]], "weights": [[1, 0]], "labels": [0, 0]}"#,
+        &["embeddings[1]", "ragged"],
+    );
     assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2, 3]], "weights": [[1, 0]], "labels": [0]}"#, &["weights", "3"]);
-    assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0, 0]}"#, &["labels", "2 labels for 1 embeddings"]);
+    assert_bad_input(
+        r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0, 0]}"#,
+        &["labels", "2 labels for 1 embeddings"],
+    );
     assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [1]}"#, &["labels[0]", "out of range"]);
     assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [-1]}"#, &["labels[0]"]);
     assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, NaN]], "weights": [[1, 0]], "labels": [0]}"#, &["JSON"]);
     assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[1, "x"]], "weights": [[1, 0]], "labels": [0]}"#, &["embeddings[0][1]"]);
-    assert_bad_input(r#"{"head": {"kind": "cosface"}, "embeddings": [[0, 0]], "weights": [[1, 0]], "labels": [0]}"#, &["embeddings row 0", "zero norm"]);
-    assert_bad_input(r#"{"head": {"kind": "magface", "lambda_g": 10}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0]}"#, &["lambda_g", "22.58"]);
-    assert_bad_input(r#"{"head": {"kind": "arcface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "state": {"batch_mean": 1, "batch_std": 2}}"#, &["state", "adaface"]);
-    assert_bad_input(r#"{"head": {"kind": "subcenter", "k": 3}, "embeddings": [[1, 2]], "weights": [[1, 0], [0, 1]], "labels": [0]}"#, &["weights", "multiple of k = 3"]);
+    assert_bad_input(
+        r#"{"head": {"kind": "cosface"}, "embeddings": [[0, 0]], "weights": [[1, 0]], "labels": [0]}"#,
+        &["embeddings row 0", "zero norm"],
+    );
+    assert_bad_input(
+        r#"{"head": {"kind": "magface", "lambda_g": 10}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0]}"#,
+        &["lambda_g", "22.58"],
+    );
+    assert_bad_input(
+        r#"{"head": {"kind": "arcface"}, "embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "state": {"batch_mean": 1, "batch_std": 2}}"#,
+        &["state", "adaface"],
+    );
+    assert_bad_input(
+        r#"{"head": {"kind": "subcenter", "k": 3}, "embeddings": [[1, 2]], "weights": [[1, 0], [0, 1]], "labels": [0]}"#,
+        &["weights", "multiple of k = 3"],
+    );
 }
 
 #[test]

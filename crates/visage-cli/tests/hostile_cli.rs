@@ -144,7 +144,19 @@ fn command_for(kind: &str, file: &Path, work: &Path) -> Vec<Vec<String>> {
         "bin" => vec![s(&["eval", "verify", "--embeddings", &emb, "--bin", &f])],
         "torch" => vec![s(&["model", "import", &f, "--arch", "r18", "--out", &out("imported.safetensors")])],
         "safetensors" => vec![s(&["model", "export", &f, "--out", &out("exported.onnx")])],
-        "onnx" => vec![s(&["model", "import", &f, "--arch", "mbf", "--width-scale", "1", "--embedding-size", "128", "--out", &out("from-onnx.safetensors")])],
+        "onnx" => vec![s(&[
+            "model",
+            "import",
+            &f,
+            "--arch",
+            "mbf",
+            "--width-scale",
+            "1",
+            "--embedding-size",
+            "128",
+            "--out",
+            &out("from-onnx.safetensors"),
+        ])],
         "npy" => vec![
             s(&["cluster", "--method", "ahc", "--threshold", "0.5", "--input", &f, "--output", &out("labels.txt")]),
             s(&["eval", "magnitudes", "--input", &f, "--json"]),
@@ -154,10 +166,7 @@ fn command_for(kind: &str, file: &Path, work: &Path) -> Vec<Vec<String>> {
         "labels" => vec![s(&["eval", "clusters", "--truth", &f, "--pred", &f, "--json"])],
         "erc" => vec![s(&["eval", "erc", "--pairs", &f, "--json"])],
         "heads" => vec![s(&["heads", "eval", "--input", &f])],
-        "image" => vec![
-            s(&["detect", &f, "--json"]),
-            s(&["embed", &f, "--out", &out("e.npy"), "--index", &out("e.csv")]),
-        ],
+        "image" => vec![s(&["detect", &f, "--json"]), s(&["embed", &f, "--out", &out("e.npy"), "--index", &out("e.csv")])],
         "detector_toml" => vec![s(&["detect", "--detector", &f, &photo, "--json"])],
         "recognizer_toml" => vec![s(&["embed", &photo, "--recognizer", &f, "--out", &out("r.npy"), "--index", &out("r.csv")])],
         "train_toml" => vec![s(&["train", "--config", &f, "--stop-after", "1"])],
@@ -193,7 +202,8 @@ fn cases(corpus: &Path) -> Vec<(String, PathBuf)> {
 fn write_support(work: &Path) {
     ndarray_npy::write_npy(work.join("support_embeddings.npy"), &ndarray::Array2::<f32>::eye(4)).unwrap();
     // Detector configs in the corpus name the bundled YuNet file beside them.
-    std::fs::copy(repo().join("models/face_detection_yunet_2023mar.onnx"), work.join("corpus/detector_toml/face_detection_yunet_2023mar.onnx")).unwrap();
+    std::fs::copy(repo().join("models/face_detection_yunet_2023mar.onnx"), work.join("corpus/detector_toml/face_detection_yunet_2023mar.onnx"))
+        .unwrap();
 }
 
 #[test]
@@ -245,7 +255,13 @@ fn hostile_inputs_end_cleanly_with_exit_2_and_a_message_naming_the_file() {
         }
     }
     failures.sort();
-    eprintln!("{} hostile files ({from_fuzzing} from fuzz/regressions), {} runs; slowest run {:.2?}: {}", cases.len(), runs.len(), slowest.0, slowest.1);
+    eprintln!(
+        "{} hostile files ({from_fuzzing} from fuzz/regressions), {} runs; slowest run {:.2?}: {}",
+        cases.len(),
+        runs.len(),
+        slowest.0,
+        slowest.1
+    );
     assert!(failures.is_empty(), "{} of the hostile runs broke the contract:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -283,11 +299,8 @@ fn damaged_gallery_files_end_cleanly_with_a_message_naming_the_gallery() {
         ("deep_json", |_, _, deep| deep.to_vec()),
         ("doubled", |bytes, _, _| [bytes, bytes].concat()),
     ];
-    let mut files: Vec<String> = std::fs::read_dir(&pristine)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "lock")
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&pristine).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|name| name != "lock").collect();
     files.sort();
     assert!(files.iter().any(|f| f == "wal.log") && files.iter().any(|f| f == "gallery.json"), "gallery layout changed: {files:?}");
 

@@ -96,7 +96,8 @@ fn embed_writes_one_row_per_face_and_skips_bad_items() {
 #[test]
 fn embed_aligned_crop_as_is_and_all_bad_is_exit_2() {
     let (npy, csv) = (scratch("aligned.npy"), scratch("aligned.csv"));
-    let out = visage(&["embed", "--aligned", &photo("tom_hanks/Tom_Hanks_54745.png"), "--out", npy.to_str().unwrap(), "--index", csv.to_str().unwrap()]);
+    let out =
+        visage(&["embed", "--aligned", &photo("tom_hanks/Tom_Hanks_54745.png"), "--out", npy.to_str().unwrap(), "--index", csv.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let emb: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
     assert_eq!(emb.dim(), (1, 128));

@@ -49,7 +49,16 @@ fn import_the_paddle_model_then_export_it_runs_like_burn() {
     let weights = dir.join("paddle.safetensors");
     let paddle = repo().join("models/arcface_mobileface_128d_paddle.onnx");
     let out = visage(&[
-        "model", "import", paddle.to_str().unwrap(), "--arch", "mbf", "--width-scale", "1", "--embedding-size", "128", "--out",
+        "model",
+        "import",
+        paddle.to_str().unwrap(),
+        "--arch",
+        "mbf",
+        "--width-scale",
+        "1",
+        "--embedding-size",
+        "128",
+        "--out",
         weights.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -102,10 +111,21 @@ fn bad_inputs_exit_2_naming_the_problem() {
     let dir = temp_dir("bad");
     let paddle = repo().join("models/arcface_mobileface_128d_paddle.onnx");
     // insightface's default mbf is twice as wide as the Paddle model
-    let out = visage(&["model", "import", paddle.to_str().unwrap(), "--arch", "mbf", "--embedding-size", "128", "--out", dir.join("x.safetensors").to_str().unwrap()]);
+    let out = visage(&[
+        "model",
+        "import",
+        paddle.to_str().unwrap(),
+        "--arch",
+        "mbf",
+        "--embedding-size",
+        "128",
+        "--out",
+        dir.join("x.safetensors").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("arcface_mobileface_128d_paddle.onnx"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = visage(&["model", "import", paddle.to_str().unwrap(), "--arch", "r50", "--width-scale", "1", "--out", dir.join("x.onnx").to_str().unwrap()]);
+    let out =
+        visage(&["model", "import", paddle.to_str().unwrap(), "--arch", "r50", "--width-scale", "1", "--out", dir.join("x.onnx").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("width_scale"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = visage(&["model", "export", dir.join("nothing-here").to_str().unwrap(), "--out", dir.join("x.onnx").to_str().unwrap()]);

@@ -12,7 +12,8 @@ use common::{http, ok, photo, start_serve, stop_serve, visage};
 fn keys_guard_a_served_directory_gallery() {
     let gallery = common::scratch("serve-cli", "people");
     let gallery = gallery.to_str().unwrap();
-    let add = |scope: &str, label: &str| ok(visage(&["serve", "keys", "add", "--gallery", gallery, "--scope", scope, "--label", label])).trim().to_string();
+    let add =
+        |scope: &str, label: &str| ok(visage(&["serve", "keys", "add", "--gallery", gallery, "--scope", scope, "--label", label])).trim().to_string();
     let write_key = add("write", "admin");
     let read_key = add("read", "kiosk");
     assert!(write_key.starts_with("vsk_") && read_key.starts_with("vsk_") && write_key != read_key, "{write_key} {read_key}");

@@ -45,7 +45,15 @@ fn main() {
         report.images_written as f64 / seconds
     );
     let dataset = Arc::new(RecordDataset::open(&rec).unwrap());
-    let everything = Augmentation { crop_padding_px: 4, blur_probability: 0.2, color_jitter_probability: 0.2, brightness: 0.5, contrast: 0.5, saturation: 0.5, ..Augmentation::default() };
+    let everything = Augmentation {
+        crop_padding_px: 4,
+        blur_probability: 0.2,
+        color_jitter_probability: 0.2,
+        brightness: 0.5,
+        contrast: 0.5,
+        saturation: 0.5,
+        ..Augmentation::default()
+    };
     for (name, augmentation) in [("flip", Augmentation::default()), ("flip+crop+blur 0.2+jitter 0.2", everything)] {
         for &thread_count in &threads {
             let config = LoaderConfig { batch_size: 128, threads: thread_count, augmentation: augmentation.clone(), ..LoaderConfig::default() };

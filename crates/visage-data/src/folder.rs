@@ -104,9 +104,7 @@ impl ImageFolder {
 }
 
 fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|known| e.eq_ignore_ascii_case(known)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|known| e.eq_ignore_ascii_case(known)))
 }
 
 /// Image files under `dir`, directories in sorted path order, files in sorted
@@ -155,11 +153,8 @@ fn image_files_below(dir: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Vec<Pa
     let mut files = Vec::new();
     for directory in directories {
         let Ok(entries) = std::fs::read_dir(&directory) else { continue };
-        let mut names: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| has_image_extension(p) && std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-            .collect();
+        let mut names: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| has_image_extension(p) && std::fs::metadata(p).is_ok_and(|m| m.is_file())).collect();
         names.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         files.extend(names);
     }
@@ -190,11 +185,8 @@ mod tests {
         let folder = ImageFolder::scan(&root).unwrap();
         // Byte order: uppercase before lowercase.
         assert_eq!(folder.class_names(), ["Zed", "alice", "bob", "empty"]);
-        let listed: Vec<(String, u32)> = folder
-            .images()
-            .iter()
-            .map(|i| (i.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), i.label))
-            .collect();
+        let listed: Vec<(String, u32)> =
+            folder.images().iter().map(|i| (i.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), i.label)).collect();
         let expected = [("Zed/z.webp", 0), ("alice/10.jpg", 1), ("alice/2.jpg", 1), ("alice/more/0.bmp", 1), ("bob/A.PNG", 2), ("bob/b.jpg", 2)];
         assert_eq!(listed, expected.map(|(p, l)| (p.to_string(), l)));
         assert!(folder.skipped().is_empty());
@@ -220,8 +212,7 @@ mod tests {
         let started = std::time::Instant::now();
         let folder = ImageFolder::scan(&root).unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
-        let listed: Vec<String> =
-            folder.images().iter().map(|i| i.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned()).collect();
+        let listed: Vec<String> = folder.images().iter().map(|i| i.path.strip_prefix(&root).unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(listed, ["alice/a.jpg", "alice/sub/b.jpg"]);
         assert_eq!(folder.num_classes(), 1);
         assert!(folder.skipped().iter().all(|(_, why)| why.contains("listed once")), "{:?}", folder.skipped());

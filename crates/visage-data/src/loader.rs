@@ -283,8 +283,7 @@ impl<S: FaceSource> Shared<S> {
         let plane = 3 * size * size;
         let start = batch_index * self.config.batch_size;
         let indices = &shard[start..(start + self.config.batch_size).min(shard.len())];
-        let samples: Vec<Result<(Vec<f32>, u32)>> =
-            self.pool.install(|| indices.par_iter().map(|&index| self.sample(epoch, index)).collect());
+        let samples: Vec<Result<(Vec<f32>, u32)>> = self.pool.install(|| indices.par_iter().map(|&index| self.sample(epoch, index)).collect());
         let mut pixels = Vec::with_capacity(indices.len() * plane);
         let (mut labels, mut sample_indices, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for (&index, sample) in indices.iter().zip(samples) {

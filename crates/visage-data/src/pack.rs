@@ -77,12 +77,7 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared> {
 
 /// Packs `folder` into `rec_path` and the `.idx` beside it. `progress` is
 /// called with (files done, files total) after each chunk.
-pub fn pack_folder(
-    folder: &ImageFolder,
-    rec_path: &Path,
-    options: &PackOptions,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<PackReport> {
+pub fn pack_folder(folder: &ImageFolder, rec_path: &Path, options: &PackOptions, mut progress: impl FnMut(usize, usize)) -> Result<PackReport> {
     if !(1..=100).contains(&options.jpeg_quality) {
         return Err(DataError::Config(format!("JPEG quality {} is not in 1..=100", options.jpeg_quality)));
     }

@@ -48,10 +48,7 @@ fn first_parts_jumping_into_one_long_chain_are_walked_in_linear_time() {
     let err = RecordFile::open(&rec).unwrap_err().to_string();
     let reads = frame::header_reads_on_this_thread() - before;
     assert!(reads <= linear, "1 MB walk read {reads} headers");
-    assert!(
-        err.starts_with(&format!("{}: no readable record from byte 0 to the end (1048576 bytes), truncated or corrupt", rec.display())),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}: no readable record from byte 0 to the end (1048576 bytes), truncated or corrupt", rec.display())), "{err}");
 
     // Variant 2: the chain is broken by 8 zero bytes, then one good record
     // follows; the walk steps over the whole trap and finds exactly that one.
@@ -93,10 +90,7 @@ fn a_chain_trap_between_good_records_keeps_every_good_record() {
     let records = RecordFile::open_scan(&rec).unwrap();
     let offsets: Vec<u64> = records.entries().iter().map(|e| e.offset).collect();
     assert_eq!(offsets, good_offsets);
-    assert_eq!(
-        records.index_source(),
-        &IndexSource::Scanned { corrupt_regions: 1, corrupt_bytes: (trap.len() + 4) as u64 }
-    );
+    assert_eq!(records.index_source(), &IndexSource::Scanned { corrupt_regions: 1, corrupt_bytes: (trap.len() + 4) as u64 });
     assert_eq!(records.read_image_record(3).unwrap().image, vec![9; 7]);
     assert!(trap_start > 0);
     std::fs::remove_dir_all(dir).unwrap();
@@ -236,10 +230,7 @@ fn a_forged_header_cannot_name_more_identities_than_the_file_has_records() {
     frame::write_record(&mut bytes, &ImageRecord::with_scalar_label(0.0, 1, 0, b"JPEG".to_vec()).to_bytes()).unwrap();
     std::fs::write(&rec, &bytes).unwrap();
     let err = RecordDataset::open(&rec).unwrap_err().to_string();
-    assert_eq!(
-        err,
-        format!("{}: header record 0 names 16777213 identities (keys 2..16777215) but the file holds only 2 records", rec.display())
-    );
+    assert_eq!(err, format!("{}: header record 0 names 16777213 identities (keys 2..16777215) but the file holds only 2 records", rec.display()));
     // A label vector of 2^32 − 1 floats in a 40-byte record: refused from the length.
     let mut lying = ImageRecord::with_scalar_label(0.0, 1, 0, b"JPEG".to_vec()).to_bytes();
     lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -267,9 +258,6 @@ fn a_part_length_past_the_end_is_refused_before_reading() {
     bytes.extend_from_slice(b"tinydata");
     std::fs::write(&rec, &bytes).unwrap();
     let err = RecordFile::open(&rec).unwrap_err().to_string();
-    assert!(
-        err.contains("part of 536870911 bytes ends at byte 536870920, past the end of the file (16 bytes): truncated"),
-        "{err}"
-    );
+    assert!(err.contains("part of 536870911 bytes ends at byte 536870920, past the end of the file (16 bytes): truncated"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -54,9 +54,9 @@ fn loader(count: usize, config: LoaderConfig) -> Loader<Synthetic> {
 
 fn same(a: &[Batch], b: &[Batch]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.batch_index == y.batch_index && x.sample_indices == y.sample_indices && x.labels == y.labels && x.images == y.images
-        })
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.batch_index == y.batch_index && x.sample_indices == y.sample_indices && x.labels == y.labels && x.images == y.images)
 }
 
 #[test]
@@ -77,9 +77,8 @@ fn same_seed_same_order_other_seed_or_epoch_other_order() {
 #[test]
 fn ranks_are_disjoint_and_cover_the_epoch() {
     let world_size = 3;
-    let shards: Vec<Vec<usize>> = (0..world_size)
-        .map(|rank| loader(50, LoaderConfig { rank, world_size, drop_last: false, ..config(8) }).shard(2))
-        .collect();
+    let shards: Vec<Vec<usize>> =
+        (0..world_size).map(|rank| loader(50, LoaderConfig { rank, world_size, drop_last: false, ..config(8) }).shard(2)).collect();
     assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [17, 17, 16]);
     let union: BTreeSet<usize> = shards.iter().flatten().copied().collect();
     assert_eq!(union.len(), 50, "disjoint and covering");
@@ -191,7 +190,13 @@ fn flip_and_normalisations_give_hand_computed_values() {
 fn the_default_flip_mirrors_about_half_the_samples() {
     let l = Loader::new(
         Arc::new(Synthetic { count: 400, side: 16 }),
-        LoaderConfig { batch_size: 400, image_size: 16, augmentation: Augmentation::default(), normalization: Normalization::MAGFACE, ..LoaderConfig::default() },
+        LoaderConfig {
+            batch_size: 400,
+            image_size: 16,
+            augmentation: Augmentation::default(),
+            normalization: Normalization::MAGFACE,
+            ..LoaderConfig::default()
+        },
     )
     .unwrap();
     let batch = l.batch(0, 0).unwrap();
@@ -227,10 +232,7 @@ fn bad_settings_are_refused_with_the_reason() {
     let source = Arc::new(Synthetic { count: 10, side: 16 });
     let err = |config: LoaderConfig| Loader::new(Arc::clone(&source), config).err().unwrap().to_string();
     assert_eq!(err(LoaderConfig { rank: 2, world_size: 2, ..config(2) }), "loader: rank 2 is not below world_size 2");
-    assert_eq!(
-        err(config(20)),
-        "loader: 10 samples over 1 ranks give no full batch of 20 (lower batch_size or turn drop_last off)"
-    );
+    assert_eq!(err(config(20)), "loader: 10 samples over 1 ranks give no full batch of 20 (lower batch_size or turn drop_last off)");
     assert!(matches!(
         Loader::new(Arc::clone(&source), LoaderConfig { augmentation: Augmentation { brightness: 2.0, ..Augmentation::default() }, ..config(2) }),
         Err(DataError::Config(_))

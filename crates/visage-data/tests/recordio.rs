@@ -113,7 +113,10 @@ fn a_truncated_file_is_refused_at_open_naming_it() {
     // Without the index the walk reaches the same conclusion.
     std::fs::remove_file(dir.join("train.idx")).unwrap();
     let err = RecordFile::open(&rec_path).unwrap_err().to_string();
-    assert!(err.starts_with(&format!("{}: no readable record from byte 4440 to the end (4470 bytes), truncated or corrupt", rec_path.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}: no readable record from byte 4440 to the end (4470 bytes), truncated or corrupt", rec_path.display())),
+        "{err}"
+    );
 
     // Cut inside the index's range: the index points past the end.
     std::fs::copy(fixtures().join("mxnet_written/train.idx"), dir.join("train.idx")).unwrap();
@@ -161,11 +164,15 @@ fn bad_records_are_skipped_and_counted_by_the_loader() {
     corrupt(&rec_path, 760 + 8 + 24, *b"RIFF");
     let dataset = Arc::new(RecordDataset::open(&rec_path).unwrap());
     let err = dataset.read_image(3).unwrap_err().to_string();
-    assert_eq!(
-        err,
-        format!("{}: record key 4 at byte 2204: expected the RecordIO magic 0xced7230a, found 0x00000000", rec_path.display())
-    );
-    let config = LoaderConfig { batch_size: 6, shuffle: false, drop_last: false, image_size: 16, augmentation: Augmentation::none(), ..LoaderConfig::default() };
+    assert_eq!(err, format!("{}: record key 4 at byte 2204: expected the RecordIO magic 0xced7230a, found 0x00000000", rec_path.display()));
+    let config = LoaderConfig {
+        batch_size: 6,
+        shuffle: false,
+        drop_last: false,
+        image_size: 16,
+        augmentation: Augmentation::none(),
+        ..LoaderConfig::default()
+    };
     let loader = Loader::new(Arc::clone(&dataset), config).unwrap();
     let batch = loader.batch(0, 0).unwrap();
     assert_eq!(batch.images.shape(), [4, 3, 16, 16]);
@@ -248,9 +255,8 @@ fn pack_output_is_the_fixture_mxnet_read() {
         std::fs::create_dir_all(&fixture).unwrap();
         std::fs::write(fixture.join("train.rec"), &written.0).unwrap();
         std::fs::write(fixture.join("train.idx"), &written.1).unwrap();
-        let images: serde_json::Map<String, Value> = (0..5)
-            .map(|i| (dataset.image_key(i).to_string(), serde_json::json!({ "label": labels[i], "size": [16, 16] })))
-            .collect();
+        let images: serde_json::Map<String, Value> =
+            (0..5).map(|i| (dataset.image_key(i).to_string(), serde_json::json!({ "label": labels[i], "size": [16, 16] }))).collect();
         let expected = serde_json::json!({ "id_range": [6, 9], "images": images });
         std::fs::write(fixture.join("expected.json"), serde_json::to_string_pretty(&expected).unwrap()).unwrap();
     }
@@ -295,10 +301,7 @@ fn index_problems_name_the_line_or_the_missing_key() {
 
     std::fs::write(&idx_path, original.replace("2\t760\n", "")).unwrap();
     let err = RecordDataset::open(&rec_path).unwrap_err().to_string();
-    assert_eq!(
-        err,
-        format!("{}: header record 0 says images are keys 1..6 but the index has 5 of them (key 2 is missing)", rec_path.display())
-    );
+    assert_eq!(err, format!("{}: header record 0 says images are keys 1..6 but the index has 5 of them (key 2 is missing)", rec_path.display()));
 
     std::fs::write(&idx_path, original.replace("3\t1480\n", "3 1480 extra\n")).unwrap();
     let err = RecordFile::open(&rec_path).unwrap_err().to_string();

@@ -14,13 +14,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::cluster::{self, AhcStop, Linkage, Metric};
+use crate::erc::{default_fractions, erc_curve, fixed_threshold, ErcCurve, DEFAULT_TARGET_FMR};
 use crate::error::EvalError;
 use crate::io::embeddings::read_embeddings;
+use crate::io::erc_csv::read_erc_csv;
 use crate::io::labels::{read_labels, write_labels};
 use crate::io::scores_csv::read_scores_csv;
 use crate::metrics::cluster_scores;
-use crate::erc::{default_fractions, erc_curve, fixed_threshold, ErcCurve, DEFAULT_TARGET_FMR};
-use crate::io::erc_csv::read_erc_csv;
 use crate::plot::{self, erc::ErcChart, histogram::HistogramChart, roc::RocChart};
 use crate::report::{write_html, Section};
 use crate::roc::{roc_summary, LabelledScores, RocSummary, DEFAULT_FARS};
@@ -137,11 +137,7 @@ fn system_names(paths: &[PathBuf], names: &[String]) -> Result<Vec<String>, CliE
     if !names.is_empty() && names.len() != paths.len() {
         return Err(CliError::Usage(format!("--names has {} entries for {} score files", names.len(), paths.len())));
     }
-    Ok(paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| names.get(i).cloned().unwrap_or_else(|| file_stem(p)))
-        .collect())
+    Ok(paths.iter().enumerate().map(|(i, p)| names.get(i).cloned().unwrap_or_else(|| file_stem(p))).collect())
 }
 
 fn file_stem(p: &Path) -> String {
@@ -175,10 +171,7 @@ impl RocArgs {
     }
 
     fn charts(&self, systems: &[NamedRoc]) -> Result<(), CliError> {
-        let roc_chart = || RocChart {
-            title: "ROC".into(),
-            systems: systems.iter().map(|s| (s.name.as_str(), s.summary.curve.as_slice())).collect(),
-        };
+        let roc_chart = || RocChart { title: "ROC".into(), systems: systems.iter().map(|s| (s.name.as_str(), s.summary.curve.as_slice())).collect() };
         let hist = |s: &NamedRoc| {
             let scores = s.scores.as_ref().expect("scores kept for histograms");
             HistogramChart::new(
@@ -201,7 +194,8 @@ impl RocArgs {
                 .iter()
                 .map(|s| {
                     let r = &s.summary;
-                    let mut row = vec![s.name.clone(), r.n_genuine.to_string(), r.n_impostor.to_string(), format!("{:.6}", r.auc), format!("{:.6}", r.eer)];
+                    let mut row =
+                        vec![s.name.clone(), r.n_genuine.to_string(), r.n_impostor.to_string(), format!("{:.6}", r.auc), format!("{:.6}", r.eer)];
                     row.extend(r.tar_at_far.iter().map(|t| format!("{:.6}", t.tar)));
                     row
                 })
@@ -231,8 +225,7 @@ impl RocArgs {
                     #[serde(flatten)]
                     report: crate::roc::RocReport,
                 }
-                let all: Vec<Named> =
-                    systems.iter().map(|s| Named { name: &s.name, report: s.summary.report() }).collect();
+                let all: Vec<Named> = systems.iter().map(|s| Named { name: &s.name, report: s.summary.report() }).collect();
                 print_json(out, &all)?;
             }
         } else {
@@ -397,8 +390,7 @@ impl ClusterArgs {
             let text = serde_json::to_string_pretty(&report).expect("serialisable");
             std::fs::write(path, text).map_err(output_err(path.display().to_string()))?;
             if let Some(c) = report.overall_correlation {
-                writeln!(out, "magnitude vs centre similarity: Pearson r = {c:.4} (details in {})", path.display())
-                    .map_err(output_err("stdout"))?;
+                writeln!(out, "magnitude vs centre similarity: Pearson r = {c:.4} (details in {})", path.display()).map_err(output_err("stdout"))?;
             }
         }
         Ok(())
@@ -438,11 +430,7 @@ impl ErcArgs {
         let pairs = read_erc_csv(&self.pairs)?;
         let threshold = fixed_threshold(&pairs.scores, &pairs.is_same, self.target_fmr);
         let fractions = default_fractions();
-        Ok(pairs
-            .pair_quality
-            .iter()
-            .map(|(name, q)| erc_curve(name, &pairs.scores, &pairs.is_same, q, threshold, &fractions))
-            .collect())
+        Ok(pairs.pair_quality.iter().map(|(name, q)| erc_curve(name, &pairs.scores, &pairs.is_same, q, threshold, &fractions)).collect())
     }
 
     pub fn run_to(&self, out: &mut dyn Write) -> Result<(), CliError> {
@@ -470,8 +458,16 @@ impl ErcArgs {
             print_json(out, &serde_json::json!({ "target_fmr": self.target_fmr, "curves": curves }))
         } else {
             for c in &curves {
-                writeln!(out, "{}: ERC area {:.6}, FNMR {:.4} → {:.4} (threshold {:.6})", c.name, c.area, c.fnmr[0], c.fnmr[c.fnmr.len() - 1], c.threshold)
-                    .map_err(output_err("stdout"))?;
+                writeln!(
+                    out,
+                    "{}: ERC area {:.6}, FNMR {:.4} → {:.4} (threshold {:.6})",
+                    c.name,
+                    c.area,
+                    c.fnmr[0],
+                    c.fnmr[c.fnmr.len() - 1],
+                    c.threshold
+                )
+                .map_err(output_err("stdout"))?;
             }
             Ok(())
         }
@@ -506,7 +502,9 @@ impl MagnitudesArgs {
         if let Some(path) = &self.labels {
             let labels = read_labels(path)?;
             if labels.len() != mags.len() {
-                return Err(EvalError::content(path, format!("{} labels for {} embeddings in {}", labels.len(), mags.len(), self.input.display())).into());
+                return Err(
+                    EvalError::content(path, format!("{} labels for {} embeddings in {}", labels.len(), mags.len(), self.input.display())).into()
+                );
             }
             let split = |noise: bool| mags.iter().zip(&labels).filter(|(_, &l)| (l < 0) == noise).map(|(&m, _)| m).collect::<Vec<f64>>();
             groups = vec![("clustered", split(false)), ("noise", split(true))];
@@ -565,7 +563,9 @@ impl VerifyArgs {
             Some(path) => {
                 let f = read_embeddings(path)?;
                 if f.dim() != emb.dim() {
-                    return Err(EvalError::content(path, format!("shape {:?} differs from {} {:?}", f.dim(), self.embeddings.display(), emb.dim())).into());
+                    return Err(
+                        EvalError::content(path, format!("shape {:?} differs from {} {:?}", f.dim(), self.embeddings.display(), emb.dim())).into()
+                    );
                 }
                 Some(f)
             }
@@ -665,7 +665,11 @@ impl IjbArgs {
         let faces = read_face_tid_mid(&faces_path)?;
         let mut features = read_embeddings(&self.features)?;
         if features.nrows() != faces.len() {
-            return Err(EvalError::content(&self.features, format!("{} rows, but {} lists {} faces", features.nrows(), faces_path.display(), faces.len())).into());
+            return Err(EvalError::content(
+                &self.features,
+                format!("{} rows, but {} lists {} faces", features.nrows(), faces_path.display(), faces.len()),
+            )
+            .into());
         }
         if let Some(path) = &self.flip_features {
             let flip = read_embeddings(path)?;
@@ -681,7 +685,12 @@ impl IjbArgs {
                 return Err(EvalError::content(&path, format!("{} lines for {} faces in {}", scores.len(), faces.len(), faces_path.display())).into());
             }
             if let Some((i, _)) = scores.iter().zip(&faces).enumerate().find(|(_, (s, f))| s.0 != f.image) {
-                return Err(EvalError::parse(&path, i + 1, format!("image `{}` where {} has `{}` (same order expected)", scores[i].0, faces_path.display(), faces[i].image)).into());
+                return Err(EvalError::parse(
+                    &path,
+                    i + 1,
+                    format!("image `{}` where {} has `{}` (same order expected)", scores[i].0, faces_path.display(), faces[i].image),
+                )
+                .into());
             }
             Some(scores.into_iter().map(|s| s.1).collect::<Vec<f64>>())
         } else {

@@ -18,11 +18,7 @@ pub enum EvalError {
     },
     /// A line (or record) of the file is not what the format says.
     #[error("{path}:{line}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Parse { path: PathBuf, line: usize, message: String },
     /// The file is well-formed but its content cannot be evaluated
     /// (empty, one class only, lengths that do not match, ...).
     #[error("{path}: {message}")]

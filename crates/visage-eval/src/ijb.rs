@@ -160,14 +160,7 @@ pub fn identify(templates: &Templates, gallery: &[(i64, i64)], probes: &[(i64, i
     } else {
         Vec::new()
     };
-    Ok(IdentificationResult {
-        mated_probes: mated,
-        non_mated_probes: non_mated,
-        rank1: cmc[0],
-        rank5: cmc[cmc.len().min(5) - 1],
-        cmc,
-        tpir_at_fpir,
-    })
+    Ok(IdentificationResult { mated_probes: mated, non_mated_probes: non_mated, rank1: cmc[0], rank5: cmc[cmc.len().min(5) - 1], cmc, tpir_at_fpir })
 }
 
 #[cfg(test)]
@@ -191,7 +184,12 @@ mod tests {
         let t = pool_templates(&f, &[face(1, 10), face(1, 10), face(1, 11)], None, PoolingOptions { norm_score: true, detector_score: false });
         assert!((t.features[[0, 0]] - h).abs() < 1e-15);
         // detector score 0.5 on the y face halves its weight: (1, 0.5)/‖·‖
-        let t = pool_templates(&f, &[face(1, 10), face(1, 10), face(1, 11)], Some(&[1.0, 1.0, 0.5]), PoolingOptions { norm_score: false, detector_score: true });
+        let t = pool_templates(
+            &f,
+            &[face(1, 10), face(1, 10), face(1, 11)],
+            Some(&[1.0, 1.0, 0.5]),
+            PoolingOptions { norm_score: false, detector_score: true },
+        );
         let n = (1.25f64).sqrt();
         assert!((t.features[[0, 0]] - 1.0 / n).abs() < 1e-15 && (t.features[[0, 1]] - 0.5 / n).abs() < 1e-15);
     }

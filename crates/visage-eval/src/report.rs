@@ -95,7 +95,12 @@ mod tests {
 
     #[test]
     fn escapes_and_embeds() {
-        let s = Section { title: "a<b".into(), table: Some((vec!["k".into()], vec![vec!["1&2".into()]])), svgs: vec!["<?xml version=\"1.0\"?><svg></svg>".into()], note: None };
+        let s = Section {
+            title: "a<b".into(),
+            table: Some((vec!["k".into()], vec![vec!["1&2".into()]])),
+            svgs: vec!["<?xml version=\"1.0\"?><svg></svg>".into()],
+            note: None,
+        };
         let html = render_html("T", &[s]);
         assert!(html.contains("<h2>a&lt;b</h2>"));
         assert!(html.contains("<td>1&amp;2</td>"));

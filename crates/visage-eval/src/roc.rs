@@ -105,11 +105,7 @@ impl RocSummary {
     /// Threshold whose FAR is the largest not above `target_far` (the
     /// operating point of TAR@FAR), `+∞` when even the top score is too many.
     pub fn threshold_at_far(&self, target_far: f64) -> f64 {
-        self.tar_at_far
-            .iter()
-            .find(|t| t.far == target_far)
-            .map(|t| t.threshold)
-            .unwrap_or(f64::INFINITY)
+        self.tar_at_far.iter().find(|t| t.far == target_far).map(|t| t.threshold).unwrap_or(f64::INFINITY)
     }
 }
 
@@ -235,11 +231,7 @@ fn walk(mut genuine: Runs, mut impostor: Runs, fars: &[f64]) -> RocSummary {
         answers[t] = (tp, prev_threshold);
     }
     thinner.finish();
-    let tar_at_far = fars
-        .iter()
-        .zip(&answers)
-        .map(|(&far, &(t, threshold))| TarAtFar { far, tar: t as f64 / pos_f, threshold })
-        .collect();
+    let tar_at_far = fars.iter().zip(&answers).map(|(&far, &(t, threshold))| TarAtFar { far, tar: t as f64 / pos_f, threshold }).collect();
     RocSummary {
         auc: auc_twice as f64 / (2.0 * pos_f * neg_f),
         eer: (eer_point.1 as f64 / neg_f).max(1.0 - eer_point.0 as f64 / pos_f),
@@ -366,7 +358,11 @@ mod tests {
             let (ptp, pfp) = (tp, fp);
             let v = all[k].0;
             while k < all.len() && all[k].0 == v {
-                if all[k].1 { tp += 1.0 } else { fp += 1.0 }
+                if all[k].1 {
+                    tp += 1.0
+                } else {
+                    fp += 1.0
+                }
                 k += 1;
             }
             auc += (fp - pfp) / n * (tp + ptp) / p / 2.0;

@@ -52,10 +52,7 @@ pub fn combine_with_flip(embeddings: &Array2<f64>, flipped: Option<&Array2<f64>>
 
 /// Squared L2 distance of each pair of rows.
 pub fn squared_distances(embeddings: &Array2<f64>, pairs: &[(usize, usize)]) -> Vec<f64> {
-    pairs
-        .iter()
-        .map(|&(a, b)| embeddings.row(a).iter().zip(embeddings.row(b).iter()).map(|(x, y)| (x - y) * (x - y)).sum())
-        .collect()
+    pairs.iter().map(|&(a, b)| embeddings.row(a).iter().zip(embeddings.row(b).iter()).map(|(x, y)| (x - y) * (x - y)).sum()).collect()
 }
 
 fn accuracy(distances: &[f64], issame: &[bool], idx: &[usize], threshold: f64) -> f64 {

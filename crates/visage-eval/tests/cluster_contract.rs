@@ -7,9 +7,12 @@ use common::*;
 #[test]
 fn cluster_metrics_match_reference() {
     let got = json(&[
-        "eval", "clusters",
-        "--truth", fixture("metrics_truth.txt").to_str().unwrap(),
-        "--pred", fixture("metrics_pred.txt").to_str().unwrap(),
+        "eval",
+        "clusters",
+        "--truth",
+        fixture("metrics_truth.txt").to_str().unwrap(),
+        "--pred",
+        fixture("metrics_pred.txt").to_str().unwrap(),
         "--json",
     ]);
     assert_json_close(&got, &read_json(&fixture("metrics.expected.json")), 1e-12, "metrics");
@@ -21,9 +24,12 @@ fn cluster_metrics_match_reference() {
 #[test]
 fn cluster_metrics_refuse_mismatched_lengths() {
     let err = run(&[
-        "eval", "clusters",
-        "--truth", fixture("metrics_truth.txt").to_str().unwrap(),
-        "--pred", fixture("cluster_truth.txt").to_str().unwrap(),
+        "eval",
+        "clusters",
+        "--truth",
+        fixture("metrics_truth.txt").to_str().unwrap(),
+        "--pred",
+        fixture("cluster_truth.txt").to_str().unwrap(),
     ])
     .unwrap_err();
     assert_eq!(err.0, 2);
@@ -71,7 +77,18 @@ fn cluster_option_errors_exit_2() {
     let err = run(&["cluster", "--method", "dbscan", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]).unwrap_err();
     assert_eq!(err.0, 2);
     assert!(err.1.contains("--eps"));
-    let err = run(&["cluster", "--method", "kmeans", "--input", fixture("verify_pairs.txt").to_str().unwrap(), "--output", out.to_str().unwrap(), "--k", "2"]).unwrap_err();
+    let err = run(&[
+        "cluster",
+        "--method",
+        "kmeans",
+        "--input",
+        fixture("verify_pairs.txt").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--k",
+        "2",
+    ])
+    .unwrap_err();
     assert_eq!(err.0, 2, "{}", err.1);
     assert!(err.1.contains("verify_pairs.txt:2:"), "{}", err.1);
 }
@@ -82,9 +99,21 @@ fn magnitude_report_is_written() {
     let out = std::env::temp_dir().join(format!("visage-eval-{}-mag-labels.txt", std::process::id()));
     let report = std::env::temp_dir().join(format!("visage-eval-{}-mag.json", std::process::id()));
     run(&[
-        "cluster", "--method", "dbscan", "--metric", "cosine", "--eps", "0.25", "--min-samples", "5",
-        "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(),
-        "--magnitude-report", report.to_str().unwrap(),
+        "cluster",
+        "--method",
+        "dbscan",
+        "--metric",
+        "cosine",
+        "--eps",
+        "0.25",
+        "--min-samples",
+        "5",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--magnitude-report",
+        report.to_str().unwrap(),
     ])
     .unwrap();
     let r = read_json(&report);

@@ -124,10 +124,7 @@ fn non_utf8_bytes_name_the_file_and_line_in_every_text_reader() {
         let bytes = b"0\n\xff\xfe\x00binary\n";
         let err = read(bytes, Path::new(name)).unwrap_err().to_string();
         // Line 1 ("0") is refused by the formats that need a header first.
-        assert!(
-            err == format!("{name}:2: not valid UTF-8 text (byte 1 of the line)") || err.starts_with(&format!("{name}:1: ")),
-            "{name}: {err}"
-        );
+        assert!(err == format!("{name}:2: not valid UTF-8 text (byte 1 of the line)") || err.starts_with(&format!("{name}:1: ")), "{name}: {err}");
     }
     let err = read_labels_from(Cursor::new(b"3\n4\n\xc3\x28\n"), Path::new("labels.txt")).unwrap_err().to_string();
     assert_eq!(err, "labels.txt:3: not valid UTF-8 text (byte 1 of the line)");

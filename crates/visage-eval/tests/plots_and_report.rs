@@ -30,8 +30,19 @@ fn roc_plots_histogram_and_report() {
     let (a, b) = (fixture("roc_ties.csv"), fixture("roc_continuous.csv"));
     let (png, svg, hist, html) = (dir.join("roc.png"), dir.join("roc.svg"), dir.join("hist.png"), dir.join("report.html"));
     run(&[
-        "eval", "roc", "--scores", a.to_str().unwrap(), b.to_str().unwrap(), "--names", "ties,continuous",
-        "--plot", png.to_str().unwrap(), "--hist", hist.to_str().unwrap(), "--report", html.to_str().unwrap(),
+        "eval",
+        "roc",
+        "--scores",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--names",
+        "ties,continuous",
+        "--plot",
+        png.to_str().unwrap(),
+        "--hist",
+        hist.to_str().unwrap(),
+        "--report",
+        html.to_str().unwrap(),
     ])
     .unwrap();
     run(&["eval", "roc", "--scores", a.to_str().unwrap(), "--plot", svg.to_str().unwrap()]).unwrap();
@@ -51,7 +62,8 @@ fn erc_curves_match_reference_and_plot() {
     let png = dir.join("erc.png");
     let html = dir.join("erc.html");
     let pairs = fixture("erc_pairs.csv");
-    let got = json(&["eval", "erc", "--pairs", pairs.to_str().unwrap(), "--json", "--plot", png.to_str().unwrap(), "--report", html.to_str().unwrap()]);
+    let got =
+        json(&["eval", "erc", "--pairs", pairs.to_str().unwrap(), "--json", "--plot", png.to_str().unwrap(), "--report", html.to_str().unwrap()]);
     let want = read_json(&fixture("erc.expected.json"));
     let curves = got["curves"].as_array().unwrap();
     for curve in curves {
@@ -79,8 +91,15 @@ fn magnitude_histogram() {
     let dir = out_dir();
     let png = dir.join("magnitudes.png");
     let got = json(&[
-        "eval", "magnitudes", "--input", fixture("cluster_x.npy").to_str().unwrap(),
-        "--labels", fixture("cluster_truth.txt").to_str().unwrap(), "--plot", png.to_str().unwrap(), "--json",
+        "eval",
+        "magnitudes",
+        "--input",
+        fixture("cluster_x.npy").to_str().unwrap(),
+        "--labels",
+        fixture("cluster_truth.txt").to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+        "--json",
     ]);
     assert_eq!(got["clustered"]["count"].as_u64().unwrap() + got["noise"]["count"].as_u64().unwrap(), 280);
     assert!(ink_fraction(&png) > 0.005);

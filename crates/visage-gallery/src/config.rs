@@ -156,10 +156,7 @@ mod tests {
         // from the top: 0.99 (tp 1), 0.95 (tp 2), 0.90 (fp 1), 0.85 (tp 3, fp 1),
         // 0.80 (fp 2), … FAR ≤ 0.1 allows one false accept: the last point with
         // fp ≤ 1 is 0.85, TAR 3/4.
-        let scores = LabelledScores {
-            genuine: vec![0.50, 0.85, 0.95, 0.99],
-            impostor: (0..10).map(|i| f64::from(i) * 0.1).collect(),
-        };
+        let scores = LabelledScores { genuine: vec![0.50, 0.85, 0.95, 0.99], impostor: (0..10).map(|i| f64::from(i) * 0.1).collect() };
         let threshold = calibrate_threshold(&scores, 0.1, "s.csv").unwrap();
         assert_eq!(threshold.cosine, 0.85);
         let ThresholdOrigin::Calibrated { achieved_far, tar, genuine_pairs, impostor_pairs, .. } = threshold.origin else { panic!() };

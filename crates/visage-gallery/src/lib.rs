@@ -41,7 +41,9 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use model::{check_metadata, pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use store::{check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse};
+pub use store::{
+    check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse,
+};
 
 /// Where a gallery lives, as the `--gallery` argument names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,11 +78,11 @@ impl GalleryLocation {
     /// are refused, by the PostgreSQL server too).
     pub fn open(&self, read_only: bool) -> Result<Box<dyn GalleryStore>> {
         match self {
-            GalleryLocation::Directory(dir) => {
-                Ok(Box::new(EmbeddedStore::open(dir, OpenOptions { read_only, ..OpenOptions::default() })?))
-            }
+            GalleryLocation::Directory(dir) => Ok(Box::new(EmbeddedStore::open(dir, OpenOptions { read_only, ..OpenOptions::default() })?)),
             #[cfg(feature = "postgres")]
-            GalleryLocation::Postgres(url) => Ok(Box::new(PostgresStore::open_with(url, &PostgresOptions { read_only, ..PostgresOptions::default() })?)),
+            GalleryLocation::Postgres(url) => {
+                Ok(Box::new(PostgresStore::open_with(url, &PostgresOptions { read_only, ..PostgresOptions::default() })?))
+            }
             #[cfg(not(feature = "postgres"))]
             GalleryLocation::Postgres(_) => Err(self.postgres_missing()),
         }

@@ -139,11 +139,22 @@ pub enum Refusal {
     /// The photo has no detectable face.
     NoFace,
     /// The photo could not be read or decoded.
-    Unreadable { message: String },
-    TooSmall { width: f32, height: f32, min_face_px: f32 },
-    LowQuality { magnitude: f32, min_magnitude: f32 },
+    Unreadable {
+        message: String,
+    },
+    TooSmall {
+        width: f32,
+        height: f32,
+        min_face_px: f32,
+    },
+    LowQuality {
+        magnitude: f32,
+        min_magnitude: f32,
+    },
     /// The embedding has NaN/∞ or is not unit length (a model failure).
-    BadEmbedding { message: String },
+    BadEmbedding {
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Refusal {

@@ -288,7 +288,15 @@ impl PgServer {
             return;
         }
         let mode = if fast { "fast" } else { "immediate" };
-        let _ = self.command("pg_ctl").arg("stop").arg("-D").arg(self.dir.join("data")).args(["-m", mode, "-w", "-t", "60"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .command("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "-t", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }

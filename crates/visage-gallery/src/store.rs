@@ -317,10 +317,18 @@ pub trait GalleryStore: Send + Sync {
     /// without writing; the same key with a different request is a
     /// bad-input error. With `None` it is `enrol`. Backends that cannot
     /// record keys refuse a key rather than risk a double enrolment.
-    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+    fn enrol_idempotent(
+        &self,
+        idempotency_key: Option<&str>,
+        name: &str,
+        metadata: Option<serde_json::Value>,
+        faces: &[FaceSample],
+    ) -> Result<EnrolOutcome> {
         match idempotency_key {
             None => self.enrol(name, metadata, faces),
-            Some(_) => Err(GalleryError::Unsupported { location: self.location(), message: "this gallery backend does not record idempotency keys".into() }),
+            Some(_) => {
+                Err(GalleryError::Unsupported { location: self.location(), message: "this gallery backend does not record idempotency keys".into() })
+            }
         }
     }
 

@@ -243,7 +243,12 @@ fn acknowledged_enrolments_survive_sigkill() {
         }
         // At most the one enrolment in flight at the kill may be there beyond the acknowledged ones.
         let extra = store.len().unwrap() - acknowledged.len();
-        assert!(extra <= 1, "{extra} unacknowledged identities after kill_after {kill_after}: acknowledged {:?}, stored {:?}", acknowledged.keys().collect::<Vec<_>>(), store.list().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+        assert!(
+            extra <= 1,
+            "{extra} unacknowledged identities after kill_after {kill_after}: acknowledged {:?}, stored {:?}",
+            acknowledged.keys().collect::<Vec<_>>(),
+            store.list().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+        );
         if extra == 1 {
             let person = acknowledged.len();
             acknowledged.insert(person, 1 + person % 3);
@@ -293,7 +298,8 @@ fn deep_metadata_is_refused_at_enrolment_and_the_gallery_stays_usable() {
 
 /// A log record as an older visage wrote it, with `metadata` given as JSON text.
 fn enrol_record(seq: u64, id: u64, name: &str, metadata_json: &str, person: usize) -> Vec<u8> {
-    let template = serde_json::to_string(&visage_gallery::Template { embedding: embedding(person, 0), magnitude: 9.0, source: "old.jpg".into() }).unwrap();
+    let template =
+        serde_json::to_string(&visage_gallery::Template { embedding: embedding(person, 0), magnitude: 9.0, source: "old.jpg".into() }).unwrap();
     let payload = format!(r#"[{{"op":"enrol","id":{id},"name":"{name}","metadata":{metadata_json},"templates":[{template}]}}]"#);
     visage_gallery::embedded::wal::encode(seq, payload.as_bytes())
 }
@@ -387,7 +393,8 @@ fn a_held_lock_fails_after_the_timeout_naming_the_holder() {
     let short = Duration::from_millis(300);
     for read_only in [false, true] {
         let started = Instant::now();
-        let err = EmbeddedStore::open(&dir, OpenOptions { read_only, lock_timeout: short, ..OpenOptions::default() }).err().expect("the lock is held");
+        let err =
+            EmbeddedStore::open(&dir, OpenOptions { read_only, lock_timeout: short, ..OpenOptions::default() }).err().expect("the lock is held");
         let waited = started.elapsed();
         assert!(waited >= short && waited < Duration::from_secs(3), "waited {waited:?}");
         match &err {
@@ -445,7 +452,10 @@ fn a_retried_keyed_enrolment_enrols_once() {
 fn counters_near_overflow_in_the_files_are_refused_not_wrapped() {
     let dir = temp_dir("overflow");
     drop(EmbeddedStore::create(&dir, config()).unwrap());
-    for (seq, id, expected) in [(1, u64::MAX, "record seq 1: identity id 18446744073709551615 is out of range"), (u64::MAX, 1, "record seq 18446744073709551615 is out of range")] {
+    for (seq, id, expected) in [
+        (1, u64::MAX, "record seq 1: identity id 18446744073709551615 is out of range"),
+        (u64::MAX, 1, "record seq 18446744073709551615 is out of range"),
+    ] {
         std::fs::write(dir.join("wal.log"), enrol_record(seq, id, "x", "null", 1)).unwrap();
         let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("refused").to_string();
         assert!(err.contains("wal.log: ") && err.ends_with(expected), "{err}");
@@ -459,7 +469,8 @@ fn a_snapshot_naming_one_identity_twice_is_refused() {
     drop(EmbeddedStore::create(&dir, config()).unwrap());
     let template = visage_gallery::Template { embedding: embedding(1, 0), magnitude: 9.0, source: "a.jpg".into() };
     let identity = |id| visage_gallery::Identity { id, name: "same".into(), metadata: serde_json::Value::Null, templates: vec![template.clone()] };
-    let header = snapshot::SnapshotHeader { format: snapshot::SNAPSHOT_FORMAT.into(), last_seq: 0, next_id: 3, config: config(), idempotency: Vec::new() };
+    let header =
+        snapshot::SnapshotHeader { format: snapshot::SNAPSHOT_FORMAT.into(), last_seq: 0, next_id: 3, config: config(), idempotency: Vec::new() };
     snapshot::write_snapshot(&RealFs, &dir.join("snapshot.jsonl"), &header, [identity(1), identity(2)].iter()).unwrap();
     let err = EmbeddedStore::open(&dir, OpenOptions::default()).err().expect("refused").to_string();
     assert!(err.ends_with("snapshot.jsonl: identity 2 `same` appears twice"), "{err}");

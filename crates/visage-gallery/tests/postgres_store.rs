@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use visage_gallery::pgserver::{start_for_test, PgServer};
 use visage_gallery::{
-    DecisionThreshold, EmbeddedStore, EnrolOutcome, GalleryError, GalleryExport, GalleryStore, HnswParams, ImportConflict, Match,
-    PostgresOptions, PostgresStore, Result,
+    DecisionThreshold, EmbeddedStore, EnrolOutcome, GalleryError, GalleryExport, GalleryStore, HnswParams, ImportConflict, Match, PostgresOptions,
+    PostgresStore, Result,
 };
 
 mod common;
@@ -48,7 +48,8 @@ fn outcome<T: std::fmt::Debug>(result: Result<T>) -> String {
 /// One scenario through any store: every trait method, refusals, conflicts and errors.
 fn scenario(store: &dyn GalleryStore, other: &dyn GalleryStore) -> Vec<String> {
     let mut log = Vec::new();
-    let enrolled: Result<EnrolOutcome> = store.enrol("alice", Some(serde_json::json!({"team": "red"})), &[face(1, 0, 8.0), face(1, 1, 6.0), face(1, 2, 3.0)]);
+    let enrolled: Result<EnrolOutcome> =
+        store.enrol("alice", Some(serde_json::json!({"team": "red"})), &[face(1, 0, 8.0), face(1, 1, 6.0), face(1, 2, 3.0)]);
     log.push(outcome(enrolled));
     log.push(outcome(store.enrol("bob", None, &[face(2, 0, 9.0)])));
     log.push(outcome(store.enrol("alice", None, &[face(1, 3, 7.0)])));
@@ -275,7 +276,8 @@ fn usable_from_inside_a_tokio_runtime() {
     // on a current-thread runtime, and dropping the store inside it.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let blocking_store = store.clone();
-    let enrolled = runtime.block_on(async move { tokio::task::spawn_blocking(move || blocking_store.enrol("a", None, &[face(1, 0, 9.0)])).await.unwrap() });
+    let enrolled =
+        runtime.block_on(async move { tokio::task::spawn_blocking(move || blocking_store.enrol("a", None, &[face(1, 0, 9.0)])).await.unwrap() });
     assert!(enrolled.unwrap().created);
     let current = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let inner = store.clone();
@@ -348,7 +350,12 @@ fn statements_are_bounded_by_the_statement_timeout() {
         // Another client takes the identities table and sits on it for 6 s.
         let holder = scope.spawn(|| server.psql("g", "BEGIN; LOCK TABLE visage_identities IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !server.psql("g", "SELECT count(*) FROM pg_locks WHERE relation = 'visage_identities'::regclass AND mode = 'AccessExclusiveLock' AND granted").unwrap().trim().eq("1") {
+        while !server
+            .psql("g", "SELECT count(*) FROM pg_locks WHERE relation = 'visage_identities'::regclass AND mode = 'AccessExclusiveLock' AND granted")
+            .unwrap()
+            .trim()
+            .eq("1")
+        {
             assert!(std::time::Instant::now() < deadline, "the lock was never taken");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -405,7 +412,8 @@ fn keyed_enrolments_are_written_once() {
     // Eight connections send one keyed request at once: one enrolment.
     let store = Arc::new(reopened);
     let outcomes: Vec<EnrolOutcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| store.enrol_idempotent(Some("burst"), "bob", None, &[face(2, 0, 9.0)]).unwrap())).collect();
+        let handles: Vec<_> =
+            (0..8).map(|_| scope.spawn(|| store.enrol_idempotent(Some("burst"), "bob", None, &[face(2, 0, 9.0)]).unwrap())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(outcomes.iter().all(|o| o.created && o.accepted == 1), "{outcomes:?}");

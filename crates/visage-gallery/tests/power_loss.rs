@@ -276,7 +276,10 @@ impl Disk {
         for subset in &subsets {
             let flags: String = subset.iter().map(|&applied| if applied { '1' } else { '0' }).collect();
             for data in [Data::Lost, Data::Kept, Data::Torn] {
-                disks.push((format!("unsynced data {data:?}, directory changes [{flags}] of {:?}", self.pending_summary()), self.after_cut(data, subset)));
+                disks.push((
+                    format!("unsynced data {data:?}, directory changes [{flags}] of {:?}", self.pending_summary()),
+                    self.after_cut(data, subset),
+                ));
             }
         }
         disks
@@ -537,7 +540,8 @@ fn every_acknowledged_write_survives_a_power_cut_at_every_operation() {
         let disks = fs.disk().crash_disks();
         subsets_tried += fs.disk().change_subsets().len();
         for (survivors, disk) in disks {
-            let context = format!("cut at operation {cut_at} of {total_ops} ({:?}), {acknowledged} steps acknowledged, {survivors}", fs.disk().journal.last());
+            let context =
+                format!("cut at operation {cut_at} of {total_ops} ({:?}), {acknowledged} steps acknowledged, {survivors}", fs.disk().journal.last());
             let after = RecordingFs::new(disk);
             let opened = EmbeddedStore::open(Path::new(GALLERY), options(&after));
             let store = match opened {
@@ -686,7 +690,9 @@ fn unsynced_directory_changes_are_tried_in_every_possible_subset() {
     layouts.sort();
     layouts.dedup();
     assert!(
-        layouts.contains(&"c".to_string()) && layouts.contains(&"a b".to_string()) && !layouts.iter().any(|l| l.contains("a.tmp") && l.contains("a ")),
+        layouts.contains(&"c".to_string())
+            && layouts.contains(&"a b".to_string())
+            && !layouts.iter().any(|l| l.contains("a.tmp") && l.contains("a ")),
         "{layouts:?}"
     );
     assert_eq!(layouts.len(), 12, "{layouts:?}");

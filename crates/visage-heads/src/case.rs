@@ -105,23 +105,14 @@ impl HeadCase {
     fn check_shapes(&self) -> Result<(), CaseError> {
         let dim = self.embeddings[0].len();
         if self.weights[0].len() != dim {
-            return Err(field_error(
-                "weights",
-                format!("rows have {} values but embeddings rows have {dim}", self.weights[0].len()),
-            ));
+            return Err(field_error("weights", format!("rows have {} values but embeddings rows have {dim}", self.weights[0].len())));
         }
         if self.labels.len() != self.embeddings.len() {
-            return Err(field_error(
-                "labels",
-                format!("{} labels for {} embeddings", self.labels.len(), self.embeddings.len()),
-            ));
+            return Err(field_error("labels", format!("{} labels for {} embeddings", self.labels.len(), self.embeddings.len())));
         }
         let per_class = self.head.centres_per_class();
         if !self.weights.len().is_multiple_of(per_class) {
-            return Err(field_error(
-                "weights",
-                format!("{} rows is not a multiple of k = {per_class} (rows = classes × k)", self.weights.len()),
-            ));
+            return Err(field_error("weights", format!("{} rows is not a multiple of k = {per_class} (rows = classes × k)", self.weights.len())));
         }
         let classes = self.weights.len() / per_class;
         if let Some((i, label)) = self.labels.iter().enumerate().find(|(_, &l)| l >= classes) {
@@ -166,9 +157,10 @@ impl HeadCase {
 }
 
 fn parse_head(value: &Value) -> Result<HeadConfig, CaseError> {
-    let kind = value.get("kind").and_then(Value::as_str).ok_or_else(|| {
-        field_error("head.kind", format!("missing; expected one of {}", HeadConfig::KINDS.join(", ")))
-    })?;
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| field_error("head.kind", format!("missing; expected one of {}", HeadConfig::KINDS.join(", "))))?;
     if !HeadConfig::KINDS.contains(&kind) {
         return Err(field_error("head.kind", format!("unknown head `{kind}`; expected one of {}", HeadConfig::KINDS.join(", "))));
     }

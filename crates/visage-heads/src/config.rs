@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HeadError;
 use crate::heads::{
-    adaface::AdaFaceConfig, arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig,
-    magface::MagFaceConfig, normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig,
-    subcenter::SubCenterConfig,
+    adaface::AdaFaceConfig, arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, magface::MagFaceConfig,
+    normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig, subcenter::SubCenterConfig,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,8 +26,7 @@ pub enum HeadConfig {
 
 impl HeadConfig {
     /// Every kind's name as written in configs.
-    pub const KINDS: [&'static str; 9] =
-        ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface"];
+    pub const KINDS: [&'static str; 9] = ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface"];
 
     pub fn kind(&self) -> &'static str {
         match self {

@@ -7,12 +7,7 @@ use thiserror::Error;
 pub enum HeadError {
     /// A parameter is outside the range where the head's formula is defined.
     #[error("{head}: parameter `{param}` = {value} is invalid: {reason}")]
-    InvalidParameter {
-        head: &'static str,
-        param: &'static str,
-        value: f64,
-        reason: String,
-    },
+    InvalidParameter { head: &'static str, param: &'static str, value: f64, reason: String },
 
     /// MagFace's convergence theorem needs `λ_g ≥ s·K / (−g'(l_a))`.
     #[error(
@@ -20,13 +15,7 @@ pub enum HeadError {
          {s}*{slope_k:.6}/{neg_g_prime:.6} = {bound:.4} (K = (u_m-l_m)/(u_a-l_a), \
          g'(a) = 1/u_a^2 - 1/a^2); raise lambda_g to at least {bound:.4} or change s, l_m, u_m, l_a, u_a"
     )]
-    MagFaceBound {
-        lambda_g: f64,
-        s: f64,
-        slope_k: f64,
-        neg_g_prime: f64,
-        bound: f64,
-    },
+    MagFaceBound { lambda_g: f64, s: f64, slope_k: f64, neg_g_prime: f64, bound: f64 },
 
     /// Two inputs disagree on a dimension.
     #[error("shape mismatch: {what}")]
@@ -41,11 +30,7 @@ pub enum HeadError {
     NonFinite { tensor: &'static str, row: usize },
 
     #[error("labels[{index}] = {label} is out of range: there are {classes} classes (labels must be 0..{classes})")]
-    LabelOutOfRange {
-        index: usize,
-        label: i64,
-        classes: usize,
-    },
+    LabelOutOfRange { index: usize, label: i64, classes: usize },
 
     /// AdaFace's running σ uses the Bessel-corrected standard deviation of the batch norms.
     #[error("adaface needs at least 2 samples per batch to update its running std (Bessel's correction), got {batch}")]

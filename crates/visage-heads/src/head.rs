@@ -80,12 +80,7 @@ impl MarginHead {
 
     /// One training batch with every class centre in one tensor.
     /// `centres` is `C·K × D`; `labels` holds class indices `0..C`.
-    pub fn forward<B: Backend>(
-        &mut self,
-        features: Tensor<B, 2>,
-        centres: Tensor<B, 2>,
-        labels: &[usize],
-    ) -> Result<HeadOutput<B>, HeadError> {
+    pub fn forward<B: Backend>(&mut self, features: Tensor<B, 2>, centres: Tensor<B, 2>, labels: &[usize]) -> Result<HeadOutput<B>, HeadError> {
         let shard = CentreShard { centres, first_class: 0 };
         let mut output = self.forward_sharded(features, std::slice::from_ref(&shard), labels)?;
         Ok(HeadOutput { loss: output.loss, logits: output.shard_logits.remove(0) })
@@ -134,14 +129,9 @@ impl MarginHead {
                 .iter()
                 .map(|&label| (shard.first_class..shard.first_class + classes).contains(&label).then(|| label - shard.first_class))
                 .collect();
-            let target_index = Tensor::<B, 2, Int>::from_data(
-                TensorData::new(local_labels.iter().map(|l| l.unwrap_or(0) as i64).collect(), [batch, 1]),
-                &device,
-            );
-            let no_target = Tensor::<B, 2, Bool>::from_data(
-                TensorData::new(local_labels.iter().map(Option::is_none).collect(), [batch, 1]),
-                &device,
-            );
+            let target_index =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(local_labels.iter().map(|l| l.unwrap_or(0) as i64).collect(), [batch, 1]), &device);
+            let no_target = Tensor::<B, 2, Bool>::from_data(TensorData::new(local_labels.iter().map(Option::is_none).collect(), [batch, 1]), &device);
             let rows = on_device(directions.clone(), &device);
             let (logits, target_logit) = if is_softmax {
                 let logits = rows.matmul(shard.centres.clone().transpose());
@@ -208,9 +198,7 @@ impl MarginHead {
             (HeadConfig::Combined(c), _) => c.target_logit(cos_target),
             (HeadConfig::SubCenter(c), _) => c.arcface().target_logit(cos_target),
             (HeadConfig::MagFace(c), RowInputs::Norms(norms)) => c.target_logit(cos_target, on_device(norms.clone(), device)),
-            (HeadConfig::AdaFace(c), RowInputs::Indicator(indicator)) => {
-                c.target_logit(cos_target, on_device(indicator.clone(), device))
-            }
+            (HeadConfig::AdaFace(c), RowInputs::Indicator(indicator)) => c.target_logit(cos_target, on_device(indicator.clone(), device)),
             (config, _) => unreachable!("{} has no cosine target rule or lacks its row inputs", config.kind()),
         }
     }
@@ -253,9 +241,7 @@ fn check_shapes<B: Backend>(
         return Err(HeadError::Shape { what: "no class centres were given".into() });
     }
     if labels.len() != batch {
-        return Err(HeadError::Shape {
-            what: format!("embeddings has {batch} rows but labels has {} entries", labels.len()),
-        });
+        return Err(HeadError::Shape { what: format!("embeddings has {batch} rows but labels has {} entries", labels.len()) });
     }
     if batch == 0 {
         return Err(HeadError::Shape { what: "the batch is empty".into() });
@@ -265,9 +251,7 @@ fn check_shapes<B: Backend>(
     for (index, shard) in shards.iter().enumerate() {
         let [rows, centre_dim] = shard.centres.dims();
         if centre_dim != dim {
-            return Err(HeadError::Shape {
-                what: format!("embeddings have {dim} columns but weights (shard {index}) have {centre_dim}"),
-            });
+            return Err(HeadError::Shape { what: format!("embeddings have {dim} columns but weights (shard {index}) have {centre_dim}") });
         }
         if rows == 0 || rows % per_class != 0 {
             return Err(HeadError::Shape {
@@ -303,11 +287,7 @@ fn check_rows(tensor: &'static str, norms: &[f64], first_row: usize) -> Result<(
 
 /// Reads a tensor back to the host as f64, whatever its element type.
 pub(crate) fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
-    tensor
-        .into_data()
-        .convert::<f64>()
-        .into_vec::<f64>()
-        .expect("converted to f64 above")
+    tensor.into_data().convert::<f64>().into_vec::<f64>().expect("converted to f64 above")
 }
 
 fn column<B: Backend>(values: &[f64], device: &B::Device) -> Tensor<B, 2> {

@@ -124,7 +124,11 @@ pub fn per_sample_loss(config: &MagFaceConfig, a: f64, theta_rad: f64, negatives
     let m = config.margin(a);
     let cos_t = theta_rad.cos();
     let target = if config.easy_margin {
-        if cos_t > 0.0 { (theta_rad + m).cos() } else { cos_t }
+        if cos_t > 0.0 {
+            (theta_rad + m).cos()
+        } else {
+            cos_t
+        }
     } else if cos_t > (std::f64::consts::PI - m).cos() {
         (theta_rad + m).cos()
     } else {
@@ -144,15 +148,17 @@ pub fn per_sample_loss(config: &MagFaceConfig, a: f64, theta_rad: f64, negatives
 pub fn minimise_magnitude(config: &MagFaceConfig, theta_rad: f64, negatives: NegativeClasses) -> Minimiser {
     let loss = |a: f64| per_sample_loss(config, a, theta_rad, negatives);
     let points: Vec<f64> = grid(config).collect();
-    let best = (0..points.len())
-        .min_by(|&i, &j| loss(points[i]).total_cmp(&loss(points[j])))
-        .expect("non-empty grid");
+    let best = (0..points.len()).min_by(|&i, &j| loss(points[i]).total_cmp(&loss(points[j]))).expect("non-empty grid");
     let (mut lo, mut hi) = (points[best.saturating_sub(1)], points[(best + 1).min(points.len() - 1)]);
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
     for _ in 0..200 {
         let x1 = hi - ratio * (hi - lo);
         let x2 = lo + ratio * (hi - lo);
-        if loss(x1) <= loss(x2) { hi = x2 } else { lo = x1 }
+        if loss(x1) <= loss(x2) {
+            hi = x2
+        } else {
+            lo = x1
+        }
     }
     let a_star = 0.5 * (lo + hi);
     let theta_deg = theta_rad.to_degrees();

@@ -117,10 +117,8 @@ impl PartialFc {
             let centres = if kept.len() == classes {
                 shard.centres.clone()
             } else {
-                let rows: Vec<i64> = kept
-                    .iter()
-                    .flat_map(|&c| (0..per_class).map(move |j| ((c - shard.first_class) * per_class + j) as i64))
-                    .collect();
+                let rows: Vec<i64> =
+                    kept.iter().flat_map(|&c| (0..per_class).map(move |j| ((c - shard.first_class) * per_class + j) as i64)).collect();
                 let count = rows.len();
                 let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &shard.centres.device());
                 shard.centres.clone().select(0, rows)

@@ -32,10 +32,7 @@ fn deep_nesting_is_refused_without_recursing_into_it() {
             format!(r#"{{"labels": [{deep}]}}"#),
         ] {
             let err = error(&text);
-            assert!(
-                err.contains("recursion limit exceeded") || err.contains("expected") || err.contains("(top level)"),
-                "depth {depth}: {err}"
-            );
+            assert!(err.contains("recursion limit exceeded") || err.contains("expected") || err.contains("(top level)"), "depth {depth}: {err}");
         }
         assert!(started.elapsed() < Duration::from_secs(2), "depth {depth}: {:?}", started.elapsed());
     }
@@ -68,8 +65,14 @@ fn declared_sizes_are_checked_against_the_arrays_given() {
 #[test]
 fn mismatched_lengths_and_bad_numbers_name_the_field() {
     let cases = [
-        (r#""embeddings": [[1, 2], [3]], "weights": [[1, 0]], "labels": [0, 0]"#, "field `embeddings[1]`: ragged: has 1 values but embeddings[0] has 2"),
-        (r#""embeddings": [[1, 2], [3, 4, 5]], "weights": [[1, 0]], "labels": [0, 0]"#, "field `embeddings[1]`: ragged: has 3 values but embeddings[0] has 2"),
+        (
+            r#""embeddings": [[1, 2], [3]], "weights": [[1, 0]], "labels": [0, 0]"#,
+            "field `embeddings[1]`: ragged: has 1 values but embeddings[0] has 2",
+        ),
+        (
+            r#""embeddings": [[1, 2], [3, 4, 5]], "weights": [[1, 0]], "labels": [0, 0]"#,
+            "field `embeddings[1]`: ragged: has 3 values but embeddings[0] has 2",
+        ),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0, 0]], "labels": [0]"#, "field `weights`: rows have 3 values but embeddings rows have 2"),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0, 0, 0]"#, "field `labels`: 3 labels for 1 embeddings"),
         (r#""embeddings": [], "weights": [[1, 0]], "labels": []"#, "field `embeddings`: is empty"),
@@ -78,11 +81,17 @@ fn mismatched_lengths_and_bad_numbers_name_the_field() {
         (r#""embeddings": [7], "weights": [[1, 0]], "labels": [0]"#, "field `embeddings[0]`: expected an array of numbers"),
         (r#""embeddings": [[1, "2"]], "weights": [[1, 0]], "labels": [0]"#, "field `embeddings[0][1]`: expected a number, got \"2\""),
         (r#""embeddings": [[1, null]], "weights": [[1, 0]], "labels": [0]"#, "field `embeddings[0][1]`: expected a number, got null"),
-        (r#""embeddings": [[1, 2]], "weights": [[1, 1e300]], "labels": [0]"#, "field `weights[0][1]`: 1e300 is beyond float32's range (±3.4e38), the precision the head computes in"),
+        (
+            r#""embeddings": [[1, 2]], "weights": [[1, 1e300]], "labels": [0]"#,
+            "field `weights[0][1]`: 1e300 is beyond float32's range (±3.4e38), the precision the head computes in",
+        ),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [-1]"#, "field `labels[0]`: expected a non-negative integer, got -1"),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": 0"#, "field `labels`: expected an array of integers"),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "labels": [0]"#, "field `labels`: given twice"),
-        (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "classes": 1000000000000"#, "field `classes`: unknown field; expected one of head, embeddings, weights, labels, state"),
+        (
+            r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "classes": 1000000000000"#,
+            "field `classes`: unknown field; expected one of head, embeddings, weights, labels, state",
+        ),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]]"#, "field `labels`: missing"),
     ];
     for (rest, expected) in cases {

@@ -6,9 +6,8 @@ mod common;
 
 use common::evaluate;
 use visage_heads::heads::{
-    adaface::AdaFaceConfig, arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig,
-    magface::MagFaceConfig, normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig,
-    subcenter::SubCenterConfig,
+    adaface::AdaFaceConfig, arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, magface::MagFaceConfig,
+    normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig, subcenter::SubCenterConfig,
 };
 use visage_heads::{HeadConfig, HeadError};
 

@@ -84,11 +84,13 @@ fn sharded_partial_fc_samples_each_shard_and_keeps_all_positives() {
     let out = evaluate_sharded(config, &features, &centres, &labels, 20, Some(pfc_config)).unwrap();
     assert!(out.loss.is_finite() && out.loss > 0.0);
     let pfc = PartialFc::new(pfc_config).unwrap();
-    let kept: Vec<usize> = (0..3).flat_map(|shard| {
-        let kept = pfc.sample_shard(shard, shard * 20, 20, &labels, 0);
-        assert_eq!(kept.len(), 4, "⌈0.2·20⌉ classes from shard {shard}");
-        kept
-    }).collect();
+    let kept: Vec<usize> = (0..3)
+        .flat_map(|shard| {
+            let kept = pfc.sample_shard(shard, shard * 20, 20, &labels, 0);
+            assert_eq!(kept.len(), 4, "⌈0.2·20⌉ classes from shard {shard}");
+            kept
+        })
+        .collect();
     for label in labels {
         assert!(kept.contains(&label), "positive {label} kept");
         let row = &out.grad_centres[label * dim..(label + 1) * dim];

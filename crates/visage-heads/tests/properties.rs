@@ -5,8 +5,7 @@ mod common;
 use common::{assert_close, evaluate, evaluate_sharded};
 use proptest::prelude::*;
 use visage_heads::heads::{
-    arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, normface::NormFaceConfig,
-    subcenter::SubCenterConfig,
+    arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, normface::NormFaceConfig, subcenter::SubCenterConfig,
 };
 use visage_heads::{HeadConfig, PartialFcConfig};
 

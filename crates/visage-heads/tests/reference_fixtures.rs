@@ -32,16 +32,12 @@ fn max_abs(m: &[Vec<f64>]) -> f64 {
 fn matrix_error(ours: &[Vec<f64>], reference: &[Vec<f64>]) -> f64 {
     assert_eq!(ours.len(), reference.len());
     let scale = max_abs(reference).max(1e-12);
-    ours.iter()
-        .flatten()
-        .zip(reference.iter().flatten())
-        .fold(0.0f64, |a, (x, y)| a.max((x - y).abs() / scale))
+    ours.iter().flatten().zip(reference.iter().flatten()).fold(0.0f64, |a, (x, y)| a.max((x - y).abs() / scale))
 }
 
 fn check_case(input: &Path) -> String {
     let expected_path = PathBuf::from(input.to_string_lossy().replace(".input.json", ".expected.json"));
-    let case = HeadCase::from_json(&std::fs::read_to_string(input).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let case = HeadCase::from_json(&std::fs::read_to_string(input).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
     let expected: HeadCaseResult = serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
     let ours = case.evaluate::<Backend>(&Default::default()).unwrap();
     let name = input.file_name().unwrap().to_string_lossy();

@@ -14,13 +14,7 @@ pub const ALIGNED_SIZE: u32 = 112;
 
 /// insightface's ArcFace template for a 112×112 crop: left eye, right eye
 /// (as seen in the image), nose tip, left and right mouth corner.
-pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// Five landmarks in image pixels, in the template's order.
 pub type Landmarks = [[f32; 2]; 5];

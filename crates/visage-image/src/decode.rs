@@ -50,11 +50,8 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_rgb_unguarded(bytes, name, options)));
     DECODING.with(|flag| flag.set(false));
     outcome.unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("no message");
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("no message");
         let error = image::error::DecodingError::new(image::error::ImageFormatHint::Unknown, format!("the decoder failed on this file ({message})"));
         Err(ImageError::Decode { path: name.to_path_buf(), source: image::ImageError::Decoding(error) })
     })
@@ -81,9 +78,7 @@ fn silence_decoder_panics() {
 }
 
 fn decode_rgb_unguarded(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::io(name, e))?;
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::io(name, e))?;
     // The image crate's own allocation cap (512 MiB) would refuse a 16-bit RGBA
     // photo below `max_pixels` with a confusing "limits exceeded"; the pixel
     // count is the limit visage promises, so size the cap from it (8 bytes a
@@ -102,13 +97,7 @@ fn decode_rgb_unguarded(bytes: &[u8], name: &Path, options: &DecodeOptions) -> R
     let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
     if pixels > options.max_pixels {
-        return Err(ImageError::ImageTooLarge {
-            path: name.to_path_buf(),
-            width,
-            height,
-            pixels,
-            max_pixels: options.max_pixels,
-        });
+        return Err(ImageError::ImageTooLarge { path: name.to_path_buf(), width, height, pixels, max_pixels: options.max_pixels });
     }
 
     // A malformed EXIF block must not cost the photo: decode it as stored.

@@ -17,13 +17,7 @@ pub enum ImageError {
     NotAnImage { path: PathBuf },
 
     #[error("{path}: {width}×{height} = {pixels} pixels is above the limit of {max_pixels} (refused before decoding; raise DecodeOptions::max_pixels to accept it)")]
-    ImageTooLarge {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        pixels: u64,
-        max_pixels: u64,
-    },
+    ImageTooLarge { path: PathBuf, width: u32, height: u32, pixels: u64, max_pixels: u64 },
 
     #[error("{path}: cannot decode the image (truncated or corrupt?): {source}")]
     Decode {

@@ -17,13 +17,13 @@ pub mod preprocess;
 pub mod similarity;
 pub mod warp;
 
-/// The decoded photo type `load_rgb` returns.
-pub use image::RgbImage;
-pub use atomic::{write_atomically, write_png};
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
+pub use atomic::{write_atomically, write_png};
 pub use decode::{decode_rgb, load_rgb, DecodeOptions};
 pub use embedding::FaceEmbedding;
 pub use error::{ImageError, Result};
+/// The decoded photo type `load_rgb` returns.
+pub use image::RgbImage;
 pub use preprocess::{ChannelOrder, Normalization};
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;

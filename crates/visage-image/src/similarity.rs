@@ -70,10 +70,7 @@ impl Similarity {
     }
 
     pub fn apply(&self, p: [f64; 2]) -> [f64; 2] {
-        [
-            self.a_re * p[0] - self.a_im * p[1] + self.tx,
-            self.a_im * p[0] + self.a_re * p[1] + self.ty,
-        ]
+        [self.a_re * p[0] - self.a_im * p[1] + self.tx, self.a_im * p[0] + self.a_re * p[1] + self.ty]
     }
 
     /// The inverse map: `z = conj(a)/|a|² · (w − t)`.
@@ -131,8 +128,7 @@ mod tests {
         [0, 1, 2, 3].map(|i| m[i][4] / m[i][i])
     }
 
-    const FACE: [[f64; 2]; 5] =
-        [[583.59, 518.23], [866.09, 522.53], [725.15, 693.44], [581.02, 775.60], [863.76, 780.37]];
+    const FACE: [[f64; 2]; 5] = [[583.59, 518.23], [866.09, 522.53], [725.15, 693.44], [581.02, 775.60], [863.76, 780.37]];
 
     #[test]
     fn recovers_an_exact_similarity() {

@@ -64,7 +64,7 @@ mod tests {
         let src = ramp();
         let half = warp_affine_bilinear(&src, &[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]], 8, 6);
         assert_eq!(half.get_pixel(0, 0).0[0], 15); // (0 + 30) / 2
-        // Last column: neighbour col 8 is outside and counts as 0: (210 + 0) / 2.
+                                                   // Last column: neighbour col 8 is outside and counts as 0: (210 + 0) / 2.
         assert_eq!(half.get_pixel(7, 0).0[0], 105);
     }
 }

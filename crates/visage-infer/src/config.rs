@@ -65,8 +65,7 @@ pub struct RecognizerConfig {
 impl RecognizerConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
-        let config: Self =
-            toml::from_str(&text).map_err(|e| InferError::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        let config: Self = toml::from_str(&text).map_err(|e| InferError::Config { path: path.to_path_buf(), message: e.to_string() })?;
         if config.family == ModelFamily::Other && config.normalization.is_none() {
             return Err(InferError::Config {
                 path: path.to_path_buf(),
@@ -75,7 +74,10 @@ impl RecognizerConfig {
         }
         if let Some(std) = config.normalization.map(|n| n.std) {
             if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
-                return Err(InferError::Config { path: path.to_path_buf(), message: format!("normalization.std {std:?} must be finite and non-zero") });
+                return Err(InferError::Config {
+                    path: path.to_path_buf(),
+                    message: format!("normalization.std {std:?} must be finite and non-zero"),
+                });
             }
         }
         Ok(config)

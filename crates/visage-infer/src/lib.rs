@@ -28,13 +28,13 @@ pub mod pipeline;
 pub mod recognizer;
 pub use visage_image::{align, decode, preprocess, similarity, warp};
 
-/// The decoded photo type `load_rgb` returns.
-pub use image::RgbImage;
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 pub use config::{ModelFamily, RecognizerConfig};
 pub use decode::DecodeOptions;
 pub use detector::{Detection, Detector, DetectorConfig, DetectorFamily};
 pub use error::{InferError, Result};
+/// The decoded photo type `load_rgb` returns.
+pub use image::RgbImage;
 pub use onnx_model::{OnnxModel, TensorSpec};
 pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};
 pub use pipeline::{FacePipeline, PhotoFace, PhotoFaces, PhotoOutcome, PipelineOptions, StageTimes};

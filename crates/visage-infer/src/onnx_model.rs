@@ -71,13 +71,11 @@ impl OnnxModel {
             .and_then(|mut builder| builder.commit_from_file(path))
             .map_err(|e| InferError::model(path, format!("ONNX Runtime cannot load the model: {e}")))?;
         let spec = |outlet: &ort::value::Outlet| -> Result<TensorSpec> {
-            let shape = outlet.dtype().tensor_shape().ok_or_else(|| {
-                InferError::model(path, format!("`{}` is not a tensor ({})", outlet.name(), outlet.dtype()))
-            })?;
-            Ok(TensorSpec {
-                name: outlet.name().to_string(),
-                dims: shape.iter().map(|&d| usize::try_from(d).ok()).collect(),
-            })
+            let shape = outlet
+                .dtype()
+                .tensor_shape()
+                .ok_or_else(|| InferError::model(path, format!("`{}` is not a tensor ({})", outlet.name(), outlet.dtype())))?;
+            Ok(TensorSpec { name: outlet.name().to_string(), dims: shape.iter().map(|&d| usize::try_from(d).ok()).collect() })
         };
         let inputs = session.inputs().iter().map(spec).collect::<Result<_>>()?;
         let outputs = session.outputs().iter().map(spec).collect::<Result<_>>()?;

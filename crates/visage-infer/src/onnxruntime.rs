@@ -43,11 +43,7 @@ const LIBRARY_FILE: &str = "libonnxruntime.so.1.31.1";
 pub fn locate_onnxruntime() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(InferError::Runtime(format!("ORT_DYLIB_PATH={}: no such file", path.display())))
-        };
+        return if path.is_file() { Ok(path) } else { Err(InferError::Runtime(format!("ORT_DYLIB_PATH={}: no such file", path.display()))) };
     }
     let dir = cache_dir()?;
     let library = dir.join(LIBRARY_FILE);
@@ -121,16 +117,11 @@ pub(crate) fn install_from_wheel(wheel: &Path, expected_sha256: &str, library: &
     let bytes = fs::read(wheel).map_err(|e| InferError::io(wheel, e))?;
     let actual = sha256_hex(&bytes);
     if actual != expected_sha256 {
-        return Err(InferError::Runtime(format!(
-            "{}: sha256 {actual}, expected {expected_sha256}: refusing to load it",
-            wheel.display()
-        )));
+        return Err(InferError::Runtime(format!("{}: sha256 {actual}, expected {expected_sha256}: refusing to load it", wheel.display())));
     }
     let corrupt = |message: String| InferError::Runtime(format!("{}: {message}", wheel.display()));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| corrupt(format!("not a wheel (zip): {e}")))?;
-    let mut member = archive
-        .by_name(LIBRARY_IN_WHEEL)
-        .map_err(|_| corrupt(format!("has no {LIBRARY_IN_WHEEL}")))?;
+    let mut member = archive.by_name(LIBRARY_IN_WHEEL).map_err(|_| corrupt(format!("has no {LIBRARY_IN_WHEEL}")))?;
     let mut contents = Vec::with_capacity(member.size() as usize);
     member.read_to_end(&mut contents).map_err(|e| corrupt(format!("cannot unzip {LIBRARY_IN_WHEEL}: {e}")))?;
     let partial = library.with_extension(format!("partial-{}", std::process::id()));

@@ -22,9 +22,9 @@ use image::RgbImage;
 
 use crate::align::{align_face, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
 use crate::decode::DecodeOptions;
-use crate::load_rgb;
 use crate::detector::{Detector, DetectorInput, DetectorPreprocessor};
 use crate::error::{InferError, Result};
+use crate::load_rgb;
 use crate::recognizer::{FaceEmbedding, Recognizer};
 
 /// How the pipeline runs.
@@ -296,9 +296,7 @@ impl FacePipeline {
 /// Model and alignment errors name the model or nothing; say which photo it was.
 fn with_photo(error: InferError, path: &std::path::Path) -> InferError {
     match error {
-        InferError::Model { path: model, message } => {
-            InferError::Model { path: model, message: format!("on {}: {message}", path.display()) }
-        }
+        InferError::Model { path: model, message } => InferError::Model { path: model, message: format!("on {}: {message}", path.display()) },
         InferError::Alignment(message) => InferError::Alignment(format!("{}: {message}", path.display())),
         other => other,
     }

@@ -136,4 +136,3 @@ impl Recognizer {
         Ok(rows.axis_iter(Axis(0)).take(faces.len()).map(|row| row.to_vec()).collect())
     }
 }
-

@@ -89,13 +89,22 @@ fn group_photos_give_several_faces() {
     let mut yunet = detector("face_detection_yunet_2023mar");
     let mut yunet_2026 = detector("face_detection_yunet_2026may");
     let mut report = Vec::new();
-    for (path, expected) in [("_multi/insightface_t1.jpg", 6), ("_multi/fr_two_people.jpg", 2), ("_multi/fr_obama_and_biden.jpg", 3), ("_multi/fr_kit_with_rose.jpg", 2), ("_multi/deepface_selfie-many-people.jpg", 6)] {
+    for (path, expected) in [
+        ("_multi/insightface_t1.jpg", 6),
+        ("_multi/fr_two_people.jpg", 2),
+        ("_multi/fr_obama_and_biden.jpg", 3),
+        ("_multi/fr_kit_with_rose.jpg", 2),
+        ("_multi/deepface_selfie-many-people.jpg", 6),
+    ] {
         let image = photo(path);
         let yunet_faces = yunet.detect(&image).unwrap();
         let later_faces = yunet_2026.detect(&image).unwrap();
         let counts = [scrfd.detect(&image).unwrap().len(), scrfd_500m.detect(&image).unwrap().len(), yunet_faces.len(), later_faces.len()];
         report.push(format!("{path}: {counts:?}"));
-        assert!(counts.iter().all(|&c| c == expected), "{path}: SCRFD-2.5G, SCRFD-500M, YuNet 2023mar, 2026may found {counts:?}, expected {expected}");
+        assert!(
+            counts.iter().all(|&c| c == expected),
+            "{path}: SCRFD-2.5G, SCRFD-500M, YuNet 2023mar, 2026may found {counts:?}, expected {expected}"
+        );
         // The dynamic-input 2026may export finds the same faces as 2023mar.
         for face in &later_faces {
             let best = yunet_faces.iter().map(|f| iou(&f.bbox, &face.bbox)).fold(0.0f32, f32::max);
@@ -144,7 +153,13 @@ fn yunet_chain_matches_the_yunet_reference_embeddings() {
     cosines.sort_by(f32::total_cmp);
     let above = cosines.iter().filter(|&&c| c >= 0.999).count();
     let median = cosines[cosines.len() / 2];
-    eprintln!("YuNet chain: {} of {} photos, cosine min {:.5} ({}), median {median:.5}, {above} ≥ 0.999", cosines.len(), reference.paths.len(), worst.0, worst.1);
+    eprintln!(
+        "YuNet chain: {} of {} photos, cosine min {:.5} ({}), median {median:.5}, {above} ≥ 0.999",
+        cosines.len(),
+        reference.paths.len(),
+        worst.0,
+        worst.1
+    );
     // Measured: every photo has a face (YuNet also finds one in the aligned
     // Tom Hanks crop), min 0.942 (Nathalie_Baye_0002, 250×250), median
     // 0.9993, 53 of 83 ≥ 0.999. The reference's YuNet geometry is not

@@ -275,7 +275,6 @@ fn a_missing_file_and_a_directory_name_the_path() {
     assert!(err.to_string().starts_with(&format!("{}: ", std::env::temp_dir().display())), "{err}");
 }
 
-
 /// Inputs the fuzzer found that make the JPEG decoder (zune-jpeg 0.5.15)
 /// panic inside its IDCT: each is a decode error naming the file, and the
 /// next photo on the same thread decodes as usual.

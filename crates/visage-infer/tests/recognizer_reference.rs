@@ -157,11 +157,7 @@ fn the_bundled_prelu_rewrite_gives_the_original_embeddings() {
     let ours = recognizer(&original).embed(&crops).unwrap();
     // Raw features of one pass each (the default config turns flip TTA on).
     let fast = Recognizer::from_config(&rewritten, &common::repo_models_dir()).unwrap().with_flip_tta(false).embed(&crops).unwrap();
-    let worst = ours
-        .iter()
-        .zip(&fast)
-        .flat_map(|(a, b)| a.feature.iter().zip(&b.feature).map(|(x, y)| (x - y).abs()))
-        .fold(0.0f32, f32::max);
+    let worst = ours.iter().zip(&fast).flat_map(|(a, b)| a.feature.iter().zip(&b.feature).map(|(x, y)| (x - y).abs())).fold(0.0f32, f32::max);
     let largest = ours.iter().flat_map(|a| a.feature.iter().map(|x| x.abs())).fold(0.0f32, f32::max);
     assert!(worst <= 1e-5 * largest, "{} crops: raw features differ by up to {worst} (largest {largest})", crops.len());
 }

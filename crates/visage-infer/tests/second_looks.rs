@@ -87,7 +87,9 @@ fn refinement_brings_small_faces_closer_to_the_reference() {
         let mut canvas = image::RgbImage::new(photo.width() * 4, photo.height() * 4);
         image::imageops::replace(&mut canvas, &photo, 0, 0);
         let near = |list: Vec<Detection>| {
-            list.into_iter().find(|d| d.bbox[0] <= reference[2][0] && reference[2][0] <= d.bbox[2] && d.bbox[1] <= reference[2][1] && reference[2][1] <= d.bbox[3])
+            list.into_iter().find(|d| {
+                d.bbox[0] <= reference[2][0] && reference[2][0] <= d.bbox[2] && d.bbox[1] <= reference[2][1] && reference[2][1] <= d.bbox[3]
+            })
         };
         let (Some(first), Some(second)) = (near(plain.detect(&canvas).unwrap()), near(refined.detect(&canvas).unwrap())) else {
             missed += 1;

@@ -109,8 +109,7 @@ impl PairStats {
 /// The best accuracy any threshold reaches: sweep the scores from the top,
 /// accepting one more pair at each step (ties enter together).
 fn best_threshold_accuracy(scores: &LabelledScores) -> f64 {
-    let mut all: Vec<(f64, bool)> =
-        scores.genuine.iter().map(|&s| (s, true)).chain(scores.impostor.iter().map(|&s| (s, false))).collect();
+    let mut all: Vec<(f64, bool)> = scores.genuine.iter().map(|&s| (s, true)).chain(scores.impostor.iter().map(|&s| (s, false))).collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
     // accept nothing: every impostor is right
     let (mut correct, mut best) = (scores.impostor.len(), scores.impostor.len());

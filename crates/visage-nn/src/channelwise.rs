@@ -73,20 +73,14 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     let centred = x.sub(per_row(mean.clone(), batch));
     let var = centred.clone().square().sum_dim(2).sum_dim(0).div_scalar(count);
     let scale = norm.gamma.val().reshape([1, channels, 1]).div(var.clone().add_scalar(norm.epsilon).sqrt());
-    let output = centred
-        .mul(per_row(scale, batch))
-        .add(per_row(norm.beta.val().reshape([1, channels, 1]), batch));
+    let output = centred.mul(per_row(scale, batch)).add(per_row(norm.beta.val().reshape([1, channels, 1]), batch));
 
     let momentum = norm.momentum;
     let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
     let running_mean = norm.running_mean.value_sync().to_device(&device);
     let running_var = norm.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean
-        .mul_scalar(1.0 - momentum)
-        .add(mean.detach().reshape([channels]).mul_scalar(momentum));
-    let running_var = running_var
-        .mul_scalar(1.0 - momentum)
-        .add(var.detach().reshape([channels]).mul_scalar(momentum * unbiased));
+    let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.detach().reshape([channels]).mul_scalar(momentum));
+    let running_var = running_var.mul_scalar(1.0 - momentum).add(var.detach().reshape([channels]).mul_scalar(momentum * unbiased));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
 
@@ -163,8 +157,7 @@ mod tests {
         let mut expected_mean = Vec::new();
         let mut expected_var = Vec::new();
         for channel in 0..c {
-            let xs: Vec<f64> =
-                (0..n).flat_map(|s| (0..l).map(move |i| (s, i))).map(|(s, i)| values[(s * c + channel) * l + i] as f64).collect();
+            let xs: Vec<f64> = (0..n).flat_map(|s| (0..l).map(move |i| (s, i))).map(|(s, i)| values[(s * c + channel) * l + i] as f64).collect();
             let mean = xs.iter().sum::<f64>() / xs.len() as f64;
             let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
             expected_mean.push((0.1 * mean) as f32);

@@ -105,9 +105,7 @@ pub fn conv_cost<B: Backend>(conv: &Conv2d<B>, input: Shape3) -> (Cost, Shape3) 
         PaddingConfig2d::Valid => (0, 0, 0, 0),
         PaddingConfig2d::Same => (kernel_h / 2, kernel_w / 2, (kernel_h - 1) / 2, (kernel_w - 1) / 2),
     };
-    let out_size = |size: usize, pad: usize, kernel: usize, stride: usize, dilation: usize| {
-        (size + pad - dilation * (kernel - 1) - 1) / stride + 1
-    };
+    let out_size = |size: usize, pad: usize, kernel: usize, stride: usize, dilation: usize| (size + pad - dilation * (kernel - 1) - 1) / stride + 1;
     let output = Shape3 {
         channels: channels_out,
         height: out_size(input.height, pad_top + pad_bottom, kernel_h, conv.stride[0], conv.dilation[0]),

@@ -29,9 +29,9 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::channelwise::prelu_forward;
 use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// Which reference implementation's module tree (and so tensor names and
@@ -53,10 +53,7 @@ impl std::str::FromStr for IResNetLayout {
         match text.trim().to_ascii_lowercase().as_str() {
             "insightface" | "arcface" | "magface" => Ok(Self::Insightface),
             "adaface" => Ok(Self::Adaface),
-            _ => Err(NnError::InvalidConfig {
-                field: "layout",
-                problem: format!("must be insightface (also MagFace's) or adaface, got '{text}'"),
-            }),
+            _ => Err(NnError::InvalidConfig { field: "layout", problem: format!("must be insightface (also MagFace's) or adaface, got '{text}'") }),
         }
     }
 }
@@ -303,14 +300,7 @@ pub struct IBasicBlock<B: Backend> {
 }
 
 impl<B: Backend> IBasicBlock<B> {
-    fn new(
-        channels_in: usize,
-        channels_out: usize,
-        stride: usize,
-        layout: IResNetLayout,
-        conv_init: &Initializer,
-        device: &B::Device,
-    ) -> Self {
+    fn new(channels_in: usize, channels_out: usize, stride: usize, layout: IResNetLayout, conv_init: &Initializer, device: &B::Device) -> Self {
         let project = match layout {
             IResNetLayout::Insightface => stride != 1 || channels_in != channels_out,
             IResNetLayout::Adaface => channels_in != channels_out,

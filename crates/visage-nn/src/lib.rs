@@ -59,15 +59,8 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 7] = [
-        Arch::Iresnet18,
-        Arch::Iresnet34,
-        Arch::Iresnet50,
-        Arch::Iresnet100,
-        Arch::Iresnet200,
-        Arch::Mobilefacenet,
-        Arch::MobilefacenetLarge,
-    ];
+    pub const ALL: [Arch; 7] =
+        [Arch::Iresnet18, Arch::Iresnet34, Arch::Iresnet50, Arch::Iresnet100, Arch::Iresnet200, Arch::Mobilefacenet, Arch::MobilefacenetLarge];
 
     /// The canonical name (`iresnet50`, `mobilefacenet_large`).
     pub fn name(self) -> &'static str {
@@ -114,11 +107,9 @@ impl FromStr for Arch {
         let normalise = |name: &str| name.trim().to_ascii_lowercase().replace(['-', '_'], "");
         let wanted = normalise(text);
         let found = Arch::ALL.into_iter().find(|arch| normalise(arch.name()) == wanted || normalise(arch.short_name()) == wanted);
-        found.ok_or_else(|| {
-            NnError::UnknownArch {
-                name: text.to_string(),
-                known: Arch::ALL.iter().map(|arch| format!("{} ({})", arch.name(), arch.short_name())).collect::<Vec<_>>().join(", "),
-            }
+        found.ok_or_else(|| NnError::UnknownArch {
+            name: text.to_string(),
+            known: Arch::ALL.iter().map(|arch| format!("{} ({})", arch.name(), arch.short_name())).collect::<Vec<_>>().join(", "),
         })
     }
 }

@@ -25,9 +25,9 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PRelu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::channelwise::prelu_forward;
 use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
 
 /// The shape of a MobileFaceNet. [`MobileFaceNetConfig::mbf`] and
@@ -146,10 +146,7 @@ impl MobileFaceNetConfig {
             conv_sep: ConvBlock::new(body, self.head_width, 1, 1, 0, 1, &init, device),
             features: Gdc {
                 dw: LinearBlock::new(self.head_width, self.head_width, side, 1, 0, self.head_width, &init, device),
-                linear: LinearConfig::new(self.head_width, self.embedding_size)
-                    .with_bias(false)
-                    .with_initializer(init.clone())
-                    .init(device),
+                linear: LinearConfig::new(self.head_width, self.embedding_size).with_bias(false).with_initializer(init.clone()).init(device),
                 norm: batch_norm(self.embedding_size, device),
             },
         })
@@ -259,10 +256,7 @@ impl<B: Backend> LinearBlock<B> {
         init: &Initializer,
         device: &B::Device,
     ) -> Self {
-        Self {
-            conv: conv(channels_in, channels_out, kernel, stride, padding, groups, init.clone(), device),
-            bn: batch_norm(channels_out, device),
-        }
+        Self { conv: conv(channels_in, channels_out, kernel, stride, padding, groups, init.clone(), device), bn: batch_norm(channels_out, device) }
     }
 
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
@@ -286,15 +280,7 @@ pub struct DepthWise<B: Backend> {
 }
 
 impl<B: Backend> DepthWise<B> {
-    fn new(
-        channels_in: usize,
-        channels_out: usize,
-        expansion: usize,
-        stride: usize,
-        residual: bool,
-        init: &Initializer,
-        device: &B::Device,
-    ) -> Self {
+    fn new(channels_in: usize, channels_out: usize, expansion: usize, stride: usize, residual: bool, init: &Initializer, device: &B::Device) -> Self {
         Self {
             expand: ConvBlock::new(channels_in, expansion, 1, 1, 0, 1, init, device),
             depthwise: ConvBlock::new(expansion, expansion, 3, stride, 1, expansion, init, device),
@@ -433,10 +419,7 @@ mod tests {
         assert_eq!(mobilefacenet_key("stem.conv.weight"), "layers.0.layers.0.weight");
         assert_eq!(mobilefacenet_key("stem_dw.prelu.alpha"), "layers.1.layers.2.weight");
         assert_eq!(mobilefacenet_key("down2.depthwise.bn.gamma"), "layers.2.layers.1.layers.1.weight");
-        assert_eq!(
-            mobilefacenet_key("stage2.blocks.3.project.bn.beta"),
-            "layers.3.layers.3.layers.2.layers.1.bias"
-        );
+        assert_eq!(mobilefacenet_key("stage2.blocks.3.project.bn.beta"), "layers.3.layers.3.layers.2.layers.1.bias");
         assert_eq!(mobilefacenet_key("conv_sep.bn.running_mean"), "conv_sep.layers.1.running_mean");
         assert_eq!(mobilefacenet_key("features.dw.conv.weight"), "features.layers.0.layers.0.weight");
         assert_eq!(mobilefacenet_key("features.linear.weight"), "features.layers.2.weight");

@@ -87,10 +87,7 @@ impl FromStr for CheckpointFamily {
             "insightface" | "arcface" => Ok(Self::Insightface),
             "magface" => Ok(Self::Magface),
             "adaface" => Ok(Self::Adaface),
-            _ => Err(NnError::InvalidConfig {
-                field: "family",
-                problem: format!("must be auto, insightface, magface or adaface, got '{text}'"),
-            }),
+            _ => Err(NnError::InvalidConfig { field: "family", problem: format!("must be auto, insightface, magface or adaface, got '{text}'") }),
         }
     }
 }
@@ -155,12 +152,7 @@ fn check_magic(head: &[u8], path: &Path) -> Result<(), NnError> {
     Err(NnError::Format { path: path.to_path_buf(), problem: problem.to_string() })
 }
 
-fn checkpoint_from_archive<R: Read + Seek>(
-    reader: R,
-    archive_len: u64,
-    path: &Path,
-    family: CheckpointFamily,
-) -> Result<PytorchCheckpoint, NnError> {
+fn checkpoint_from_archive<R: Read + Seek>(reader: R, archive_len: u64, path: &Path, family: CheckpointFamily) -> Result<PytorchCheckpoint, NnError> {
     let format_error = |problem: String| NnError::Format { path: path.to_path_buf(), problem };
     let (root, mut tensors) = read_archive(reader, archive_len, path)?;
     let (wrapped, state_value) = match root.get("state_dict") {
@@ -228,11 +220,9 @@ pub fn load_pytorch_checkpoint<B: Backend>(
         }
     }
     shape.init::<B>(device)?.load_state_dict(shape, &checkpoint.state).map_err(|error| match error {
-        NnError::KeyMismatch { .. } | NnError::ShapeMismatch { .. } => NnError::Checkpoint {
-            path: path.to_path_buf(),
-            family: checkpoint.family.to_string(),
-            source: Box::new(error),
-        },
+        NnError::KeyMismatch { .. } | NnError::ShapeMismatch { .. } => {
+            NnError::Checkpoint { path: path.to_path_buf(), family: checkpoint.family.to_string(), source: Box::new(error) }
+        }
         other => other,
     })
 }
@@ -384,22 +374,19 @@ impl<R: Read + Seek> Storages<R> {
         let mut expected_stride = 1u64;
         for (&size, &stride) in view.size.iter().zip(&view.stride).rev() {
             if size > 1 && stride != expected_stride {
-                return Err(format!(
-                    "tensor '{key}' is not contiguous (size {:?}, stride {:?}); save `tensor.contiguous()`",
-                    view.size, view.stride
-                ));
+                return Err(format!("tensor '{key}' is not contiguous (size {:?}, stride {:?}); save `tensor.contiguous()`", view.size, view.stride));
             }
             expected_stride = expected_stride.saturating_mul(size);
         }
         let end = view.storage_offset.checked_add(element_count).ok_or_else(too_big)?;
         if end > storage.element_count {
-            return Err(format!(
-                "tensor '{key}' reads elements {}..{end} of a storage of {}",
-                view.storage_offset, storage.element_count
-            ));
+            return Err(format!("tensor '{key}' reads elements {}..{end} of a storage of {}", view.storage_offset, storage.element_count));
         }
         let needed = storage.element_count.checked_mul(element_size as u64).ok_or_else(|| {
-            format!("storage `{entry}` of tensor '{key}' declares {} elements of {element_size} bytes: no file holds that many", storage.element_count)
+            format!(
+                "storage `{entry}` of tensor '{key}' declares {} elements of {element_size} bytes: no file holds that many",
+                storage.element_count
+            )
         })?;
         let bytes_len = self.storage_bytes(&storage.key)?.len() as u64;
         if bytes_len < needed {

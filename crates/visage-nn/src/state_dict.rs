@@ -52,10 +52,7 @@ impl StateDict {
             let raw = view.data();
             let values: Vec<f32> = match view.dtype() {
                 Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                Dtype::F64 => raw
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-                    .collect(),
+                Dtype::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32).collect(),
                 Dtype::F16 => raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
                 Dtype::BF16 => raw.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
                 Dtype::I64 | Dtype::I32 | Dtype::I16 | Dtype::I8 | Dtype::U8 | Dtype::BOOL => continue,
@@ -97,11 +94,7 @@ impl StateDict {
     /// A copy with `prefix` removed from every key that has it (DataParallel's
     /// `module.`, MagFace's `features.module.`); other keys are kept as they are.
     pub fn strip_prefix(&self, prefix: &str) -> Self {
-        let tensors = self
-            .tensors
-            .iter()
-            .map(|(key, tensor)| (key.strip_prefix(prefix).unwrap_or(key).to_string(), tensor.clone()))
-            .collect();
+        let tensors = self.tensors.iter().map(|(key, tensor)| (key.strip_prefix(prefix).unwrap_or(key).to_string(), tensor.clone())).collect();
         Self { tensors }
     }
 }
@@ -115,7 +108,11 @@ pub(crate) fn f16_to_f32(bits: u16) -> f32 {
         // subnormal: mantissa · 2^-24
         0 => {
             let magnitude = mantissa as f32 * 2f32.powi(-24);
-            if sign == 0 { magnitude } else { -magnitude }
+            if sign == 0 {
+                magnitude
+            } else {
+                -magnitude
+            }
         }
         0x1f => f32::from_bits(sign | 0x7f80_0000 | (mantissa << 13)),
         // rebias the exponent from 15 to 127
@@ -132,11 +129,7 @@ pub(crate) fn f16_to_f32(bits: u16) -> f32 {
 ///
 /// Fails on the first missing key, shape mismatch or non-finite value, and
 /// when float tensors remain that no parameter used.
-pub fn load_state_dict<B: Backend, M: Module<B>>(
-    module: M,
-    state: &StateDict,
-    torch_key: impl Fn(&str) -> Option<String>,
-) -> Result<M, NnError> {
+pub fn load_state_dict<B: Backend, M: Module<B>>(module: M, state: &StateDict, torch_key: impl Fn(&str) -> Option<String>) -> Result<M, NnError> {
     struct Loader<'a, B: Backend, F> {
         state: &'a StateDict,
         device: B::Device,

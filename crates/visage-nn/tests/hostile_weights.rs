@@ -166,9 +166,7 @@ fn views_overlapping_thousands_of_times_are_refused_before_filling_memory() {
 
 /// The offset of the central-directory record of entry `name` in a zip.
 fn central_record(zip: &[u8], name: &str) -> usize {
-    (0..zip.len() - 46)
-        .find(|&at| zip[at..].starts_with(b"PK\x01\x02") && zip[at + 46..].starts_with(name.as_bytes()))
-        .unwrap()
+    (0..zip.len() - 46).find(|&at| zip[at..].starts_with(b"PK\x01\x02") && zip[at + 46..].starts_with(name.as_bytes())).unwrap()
 }
 
 #[test]
@@ -353,7 +351,8 @@ fn deeply_nested_subgraphs_are_skipped_without_recursion() {
         });
     });
     let bytes = model_with(&graph);
-    let parsed = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || proto::read_model(&bytes).map(|g| g.nodes.len())).unwrap().join().unwrap();
+    let parsed =
+        std::thread::Builder::new().stack_size(64 * 1024).spawn(move || proto::read_model(&bytes).map(|g| g.nodes.len())).unwrap().join().unwrap();
     assert_eq!(parsed, Ok(1));
 }
 

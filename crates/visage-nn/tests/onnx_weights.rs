@@ -5,13 +5,11 @@
 
 mod common;
 
-
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::Cpu;
 use visage_nn::onnx::proto;
 use visage_nn::{
-    load_onnx_weights, load_pytorch_checkpoint, read_onnx_iresnet, Backbone, BackboneShape, CheckpointFamily,
-    IResNetConfig, IResNetLayout, StateDict,
+    load_onnx_weights, load_pytorch_checkpoint, read_onnx_iresnet, Backbone, BackboneShape, CheckpointFamily, IResNetConfig, IResNetLayout, StateDict,
 };
 
 use common::fixture;
@@ -79,10 +77,9 @@ fn another_architecture_is_refused_naming_what_differs() {
 /// weights it was written from, for both layouts.
 #[test]
 fn export_reads_back_to_the_same_weights() {
-    for (layout, checkpoint) in [
-        (IResNetLayout::Insightface, "checkpoint_tiny_insightface.pth"),
-        (IResNetLayout::Adaface, "checkpoint_tiny_adaface.ckpt"),
-    ] {
+    for (layout, checkpoint) in
+        [(IResNetLayout::Insightface, "checkpoint_tiny_insightface.pth"), (IResNetLayout::Adaface, "checkpoint_tiny_adaface.ckpt")]
+    {
         let shape = BackboneShape::IResNet(tiny_config(layout));
         let network = load_pytorch_checkpoint::<Cpu>(&fixture(checkpoint), CheckpointFamily::Auto, &shape, &Default::default()).unwrap();
         let exported = network.to_onnx(&shape).unwrap();
@@ -101,10 +98,9 @@ fn export_reads_back_to_the_same_weights() {
 fn onnx_runtime_runs_the_export_like_burn() {
     let io = StateDict::read_safetensors(&fixture("checkpoint_tiny.io.safetensors")).unwrap();
     let input = &io.tensors["input"];
-    for (layout, checkpoint) in [
-        (IResNetLayout::Insightface, "checkpoint_tiny_insightface.pth"),
-        (IResNetLayout::Adaface, "checkpoint_tiny_adaface.ckpt"),
-    ] {
+    for (layout, checkpoint) in
+        [(IResNetLayout::Insightface, "checkpoint_tiny_insightface.pth"), (IResNetLayout::Adaface, "checkpoint_tiny_adaface.ckpt")]
+    {
         let shape = BackboneShape::IResNet(tiny_config(layout));
         let network = load_pytorch_checkpoint::<Cpu>(&fixture(checkpoint), CheckpointFamily::Auto, &shape, &Default::default()).unwrap();
         let path = std::env::temp_dir().join(format!("visage-nn-ort-{layout}-{}.onnx", std::process::id()));

@@ -7,7 +7,6 @@
 
 mod common;
 
-
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::{Cpu, CpuAutodiff};
@@ -92,8 +91,7 @@ fn mobilefacenet_matches_pytorch_with_both_stem_variants() {
         let config = tiny_mobilefacenet(blocks);
         let network = config.init::<Cpu>(&Default::default()).unwrap();
         assert_eq!(network.stem_dw.is_some(), blocks[0] == 1);
-        let network =
-            load_state_dict(network, &state(name), |p| Some(visage_nn::mobilefacenet::mobilefacenet_key(p))).unwrap();
+        let network = load_state_dict(network, &state(name), |p| Some(visage_nn::mobilefacenet::mobilefacenet_key(p))).unwrap();
         let io = read_io(name);
         assert_matches_reference(name, network.forward(io.input.clone()), &io);
     }

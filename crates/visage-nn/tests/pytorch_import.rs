@@ -5,14 +5,10 @@
 
 mod common;
 
-
 use burn::tensor::{Tensor, TensorData};
 use visage_backend::Cpu;
 use visage_nn::pytorch::MAGFACE_BN_EPSILON;
-use visage_nn::{
-    load_pytorch_checkpoint, read_pytorch_checkpoint, Backbone, BackboneShape, CheckpointFamily,
-    IResNetLayout, NnError, StateDict,
-};
+use visage_nn::{load_pytorch_checkpoint, read_pytorch_checkpoint, Backbone, BackboneShape, CheckpointFamily, IResNetLayout, NnError, StateDict};
 
 use common::fixture;
 

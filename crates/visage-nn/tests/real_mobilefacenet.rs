@@ -81,8 +81,7 @@ fn compare(burn: &[f32], ort: &[f32], embedding: usize) -> Agreement {
 fn ort_features(model: &Path, values: &[f32], shape: &[usize], one_at_a_time: bool) -> Vec<f32> {
     let mut session = visage_infer::OnnxModel::load(model).unwrap();
     let per_face = shape[1..].iter().product::<usize>();
-    let batches: Vec<(&[f32], usize)> =
-        if one_at_a_time { values.chunks(per_face).map(|c| (c, 1)).collect() } else { vec![(values, shape[0])] };
+    let batches: Vec<(&[f32], usize)> = if one_at_a_time { values.chunks(per_face).map(|c| (c, 1)).collect() } else { vec![(values, shape[0])] };
     let mut features = Vec::new();
     for (chunk, count) in batches {
         let input = ndarray::ArrayD::from_shape_vec(vec![count, shape[1], shape[2], shape[3]], chunk.to_vec()).unwrap();

@@ -133,10 +133,9 @@ impl<'a> Machine<'a> {
     fn take(&mut self, count: usize) -> Result<&'a [u8], PickleError> {
         let end = self.position.checked_add(count).filter(|&end| end <= self.bytes.len());
         let Some(end) = end else {
-            return Err(self.error(format!(
-                "truncated: stream ends inside an operand ({count} bytes wanted, {} left)",
-                self.bytes.len() - self.position
-            )));
+            return Err(
+                self.error(format!("truncated: stream ends inside an operand ({count} bytes wanted, {} left)", self.bytes.len() - self.position))
+            );
         };
         let slice = &self.bytes[self.position..end];
         self.position = end;

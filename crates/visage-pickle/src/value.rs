@@ -49,14 +49,19 @@ pub enum Value {
     /// Insertion order kept (OrderedDict and dict alike).
     Dict(Pairs),
     /// A `module.name` reference from GLOBAL / STACK_GLOBAL.
-    Global { module: Rc<str>, name: Rc<str> },
+    Global {
+        module: Rc<str>,
+        name: Rc<str>,
+    },
     /// Shared, as every variant that holds more than a word is: a memo GET
     /// or DUP then costs the same whatever the value, and values stay small.
     Storage(Rc<StorageRef>),
     Tensor(Rc<TensorRef>),
     /// The result of calling a callable this reader does not model (only
     /// with [`Unmodelled::Opaque`](crate::Unmodelled::Opaque)).
-    Object { callable: Rc<str> },
+    Object {
+        callable: Rc<str>,
+    },
 }
 
 impl Value {

@@ -20,7 +20,12 @@ fn run(layout: (usize, usize), seconds: f64, photo: &[u8]) -> f64 {
     options.pool.intra_threads = Some(layout.1);
     options.public_read = true;
     add_key(&options.keys_file, Scope::Write, "bench").unwrap();
-    let models = ModelSpec::from_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"), "face_detection_yunet_2023mar", "arcface_mobileface_128d_paddle").unwrap();
+    let models = ModelSpec::from_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+        "face_detection_yunet_2023mar",
+        "arcface_mobileface_128d_paddle",
+    )
+    .unwrap();
     let service = Service::open(options, &models).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -71,6 +76,13 @@ fn main() {
     println!("{cores} cores, 16 clients, {seconds} s per run, {rounds} rounds; obama_and_biden.jpg (640×457, 3 faces)");
     for (layout, mut rate) in layouts.iter().zip(rates) {
         rate.sort_by(f64::total_cmp);
-        println!("{} workers × {} intra-op threads: median {:.1} searches/s [{:.1}–{:.1}]", layout.0, layout.1, rate[rate.len() / 2], rate[0], rate[rate.len() - 1]);
+        println!(
+            "{} workers × {} intra-op threads: median {:.1} searches/s [{:.1}–{:.1}]",
+            layout.0,
+            layout.1,
+            rate[rate.len() / 2],
+            rate[0],
+            rate[rate.len() - 1]
+        );
     }
 }

@@ -188,7 +188,9 @@ fn unsupported(content_type: &str) -> ApiError {
     let what = if content_type.is_empty() { "no Content-Type".to_string() } else { format!("Content-Type `{content_type}`") };
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!("{what}: send the photo as image/jpeg, image/png, image/webp, image/bmp or application/octet-stream, or as a file in multipart/form-data"),
+        format!(
+            "{what}: send the photo as image/jpeg, image/png, image/webp, image/bmp or application/octet-stream, or as a file in multipart/form-data"
+        ),
     )
 }
 
@@ -210,7 +212,8 @@ fn content_essence(request: &Request) -> String {
 pub async fn read_upload(request: Request) -> Result<Upload, ApiError> {
     let essence = content_essence(&request);
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let bytes =
+        axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     if essence == "multipart/form-data" {
         let request = Request::from_parts(parts, axum::body::Body::from(bytes));
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
@@ -219,7 +222,9 @@ pub async fn read_upload(request: Request) -> Result<Upload, ApiError> {
         while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(e.status(), e.body_text()))? {
             count += 1;
             if count > MAX_FORM_PARTS {
-                return Err(ApiError::bad_request(format!("more than {MAX_FORM_PARTS} form parts: this API takes at most two photos and a few fields")));
+                return Err(ApiError::bad_request(format!(
+                    "more than {MAX_FORM_PARTS} form parts: this API takes at most two photos and a few fields"
+                )));
             }
             let field_name = field.name().unwrap_or("").to_string();
             let file_name = field.file_name().map(str::to_string);
@@ -233,7 +238,8 @@ pub async fn read_upload(request: Request) -> Result<Upload, ApiError> {
                     upload.photos.push(Photo { field: field_name, name: file_name, bytes: bytes.to_vec() });
                 }
                 (None, _) => {
-                    let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request(format!("form field `{field_name}` is not UTF-8 text")))?;
+                    let text = String::from_utf8(bytes.to_vec())
+                        .map_err(|_| ApiError::bad_request(format!("form field `{field_name}` is not UTF-8 text")))?;
                     upload.fields.insert(field_name, text);
                 }
             }
@@ -335,7 +341,9 @@ async fn page() -> Response {
     let mut response = Html(PAGE_HTML).into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'"),
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'",
+        ),
     );
     response
 }
@@ -409,22 +417,16 @@ struct DetectedFace {
 async fn detect(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
-    let faces: Vec<DetectedFace> = analysed
-        .faces
-        .iter()
-        .map(|f| DetectedFace { bbox: f.bbox, score: f.det_score, landmarks: f.landmarks, quality: f.embedding.norm })
-        .collect();
+    let faces: Vec<DetectedFace> =
+        analysed.faces.iter().map(|f| DetectedFace { bbox: f.bbox, score: f.det_score, landmarks: f.landmarks, quality: f.embedding.norm }).collect();
     Ok(Json(json!({ "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
 }
 
 async fn embed(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let (photo, _) = authorized_upload(&state, Scope::Read, request).await?.single()?;
     let analysed = analyse(&state, photo, false).await?;
-    let faces: Vec<serde_json::Value> = analysed
-        .faces
-        .iter()
-        .map(|f| json!({ "box": f.bbox, "quality": f.embedding.norm, "embedding": f.embedding.embedding }))
-        .collect();
+    let faces: Vec<serde_json::Value> =
+        analysed.faces.iter().map(|f| json!({ "box": f.bbox, "quality": f.embedding.norm, "embedding": f.embedding.embedding })).collect();
     Ok(Json(json!({ "recognizer": state.recognizer, "width": analysed.size.0, "height": analysed.size.1, "faces": faces })))
 }
 
@@ -440,7 +442,10 @@ async fn quality(State(state): State<Shared>, request: Request) -> Result<Json<s
 async fn verify(State(state): State<Shared>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let upload = authorized_upload(&state, Scope::Read, request).await?;
     if upload.photos.len() != 2 {
-        return Err(ApiError::bad_request(format!("verify takes two photos as multipart/form-data file fields `a` and `b`, got {}", upload.photos.len())));
+        return Err(ApiError::bad_request(format!(
+            "verify takes two photos as multipart/form-data file fields `a` and `b`, got {}",
+            upload.photos.len()
+        )));
     }
     let mut photos = upload.photos;
     photos.sort_by_key(|p| p.field != "a");
@@ -542,7 +547,9 @@ async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, req
     let name = fields.get("name").cloned().or(query.name).ok_or_else(|| ApiError::bad_request("no name: give `?name=` or a form field `name`"))?;
     visage_gallery::model::check_name(&name)?;
     let metadata = match fields.get("metadata").filter(|m| !m.trim().is_empty()) {
-        Some(text) => Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| ApiError::bad_request(format!("form field `metadata`: not JSON: {e}")))?),
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| ApiError::bad_request(format!("form field `metadata`: not JSON: {e}")))?,
+        ),
         None => None,
     };
     // The key as the store records it: scoped to the API key, fixed length.
@@ -623,7 +630,10 @@ async fn enrol(State(state): State<Shared>, Query(query): Query<EnrolQuery>, req
 
 fn refusal_answer(message: &str, refused: &[RefusedFace]) -> StoredAnswer {
     let reasons: Vec<String> = refused.iter().map(|r| r.refusal.to_string()).collect();
-    StoredAnswer { status: StatusCode::UNPROCESSABLE_ENTITY, body: json!({ "error": format!("{message}: {}", reasons.join("; ")), "refused": refused }) }
+    StoredAnswer {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        body: json!({ "error": format!("{message}: {}", reasons.join("; ")), "refused": refused }),
+    }
 }
 
 fn refusal_response(message: &str, refused: &[RefusedFace]) -> Response {
@@ -646,9 +656,7 @@ fn identity_json(state: &AppState, summary: IdentitySummary) -> IdentityJson {
 
 /// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
 fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 async fn list(State(state): State<Shared>, _: ReadAccess) -> Result<Json<serde_json::Value>, ApiError> {

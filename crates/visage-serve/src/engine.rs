@@ -28,7 +28,9 @@ use std::time::Instant;
 
 use image::{imageops, RgbImage};
 use tokio::sync::oneshot;
-use visage_infer::{decode_rgb, DecodeOptions, Detector, DetectorConfig, FacePipeline, InferError, PhotoFace, PipelineOptions, Recognizer, RecognizerConfig};
+use visage_infer::{
+    decode_rgb, DecodeOptions, Detector, DetectorConfig, FacePipeline, InferError, PhotoFace, PipelineOptions, Recognizer, RecognizerConfig,
+};
 
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
@@ -159,13 +161,7 @@ impl InferencePool {
             threads.push(thread);
             embedding_size = ready.recv().map_err(|_| ServeError::Config("a model worker stopped while loading".into()))??;
         }
-        Ok(Self {
-            sender: Mutex::new(Some(sender)),
-            closing,
-            threads: Mutex::new(threads),
-            metrics,
-            embedding_size,
-        })
+        Ok(Self { sender: Mutex::new(Some(sender)), closing, threads: Mutex::new(threads), metrics, embedding_size })
     }
 
     /// Queues a photo; `Err` (503) at once when the queue is full or closed.

@@ -143,10 +143,10 @@ pub fn add_key(path: &Path, scope: Scope, label: &str) -> Result<(String, KeyEnt
 /// Removes the key whose id is `id`; returns it.
 pub fn remove_key(path: &Path, id: &str) -> Result<KeyEntry, ServeError> {
     update_keys(path, |keys| {
-        let position = keys.iter().position(|k| k.id == id).ok_or_else(|| ServeError::Keys {
-            path: path.to_path_buf(),
-            message: format!("no key with id `{id}` (see `visage serve keys list`)"),
-        })?;
+        let position = keys
+            .iter()
+            .position(|k| k.id == id)
+            .ok_or_else(|| ServeError::Keys { path: path.to_path_buf(), message: format!("no key with id `{id}` (see `visage serve keys list`)") })?;
         Ok(keys.remove(position))
     })
 }

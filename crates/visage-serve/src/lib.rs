@@ -280,10 +280,7 @@ impl Service {
         let _ = stop_sender.send(true);
         // Each connection bounds its own drain (see `serve_connection`); this is the backstop.
         let drain_limit = state.options.request_timeout + 2 * SHUTDOWN_GRACE;
-        let drained = tokio::time::timeout(drain_limit, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
+        let drained = tokio::time::timeout(drain_limit, async { while connections.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             eprintln!("visage serve: {} connection(s) still open {} s after shutdown began: closing them", connections.len(), drain_limit.as_secs());
             connections.abort_all();
@@ -404,7 +401,11 @@ impl WriteStallLimit {
 }
 
 impl tokio::io::AsyncRead for WriteStallLimit {
-    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

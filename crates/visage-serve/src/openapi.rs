@@ -72,8 +72,8 @@ pub fn document() -> Value {
             "title": "visage",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Face detection, embeddings, quality, 1:1 verification and 1:N search over an enrolled gallery. \
-Reads need a key with the read scope (unless the server runs with --public-read), writes a key with the write scope; \
-create keys with `visage serve keys add --scope read|write`."
+    Reads need a key with the read scope (unless the server runs with --public-read), writes a key with the write scope; \
+    create keys with `visage serve keys add --scope read|write`."
         },
         "security": read_security,
         "paths": {

@@ -110,7 +110,8 @@ fn a_keyless_upload_is_refused_before_its_body_is_sent() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     // The same with a key that does not exist, and the key is not echoed.
     let mut stream = TcpStream::connect(address(&server)).unwrap();
-    let head = "POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: vsk_secret-guess-123\r\nContent-Type: image/jpeg\r\nContent-Length: 20971520\r\n\r\n";
+    let head =
+        "POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: vsk_secret-guess-123\r\nContent-Type: image/jpeg\r\nContent-Length: 20971520\r\n\r\n";
     stream.write_all(head.as_bytes()).unwrap();
     let (answer, closed_after) = read_until_closed(&mut stream, Duration::from_secs(10));
     let text = String::from_utf8_lossy(&answer);
@@ -118,8 +119,10 @@ fn a_keyless_upload_is_refused_before_its_body_is_sent() {
     assert!(!text.contains("secret-guess"), "a key must not be echoed: {text}");
     // A wrong content type is refused from the headers too.
     let mut stream = TcpStream::connect(address(&server)).unwrap();
-    let head =
-        format!("POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: text/html\r\nContent-Length: 20971520\r\n\r\n", server.keys.read);
+    let head = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: text/html\r\nContent-Length: 20971520\r\n\r\n",
+        server.keys.read
+    );
     stream.write_all(head.as_bytes()).unwrap();
     let (answer, closed_after) = read_until_closed(&mut stream, Duration::from_secs(10));
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 415") && closed_after.is_some(), "{}", String::from_utf8_lossy(&answer));
@@ -246,7 +249,8 @@ fn photos_with_too_many_faces_are_refused() {
     let (a, b) = (photo("obama_4.jpg"), photo("obama_5.jpg"));
     let (content_type, body) = multipart(&[("a", Some("a.jpg"), "image/jpeg", &a), ("b", Some("b.jpg"), "image/jpeg", &b)]);
     let reply =
-        send(agent.post(&format!("{}/v1/verify", server.url)).set("X-API-Key", &server.keys.read).set("Content-Type", &content_type), Some(&body)).unwrap();
+        send(agent.post(&format!("{}/v1/verify", server.url)).set("X-API-Key", &server.keys.read).set("Content-Type", &content_type), Some(&body))
+            .unwrap();
     assert_eq!(reply.status, 422, "{}", reply.text());
     assert!(reply.json()["error"].as_str().unwrap().contains("at most 1 per request"), "{}", reply.text());
     server.stop();
@@ -258,7 +262,8 @@ fn an_idempotency_key_makes_a_retried_enrolment_safe() {
     let agent = agent();
     let (url, keys) = (&server.url, &server.keys);
     let enrol = |name: &str, key: Option<&str>, bytes: &[u8]| {
-        let mut request = agent.post(&format!("{url}/v1/enrol?name={}", encode(name))).set("X-API-Key", &keys.write).set("Content-Type", "image/jpeg");
+        let mut request =
+            agent.post(&format!("{url}/v1/enrol?name={}", encode(name))).set("X-API-Key", &keys.write).set("Content-Type", "image/jpeg");
         if let Some(key) = key {
             request = request.set("Idempotency-Key", key);
         }
@@ -387,8 +392,10 @@ fn a_client_that_stops_reading_is_disconnected() {
 fn a_trickled_body_is_cut_at_the_request_timeout() {
     let server = TestServer::start("trickle", |options| options.request_timeout = Duration::from_secs(1));
     let mut stream = TcpStream::connect(address(&server)).unwrap();
-    let head =
-        format!("POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n", server.keys.read);
+    let head = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: visage\r\nX-API-Key: {}\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n",
+        server.keys.read
+    );
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&[0xFF, 0xD8]).unwrap();
     let started = Instant::now();

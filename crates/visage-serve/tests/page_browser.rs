@@ -160,9 +160,7 @@ fn page_enrols_and_finds_two_people() {
     let png = base64::engine::general_purpose::STANDARD.decode(screenshot.as_str().unwrap()).unwrap();
     let picture = image::load_from_memory(&png).unwrap();
     assert!(picture.width() >= 1000, "{}×{}", picture.width(), picture.height());
-    let path = std::env::var_os("VISAGE_PAGE_SCREENSHOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/visage-serve-page.png"));
+    let path = std::env::var_os("VISAGE_PAGE_SCREENSHOT").map(PathBuf::from).unwrap_or_else(|| repo().join("target/visage-serve-page.png"));
     std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {}", path.display());
     session.driver.call("DELETE", &session.path(""), None);

@@ -78,7 +78,12 @@ fn hundred_clients_enrol_and_search_without_losing_a_write() {
     assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), &errors[..errors.len().min(5)]);
     let acknowledged: BTreeSet<String> = acknowledged.into_inner().unwrap().into_iter().collect();
     let (served, busy) = (served.into_inner(), busy.into_inner());
-    eprintln!("{served} served ({} enrolments), {busy} answered 503, in {:.1} s; peak RSS {} MB", acknowledged.len(), elapsed.as_secs_f64(), peak_rss_kb() / 1024);
+    eprintln!(
+        "{served} served ({} enrolments), {busy} answered 503, in {:.1} s; peak RSS {} MB",
+        acknowledged.len(),
+        elapsed.as_secs_f64(),
+        peak_rss_kb() / 1024
+    );
     assert!(acknowledged.len() >= 20 && served >= 60, "too little work to mean anything: {served} served, {} enrolments", acknowledged.len());
 
     // Every acknowledged enrolment is there (and nothing else: no 503 was a half-done write).

@@ -19,9 +19,16 @@ fn enrol_search_and_every_endpoint() {
     let reply = post_photo(&agent, &format!("{url}/v1/enrol?name=Barack%20Obama"), &keys.write, &photo("obama_1.jpg")).unwrap();
     assert_eq!(reply.status, 201, "{}", reply.text());
     let enrolled = reply.json();
-    assert_eq!((enrolled["name"].as_str(), enrolled["created"].as_bool(), enrolled["templates"].as_u64()), (Some("Barack Obama"), Some(true), Some(1)));
+    assert_eq!(
+        (enrolled["name"].as_str(), enrolled["created"].as_bool(), enrolled["templates"].as_u64()),
+        (Some("Barack Obama"), Some(true), Some(1))
+    );
     let biden = photo("biden_1.jpg");
-    let (content_type, body) = multipart(&[("name", None, "", b"Joe Biden"), ("metadata", None, "", b"{\"role\": \"vp\"}"), ("photo", Some("biden_1.jpg"), "image/jpeg", &biden)]);
+    let (content_type, body) = multipart(&[
+        ("name", None, "", b"Joe Biden"),
+        ("metadata", None, "", b"{\"role\": \"vp\"}"),
+        ("photo", Some("biden_1.jpg"), "image/jpeg", &biden),
+    ]);
     let reply = send(agent.post(&format!("{url}/v1/enrol")).set("X-API-Key", &keys.write).set("Content-Type", &content_type), Some(&body)).unwrap();
     assert_eq!(reply.status, 201, "{}", reply.text());
     // A second photo adds a template (200, not created).
@@ -102,15 +109,21 @@ fn enrol_search_and_every_endpoint() {
 
     // A photo without a face: search answers no faces, enrolment refuses with the reason.
     let mut blank = Vec::new();
-    image::RgbImage::from_pixel(200, 150, image::Rgb([120, 120, 120])).write_to(&mut std::io::Cursor::new(&mut blank), image::ImageFormat::Png).unwrap();
+    image::RgbImage::from_pixel(200, 150, image::Rgb([120, 120, 120]))
+        .write_to(&mut std::io::Cursor::new(&mut blank), image::ImageFormat::Png)
+        .unwrap();
     let reply = send(agent.post(&format!("{url}/v1/search")).set("X-API-Key", &keys.read).set("Content-Type", "image/png"), Some(&blank)).unwrap();
     assert_eq!((reply.status, reply.json()["faces"].as_array().unwrap().len()), (200, 0));
-    let reply = send(agent.post(&format!("{url}/v1/enrol?name=Nobody")).set("X-API-Key", &keys.write).set("Content-Type", "image/png"), Some(&blank)).unwrap();
+    let reply = send(agent.post(&format!("{url}/v1/enrol?name=Nobody")).set("X-API-Key", &keys.write).set("Content-Type", "image/png"), Some(&blank))
+        .unwrap();
     assert_eq!((reply.status, reply.json()["refused"][0]["reason"].as_str()), (422, Some("no_face")), "{}", reply.text());
 
     // The page, the document, health and metrics need no key.
     let page = get(&agent, &format!("{url}/"), None);
-    assert!(page.status == 200 && page.text().contains("<html") && !page.text().contains("http://") && !page.text().contains("https://"), "self-contained page");
+    assert!(
+        page.status == 200 && page.text().contains("<html") && !page.text().contains("http://") && !page.text().contains("https://"),
+        "self-contained page"
+    );
     let document = get(&agent, &format!("{url}/openapi.json"), None).json();
     assert_eq!(document["openapi"], "3.1.0");
     let health = get(&agent, &format!("{url}/health"), None);
@@ -231,7 +244,11 @@ fn hostile_uploads_get_the_right_4xx_and_the_server_keeps_serving() {
     let (content_type, body) = multipart(&[("photo", Some("x.html"), "text/html", b"<script>alert(1)</script>")]);
     assert_eq!(raw(&content_type, Some(&keys.read), &body).status, 415);
     // Compressed bodies are not inflated: gzip bytes are just not an image.
-    let reply = send(agent.post(&search).set("X-API-Key", &keys.read).set("Content-Type", "image/jpeg").set("Content-Encoding", "gzip"), Some(b"\x1f\x8b\x08\x00junk")).unwrap();
+    let reply = send(
+        agent.post(&search).set("X-API-Key", &keys.read).set("Content-Type", "image/jpeg").set("Content-Encoding", "gzip"),
+        Some(b"\x1f\x8b\x08\x00junk"),
+    )
+    .unwrap();
     assert_eq!(reply.status, 400);
     // A read-only key cannot write; nothing was written.
     let reply = post_photo(&agent, &format!("{url}/v1/enrol?name=Intruder"), &keys.read, &good).unwrap();

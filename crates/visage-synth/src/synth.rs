@@ -127,7 +127,8 @@ pub fn synthesize<B: AutodiffBackend>(
     let mut rng = StdRng::seed_from_u64(config.seed);
     // Start from faint uniform noise around mid-grey.
     let start: Vec<f32> = (0..count * 3 * side * side).map(|_| rng.random_range(-0.3f32..0.3)).collect();
-    let mut canvas = Canvas { pixels: Param::from_tensor(Tensor::<B, 4>::from_data(TensorData::new(start, [count, 3, side, side]), device).require_grad()) };
+    let mut canvas =
+        Canvas { pixels: Param::from_tensor(Tensor::<B, 4>::from_data(TensorData::new(start, [count, 3, side, side]), device).require_grad()) };
     let mut optimizer = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).with_epsilon(1e-8).init::<B, Canvas<B>>();
     let mut history = Vec::with_capacity(config.steps);
 

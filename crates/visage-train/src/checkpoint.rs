@@ -86,8 +86,10 @@ pub fn save<B: AutodiffBackend>(
 /// Removes complete checkpoints beyond the newest `keep`.
 fn prune(dir: &Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut steps: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX))).collect();
+    let mut steps: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX)))
+        .collect();
     steps.sort();
     let surplus = steps.len().saturating_sub(keep);
     for old in &steps[..surplus] {

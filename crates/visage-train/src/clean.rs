@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use visage_eval::plot::montage::{montage, Tile};
-use visage_image::{write_atomically, write_png};
 use visage_data::{DecodeOptions, FaceSource, InsightfacePacker, RecordDataset};
+use visage_eval::plot::montage::{montage, Tile};
 use visage_image::RgbImage;
+use visage_image::{write_atomically, write_png};
 
 use crate::checkpoint;
 use crate::error::{Result, TrainError};
@@ -358,7 +358,10 @@ pub fn clean<B: Backend>(
         });
     }
     let classes = centres.nrows() / k;
-    let shape = config.backbone.shape().map_err(|message| TrainError::Checkpoint { path: checkpoint_dir.clone(), message: format!("[backbone] {message}") })?;
+    let shape = config
+        .backbone
+        .shape()
+        .map_err(|message| TrainError::Checkpoint { path: checkpoint_dir.clone(), message: format!("[backbone] {message}") })?;
     let side = shape.input_size() as u32;
     let normalization = config.data.normalization.normalization();
 
@@ -553,7 +556,9 @@ fn check_classes(source: &TrainSource, data: &Path, classes: usize, trained_on: 
         TrainSource::Record(records) => {
             if let Some(n) = records.num_classes() {
                 if n != classes {
-                    return Err(mismatch(format!("the header names {n} identities, but the checkpoint was trained on {classes} classes (its centres)")));
+                    return Err(mismatch(format!(
+                        "the header names {n} identities, but the checkpoint was trained on {classes} classes (its centres)"
+                    )));
                 }
             }
             Ok((0..classes).map(|c| c.to_string()).collect())

@@ -152,7 +152,10 @@ pub fn detection_scores(flipped: &BTreeSet<usize>, dropped: &BTreeSet<usize>) ->
 pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B::Device, mut log: impl FnMut(&str)) -> Result<NoiseDemoResult> {
     let base = &options.config;
     let HeadConfig::SubCenter(subcenter) = &base.head else {
-        return Err(TrainError::Config { path: base.data.source.clone(), message: format!("the demo's config needs a `subcenter` head, not `{}`", base.head.kind()) });
+        return Err(TrainError::Config {
+            path: base.data.source.clone(),
+            message: format!("the demo's config needs a `subcenter` head, not `{}`", base.head.kind()),
+        });
     };
     let arcface_head = HeadConfig::ArcFace(subcenter.arcface());
     let train_folder = ImageFolder::scan(&base.data.source)?;
@@ -171,7 +174,13 @@ pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B
         let plan = flip_plan(&labels, classes, fraction, options.seed);
         write_noisy_folder(&train_folder, &plan, &noisy, &level_dir.join("flipped.csv"))?;
         let flipped: BTreeSet<usize> = plan.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(i, _)| i).collect();
-        log(&format!("noise {:.0} %: {} of {} labels flipped; training subcenter (k = {})", 100.0 * fraction, flipped.len(), labels.len(), subcenter.k));
+        log(&format!(
+            "noise {:.0} %: {} of {} labels flipped; training subcenter (k = {})",
+            100.0 * fraction,
+            flipped.len(),
+            labels.len(),
+            subcenter.k
+        ));
 
         let run = |name: &str, head: &HeadConfig, source: &Path| -> Result<PathBuf> {
             let config = TrainConfig { out_dir: level_dir.join(name), head: *head, data: visage_data_section(base, source), ..base.clone() };

@@ -433,7 +433,8 @@ impl TrainConfig {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "out_dir = \"runs/x\"\nepochs = 3\n[backbone]\narch = \"iresnet18\"\n[head]\nkind = \"arcface\"\n[data]\nsource = \"train.rec\"\n";
+    const MINIMAL: &str =
+        "out_dir = \"runs/x\"\nepochs = 3\n[backbone]\narch = \"iresnet18\"\n[head]\nkind = \"arcface\"\n[data]\nsource = \"train.rec\"\n";
 
     #[test]
     fn defaults_are_arcface_torchs() {

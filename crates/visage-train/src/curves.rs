@@ -80,7 +80,8 @@ impl Curves {
 
     /// Loss, accuracy, learning rate and mean feature norm against the step.
     pub fn charts(&self, run_name: &str) -> Vec<LineChart> {
-        let series = |values: &[f64]| vec![Line { name: run_name.to_string(), points: self.steps.iter().copied().zip(values.iter().copied()).collect() }];
+        let series =
+            |values: &[f64]| vec![Line { name: run_name.to_string(), points: self.steps.iter().copied().zip(values.iter().copied()).collect() }];
         let mut charts = vec![LineChart::new("Loss", "step", "loss", series(&self.loss))];
         if self.accuracy.iter().any(|a| a.is_finite()) {
             charts.push(LineChart::new("Batch accuracy", "step", "top-1 (margin applied)", series(&self.accuracy)));

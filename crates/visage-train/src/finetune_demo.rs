@@ -80,8 +80,11 @@ impl FaceSplit {
             let path = path.to_path_buf();
             move |source| TrainError::Read { path, source }
         };
-        let mut identities: Vec<PathBuf> =
-            std::fs::read_dir(aligned_root).map_err(read_error(aligned_root))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        let mut identities: Vec<PathBuf> = std::fs::read_dir(aligned_root)
+            .map_err(read_error(aligned_root))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
         identities.sort();
         if identities.is_empty() {
             return Err(TrainError::Config { path: aligned_root.to_path_buf(), message: "no identity folders here".into() });
@@ -90,8 +93,13 @@ impl FaceSplit {
         let heldout_dir = out_dir.join("heldout");
         let _ = std::fs::remove_dir_all(&train_dir);
         let _ = std::fs::remove_dir_all(&heldout_dir);
-        let mut split =
-            FaceSplit { class_names: Vec::new(), train_dir: train_dir.clone(), heldout_dir: heldout_dir.clone(), gallery: Vec::new(), heldout: Vec::new() };
+        let mut split = FaceSplit {
+            class_names: Vec::new(),
+            train_dir: train_dir.clone(),
+            heldout_dir: heldout_dir.clone(),
+            gallery: Vec::new(),
+            heldout: Vec::new(),
+        };
         let mut crop_index = 0;
         for (class, identity) in identities.iter().enumerate() {
             let name = identity.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -107,9 +115,8 @@ impl FaceSplit {
                 std::fs::create_dir_all(dir).map_err(|source| TrainError::Write { path: dir.clone(), source })?;
             }
             for (index, path) in crops.iter().enumerate() {
-                let face = image::open(path)
-                    .map_err(|e| TrainError::Config { path: path.clone(), message: format!("cannot decode: {e}") })?
-                    .to_rgb8();
+                let face =
+                    image::open(path).map_err(|e| TrainError::Config { path: path.clone(), message: format!("cannot decode: {e}") })?.to_rgb8();
                 // `<identity>_<photo>`: unique across classes, so a file keeps
                 // its name when `visage clean noise-demo` moves it to another class.
                 let stem = format!("{name}_{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("face"));
@@ -198,7 +205,13 @@ fn unit_rows(features: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
 }
 
 /// See the module doc. `batch` bounds the faces per forward pass.
-pub fn evaluate_quality<B: Backend>(backbone: &Backbone<B>, normalization: Normalization, split: &FaceSplit, batch: usize, device: &B::Device) -> QualityReport {
+pub fn evaluate_quality<B: Backend>(
+    backbone: &Backbone<B>,
+    normalization: Normalization,
+    split: &FaceSplit,
+    batch: usize,
+    device: &B::Device,
+) -> QualityReport {
     let gallery_faces: Vec<RgbImage> = split.gallery.iter().map(|(_, face)| face.clone()).collect();
     let (gallery, _) = unit_rows(&embed(backbone, &gallery_faces, normalization, false, batch, device));
     let side = split.heldout.first().map(|(_, face)| face.width()).unwrap_or(112);

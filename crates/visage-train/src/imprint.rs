@@ -76,7 +76,10 @@ pub fn class_mean_centres<B: Backend>(
         };
         let label = sample.label as usize;
         if label >= classes {
-            return Err(TrainError::Config { path: source_path.to_path_buf(), message: format!("sample {index} has label {label}, the source {classes} classes") });
+            return Err(TrainError::Config {
+                path: source_path.to_path_buf(),
+                message: format!("sample {index} has label {label}, the source {classes} classes"),
+            });
         }
         pending.push((image, label));
         if pending.len() == batch.max(1) {

@@ -24,8 +24,8 @@
 
 pub mod checkpoint;
 pub mod clean;
-pub mod clip;
 pub mod clean_demo;
+pub mod clip;
 pub mod config;
 pub mod curves;
 pub mod degrade;

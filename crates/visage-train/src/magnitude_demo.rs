@@ -142,7 +142,11 @@ pub fn evaluate_run<B: AutodiffBackend>(run: &Path, options: &DemoOptions, devic
     let (model, _, _) = checkpoint::load(&checkpoint_dir, fresh, optimizer, device)?;
     let backbone = model.valid().backbone;
 
-    let centres = class_centres(&embed_images(&backbone, &gallery.images, normalization, options.batch_size, device), &gallery.labels, gallery.class_names.len());
+    let centres = class_centres(
+        &embed_images(&backbone, &gallery.images, normalization, options.batch_size, device),
+        &gallery.labels,
+        gallery.class_names.len(),
+    );
     // Severity 0 is the same clean images for every degradation: embed them once.
     let clean_features = embed_images(&backbone, &heldout.images, normalization, options.batch_size, device);
     let ladders = Degradation::ALL
@@ -219,7 +223,13 @@ impl LabelledImages {
     }
 }
 
-fn embed_images<B: Backend>(backbone: &Backbone<B>, images: &[RgbImage], normalization: Normalization, batch: usize, device: &B::Device) -> Array2<f64> {
+fn embed_images<B: Backend>(
+    backbone: &Backbone<B>,
+    images: &[RgbImage],
+    normalization: Normalization,
+    batch: usize,
+    device: &B::Device,
+) -> Array2<f64> {
     embed(backbone, images, normalization, false, batch, device)
 }
 
@@ -289,10 +299,14 @@ pub fn charts(results: &[RunResult]) -> (LineChart, LineChart) {
     )
     .with_markers()
     .with_legend(SeriesLabelPosition::LowerLeft);
-    let accuracy =
-        LineChart::new("Identification accuracy as held-out images degrade", x_desc, "Accuracy (nearest class centre)", lines(&|_, level| level.accuracy))
-            .with_markers()
-            .with_legend(SeriesLabelPosition::LowerLeft);
+    let accuracy = LineChart::new(
+        "Identification accuracy as held-out images degrade",
+        x_desc,
+        "Accuracy (nearest class centre)",
+        lines(&|_, level| level.accuracy),
+    )
+    .with_markers()
+    .with_legend(SeriesLabelPosition::LowerLeft);
     (magnitude, accuracy)
 }
 
@@ -301,7 +315,8 @@ pub fn charts(results: &[RunResult]) -> (LineChart, LineChart) {
 pub fn write_report(results: &[RunResult], html: &Path) -> Result<()> {
     let report_error = |e: visage_eval::EvalError| TrainError::Config { path: html.to_path_buf(), message: e.to_string() };
     let (magnitude_chart, accuracy_chart) = charts(results);
-    let mut header = vec!["run".to_string(), "head".into(), "steps".into(), "held-out images".into(), "clean accuracy".into(), "clean mean ‖x‖".into()];
+    let mut header =
+        vec!["run".to_string(), "head".into(), "steps".into(), "held-out images".into(), "clean accuracy".into(), "clean mean ‖x‖".into()];
     header.extend(Degradation::ALL.iter().map(|d| format!("ρ(severity, ‖x‖) {}: pooled / per image", d.name())));
     header.push("ρ(‖x‖, cos to own centre), all levels".into());
     let rows = results
@@ -324,20 +339,18 @@ pub fn write_report(results: &[RunResult], html: &Path) -> Result<()> {
             row
         })
         .collect();
-    let mut sections = vec![
-        Section::new("Summary")
-            .with_table(header, rows)
-            .with_note(
-                "ρ(severity, ‖x‖): Spearman's rank correlation between degradation severity and feature magnitude, pooled over every held-out image \
+    let mut sections = vec![Section::new("Summary")
+        .with_table(header, rows)
+        .with_note(
+            "ρ(severity, ‖x‖): Spearman's rank correlation between degradation severity and feature magnitude, pooled over every held-out image \
                  at every level, and per image (mean of each image's own ρ); strongly negative means the magnitude ranks images by quality. \
                  ρ(‖x‖, cos): magnitude against the cosine to the image's own class centre, per degradation (blur / noise / occlusion). \
                  Accuracy: nearest class centre by cosine, centres from clean gallery images.",
-            )
-            .with_chart(&magnitude_chart)
-            .map_err(report_error)?
-            .with_chart(&accuracy_chart)
-            .map_err(report_error)?,
-    ];
+        )
+        .with_chart(&magnitude_chart)
+        .map_err(report_error)?
+        .with_chart(&accuracy_chart)
+        .map_err(report_error)?];
     for run in results {
         let header = vec!["degradation".to_string(), "severity".into(), "mean ‖x‖".into(), "relative to clean".into(), "accuracy".into()];
         let rows = run
@@ -355,9 +368,7 @@ pub fn write_report(results: &[RunResult], html: &Path) -> Result<()> {
                 })
             })
             .collect();
-        sections.push(
-            Section::new(format!("{} ({}), checkpoint {}", run.name, run.head, run.checkpoint.display())).with_table(header, rows),
-        );
+        sections.push(Section::new(format!("{} ({}), checkpoint {}", run.name, run.head, run.checkpoint.display())).with_table(header, rows));
     }
     write_html(html, "MagFace: feature magnitude against image degradation", &sections).map_err(report_error)
 }

@@ -34,11 +34,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
                 Self::Sgd(config.init())
             }
             OptimizerSection::Adamw { beta1, beta2, eps, weight_decay, .. } => {
-                let config = AdamWConfig::new()
-                    .with_beta_1(beta1)
-                    .with_beta_2(beta2)
-                    .with_epsilon(eps)
-                    .with_weight_decay(weight_decay);
+                let config = AdamWConfig::new().with_beta_1(beta1).with_beta_2(beta2).with_epsilon(eps).with_weight_decay(weight_decay);
                 Self::AdamW(config.init())
             }
         }
@@ -72,7 +68,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
 
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self> {
         let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-        let fail = |e: burn::record::RecorderError| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot load the optimiser: {e}") };
+        let fail =
+            |e: burn::record::RecorderError| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot load the optimiser: {e}") };
         Ok(match self {
             Self::Sgd(optim) => Self::Sgd(optim.load_record(recorder.load(path.to_path_buf(), device).map_err(fail)?)),
             Self::AdamW(optim) => Self::AdamW(optim.load_record(recorder.load(path.to_path_buf(), device).map_err(fail)?)),

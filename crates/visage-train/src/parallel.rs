@@ -113,4 +113,3 @@ pub fn shard_gradients<B: AutodiffBackend>(
     let grads = MultiGradientsParams { grads: results.into_iter().map(|r| (r.grads, r.device_id)).collect() };
     Ok(ParallelGradients { grads, loss, accuracy, mean_feature_norm, head: merged_head })
 }
-

@@ -21,16 +21,16 @@ use visage_data::{Augmentation, FaceSource, ImageFolder, LabelledImage, Loader, 
 use visage_heads::{CentreShard, HeadError, MarginHead, PartialFc};
 
 use crate::checkpoint::{self, TrainState};
+use crate::clip::clip_global_norm;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
-use crate::verification::VerificationSet;
 use crate::model::{with_backend_rng, TrainModel};
-use crate::clip::clip_global_norm;
 use crate::optimizer::AnyOptimizer;
 use crate::parallel::{shard_gradients, Shard};
 use crate::schedule::LrSchedule;
+use crate::verification::VerificationSet;
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {

@@ -60,7 +60,14 @@ impl VerificationSet {
 }
 
 /// Raw features of `faces` (mirrored when asked), in batches.
-pub(crate) fn embed<B: Backend>(backbone: &Backbone<B>, faces: &[RgbImage], normalization: Normalization, mirror: bool, batch: usize, device: &B::Device) -> Array2<f64> {
+pub(crate) fn embed<B: Backend>(
+    backbone: &Backbone<B>,
+    faces: &[RgbImage],
+    normalization: Normalization,
+    mirror: bool,
+    batch: usize,
+    device: &B::Device,
+) -> Array2<f64> {
     let mut rows = Vec::new();
     let mut dim = 0;
     for chunk in faces.chunks(batch.max(1)) {

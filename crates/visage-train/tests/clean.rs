@@ -130,7 +130,8 @@ fn subcenter_cleaning_finds_flipped_labels_in_folders_and_recordio() {
     let cleaned = ImageFolder::scan(&out.join("data")).unwrap();
     assert_eq!(cleaned.class_names(), ImageFolder::scan(&data).unwrap().class_names());
     assert_eq!(cleaned.len(), summary.kept);
-    let kept_names: BTreeSet<String> = cleaned.images().iter().map(|i| i.path.strip_prefix(out.join("data")).unwrap().display().to_string()).collect();
+    let kept_names: BTreeSet<String> =
+        cleaned.images().iter().map(|i| i.path.strip_prefix(out.join("data")).unwrap().display().to_string()).collect();
     for path in &dropped {
         assert!(!kept_names.contains(&path.strip_prefix(&data).unwrap().display().to_string()));
     }

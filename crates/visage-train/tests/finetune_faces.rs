@@ -23,7 +23,11 @@ fn summary(name: &str, report: &QualityReport) {
         report.fnmr_at_reject,
         rho.join(", "),
         report.mean_spearman(),
-        report.mean_magnitude.iter().map(|(k, m)| format!("{k}: {}", m.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" "))).collect::<Vec<_>>()
+        report
+            .mean_magnitude
+            .iter()
+            .map(|(k, m)| format!("{k}: {}", m.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" ")))
+            .collect::<Vec<_>>()
     );
 }
 

@@ -85,7 +85,12 @@ fn magface_magnitude_falls_with_degradation_at_arcface_accuracy() {
     // against +0.61 / +0.65 / +0.66).
     let magnitude_cosine = |run: &RunResult| run.ladders.iter().map(|l| l.magnitude_cosine_rho).sum::<f64>() / run.ladders.len() as f64;
     assert!(magnitude_cosine(&magface) > 0.6, "{}", magnitude_cosine(&magface));
-    assert!(magnitude_cosine(&magface) > magnitude_cosine(&arcface) + 0.02, "MagFace {} vs ArcFace {}", magnitude_cosine(&magface), magnitude_cosine(&arcface));
+    assert!(
+        magnitude_cosine(&magface) > magnitude_cosine(&arcface) + 0.02,
+        "MagFace {} vs ArcFace {}",
+        magnitude_cosine(&magface),
+        magnitude_cosine(&arcface)
+    );
     let (magface_accuracy, arcface_accuracy) = (magface.clean_accuracy(), arcface.clean_accuracy());
     assert!(magface_accuracy > 0.9, "MagFace learnt the digits: {magface_accuracy}");
     assert!((magface_accuracy - arcface_accuracy).abs() <= 0.03, "MagFace {magface_accuracy} vs ArcFace {arcface_accuracy}");

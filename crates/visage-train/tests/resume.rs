@@ -169,15 +169,22 @@ fn verification_sets_are_evaluated_during_training() {
     let data = synthetic_faces(&root);
     // 10 pairs: a photo with itself (same, distance 0) or with another identity's photo.
     let photo = |id: usize, k: usize| data.join(format!("id{id}/{k}.png"));
-    let pairs: Vec<(PathBuf, PathBuf, bool)> =
-        (0..10).map(|i| if i % 2 == 0 { (photo(i % 4, 0), photo(i % 4, 0), true) } else { (photo(i % 4, 1), photo((i + 1) % 4, 2), false) }).collect();
+    let pairs: Vec<(PathBuf, PathBuf, bool)> = (0..10)
+        .map(|i| if i % 2 == 0 { (photo(i % 4, 0), photo(i % 4, 0), true) } else { (photo(i % 4, 1), photo((i + 1) % 4, 2), false) })
+        .collect();
     let bin = root.join("tiny.bin");
     write_bin(&bin, &pairs);
     let extra = format!("[verification]\nsets = [\"{}\"]\nevery_steps = 2\nbatch_size = 4\n", bin.display());
     let config = config(&root, &data, &extra);
     let mut seen = Vec::new();
-    visage_train::train_with_verification::<B>(&config, &device(), &RunOptions::default(), |_| {}, |set, step, accuracy| seen.push((set.to_string(), step, accuracy)))
-        .unwrap();
+    visage_train::train_with_verification::<B>(
+        &config,
+        &device(),
+        &RunOptions::default(),
+        |_| {},
+        |set, step, accuracy| seen.push((set.to_string(), step, accuracy)),
+    )
+    .unwrap();
     let steps: Vec<u64> = seen.iter().map(|(_, step, _)| *step).collect();
     assert_eq!(steps, vec![2, 4, 6]);
     assert!(seen.iter().all(|(set, _, accuracy)| set == "tiny" && *accuracy == 1.0), "{seen:?}");

@@ -149,18 +149,9 @@ impl AutodiffJob for TimeHead<'_> {
             }
         }
         runs.sort_by(f64::total_cmp);
-        Ok(Timing {
-            head: self.head.kind().to_string(),
-            classes,
-            batch,
-            dim,
-            loss,
-            median_s: runs[runs.len() / 2],
-            runs_s: runs,
-        })
+        Ok(Timing { head: self.head.kind().to_string(), classes, batch, dim, loss, median_s: runs[runs.len() / 2], runs_s: runs })
     }
 }
-
 
 impl HeadsBenchArgs {
     fn run(&self) -> Result<(), Failure> {
@@ -171,8 +162,8 @@ impl HeadsBenchArgs {
         let mut ours = Vec::new();
         for &classes in &self.classes {
             for name in &self.heads {
-                let head: HeadConfig = serde_json::from_value(serde_json::json!({ "kind": name }))
-                    .map_err(|e| Failure::bad_input(format!("--heads {name}: {e}")))?;
+                let head: HeadConfig =
+                    serde_json::from_value(serde_json::json!({ "kind": name })).map_err(|e| Failure::bad_input(format!("--heads {name}: {e}")))?;
                 let timing = run_autodiff(device, TimeHead { args: self, head, classes }).map_err(|e| Failure::other(e.to_string()))??;
                 eprintln!("visage  {:<8} C={:<7} {:.3} s", timing.head, classes, timing.median_s);
                 ours.push(timing);

@@ -70,7 +70,9 @@ pub struct InfoArgs {
 /// the output is not (1).
 fn failure(error: DataError) -> Failure {
     match &error {
-        DataError::Io { action, .. } if !action.starts_with("cannot read") && !action.starts_with("cannot open") && !action.starts_with("cannot list") => {
+        DataError::Io { action, .. }
+            if !action.starts_with("cannot read") && !action.starts_with("cannot open") && !action.starts_with("cannot list") =>
+        {
             Failure::other(error.to_string())
         }
         _ => Failure::bad_input(error.to_string()),

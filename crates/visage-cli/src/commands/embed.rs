@@ -80,7 +80,12 @@ impl EmbedArgs {
         for row in rows {
             let [x1, y1, x2, y2] = row.face_data.bbox;
             let score = row.face_data.det_score.map(|s| format!("{s:.4}")).unwrap_or_default();
-            csv.push_str(&format!("{},{},{x1:.2},{y1:.2},{x2:.2},{y2:.2},{score},{:.4}", csv_field(&row.file), row.face, row.face_data.embedding.norm));
+            csv.push_str(&format!(
+                "{},{},{x1:.2},{y1:.2},{x2:.2},{y2:.2},{score},{:.4}",
+                csv_field(&row.file),
+                row.face,
+                row.face_data.embedding.norm
+            ));
             for [x, y] in row.face_data.landmarks {
                 csv.push_str(&format!(",{x:.2},{y:.2}"));
             }

@@ -290,8 +290,8 @@ impl Tally {
 /// A progress bar on stderr (drawn only when stderr is a terminal).
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} photos [{elapsed_precise}, ETA {eta}]")
-        .expect("valid progress template");
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} photos [{elapsed_precise}, ETA {eta}]").expect("valid progress template");
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar

@@ -146,7 +146,9 @@ struct EnrolledJson {
 impl EnrolArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let metadata = match &self.metadata {
-            Some(text) => Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| Failure::bad_input(format!("--metadata: not JSON: {e}")))?),
+            Some(text) => {
+                Some(serde_json::from_str::<serde_json::Value>(text).map_err(|e| Failure::bad_input(format!("--metadata: not JSON: {e}")))?)
+            }
             None => None,
         };
         visage_gallery::model::check_name(&self.name).map_err(failure)?;
@@ -288,7 +290,11 @@ impl SearchArgs {
         }
         .map_err(failure)?;
         let json = SearchResponse {
-            faces: faces.iter().zip(found).map(|(face, matches)| FaceMatches::new(face.bbox, face.embedding.norm, matches, &config.threshold)).collect(),
+            faces: faces
+                .iter()
+                .zip(found)
+                .map(|(face, matches)| FaceMatches::new(face.bbox, face.embedding.norm, matches, &config.threshold))
+                .collect(),
         };
         if self.json {
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
@@ -424,7 +430,8 @@ impl ImportArgs {
         let bytes = std::fs::read(&self.file).map_err(|e| Failure::bad_input(format!("{}: {e}", self.file.display())))?;
         // The gallery's own reader: exports of galleries written before
         // metadata depth was bounded nest deeper than serde_json's default.
-        let export = GalleryExport::from_json(&bytes).map_err(|e| Failure::bad_input(format!("{}: not a gallery export: {e}", self.file.display())))?;
+        let export =
+            GalleryExport::from_json(&bytes).map_err(|e| Failure::bad_input(format!("{}: not a gallery export: {e}", self.file.display())))?;
         let location = self.gallery.location();
         let store = if location.exists().map_err(failure)? {
             location.open(false).map_err(failure)?

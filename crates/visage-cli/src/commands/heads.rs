@@ -64,8 +64,7 @@ impl AutodiffJob for EvaluateCase {
 fn read_input(path: &PathBuf) -> Result<String, Failure> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| Failure::bad_input(format!("reading standard input: {e}")))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| Failure::bad_input(format!("reading standard input: {e}")))?;
         return Ok(text);
     }
     std::fs::read_to_string(path).map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))
@@ -82,9 +81,7 @@ impl EvalArgs {
         let source = if self.input.as_os_str() == "-" { "standard input".to_string() } else { self.input.display().to_string() };
         let in_file = |e: CaseError| Failure::bad_input(format!("{source}: {e}"));
         let case = HeadCase::from_json(&text).map_err(in_file)?;
-        let result = run_autodiff(device, EvaluateCase(case))
-            .map_err(|e| Failure::other(e.to_string()))?
-            .map_err(in_file)?;
+        let result = run_autodiff(device, EvaluateCase(case)).map_err(|e| Failure::other(e.to_string()))?.map_err(in_file)?;
         let json = serde_json::to_string(&result).map_err(|e| Failure::other(e.to_string()))?;
         println!("{json}");
         Ok(())
@@ -204,8 +201,7 @@ impl DemoArgs {
             None => DEMO_BATCH.to_string(),
         };
         let base = HeadCase::from_json(&text).map_err(|e| Failure::bad_input(e.to_string()))?;
-        let feature_norms: Vec<String> =
-            base.embeddings.iter().map(|x| format!("{:.0}", x.iter().map(|v| v * v).sum::<f64>().sqrt())).collect();
+        let feature_norms: Vec<String> = base.embeddings.iter().map(|x| format!("{:.0}", x.iter().map(|v| v * v).sum::<f64>().sqrt())).collect();
         println!(
             "Every margin head on one batch: {} features (norms {}) and {} centre rows.\n",
             base.embeddings.len(),
@@ -226,13 +222,7 @@ impl DemoArgs {
                 .map_err(|e| Failure::bad_input(format!("{kind}: {e}")))?;
             let norm = |m: &[Vec<f64>]| m.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
             let params = serde_json::to_string(&case.head).unwrap_or_default();
-            println!(
-                "  {:<10} {:>10.4} {:>12.5} {:>12.5}  {params}",
-                kind,
-                result.loss,
-                norm(&result.grad_embeddings),
-                norm(&result.grad_weights)
-            );
+            println!("  {:<10} {:>10.4} {:>12.5} {:>12.5}  {params}", kind, result.loss, norm(&result.grad_embeddings), norm(&result.grad_weights));
         }
         println!("\nMagFace's theory for its default parameters:\n");
         report_magface(&MagFaceConfig::default(), &[], NegativeClasses::default(), false)

@@ -60,7 +60,14 @@ impl QualityArgs {
         for (rank, &i) in order.iter().enumerate() {
             let face = &faces[i];
             let file = face.file.display().to_string();
-            let row = RankedFace { rank: rank + 1, file: &file, face: face.face_in_photo, magnitude: face.magnitude, det_score: face.det_score, bbox: face.bbox };
+            let row = RankedFace {
+                rank: rank + 1,
+                file: &file,
+                face: face.face_in_photo,
+                magnitude: face.magnitude,
+                det_score: face.det_score,
+                bbox: face.bbox,
+            };
             if self.json {
                 println!("{}", serde_json::to_string(&row).expect("serialisable"));
             } else {

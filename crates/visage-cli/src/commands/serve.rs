@@ -263,7 +263,9 @@ impl ServeArgs {
         }
         let (workers, queue) = (options.pool.workers, options.pool.queue_capacity);
         visage_serve::run_until_signal(options, &models, self.listen, |address| {
-            eprintln!("visage: serving on http://{address}/ ({workers} model workers, queue {queue}); ctrl-c or SIGTERM stops after the requests in flight");
+            eprintln!(
+                "visage: serving on http://{address}/ ({workers} model workers, queue {queue}); ctrl-c or SIGTERM stops after the requests in flight"
+            );
         })
         .map_err(failure)?;
         eprintln!("visage: stopped");

@@ -166,7 +166,9 @@ impl AutodiffJob for SynthJob<'_> {
         }
         let config = self.args.synth_config();
         let bar = indicatif::ProgressBar::new(config.steps as u64);
-        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps [{elapsed_precise}, ETA {eta}] {msg}").expect("valid template"));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps [{elapsed_precise}, ETA {eta}] {msg}").expect("valid template"),
+        );
         let synthesis = synthesize(&network, &shape, &normalization, &targets, &config, device, |report| {
             bar.set_position(report.step as u64 + 1);
             bar.set_message(format!("cosine {:.3} BN prior {:.3}", report.cosine, report.bn_prior));
@@ -202,7 +204,11 @@ impl SynthArgs {
         for (i, image) in outcome.images.iter().enumerate() {
             let file = format!("synth_{i:03}.png");
             write_png(image, &self.out.join(&file)).map_err(|e| Failure::other(e.to_string()))?;
-            results.push(ResultJson { target: outcome.names[i].clone(), image: file, cosine: outcome.cosines[i], check_cosine: check.as_ref().and_then(|c| c[i].map(|c| c.own)),
+            results.push(ResultJson {
+                target: outcome.names[i].clone(),
+                image: file,
+                cosine: outcome.cosines[i],
+                check_cosine: check.as_ref().and_then(|c| c[i].map(|c| c.own)),
                 check_cosine_others: check.as_ref().and_then(|c| c[i].and_then(|c| c.others_mean)),
             });
         }
@@ -287,9 +293,7 @@ impl SynthArgs {
             let mut found: Vec<Option<Result<RgbImage, String>>> = vec![None; files.len()];
             pipeline.run(&files, |outcome| {
                 found[outcome.index] = Some(match outcome.result {
-                    Ok(photo) => largest_face(photo.faces)
-                        .and_then(|face| face.crop)
-                        .ok_or_else(|| "no face found".to_string()),
+                    Ok(photo) => largest_face(photo.faces).and_then(|face| face.crop).ok_or_else(|| "no face found".to_string()),
                     Err(e) => Err(e.to_string()),
                 });
             });
@@ -349,7 +353,8 @@ impl SynthArgs {
         let Some(name) = &self.check_with else { return Ok(None) };
         let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
         let mut recognizer = self.models.detector.load_recognizer(&config, Some(false))?;
-        let embed = |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(|e| Failure::other(e.to_string()));
+        let embed =
+            |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(|e| Failure::other(e.to_string()));
         let images = embed(&mut recognizer, &outcome.images)?;
         let with_crops: Vec<(usize, RgbImage)> = outcome.crops.iter().enumerate().filter_map(|(i, c)| c.clone().map(|c| (i, c))).collect();
         let crops = embed(&mut recognizer, &with_crops.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>())?;

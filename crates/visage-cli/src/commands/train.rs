@@ -64,7 +64,10 @@ impl AutodiffJob for TrainJob<'_> {
             bar.set_length(report.total_steps);
             bar.set_position(report.steps_done);
             let accuracy = report.accuracy.map(|a| format!(" acc {:.1}%", 100.0 * a)).unwrap_or_default();
-            bar.set_message(format!("epoch {} loss {:.4}{accuracy} lr {:.2e} {:.1} img/s", report.epoch, report.loss, report.lr, report.images_per_s));
+            bar.set_message(format!(
+                "epoch {} loss {:.4}{accuracy} lr {:.2e} {:.1} img/s",
+                report.epoch, report.loss, report.lr, report.images_per_s
+            ));
         });
         bar.finish_and_clear();
         summary

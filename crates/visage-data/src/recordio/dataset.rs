@@ -52,9 +52,7 @@ impl RecordDataset {
         let header = match records.offset_of(0) {
             Some(_) => {
                 let record = records.read_image_record(0).map_err(|e| match e {
-                    DataError::BadRecord { path, message, .. } => {
-                        DataError::corrupt(path, format!("record 0 (the header) is unreadable: {message}"))
-                    }
+                    DataError::BadRecord { path, message, .. } => DataError::corrupt(path, format!("record 0 (the header) is unreadable: {message}")),
                     other => other,
                 })?;
                 header_range(&record).map_err(|message| DataError::corrupt(records.path(), message))?
@@ -164,9 +162,7 @@ fn header_range(record: &ImageRecord) -> Result<Option<IdentityRange>, String> {
     if record.flag == 0 || !record.image.is_empty() || record.label_vector.len() < 2 {
         return Ok(None);
     }
-    let bound = |value: f32, name: &str| {
-        class_index(value).map(u64::from).map_err(|m| format!("header record 0: {name}: {m}"))
-    };
+    let bound = |value: f32, name: &str| class_index(value).map(u64::from).map_err(|m| format!("header record 0: {name}: {m}"));
     let id_start = bound(record.label_vector[0], "id_start")?;
     let id_end = bound(record.label_vector[1], "id_end")?;
     if id_start < 1 || id_end < id_start {

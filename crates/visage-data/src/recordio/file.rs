@@ -138,7 +138,10 @@ impl RecordFile {
                     let Some((next, end)) = next_record_start(&file, rec_path, position + 4, file_len, &mut visited)? else {
                         return Err(DataError::corrupt(
                             rec_path,
-                            format!("no readable record from byte {position} to the end ({file_len} bytes), truncated or corrupt: at byte {}: {}", error.at, error.message),
+                            format!(
+                                "no readable record from byte {position} to the end ({file_len} bytes), truncated or corrupt: at byte {}: {}",
+                                error.at, error.message
+                            ),
                         ));
                     };
                     corrupt_regions += 1;
@@ -215,12 +218,12 @@ impl RecordFile {
     }
 
     pub(crate) fn read_at(&self, key: u64, offset: u64) -> Result<Vec<u8>> {
-        frame::read_record_within(&self.file, offset, self.file_len, self.record_limit(offset))
-            .map(|(bytes, _)| bytes)
-            .map_err(|FrameError { at, message }| {
+        frame::read_record_within(&self.file, offset, self.file_len, self.record_limit(offset)).map(|(bytes, _)| bytes).map_err(
+            |FrameError { at, message }| {
                 let message = if at == offset { message } else { format!("part at byte {at}: {message}") };
                 self.bad(key, offset, message)
-            })
+            },
+        )
     }
 
     pub(crate) fn bad(&self, key: u64, offset: u64, message: String) -> DataError {

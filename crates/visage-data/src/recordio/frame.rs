@@ -235,27 +235,18 @@ fn walk_parts_within(
         }
         if position.checked_add(8).is_none_or(|header_end| header_end > file_len) {
             let what = if first { "a record header" } else { "the next part of a multi-part record" };
-            return Err(FrameError {
-                at: position,
-                message: format!("file ends ({file_len} bytes) where {what} (8 bytes) should start: truncated"),
-            });
+            return Err(FrameError { at: position, message: format!("file ends ({file_len} bytes) where {what} (8 bytes) should start: truncated") });
         }
         let mut header = [0u8; 8];
         HEADER_READS.with(|n| n.set(n.get() + 1));
-        read_exact_at(file, &mut header, position)
-            .map_err(|e| FrameError { at: position, message: format!("cannot read a record header: {e}") })?;
+        read_exact_at(file, &mut header, position).map_err(|e| FrameError { at: position, message: format!("cannot read a record header: {e}") })?;
         let magic = u32::from_le_bytes(header[..4].try_into().unwrap());
         if magic != MAGIC {
-            return Err(FrameError {
-                at: position,
-                message: format!("expected the RecordIO magic 0x{MAGIC:08x}, found 0x{magic:08x}"),
-            });
+            return Err(FrameError { at: position, message: format!("expected the RecordIO magic 0x{MAGIC:08x}, found 0x{magic:08x}") });
         }
         let lrecord = u32::from_le_bytes(header[4..].try_into().unwrap());
-        let kind = PartKind::from_flag(lrecord >> LENGTH_BITS).ok_or_else(|| FrameError {
-            at: position,
-            message: format!("continuation flag {} is not 0–3", lrecord >> LENGTH_BITS),
-        })?;
+        let kind = PartKind::from_flag(lrecord >> LENGTH_BITS)
+            .ok_or_else(|| FrameError { at: position, message: format!("continuation flag {} is not 0–3", lrecord >> LENGTH_BITS) })?;
         let expected = if first { [PartKind::Whole, PartKind::First] } else { [PartKind::Middle, PartKind::Last] };
         if !expected.contains(&kind) {
             let context = if first { "a record starts" } else { "inside a multi-part record" };
@@ -267,9 +258,7 @@ fn walk_parts_within(
         if end > file_len {
             return Err(FrameError {
                 at: position,
-                message: format!(
-                    "part of {length} bytes ends at byte {end}, past the end of the file ({file_len} bytes): truncated"
-                ),
+                message: format!("part of {length} bytes ends at byte {end}, past the end of the file ({file_len} bytes): truncated"),
             });
         }
         if end > limit {

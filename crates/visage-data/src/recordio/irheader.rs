@@ -72,10 +72,7 @@ impl ImageRecord {
             ));
         }
         let labels_end = labels_end as usize;
-        let label_vector = payload[IRHEADER_BYTES..labels_end]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let label_vector = payload[IRHEADER_BYTES..labels_end].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
         let image = payload.split_off(labels_end);
         Ok(Self { flag, label, id, id2, label_vector, image })
     }
@@ -112,9 +109,6 @@ mod tests {
         let mut bytes = ImageRecord::with_scalar_label(1.0, 0, 0, Vec::new()).to_bytes();
         bytes[0] = 3;
         bytes.extend_from_slice(&[0; 4]);
-        assert_eq!(
-            ImageRecord::parse(bytes).unwrap_err(),
-            "header flag 3 announces 3 float labels (12 bytes) but only 4 bytes follow the header"
-        );
+        assert_eq!(ImageRecord::parse(bytes).unwrap_err(), "header flag 3 announces 3 float labels (12 bytes) but only 4 bytes follow the header");
     }
 }

@@ -35,9 +35,7 @@ impl RecordWriter {
             return Err(DataError::Config(format!("{}: the output must not end in .idx", rec_path.display())));
         }
         let (rec_temp, idx_temp) = (temp_path(rec_path), temp_path(&idx_path));
-        let create = |path: &Path| {
-            File::create(path).map(BufWriter::new).map_err(|e| DataError::io(path, "cannot create", e))
-        };
+        let create = |path: &Path| File::create(path).map(BufWriter::new).map_err(|e| DataError::io(path, "cannot create", e));
         let rec = create(&rec_temp)?;
         let idx = match create(&idx_temp) {
             Ok(idx) => idx,

@@ -42,23 +42,15 @@ pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
 
 /// A smooth picture that differs per `seed`.
 pub fn gradient(width: u32, height: u32, seed: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(30 + 9 * x + 17 * seed) as u8, (50 + 7 * y + 5 * seed) as u8, (200 - 3 * (x + y)) as u8])
-    })
+    RgbImage::from_fn(width, height, |x, y| image::Rgb([(30 + 9 * x + 17 * seed) as u8, (50 + 7 * y + 5 * seed) as u8, (200 - 3 * (x + y)) as u8]))
 }
 
 /// The image folder behind `tests/fixtures/rust_written`: three identities,
 /// PNG and JPEG files (re-encoded and copied paths), one file that is not an
 /// image (reported and skipped). Returns the folder.
 pub fn write_pack_source_folder(root: &Path) {
-    let files: [(&str, &str, u32); 6] = [
-        ("alice", "1.png", 1),
-        ("alice", "2.jpg", 2),
-        ("bob", "a.jpg", 3),
-        ("carol", "x.png", 4),
-        ("carol", "y.png", 5),
-        ("carol", "z.jpg", 0),
-    ];
+    let files: [(&str, &str, u32); 6] =
+        [("alice", "1.png", 1), ("alice", "2.jpg", 2), ("bob", "a.jpg", 3), ("carol", "x.png", 4), ("carol", "y.png", 5), ("carol", "z.jpg", 0)];
     for (identity, name, seed) in files {
         std::fs::create_dir_all(root.join(identity)).unwrap();
         let bytes = if seed == 0 {

@@ -64,12 +64,7 @@ pub fn labels_from_neighbors(neighbors: &[Vec<u32>], min_samples: usize) -> Vec<
     }
     for i in 0..n {
         if !is_core[i] {
-            labels[i] = neighbors[i]
-                .iter()
-                .filter(|&&j| is_core[j as usize])
-                .map(|&j| labels[j as usize])
-                .min()
-                .unwrap_or(-1);
+            labels[i] = neighbors[i].iter().filter(|&&j| is_core[j as usize]).map(|&j| labels[j as usize]).min().unwrap_or(-1);
         }
     }
     labels
@@ -92,11 +87,7 @@ mod tests {
     #[test]
     fn border_between_two_clusters_takes_the_first() {
         // point 3 (x=3) neighbours the cores 2 (cluster 0) and 4 (cluster 1)
-        let neighbors = vec![
-            vec![0, 1, 2], vec![0, 1, 2], vec![0, 1, 2, 3],
-            vec![2, 3, 4],
-            vec![3, 4, 5, 6], vec![4, 5, 6], vec![4, 5, 6],
-        ];
+        let neighbors = vec![vec![0, 1, 2], vec![0, 1, 2], vec![0, 1, 2, 3], vec![2, 3, 4], vec![3, 4, 5, 6], vec![4, 5, 6], vec![4, 5, 6]];
         let labels = labels_from_neighbors(&neighbors, 4); // cores: 2 and 4 only
         assert_eq!(labels, vec![0, 0, 0, 0, 1, 1, 1]);
     }

@@ -103,8 +103,7 @@ fn kmeans_plus_plus(x: &Array2<f64>, k: usize, rng: &mut StdRng) -> Array2<f64> 
                     break;
                 }
             }
-            let updated: Vec<f64> =
-                (0..n).into_par_iter().map(|i| closest[i].min(sq_dist(x.row(i), x.row(cand)))).collect();
+            let updated: Vec<f64> = (0..n).into_par_iter().map(|i| closest[i].min(sq_dist(x.row(i), x.row(cand)))).collect();
             let pot: f64 = updated.iter().sum();
             if best.as_ref().is_none_or(|b| pot < b.1) {
                 best = Some((cand, pot, updated));

@@ -97,13 +97,7 @@ pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeRe
             let sims: Vec<f64> = members.iter().map(|&i| unit.row(i).dot(&centre)).collect();
             all_mag.extend_from_slice(&mags);
             all_sim.extend_from_slice(&sims);
-            ClusterMagnitudes {
-                label,
-                correlation: pearson(&mags, &sims),
-                members_by_magnitude: members,
-                magnitudes: mags,
-                centre_similarity: sims,
-            }
+            ClusterMagnitudes { label, correlation: pearson(&mags, &sims), members_by_magnitude: members, magnitudes: mags, centre_similarity: sims }
         })
         .collect();
     MagnitudeReport { clusters, overall_correlation: pearson(&all_mag, &all_sim) }

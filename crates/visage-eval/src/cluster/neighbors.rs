@@ -29,8 +29,7 @@ pub fn radius_neighbors(data: &Prepared, eps: f64) -> Vec<Vec<u32>> {
     let max_sq = data.sq_norms.iter().copied().fold(0.0f64, f64::max);
     let margin = (d as f64 * 1.2e-7 * max_sq * 4.0).max(1e-9);
     let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    let block_pairs: Vec<(usize, usize)> =
-        starts.iter().enumerate().flat_map(|(i, &a)| starts[i..].iter().map(move |&b| (a, b))).collect();
+    let block_pairs: Vec<(usize, usize)> = starts.iter().enumerate().flat_map(|(i, &a)| starts[i..].iter().map(move |&b| (a, b))).collect();
     // `d(x, y) ≤ eps` as a bound on the dot product: cosine `x·y ≥ 1 − eps`;
     // euclidean `x·y ≥ (|x|² + |y|² − eps²) / 2`. One compare per pair; only
     // pairs within `margin` of the bound are decided in f64.
@@ -112,10 +111,8 @@ mod tests {
             let eps = data.from_dot(3, 900, data.rows.row(3).dot(&data.rows.row(900)));
             let got = radius_neighbors(&data, eps);
             for i in (0..1100).step_by(37) {
-                let want: Vec<u32> = (0..1100)
-                    .filter(|&j| data.from_dot(i, j, data.rows.row(i).dot(&data.rows.row(j))) <= eps)
-                    .map(|j| j as u32)
-                    .collect();
+                let want: Vec<u32> =
+                    (0..1100).filter(|&j| data.from_dot(i, j, data.rows.row(i).dot(&data.rows.row(j))) <= eps).map(|j| j as u32).collect();
                 assert_eq!(got[i], want, "{metric:?} row {i}");
             }
             assert!(got[3].contains(&900) && got[900].contains(&3));

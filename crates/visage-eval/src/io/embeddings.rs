@@ -42,11 +42,7 @@ pub fn read_embeddings(path: &Path) -> Result<Array2<f64>> {
 /// [`read_embeddings`] on bytes already in memory; `name` decides the format
 /// the same way (extension `.npy`, else CSV) and names the source in errors.
 pub fn parse_embeddings(bytes: &[u8], name: &Path) -> Result<Array2<f64>> {
-    let matrix = if is_npy(name) {
-        read_npy_matrix(bytes, bytes.len() as u64, name)?
-    } else {
-        read_csv_matrix(bytes, name)?
-    };
+    let matrix = if is_npy(name) { read_npy_matrix(bytes, bytes.len() as u64, name)? } else { read_csv_matrix(bytes, name)? };
     check_matrix(matrix, name)
 }
 
@@ -109,9 +105,7 @@ pub fn read_npy_header(reader: &mut impl Read, path: &Path) -> Result<NpyHeader>
         return Err(bad(format!("the .npy header declares {header_len} bytes, above the limit of {NPY_MAX_HEADER_BYTES}")));
     }
     let mut header = vec![0u8; header_len as usize];
-    reader
-        .read_exact(&mut header)
-        .map_err(|_| bad(format!("truncated: the header declares {header_len} bytes and the file ends first")))?;
+    reader.read_exact(&mut header).map_err(|_| bad(format!("truncated: the header declares {header_len} bytes and the file ends first")))?;
     // Versions 1 and 2 are latin-1, 3 is UTF-8; every key and value this
     // reader accepts is ASCII, so anything else is refused by the parser.
     let text = String::from_utf8_lossy(&header);
@@ -142,9 +136,7 @@ pub fn read_npy_header(reader: &mut impl Read, path: &Path) -> Result<NpyHeader>
         ">f8" => NpyDtype { item_bytes: 8, big_endian: true },
         other => {
             let shown: String = other.chars().take(32).collect();
-            return Err(bad(format!(
-                "dtype `{shown}`: expected float32 or float64 ('<f4', '<f8'); convert with `array.astype(np.float32)`"
-            )));
+            return Err(bad(format!("dtype `{shown}`: expected float32 or float64 ('<f4', '<f8'); convert with `array.astype(np.float32)`")));
         }
     };
     Ok(NpyHeader { dtype, fortran_order, shape, data_offset })
@@ -155,10 +147,7 @@ pub fn read_npy_matrix(reader: impl Read, file_len: u64, path: &Path) -> Result<
     let array = read_npy_array(reader, file_len, path)?;
     if array.ndim() != 2 {
         let dims: Vec<String> = array.shape().iter().map(usize::to_string).collect();
-        return Err(EvalError::content(
-            path,
-            format!("shape ({}) is {}-D: expected a 2-D array, one row per face", dims.join(", "), array.ndim()),
-        ));
+        return Err(EvalError::content(path, format!("shape ({}) is {}-D: expected a 2-D array, one row per face", dims.join(", "), array.ndim())));
     }
     Ok(array.into_dimensionality::<Ix2>().expect("checked 2-D"))
 }

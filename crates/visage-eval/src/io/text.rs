@@ -34,20 +34,13 @@ pub fn open_text(path: &Path) -> Result<BufReader<File>> {
 
 /// [`for_each_line`] over any reader; `path` names the source in errors
 /// (also the entry point for in-memory bytes, e.g. a fuzz target).
-pub fn for_each_line_in(
-    mut reader: impl BufRead,
-    path: &Path,
-    mut visit: impl FnMut(usize, &str) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_line_in(mut reader: impl BufRead, path: &Path, mut visit: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     loop {
         buf.clear();
         // One byte over the cap tells "exactly at the cap" from "longer".
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 2)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| EvalError::io(path, e))?;
+        let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 2).read_until(b'\n', &mut buf).map_err(|e| EvalError::io(path, e))?;
         if n == 0 {
             return Ok(());
         }
@@ -61,15 +54,10 @@ pub fn for_each_line_in(
             content = &content[..content.len() - 1];
         }
         if content.len() > MAX_LINE_BYTES || (!complete && n as u64 == MAX_LINE_BYTES as u64 + 2) {
-            return Err(EvalError::parse(
-                path,
-                line_no,
-                format!("line longer than {MAX_LINE_BYTES} bytes: not a text file of this format"),
-            ));
+            return Err(EvalError::parse(path, line_no, format!("line longer than {MAX_LINE_BYTES} bytes: not a text file of this format")));
         }
-        let line = std::str::from_utf8(content).map_err(|e| {
-            EvalError::parse(path, line_no, format!("not valid UTF-8 text (byte {} of the line)", e.valid_up_to() + 1))
-        })?;
+        let line = std::str::from_utf8(content)
+            .map_err(|e| EvalError::parse(path, line_no, format!("not valid UTF-8 text (byte {} of the line)", e.valid_up_to() + 1)))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -105,9 +93,7 @@ impl LineCtx<'_> {
     }
 
     pub fn i64_field(&self, column: &str, text: &str) -> Result<i64> {
-        text.trim()
-            .parse()
-            .map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", shorten(text.trim()))))
+        text.trim().parse().map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", shorten(text.trim()))))
     }
 
     /// A 0/1 label (`1` = same identity).
@@ -124,10 +110,7 @@ impl LineCtx<'_> {
 pub fn split_fields<'l>(ctx: &LineCtx<'_>, line: &'l str, expected: usize, header: &str) -> Result<Vec<&'l str>> {
     let fields: Vec<&str> = line.split(',').collect();
     if fields.len() != expected {
-        return Err(ctx.error(format!(
-            "expected {expected} comma-separated fields ({header}), found {}",
-            fields.len()
-        )));
+        return Err(ctx.error(format!("expected {expected} comma-separated fields ({header}), found {}", fields.len())));
     }
     Ok(fields)
 }

@@ -27,13 +27,5 @@ pub fn cluster_scores(truth: &[i64], pred: &[i64]) -> ClusterScores {
     let table = Contingency::new(truth, pred);
     let (pairwise_precision, pairwise_recall, pairwise_f) = pairwise::pairwise_prf(&table);
     let (bcubed_precision, bcubed_recall, bcubed_f) = bcubed::bcubed_prf(&table);
-    ClusterScores {
-        pairwise_precision,
-        pairwise_recall,
-        pairwise_f,
-        bcubed_precision,
-        bcubed_recall,
-        bcubed_f,
-        nmi: nmi::nmi(&table),
-    }
+    ClusterScores { pairwise_precision, pairwise_recall, pairwise_f, bcubed_precision, bcubed_recall, bcubed_f, nmi: nmi::nmi(&table) }
 }

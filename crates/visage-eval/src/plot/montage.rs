@@ -2,10 +2,10 @@
 //! worst, or a whole collection ranked by quality. Flagged faces get a red
 //! frame so they stand out at a glance.
 
+use super::font::{ensure_registered, FAMILY};
 use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use super::font::{ensure_registered, FAMILY};
 
 /// Drawing a caption failed (the font or the bitmap backend refused).
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(image.get_pixel(32 - 2, 6 + 5).0, FLAG_COLOUR.0); // tile 1's frame
         assert_eq!(image.get_pixel(6 - 2, 6 + 5).0, [255, 255, 255]); // tile 0 unframed
         assert_eq!(image.get_pixel(6 + 5, 40 + 5).0, [200, 0, 0]); // tile 2, second row
-        // Some caption ink under tile 0 (dark pixels in its caption strip).
+                                                                   // Some caption ink under tile 0 (dark pixels in its caption strip).
         let inked = (6..26).flat_map(|x| (16..34).map(move |y| (x, y))).any(|(x, y)| image.get_pixel(x, y).0[0] < 128);
         assert!(inked, "caption drawn");
     }

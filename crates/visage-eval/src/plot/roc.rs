@@ -16,12 +16,7 @@ pub struct RocChart<'a> {
 impl RocChart<'_> {
     /// Left end of the FAR axis: the decade below the smallest non-zero FAR, at least 1e-8.
     fn min_far(&self) -> f64 {
-        let smallest = self
-            .systems
-            .iter()
-            .flat_map(|(_, c)| c.iter().map(|p| p.far))
-            .filter(|&f| f > 0.0)
-            .fold(1.0f64, f64::min);
+        let smallest = self.systems.iter().flat_map(|(_, c)| c.iter().map(|p| p.far)).filter(|&f| f > 0.0).fold(1.0f64, f64::min);
         10f64.powf(smallest.log10().floor()).clamp(1e-8, 1e-1)
     }
 }

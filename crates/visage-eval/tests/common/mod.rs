@@ -33,8 +33,7 @@ pub fn shared_example(name: &str) -> PathBuf {
 
 /// Runs `visage <args>` in-process; `Ok(stdout)` or the error and its exit code.
 pub fn run(args: &[&str]) -> Result<String, (i32, String)> {
-    let parsed = Visage::try_parse_from(std::iter::once("visage").chain(args.iter().copied()))
-        .map_err(|e| (2, e.to_string()))?;
+    let parsed = Visage::try_parse_from(std::iter::once("visage").chain(args.iter().copied())).map_err(|e| (2, e.to_string()))?;
     let mut out = Vec::new();
     let result: Result<(), CliError> = match &parsed.command {
         Top::Eval(cmd) => cmd.run_to(&mut out),
@@ -63,8 +62,7 @@ pub fn visage_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let candidate = exe.parent()?.parent()?.join("visage");
     // a binary built before `eval` was mounted is stale, not a failure of this crate
-    let mounted = candidate.exists()
-        && Command::new(&candidate).args(["eval", "--help"]).output().is_ok_and(|o| o.status.success());
+    let mounted = candidate.exists() && Command::new(&candidate).args(["eval", "--help"]).output().is_ok_and(|o| o.status.success());
     mounted.then_some(candidate)
 }
 

@@ -163,7 +163,8 @@ impl FileSystem for RealFs {
 
     fn lock(&self, path: &Path, shared: bool, timeout: Duration) -> Result<Box<dyn LockGuard>, LockFailure> {
         let created = !path.exists();
-        let mut file = owner_only(std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true)).open(path).map_err(LockFailure::Io)?;
+        let mut file =
+            owner_only(std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true)).open(path).map_err(LockFailure::Io)?;
         if created {
             // The lock file holds no data, but a created entry is synced like every other.
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -67,8 +67,8 @@ use crate::json::from_json;
 use crate::model::{FaceSample, Identity, IdentityId, IdentitySummary, Template};
 use crate::search::TemplateMatrix;
 use crate::store::{
-    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict,
-    ImportReport, ImportStep, Match, EXPORT_FORMAT,
+    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore,
+    ImportConflict, ImportReport, ImportStep, Match, EXPORT_FORMAT,
 };
 use fs::{FileSystem, LockFailure, LockGuard, RealFs};
 use snapshot::{read_snapshot, write_snapshot, SnapshotHeader, SNAPSHOT_FORMAT};
@@ -127,9 +127,18 @@ pub struct IdempotencyRecord {
 enum Change {
     /// Adds templates to identity `id`, creating it (with `name`) when new;
     /// `metadata`, when given, replaces the identity's.
-    Enrol { id: IdentityId, name: String, metadata: Option<serde_json::Value>, templates: Vec<Template> },
-    Remove { id: IdentityId },
-    SetThreshold { threshold: DecisionThreshold },
+    Enrol {
+        id: IdentityId,
+        name: String,
+        metadata: Option<serde_json::Value>,
+        templates: Vec<Template>,
+    },
+    Remove {
+        id: IdentityId,
+    },
+    SetThreshold {
+        threshold: DecisionThreshold,
+    },
     /// Remembers the idempotency key of the enrolment in the same record.
     Remember(IdempotencyRecord),
 }
@@ -231,10 +240,7 @@ impl State {
     }
 
     fn identity_named(&self, name: &str) -> Result<&Identity> {
-        self.by_name
-            .get(name)
-            .and_then(|id| self.identities.get(id))
-            .ok_or_else(|| GalleryError::UnknownIdentity { name: name.to_string() })
+        self.by_name.get(name).and_then(|id| self.identities.get(id)).ok_or_else(|| GalleryError::UnknownIdentity { name: name.to_string() })
     }
 
     fn check_queries(&self, queries: &[&[f32]]) -> Result<()> {
@@ -503,7 +509,13 @@ impl GalleryStore for EmbeddedStore {
         self.enrol_idempotent(None, name, metadata, faces)
     }
 
-    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+    fn enrol_idempotent(
+        &self,
+        idempotency_key: Option<&str>,
+        name: &str,
+        metadata: Option<serde_json::Value>,
+        faces: &[FaceSample],
+    ) -> Result<EnrolOutcome> {
         check_enrolment(name, metadata.as_ref())?;
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
@@ -584,7 +596,12 @@ impl GalleryStore for EmbeddedStore {
                 ImportStep::Create { index } => {
                     let identity = &export.identities[index];
                     next_id += 1;
-                    Change::Enrol { id: next_id - 1, name: identity.name.clone(), metadata: Some(identity.metadata.clone()), templates: identity.templates.clone() }
+                    Change::Enrol {
+                        id: next_id - 1,
+                        name: identity.name.clone(),
+                        metadata: Some(identity.metadata.clone()),
+                        templates: identity.templates.clone(),
+                    }
                 }
                 ImportStep::Merge { index, id } => {
                     let identity = &export.identities[index];

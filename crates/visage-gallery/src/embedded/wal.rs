@@ -101,7 +101,10 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogContents> {
             return Ok(LogContents { records, valid_len: offset as u64, torn_bytes: (total - offset) as u64 });
         };
         if last_seq.is_some_and(|last| seq <= last) {
-            return Err(GalleryError::corrupt(path, format!("record at byte {offset} has seq {seq}, not after the previous {}", last_seq.unwrap_or(0))));
+            return Err(GalleryError::corrupt(
+                path,
+                format!("record at byte {offset} has seq {seq}, not after the previous {}", last_seq.unwrap_or(0)),
+            ));
         }
         last_seq = Some(seq);
         let end = offset + HEADER_LEN + payload_len;
@@ -379,7 +382,10 @@ mod tests {
         drop(writer);
         let log = read_log(&path).unwrap();
         assert_eq!(log.torn_bytes, 0);
-        assert_eq!(log.records.iter().map(|r| (r.seq, r.payload.clone())).collect::<Vec<_>>(), vec![(1, b"one".to_vec()), (2, b"two again".to_vec())]);
+        assert_eq!(
+            log.records.iter().map(|r| (r.seq, r.payload.clone())).collect::<Vec<_>>(),
+            vec![(1, b"one".to_vec()), (2, b"two again".to_vec())]
+        );
     }
 
     #[test]

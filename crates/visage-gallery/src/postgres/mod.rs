@@ -78,8 +78,8 @@ use crate::error::{GalleryError, Result};
 use crate::hnsw::HnswParams;
 use crate::model::{pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, Template};
 use crate::store::{
-    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore, ImportConflict,
-    ImportReport, ImportStep, Match, EXPORT_FORMAT,
+    check_enrolment, check_idempotency_key, enrolment_fingerprint, plan_import, screen_faces, EnrolOutcome, GalleryExport, GalleryStore,
+    ImportConflict, ImportReport, ImportStep, Match, EXPORT_FORMAT,
 };
 use vector::PgVector;
 
@@ -549,10 +549,11 @@ async fn begin_snapshot(pool: &PgPool) -> Step<Transaction<'static, Postgres>> {
 }
 
 async fn read_config(conn: &mut Conn, location: &str) -> Step<GalleryConfig> {
-    let config: Option<Json<GalleryConfig>> =
-        sqlx::query_scalar("SELECT config FROM visage_config WHERE id = 1").fetch_optional(&mut *conn).await?;
+    let config: Option<Json<GalleryConfig>> = sqlx::query_scalar("SELECT config FROM visage_config WHERE id = 1").fetch_optional(&mut *conn).await?;
     let Some(Json(config)) = config else {
-        return Err(GalleryError::Invalid { what: location.to_string(), message: "the gallery has no configuration row (visage_config)".into() }.into());
+        return Err(
+            GalleryError::Invalid { what: location.to_string(), message: "the gallery has no configuration row (visage_config)".into() }.into()
+        );
     };
     if config.format_version != GALLERY_FORMAT_VERSION {
         return Err(GalleryError::Unsupported {
@@ -567,7 +568,10 @@ async fn read_config(conn: &mut Conn, location: &str) -> Step<GalleryConfig> {
 /// An identity's templates in enrolment order.
 async fn templates_of(conn: &mut Conn, id: i64) -> Step<Vec<Template>> {
     let rows: Vec<(PgVector, f32, String)> =
-        sqlx::query_as("SELECT embedding, magnitude, source FROM visage_templates WHERE identity_id = $1 ORDER BY id").bind(id).fetch_all(&mut *conn).await?;
+        sqlx::query_as("SELECT embedding, magnitude, source FROM visage_templates WHERE identity_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     Ok(rows.into_iter().map(|(embedding, magnitude, source)| Template { embedding: embedding.0, magnitude, source }).collect())
 }
 
@@ -609,7 +613,11 @@ async fn repool(conn: &mut Conn, id: i64, metadata: Option<serde_json::Value>) -
                 .await?
         }
         None => {
-            sqlx::query_as("UPDATE visage_identities SET pooled = $2 WHERE id = $1 RETURNING name, metadata").bind(id).bind(pooled).fetch_one(&mut *conn).await?
+            sqlx::query_as("UPDATE visage_identities SET pooled = $2 WHERE id = $1 RETURNING name, metadata")
+                .bind(id)
+                .bind(pooled)
+                .fetch_one(&mut *conn)
+                .await?
         }
     };
     Ok(Identity { id: id as IdentityId, name, metadata, templates })
@@ -655,7 +663,13 @@ impl GalleryStore for PostgresStore {
     /// The key is claimed by inserting its row first in the enrolment's
     /// transaction: a concurrent retry with the same key blocks on that
     /// row until the first commits, then finds it and returns its outcome.
-    fn enrol_idempotent(&self, idempotency_key: Option<&str>, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+    fn enrol_idempotent(
+        &self,
+        idempotency_key: Option<&str>,
+        name: &str,
+        metadata: Option<serde_json::Value>,
+        faces: &[FaceSample],
+    ) -> Result<EnrolOutcome> {
         self.refuse_if_read_only()?;
         check_enrolment(name, metadata.as_ref())?;
         if let Some(key) = idempotency_key {
@@ -753,7 +767,8 @@ impl GalleryStore for PostgresStore {
         let (pool, name) = (self.pool.clone(), name.to_string());
         self.run(async move {
             let mut tx = begin_write(&pool).await?;
-            let locked: Option<i64> = sqlx::query_scalar("SELECT id FROM visage_identities WHERE name = $1 FOR UPDATE").bind(&name).fetch_optional(&mut *tx).await?;
+            let locked: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM visage_identities WHERE name = $1 FOR UPDATE").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(id) = locked else {
                 return Err(GalleryError::UnknownIdentity { name }.into());
             };
@@ -767,7 +782,8 @@ impl GalleryStore for PostgresStore {
     fn list(&self) -> Result<Vec<IdentitySummary>> {
         let pool = self.pool.clone();
         self.run(async move {
-            let rows: Vec<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SQL} GROUP BY i.id ORDER BY i.name COLLATE \"C\"")).fetch_all(&pool).await?;
+            let rows: Vec<SummaryRow> =
+                sqlx::query_as(&format!("{SUMMARY_SQL} GROUP BY i.id ORDER BY i.name COLLATE \"C\"")).fetch_all(&pool).await?;
             Ok(rows.into_iter().map(summary).collect())
         })
     }
@@ -802,13 +818,12 @@ impl GalleryStore for PostgresStore {
             let mut tx = begin_snapshot(&pool).await?;
             let mut results = Vec::with_capacity(queries.len());
             for query in queries {
-                let rows: Vec<(i64, String, f64)> = sqlx::query_as(
-                    "SELECT id, name, -(pooled <#> $1) FROM visage_identities ORDER BY pooled <#> $1, id LIMIT $2",
-                )
-                .bind(query)
-                .bind(k as i64)
-                .fetch_all(&mut *tx)
-                .await?;
+                let rows: Vec<(i64, String, f64)> =
+                    sqlx::query_as("SELECT id, name, -(pooled <#> $1) FROM visage_identities ORDER BY pooled <#> $1, id LIMIT $2")
+                        .bind(query)
+                        .bind(k as i64)
+                        .fetch_all(&mut *tx)
+                        .await?;
                 results.push(rows.into_iter().map(|(id, name, score)| Match { id: id as IdentityId, name, score: score as f32 }).collect());
             }
             tx.rollback().await?;
@@ -823,13 +838,14 @@ impl GalleryStore for PostgresStore {
             let config = read_config(&mut tx, &location).await?;
             let rows: Vec<(i64, String, serde_json::Value)> =
                 sqlx::query_as("SELECT id, name, metadata FROM visage_identities ORDER BY id").fetch_all(&mut *tx).await?;
-            let mut identities: Vec<Identity> = rows
-                .into_iter()
-                .map(|(id, name, metadata)| Identity { id: id as IdentityId, name, metadata, templates: Vec::new() })
-                .collect();
-            let position: std::collections::HashMap<IdentityId, usize> = identities.iter().enumerate().map(|(i, identity)| (identity.id, i)).collect();
+            let mut identities: Vec<Identity> =
+                rows.into_iter().map(|(id, name, metadata)| Identity { id: id as IdentityId, name, metadata, templates: Vec::new() }).collect();
+            let position: std::collections::HashMap<IdentityId, usize> =
+                identities.iter().enumerate().map(|(i, identity)| (identity.id, i)).collect();
             let templates: Vec<(i64, PgVector, f32, String)> =
-                sqlx::query_as("SELECT identity_id, embedding, magnitude, source FROM visage_templates ORDER BY identity_id, id").fetch_all(&mut *tx).await?;
+                sqlx::query_as("SELECT identity_id, embedding, magnitude, source FROM visage_templates ORDER BY identity_id, id")
+                    .fetch_all(&mut *tx)
+                    .await?;
             for (identity_id, embedding, magnitude, source) in templates {
                 identities[position[&(identity_id as IdentityId)]].templates.push(Template { embedding: embedding.0, magnitude, source });
             }
@@ -923,7 +939,9 @@ impl GalleryStore for PostgresStore {
                         .bind(k as i64)
                         .fetch_all(&mut *tx)
                         .await?;
-                results.push(rows.into_iter().map(|(id, name, distance)| Match { id: id as IdentityId, name, score: (1.0 - distance) as f32 }).collect());
+                results.push(
+                    rows.into_iter().map(|(id, name, distance)| Match { id: id as IdentityId, name, score: (1.0 - distance) as f32 }).collect(),
+                );
             }
             tx.rollback().await?;
             Ok(results)
@@ -943,7 +961,10 @@ mod tests {
         // Every other place a secret can sit.
         let cases = [
             ("postgres://db/g?password=hunter2", "postgres://db/g?password=***"),
-            ("postgres://ann@db/g?sslmode=disable&password=hunter2&application_name=x", "postgres://ann@db/g?sslmode=disable&password=***&application_name=x"),
+            (
+                "postgres://ann@db/g?sslmode=disable&password=hunter2&application_name=x",
+                "postgres://ann@db/g?sslmode=disable&password=***&application_name=x",
+            ),
             ("postgres://db/g?PassWord=hunter2", "postgres://db/g?PassWord=***"),
             ("postgres://db/g?pass%77ord=hunter2", "postgres://db/g?pass%77ord=***"),
             ("postgres://db/g?sslpassword=hunter2&sslkey=k.pem", "postgres://db/g?sslpassword=***&sslkey=k.pem"),
@@ -958,7 +979,10 @@ mod tests {
             assert!(!redact_url(url).contains("hunter2"), "{url}");
         }
         let err = PostgresStore::open("postgres://ann:pw@host:notaport/db").err().unwrap().to_string();
-        assert!(err.contains("postgres://ann:***@host:notaport/db") && err.contains("not a PostgreSQL connection URL") && !err.contains("pw@"), "{err}");
+        assert!(
+            err.contains("postgres://ann:***@host:notaport/db") && err.contains("not a PostgreSQL connection URL") && !err.contains("pw@"),
+            "{err}"
+        );
         let err = PostgresStore::open("postgres://ann@host:notaport/db?password=hunter2").err().unwrap().to_string();
         assert!(!err.contains("hunter2") && err.contains("password=***"), "{err}");
     }
@@ -976,6 +1000,9 @@ mod tests {
         assert_eq!(startup("postgres://db/g", &read_only).as_deref(), Some("-c default_transaction_read_only=on -c statement_timeout=1500ms"));
         assert_eq!(startup("postgres://db/g", &PostgresOptions { statement_timeout: None, ..PostgresOptions::default() }), None);
         // The URL's own timeout wins.
-        assert_eq!(startup("postgres://db/g?options=-c%20statement_timeout%3D5s", &PostgresOptions::default()).as_deref(), Some("-c statement_timeout=5s"));
+        assert_eq!(
+            startup("postgres://db/g?options=-c%20statement_timeout%3D5s", &PostgresOptions::default()).as_deref(),
+            Some("-c statement_timeout=5s")
+        );
     }
 }

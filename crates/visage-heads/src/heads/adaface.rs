@@ -54,8 +54,7 @@ impl AdaFaceState {
             return Err(HeadError::BatchTooSmall { batch: count });
         }
         let mean = clipped_norms.iter().sum::<f64>() / count as f64;
-        let variance =
-            clipped_norms.iter().map(|n| (n - mean) * (n - mean)).sum::<f64>() / (count - 1) as f64;
+        let variance = clipped_norms.iter().map(|n| (n - mean) * (n - mean)).sum::<f64>() / (count - 1) as f64;
         self.batch_mean = t_alpha * mean + (1.0 - t_alpha) * self.batch_mean;
         self.batch_std = t_alpha * variance.sqrt() + (1.0 - t_alpha) * self.batch_std;
         Ok(())
@@ -84,10 +83,7 @@ impl AdaFaceConfig {
     pub fn norm_indicator(&self, norms: &[f64], state: &mut AdaFaceState) -> Result<Vec<f64>, HeadError> {
         let clipped: Vec<f64> = norms.iter().map(|n| n.clamp(NORM_CLIP.0, NORM_CLIP.1)).collect();
         state.update(&clipped, self.t_alpha)?;
-        Ok(clipped
-            .iter()
-            .map(|n| (self.h * (n - state.batch_mean) / (state.batch_std + self.eps)).clamp(-1.0, 1.0))
-            .collect())
+        Ok(clipped.iter().map(|n| (self.h * (n - state.batch_mean) / (state.batch_std + self.eps)).clamp(-1.0, 1.0)).collect())
     }
 
     /// Cosines of every class are clamped away from ±1 before `acos`.

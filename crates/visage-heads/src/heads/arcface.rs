@@ -47,12 +47,7 @@ impl ArcFaceConfig {
 ///
 /// `cos(θ + m) = cos θ·cos m − sin θ·sin m` is evaluated without `acos`, so the
 /// gradient stays finite at `cos θ = ±1`.
-pub fn additive_angular_logit<B: Backend>(
-    cos_target: Tensor<B, 2>,
-    margin_rad: Tensor<B, 2>,
-    easy_margin: bool,
-    s: f64,
-) -> Tensor<B, 2> {
+pub fn additive_angular_logit<B: Backend>(cos_target: Tensor<B, 2>, margin_rad: Tensor<B, 2>, easy_margin: bool, s: f64) -> Tensor<B, 2> {
     let sin_target = sin_from_cos(cos_target.clone());
     let cos_m = margin_rad.clone().cos();
     let sin_m = margin_rad.clone().sin();

@@ -33,12 +33,7 @@ impl CombinedConfig {
         check_scale("combined", self.s)?;
         for (param, value) in [("m1", self.m1), ("m2", self.m2), ("m3", self.m3)] {
             if !value.is_finite() {
-                return Err(HeadError::InvalidParameter {
-                    head: "combined",
-                    param,
-                    value,
-                    reason: "must be finite".into(),
-                });
+                return Err(HeadError::InvalidParameter { head: "combined", param, value, reason: "must be finite".into() });
             }
         }
         if self.m1 <= 0.0 {

@@ -48,11 +48,8 @@ impl SphereFaceConfig {
         // (−1)^k = 1 − 2·(k mod 2).
         let parity = k.clone() - (k.clone() * 0.5).floor() * 2.0;
         let sign = parity.neg() * 2.0 + 1.0;
-        let cos_m_theta = if m.fract() == 0.0 && m <= MAX_CHEBYSHEV_MARGIN {
-            chebyshev(cos_target, m as usize)
-        } else {
-            (angle_from_cos(cos_target) * m).cos()
-        };
+        let cos_m_theta =
+            if m.fract() == 0.0 && m <= MAX_CHEBYSHEV_MARGIN { chebyshev(cos_target, m as usize) } else { (angle_from_cos(cos_target) * m).cos() };
         (sign * cos_m_theta - k * 2.0) * self.s
     }
 }

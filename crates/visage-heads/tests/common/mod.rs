@@ -32,11 +32,7 @@ pub fn evaluate(config: HeadConfig, features: &[f32], centres: &[f32], labels: &
     let w = tensor(centres, centres.len() / dim).require_grad();
     let out = head.forward(x.clone(), w.clone(), labels)?;
     let grads = out.loss.backward();
-    Ok(Evaluated {
-        loss: out.loss.into_data().into_vec::<f32>().unwrap()[0] as f64,
-        grad_features: read(x, &grads),
-        grad_centres: read(w, &grads),
-    })
+    Ok(Evaluated { loss: out.loss.into_data().into_vec::<f32>().unwrap()[0] as f64, grad_features: read(x, &grads), grad_centres: read(w, &grads) })
 }
 
 /// The centres split into shards of `split` classes (the last may be smaller),
@@ -54,13 +50,9 @@ pub fn evaluate_sharded(
     let dim = features.len() / labels.len();
     let rows_per_shard = split * per_class * dim;
     let x = tensor(features, labels.len()).require_grad();
-    let pieces: Vec<Tensor<Backend, 2>> =
-        centres.chunks(rows_per_shard).map(|c| tensor(c, c.len() / dim).require_grad()).collect();
-    let shards: Vec<CentreShard<Backend>> = pieces
-        .iter()
-        .enumerate()
-        .map(|(i, c)| CentreShard { centres: c.clone(), first_class: i * split })
-        .collect();
+    let pieces: Vec<Tensor<Backend, 2>> = centres.chunks(rows_per_shard).map(|c| tensor(c, c.len() / dim).require_grad()).collect();
+    let shards: Vec<CentreShard<Backend>> =
+        pieces.iter().enumerate().map(|(i, c)| CentreShard { centres: c.clone(), first_class: i * split }).collect();
     let loss = match partial_fc {
         Some(pfc) => PartialFc::new(pfc)?.forward(&mut head, x.clone(), &shards, labels, 0)?.output.loss,
         None => head.forward_sharded(x.clone(), &shards, labels)?.loss,

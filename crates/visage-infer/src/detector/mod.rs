@@ -205,10 +205,7 @@ impl Detector {
             return Err(InferError::model(&path, format!("input `{}` has {channels:?} channels, expected 3", input.name)));
         }
         if config.fit_input && (width.is_some() || height.is_some()) {
-            return Err(InferError::model(
-                &path,
-                format!("fit_input needs free spatial dims, input `{}` is fixed at {:?}", input.name, input.dims),
-            ));
+            return Err(InferError::model(&path, format!("fit_input needs free spatial dims, input `{}` is fixed at {:?}", input.name, input.dims)));
         }
         let [default_w, default_h] = config.input_size.unwrap_or([DEFAULT_INPUT_SIDE; 2]);
         let input_size = (width.map_or(default_w, |w| w as u32), height.map_or(default_h, |h| h as u32));
@@ -324,11 +321,7 @@ impl Detector {
             self.min_face_px = floor;
             faces = refine::unpad(found?, offset)
                 .into_iter()
-                .map(|d| Detection {
-                    bbox: d.bbox.map(|v| v / scale),
-                    score: d.score,
-                    landmarks: d.landmarks.map(|[x, y]| [x / scale, y / scale]),
-                })
+                .map(|d| Detection { bbox: d.bbox.map(|v| v / scale), score: d.score, landmarks: d.landmarks.map(|[x, y]| [x / scale, y / scale]) })
                 .collect();
             self.second_looks.0 += 1;
             self.second_looks.1 += started.elapsed().as_secs_f64();
@@ -346,9 +339,7 @@ impl Detector {
     /// first-pass landmarks and those found in its refinement cells.
     fn refine(&mut self, image: &RgbImage, faces: &mut [Detection], scale: f32) -> Result<()> {
         let started = std::time::Instant::now();
-        let small: Vec<usize> = (0..faces.len())
-            .filter(|&i| faces[i].width().max(faces[i].height()) * scale < refine::REFINE_BELOW)
-            .collect();
+        let small: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].width().max(faces[i].height()) * scale < refine::REFINE_BELOW).collect();
         if small.is_empty() {
             return Ok(());
         }

@@ -18,8 +18,8 @@ use std::path::Path;
 
 use super::proto::{Attribute, Graph, Node, Writer};
 use super::{
-    bn_epsilon, bn_tensors, consumers_of, graph_initializer, graph_state, identity_bn_with_bias, read_graph_state,
-    variance_for_visage_epsilon, GraphWriter,
+    bn_epsilon, bn_tensors, consumers_of, graph_initializer, graph_state, identity_bn_with_bias, read_graph_state, variance_for_visage_epsilon,
+    GraphWriter,
 };
 use crate::error::NnError;
 use crate::layers::BN_EPSILON;
@@ -120,20 +120,8 @@ fn conv_slots(config: &MobileFaceNetConfig) -> Vec<ConvSlot> {
 }
 
 /// Ops that make a graph a different network than insightface's MobileFaceNet.
-const FOREIGN_OPS: [&str; 12] = [
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Concat",
-    "MatMul",
-];
+const FOREIGN_OPS: [&str; 12] =
+    ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "MatMul"];
 
 fn put(state: &mut StateDict, burn_path: &str, shape: Vec<usize>, values: Vec<f32>) {
     state.tensors.insert(mobilefacenet_key(burn_path), HostTensor { shape, values });
@@ -250,10 +238,7 @@ fn state_from_graph(graph: &Graph, config: &MobileFaceNetConfig) -> Result<State
                 }
             }
             "BatchNormalization" if !read_as_bn_of_conv[index] => {
-                return Err(format!(
-                    "BatchNormalization node '{}' does not follow a convolution; MobileFaceNet has no such BatchNorm",
-                    node.name
-                ));
+                return Err(format!("BatchNormalization node '{}' does not follow a convolution; MobileFaceNet has no such BatchNorm", node.name));
             }
             "PRelu" => {
                 let prelu = prelus.pop_front().ok_or_else(|| too_many("PReLUs", node))?;

@@ -234,9 +234,8 @@ fn iresnet_state_from_graph(graph: &Graph, config: &IResNetConfig) -> Result<Sta
     let mut slots = Slots::iresnet(config);
     let mut builder = StateBuilder { config, state: StateDict::default() };
     let mut folded_into_conv = vec![false; graph.nodes.len()];
-    let too_many = |what: &str, node: &Node| {
-        format!("the graph has more {what} than the configured IResNet (node '{}'): a different architecture", node.name)
-    };
+    let too_many =
+        |what: &str, node: &Node| format!("the graph has more {what} than the configured IResNet (node '{}'): a different architecture", node.name);
     for (index, node) in graph.nodes.iter().enumerate() {
         match node.op_type.as_str() {
             "Conv" => {

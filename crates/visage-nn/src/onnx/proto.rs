@@ -141,9 +141,7 @@ pub fn read_tensor(bytes: &[u8]) -> Result<Tensor, String> {
             (1, wire) => push_varints(wire, &mut dims)?,
             (2, Wire::Varint(kind)) => tensor.data_type = kind as i64,
             (4, Wire::Fixed32(bits)) => float_data.push(f32::from_bits(bits)),
-            (4, Wire::Bytes(packed)) => {
-                float_data.extend(packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
+            (4, Wire::Bytes(packed)) => float_data.extend(packed.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             (8, wire) => tensor.name = text(wire)?,
             (9, Wire::Bytes(bytes)) => raw = Some(bytes),
             (10, Wire::Fixed64(bits)) => double_data.push(f64::from_bits(bits)),
@@ -155,7 +153,10 @@ pub fn read_tensor(bytes: &[u8]) -> Result<Tensor, String> {
     if dims.len() > MAX_TENSOR_RANK {
         return Err(format!("tensor '{}' has {} dimensions, more than {MAX_TENSOR_RANK}", tensor.name, dims.len()));
     }
-    tensor.dims = dims.iter().map(|&d| usize::try_from(d).map_err(|_| format!("tensor '{}' has a negative dimension", tensor.name))).collect::<Result<_, _>>()?;
+    tensor.dims = dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("tensor '{}' has a negative dimension", tensor.name)))
+        .collect::<Result<_, _>>()?;
     let count = tensor
         .dims
         .iter()

@@ -120,7 +120,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("status {}: not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("status {}: not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {

@@ -82,9 +82,8 @@ impl Chain {
         let full = if spec == "default" { super::super::face_models::DEFAULT_CHAIN } else { spec };
         let mut parts = full.split('+');
         let models = parts.next().unwrap_or_default();
-        let (detector, recognizer) = models
-            .split_once('/')
-            .ok_or_else(|| Failure::bad_input(format!("chain `{spec}`: expected DETECTOR/RECOGNIZER[+SETTING…]")))?;
+        let (detector, recognizer) =
+            models.split_once('/').ok_or_else(|| Failure::bad_input(format!("chain `{spec}`: expected DETECTOR/RECOGNIZER[+SETTING…]")))?;
         // `default` keeps the configs' settings; a spelled-out chain has exactly the settings it lists.
         let listed = (spec != "default").then_some(false);
         let mut chain = Chain {
@@ -297,12 +296,10 @@ impl AccuracyBenchArgs {
             let threshold = s.threshold as f32;
             identification(set, faces, threshold, &mut s);
             // Grouping the labelled photos' faces as `visage analyze` does.
-            let found: Vec<(&PathBuf, &String)> = set.labelled.iter().filter(|(p, _, _)| faces.largest.contains_key(p)).map(|(p, id, _)| (p, id)).collect();
+            let found: Vec<(&PathBuf, &String)> =
+                set.labelled.iter().filter(|(p, _, _)| faces.largest.contains_key(p)).map(|(p, id, _)| (p, id)).collect();
             let embeddings: Vec<&[f32]> = found.iter().map(|(p, _)| faces.largest[*p].as_slice()).collect();
-            let magnitudes: Vec<f32> = found
-                .iter()
-                .map(|(p, _)| largest_face(faces.all[*p].clone()).map_or(0.0, |f| f.embedding.norm))
-                .collect();
+            let magnitudes: Vec<f32> = found.iter().map(|(p, _)| largest_face(faces.all[*p].clone()).map_or(0.0, |f| f.embedding.norm)).collect();
             let mut ids: Vec<&String> = found.iter().map(|(_, id)| *id).collect();
             ids.sort();
             ids.dedup();
@@ -383,9 +380,7 @@ fn identification(set: &PhotoSet, faces: &Embedded, threshold: f32, s: &mut SetS
         }
     }
     let templates: Vec<(&String, Vec<f32>)> = templates.into_iter().map(|(id, t)| (id, unit(&t))).collect();
-    let best = |e: &[f32]| {
-        templates.iter().map(|(id, t)| (*id, dot(e, t) as f32)).max_by(|a, b| a.1.total_cmp(&b.1))
-    };
+    let best = |e: &[f32]| templates.iter().map(|(id, t)| (*id, dot(e, t) as f32)).max_by(|a, b| a.1.total_cmp(&b.1));
     let mut member_scores = Vec::new();
     for (path, members) in &set.groups {
         let units: Vec<Vec<f32>> = faces.all.get(path).into_iter().flatten().map(|f| unit(&f.embedding.embedding)).collect();
@@ -515,10 +510,7 @@ fn named_members(text: &str, separator: char, known: &[String]) -> Option<Vec<St
 
 /// faces_dev's labels: (path, identity_or_group_members).
 fn read_labels(path: &Path) -> Result<Vec<(String, String)>, Failure> {
-    Ok(read_csv(path)?
-        .into_iter()
-        .filter_map(|row| Some((row.get("path")?.clone(), row.get("identity_or_group_members")?.clone())))
-        .collect())
+    Ok(read_csv(path)?.into_iter().filter_map(|row| Some((row.get("path")?.clone(), row.get("identity_or_group_members")?.clone()))).collect())
 }
 
 /// A small CSV reader (double-quoted fields, no embedded newlines): rows as header → value.

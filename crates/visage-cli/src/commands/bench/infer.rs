@@ -187,7 +187,8 @@ impl EmbedBenchArgs {
             }
             let Some(python) = &self.ort_python else { continue };
             let emb_out = scratch.join("ort_batch1.npy");
-            let timings: Vec<EmbedTiming> = run_python(python, &script("infer_ort.py"), &self.python_args(&config, &model_file, &files, &scratch.0)?)?;
+            let timings: Vec<EmbedTiming> =
+                run_python(python, &script("infer_ort.py"), &self.python_args(&config, &model_file, &files, &scratch.0)?)?;
             for timing in timings {
                 match reference.iter_mut().find(|r| r.batch == timing.batch) {
                     Some(pooled) => pooled.runs_s.extend(timing.runs_s),
@@ -403,9 +404,9 @@ impl AnalyzeBenchArgs {
             Some(threshold) => threshold,
             None => {
                 let config = RecognizerArgs::named(DEFAULT_RECOGNIZER).config()?;
-                let cosine = config.same_person_cosine.ok_or_else(|| {
-                    Failure::bad_input(format!("{}: no same_person_cosine; give --distance-threshold", config.name))
-                })?;
+                let cosine = config
+                    .same_person_cosine
+                    .ok_or_else(|| Failure::bad_input(format!("{}: no same_person_cosine; give --distance-threshold", config.name)))?;
                 1.0 - f64::from(cosine)
             }
         };
@@ -470,8 +471,7 @@ impl AnalyzeBenchArgs {
             if python_command.is_some() {
                 row.python_s = Some(median(&mut python_runs));
                 let text = std::fs::read_to_string(&summary_file).map_err(|e| Failure::other(format!("{}: {e}", summary_file.display())))?;
-                let summary: PipelineSummary =
-                    serde_json::from_str(&text).map_err(|e| Failure::other(format!("{}: {e}", summary_file.display())))?;
+                let summary: PipelineSummary = serde_json::from_str(&text).map_err(|e| Failure::other(format!("{}: {e}", summary_file.display())))?;
                 if summary.photos != photos {
                     eprintln!("the Python pipeline decoded {} of the {photos} photos in {}", summary.photos, dir.display());
                 }

@@ -91,11 +91,14 @@ impl TrainBenchArgs {
         // its idle worker threads keep spinning and slow a child PyTorch by a third.
         let theirs = self.torch.torch_python.as_ref().map(|python| self.run_torch(python)).transpose()?;
         let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(|e| Failure::other(e.to_string()))??;
+        println!("Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps", arch, self.classes, self.batch, self.runs);
         println!(
-            "Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps",
-            arch, self.classes, self.batch, self.runs
+            "  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",
+            self.torch.device,
+            ours.median_s,
+            self.batch as f64 / ours.median_s,
+            ours.loss
         );
-        println!("  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}", self.torch.device, ours.median_s, self.batch as f64 / ours.median_s, ours.loss);
         if let Some(theirs) = theirs {
             println!(
                 "  PyTorch CPU ({} threads) {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",

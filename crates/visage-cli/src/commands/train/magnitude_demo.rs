@@ -56,7 +56,8 @@ impl MagnitudeDemoArgs {
         if self.steps == 0 {
             return Err(Failure::bad_input("--steps must be at least 1"));
         }
-        let options = DemoOptions { heldout: self.heldout.clone(), gallery: self.gallery.clone(), steps: self.steps, ..DemoOptions::new(&self.heldout) };
+        let options =
+            DemoOptions { heldout: self.heldout.clone(), gallery: self.gallery.clone(), steps: self.steps, ..DemoOptions::new(&self.heldout) };
         let results = run_autodiff(self.device, DemoJob { args: self, options })
             .map_err(|e| Failure::bad_input(e.to_string()))?
             .map_err(|e| Failure::bad_input(e.to_string()))?;
@@ -68,7 +69,13 @@ impl MagnitudeDemoArgs {
             println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));
         } else {
             for run in &results {
-                println!("{} ({}): clean accuracy {:.1} %, clean mean ‖x‖ {:.3}", run.name, run.head, 100.0 * run.clean_accuracy(), run.clean_mean_magnitude());
+                println!(
+                    "{} ({}): clean accuracy {:.1} %, clean mean ‖x‖ {:.3}",
+                    run.name,
+                    run.head,
+                    100.0 * run.clean_accuracy(),
+                    run.clean_mean_magnitude()
+                );
                 for ladder in &run.ladders {
                     let means: Vec<String> = ladder.levels.iter().map(|l| format!("{:.3}", l.mean_magnitude)).collect();
                     let accuracies: Vec<String> = ladder.levels.iter().map(|l| format!("{:.1}", 100.0 * l.accuracy)).collect();
