@@ -30,6 +30,7 @@ use burn::tensor::backend::Backend;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use visage_data::{DecodeOptions, FaceSource, InsightfacePacker, RecordDataset};
+use visage_eval::io::text::split_csv_line;
 use visage_eval::plot::montage::{montage, Tile};
 use visage_image::RgbImage;
 use visage_image::{write_atomically, write_png};
@@ -250,24 +251,6 @@ fn csv_field(text: &str) -> String {
     } else {
         text.to_string()
     }
-}
-
-/// Splits one RFC 4180 line (no line breaks inside fields).
-fn split_csv_line(line: &str) -> Vec<String> {
-    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
 }
 
 impl DroppedSample {

@@ -124,3 +124,22 @@ pub(crate) fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
         Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()).into(),
     }
 }
+
+/// Splits one RFC 4180 line (no line breaks inside fields): commas inside
+/// double quotes stay in the field, `""` inside quotes is one quote.
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}

@@ -45,7 +45,7 @@ impl Letterbox {
         let canvas_w = new_w.div_ceil(32).max(1) * 32;
         let canvas_h = new_h.div_ceil(32).max(1) * 32;
         let resized = if (new_w, new_h) == (w, h) { image.clone() } else { resize_bilinear(image, new_w, new_h) };
-        let mut canvas = RgbImage::new(canvas_w.min(max_width.div_ceil(32) * 32), canvas_h.min(max_height.div_ceil(32) * 32));
+        let mut canvas = RgbImage::new(canvas_w, canvas_h);
         image::imageops::replace(&mut canvas, &resized, 0, 0);
         Self { canvas, scale: scale as f32 }
     }

@@ -28,6 +28,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use visage_analyze::{group_identities, GroupingRule, IdentityConfig};
+use visage_eval::io::text::split_csv_line;
 use visage_eval::metrics::cluster_scores;
 use visage_eval::roc::{roc_summary, LabelledScores};
 use visage_infer::{PhotoFace, PhotoOutcome};
@@ -299,7 +300,7 @@ impl AccuracyBenchArgs {
             let found: Vec<(&PathBuf, &String)> =
                 set.labelled.iter().filter(|(p, _, _)| faces.largest.contains_key(p)).map(|(p, id, _)| (p, id)).collect();
             let embeddings: Vec<&[f32]> = found.iter().map(|(p, _)| faces.largest[*p].as_slice()).collect();
-            let magnitudes: Vec<f32> = found.iter().map(|(p, _)| largest_face(faces.all[*p].clone()).map_or(0.0, |f| f.embedding.norm)).collect();
+            let magnitudes: Vec<f32> = found.iter().map(|(p, _)| faces.magnitude[*p]).collect();
             let mut ids: Vec<&String> = found.iter().map(|(_, id)| *id).collect();
             ids.sort();
             ids.dedup();
@@ -517,26 +518,8 @@ fn read_labels(path: &Path) -> Result<Vec<(String, String)>, Failure> {
 fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::bad_input(format!("{}: cannot read: {e}", path.display())))?;
     let mut lines = text.lines();
-    let header = split_csv(lines.next().unwrap_or_default());
-    Ok(lines.map(|line| header.iter().cloned().zip(split_csv(line)).collect()).collect())
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().expect("one field").push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => fields.last_mut().expect("one field").push(c),
-        }
-    }
-    fields
+    let header = split_csv_line(lines.next().unwrap_or_default());
+    Ok(lines.map(|line| header.iter().cloned().zip(split_csv_line(line)).collect()).collect())
 }
 
 /// The table of docs/accuracy.md: one row per chain and set.
@@ -603,7 +586,7 @@ mod tests {
 
     #[test]
     fn csv_fields_with_quotes_and_commas() {
-        assert_eq!(split_csv(r#"a,"b, c",,"say ""hi""""#), vec!["a", "b, c", "", "say \"hi\""]);
+        assert_eq!(split_csv_line(r#"a,"b, c",,"say ""hi""""#), vec!["a", "b, c", "", "say \"hi\""]);
     }
 
     #[test]
