@@ -140,11 +140,11 @@ fn heatmap(html: &mut String, analysis: &Analysis) -> Result<(), AnalyzeError> {
     let embeddings: Vec<&[f32]> = order.iter().map(|&f| faces[f].embedding.as_slice()).collect();
     let crops: Option<Vec<&RgbImage>> = order.iter().map(|&f| faces[f].crop.as_ref()).collect();
     let picture = similarity_heatmap(&embeddings, &boundaries, crops.as_deref());
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<h2>Similarity</h2><p class=\"note\">Cosine similarity of every pair of faces, in the order of the persons above (white lines separate persons). Bright blocks on the diagonal are persons; a bright block off it would be one person split in two.</p>\
 <div class=\"legend\">{SCALE_LOW}<span class=\"bar\" style=\"background:{}\"></span>{SCALE_HIGH}</div>\
-<p><img alt=\"similarity heat-map\" style=\"max-width:100%\" src=\"data:image/png;base64,{}\"></p>\n",
+<p><img alt=\"similarity heat-map\" style=\"max-width:100%\" src=\"data:image/png;base64,{}\"></p>",
         css_gradient(),
         encode(&picture, image::ImageFormat::Png, "the heat-map")?
     );

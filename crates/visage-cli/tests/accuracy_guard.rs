@@ -14,7 +14,8 @@ fn shared_data() -> PathBuf {
 /// quality FNMR cut): floors a little under docs/accuracy.md's default row,
 /// so a change that loses accuracy fails while run-to-run noise (there is
 /// none: the chain is deterministic) cannot.
-const FLOORS: [(&str, f64, f64, (u64, u64), f64, f64); 4] = [
+type Floor = (&'static str, f64, f64, (u64, u64), f64, f64);
+const FLOORS: [Floor; 4] = [
     ("faces", 0.9999, 0.999, (4, 4), 0.999, 0.0),
     ("faces_small", 0.9999, 0.999, (4, 4), 0.999, 0.0),
     ("faces_dev.a", 0.994, 0.96, (6, 6), 0.96, 0.40),

@@ -97,13 +97,16 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
+/// What [`load`] gives back: the model, its optimiser and the loop's state.
+pub type Restored<B> = (TrainModel<B>, AnyOptimizer<TrainModel<B>, B>, TrainState);
+
 /// Reads a checkpoint back into a model and optimiser of the same shape.
 pub fn load<B: AutodiffBackend>(
     path: &Path,
     model: TrainModel<B>,
     optimizer: AnyOptimizer<TrainModel<B>, B>,
     device: &B::Device,
-) -> Result<(TrainModel<B>, AnyOptimizer<TrainModel<B>, B>, TrainState)> {
+) -> Result<Restored<B>> {
     let state_path = path.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|source| TrainError::Read { path: state_path.clone(), source })?;
     let state: TrainState =
