@@ -1,5 +1,5 @@
 """PyTorch CPU reference for `visage bench heads`: forward + backward of the
-ArcFace, MagFace and AdaFace heads, written from spec/heads.md (same formulas as
+ArcFace, MagFace and AdaFace heads, written from docs/spec/heads.md (same formulas as
 visage, float32), timed the same way. Prints one JSON object per line:
 {"head", "classes", "batch", "dim", "loss", "median_s", "runs_s"}.
 

@@ -85,7 +85,7 @@ for f in metrics_truth.txt cluster_truth.txt; do put labels "$f" "$fx_eval/$f" 2
 put erc_csv erc_pairs.csv "$fx_eval/erc_pairs.csv" 2048
 for f in "$fx_eval"/ijb/meta/*; do put ijb_meta "$(basename "$f")" "$f" 2048; done
 
-for f in /work/shared/spec/examples/heads_*.input.json "$root"/examples/heads/*.json; do
+for f in "$root"/docs/spec/examples/heads_*.input.json "$root"/examples/heads/*.json; do
   [ -f "$f" ] && put heads_case "$(basename "$f")" "$f" 16384
 done
 for f in "$root"/examples/train/*.toml; do put train_config "$(basename "$f")" "$f"; done

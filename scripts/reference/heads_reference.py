@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent float64 NumPy reference for the visage margin-loss heads.
 
-Written directly from shared/spec/heads.md.  Only the forward loss is coded;
+Written directly from docs/spec/heads.md.  Only the forward loss is coded;
 every gradient is obtained by central finite differences, so the reference
 shares no derivative algebra with the implementation under test.
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::{http, json, ok, photo, start_serve, stop_serve, visage};
 use serde_json::Value;
-use visage_gallery::pgserver::start_or_skip;
+use visage_gallery::pgserver::start_for_test;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     common::scratch("gallery-pg-cli", name)
@@ -40,7 +40,7 @@ fn assert_close(a: &Value, b: &Value, path: &str) {
 
 #[test]
 fn gallery_commands_on_postgres_match_the_embedded_gallery() {
-    let Some(server) = start_or_skip("cli") else { return };
+    let server = start_for_test("cli");
     let url = server.create_database("faces").unwrap();
     let from_postgres = enrol_and_search(&url);
     let embedded = scratch("embedded").display().to_string();
@@ -76,7 +76,7 @@ fn gallery_commands_on_postgres_match_the_embedded_gallery() {
 
 #[test]
 fn serve_uses_a_postgres_gallery() {
-    let Some(server) = start_or_skip("serve") else { return };
+    let server = start_for_test("serve");
     let url = server.create_database("faces").unwrap();
     let from_cli = enrol_and_search(&url);
     let state = scratch("serve-state");

@@ -1,6 +1,6 @@
 //! An image folder into insightface's `train.rec` + `train.idx`.
 //!
-//! Layout (what insightface's packing scripts produce, shared/spec/formats.md):
+//! Layout (what insightface's packing scripts produce, docs/spec/formats.md):
 //! key 0 is the header whose label vector is `(id_start, id_end)`; keys
 //! `1 … N` are the images in folder order with their label as a scalar float
 //! (`id` = the key); keys `N+1 … N+C` are one record per identity with the

@@ -220,8 +220,8 @@ fn writer_round_trip_with_split_records() {
 
 /// `tests/fixtures/rust_written` is what `pack_folder` makes of the folder in
 /// `common::write_pack_source_folder`; MXNet read it (README.md there). Run
-/// with VISAGE_UPDATE_FIXTURES=1 to rewrite it after a deliberate change,
-/// then re-run the Python check.
+/// with VISAGE_UPDATE_FIXTURES=1 to rewrite it after a deliberate change (that
+/// run fails on purpose), then re-run the Python check and the test.
 #[test]
 fn pack_output_is_the_fixture_mxnet_read() {
     let dir = scratch("pack");
@@ -259,6 +259,8 @@ fn pack_output_is_the_fixture_mxnet_read() {
             (0..5).map(|i| (dataset.image_key(i).to_string(), serde_json::json!({ "label": labels[i], "size": [16, 16] }))).collect();
         let expected = serde_json::json!({ "id_range": [6, 9], "images": images });
         std::fs::write(fixture.join("expected.json"), serde_json::to_string_pretty(&expected).unwrap()).unwrap();
+        // A run that rewrote the golden files compared nothing: it must not pass.
+        panic!("rewrote {}: check it with the MXNet script (README.md there), then run again without VISAGE_UPDATE_FIXTURES", fixture.display());
     }
     assert!(written.0 == std::fs::read(fixture.join("train.rec")).unwrap(), "train.rec differs from the fixture MXNet checked");
     assert!(written.1 == std::fs::read(fixture.join("train.idx")).unwrap(), "train.idx differs from the fixture MXNet checked");

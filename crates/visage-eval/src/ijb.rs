@@ -1,5 +1,5 @@
 //! IJB-B/IJB-C style template evaluation (insightface's `eval_ijbc.py`
-//! recipe, restated in shared/spec/formats.md):
+//! recipe, restated in docs/spec/formats.md):
 //! - optional flip test: a face's feature is feature(image) + feature(flip);
 //! - each face feature is L2-normalised unless *norm-score* keeps its raw
 //!   norm — the quality-weighted pooling where the feature magnitude (a

@@ -1,5 +1,5 @@
 //! The insightface verification protocol (LFW-style; arcface_torch
-//! `eval/verification.py`, restated in shared/spec/formats.md):
+//! `eval/verification.py`, restated in docs/spec/formats.md):
 //! - embedding of a face = embedding(image) + embedding(horizontal flip),
 //!   L2-normalised;
 //! - distance of a pair = squared L2 distance (in [0, 4]);

@@ -327,10 +327,3 @@ fn free_port() -> Result<u16, Unavailable> {
 pub fn start_for_test(name: &str) -> PgServer {
     PgServer::start(name).unwrap_or_else(|e| panic!("starting the PostgreSQL test server for {name}: {e}"))
 }
-
-/// [`start_for_test`] under the name older tests call; it never skips
-/// (it returns `Some` or panics), so `let Some(server) = … else { return }`
-/// in a caller can no longer pass without a server.
-pub fn start_or_skip(name: &str) -> Option<PgServer> {
-    Some(start_for_test(name))
-}

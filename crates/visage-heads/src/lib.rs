@@ -1,6 +1,6 @@
 //! Margin heads for face recognition — softmax, NormFace, SphereFace, CosFace,
 //! ArcFace, combined margins, sub-center ArcFace, MagFace and AdaFace — and
-//! Partial FC, exactly as `spec/heads.md` defines them, generic over burn's
+//! Partial FC, exactly as `docs/spec/heads.md` defines them, generic over burn's
 //! backend so autodiff gives both gradients.
 
 pub mod angular;

@@ -1,5 +1,5 @@
 //! Sub-centre ArcFace data cleaning (Deng et al., "Sub-center ArcFace",
-//! TPAMI; spec/heads.md "Sub-center ArcFace and cleaning").
+//! TPAMI; docs/spec/heads.md "Sub-center ArcFace and cleaning").
 //!
 //! A network trained with the `subcenter` head has K centres per class; clean
 //! samples of a class gather around one of them (the *dominant* sub-centre)

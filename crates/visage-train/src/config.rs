@@ -12,7 +12,7 @@
 //! [backbone]                     # visage-nn: arch, embedding_size, dropout, layout,
 //! arch = "iresnet50"             # and for small experiments stage_widths, stem_width,
 //!                                # blocks_per_stage, input_size (IResNet only)
-//! [head]                         # visage-heads: any kind of spec/heads.md
+//! [head]                         # visage-heads: any kind of docs/spec/heads.md
 //! kind = "arcface"
 //! [partial_fc]                   # optional: sample the class centres
 //! sample_rate = 0.1
@@ -231,7 +231,8 @@ fn yes() -> bool {
     true
 }
 
-/// The three families' input conventions (DEVELOPERS.md).
+/// The three families' input conventions: insightface RGB `(x − 127.5)/127.5`,
+/// MagFace BGR `x/255`, AdaFace BGR `(x/255 − 0.5)/0.5` as `visage_image::preprocess` defines them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NormalizationChoice {

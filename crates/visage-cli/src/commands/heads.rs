@@ -19,7 +19,7 @@ pub enum HeadsCommand {
     /// Gradients are of the batch-mean loss. `head.kind` is one of softmax, normface,
     /// sphereface, cosface, arcface, combined, subcenter, magface, adaface; its
     /// parameters (s, m, easy_margin, m1, m2, m3, k, l_a, u_a, l_m, u_m, lambda_g, h,
-    /// t_alpha, eps) default to spec/heads.md. `weights` has one row per class, or
+    /// t_alpha, eps) default to docs/spec/heads.md. `weights` has one row per class, or
     /// classes × k rows for subcenter. `state` ({"batch_mean", "batch_std"}) is
     /// AdaFace's running statistics before the batch. Bad input exits with code 2.
     ///
@@ -208,7 +208,7 @@ impl DemoArgs {
             feature_norms.join(", "),
             base.weights.len()
         );
-        println!("  {:<10} {:>10} {:>12} {:>12}  parameters (defaults of spec/heads.md)", "head", "loss", "|dL/dx|", "|dL/dW|");
+        println!("  {:<10} {:>10} {:>12} {:>12}  parameters (defaults of docs/spec/heads.md)", "head", "loss", "|dL/dx|", "|dL/dW|");
         for kind in visage_heads::HeadConfig::KINDS {
             // Combined margins have no defaults in the spec; show insightface's (1, 0.3, 0.2).
             let head = match kind {

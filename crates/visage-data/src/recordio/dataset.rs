@@ -1,6 +1,6 @@
 //! insightface's use of a `.rec`: record 0 may be a header whose label vector
 //! is `(id_start, id_end)`; keys `1 … id_start−1` are then the images and
-//! `id_start … id_end−1` one record per identity (shared/spec/formats.md).
+//! `id_start … id_end−1` one record per identity (docs/spec/formats.md).
 //! Without such a header every key is an image.
 
 use std::path::Path;

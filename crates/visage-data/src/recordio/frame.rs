@@ -1,4 +1,4 @@
-//! MXNet/dmlc RecordIO framing (shared/spec/formats.md): each physical part is
+//! MXNet/dmlc RecordIO framing (docs/spec/formats.md): each physical part is
 //! `u32 magic`, `u32 lrecord` (continuation flag in the top 3 bits, length in
 //! the low 29), the bytes, zero padding to a multiple of 4.
 //!

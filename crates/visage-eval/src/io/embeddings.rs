@@ -1,5 +1,5 @@
 //! Embedding matrices: `.npy` (NumPy format v1/v2/v3, 2-D float32/float64,
-//! either byte order, C or Fortran order — shared/spec/formats.md) or CSV
+//! either byte order, C or Fortran order — docs/spec/formats.md) or CSV
 //! (one row per face, comma separated numbers, optional non-numeric header
 //! line).
 //!

@@ -1,4 +1,4 @@
-//! insightface's IJB-B/IJB-C metadata layout (`meta/`, shared/spec/formats.md):
+//! insightface's IJB-B/IJB-C metadata layout (`meta/`, docs/spec/formats.md):
 //! `*_face_tid_mid.txt` (`image template media`), `*_template_pair_label.txt`
 //! (`template_1 template_2 label`), `*_name_5pts_score.txt`
 //! (`image x1 y1 … x5 y5 detector_score`), and for 1:N the gallery/probe CSVs

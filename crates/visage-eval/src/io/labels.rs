@@ -1,5 +1,5 @@
 //! Cluster label files: one integer per line, −1 for noise
-//! (shared/spec/formats.md, "Cluster labels").
+//! (docs/spec/formats.md, "Cluster labels").
 
 use std::io::{BufRead, Write};
 use std::path::Path;

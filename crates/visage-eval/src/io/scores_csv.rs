@@ -1,4 +1,4 @@
-//! Reader of the scores CSV (`docs: shared/spec/formats.md`, "Scores CSV"):
+//! Reader of the scores CSV (docs/spec/formats.md, "Scores CSV"):
 //! header `score,label`, one comparison per line, label 1 = same identity.
 //!
 //! Streaming: the file is read line by line and only the two score vectors

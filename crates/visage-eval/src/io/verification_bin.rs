@@ -1,6 +1,6 @@
 //! insightface verification sets (`lfw.bin`, `cfp_fp.bin`, `agedb_30.bin`, …):
 //! a pickle of `(bins, issame_list)` — `2N` encoded images and `N` is-same
-//! flags; pair `i` is images `2i` and `2i + 1` (shared/spec/formats.md).
+//! flags; pair `i` is images `2i` and `2i + 1` (docs/spec/formats.md).
 
 use std::path::Path;
 use std::rc::Rc;

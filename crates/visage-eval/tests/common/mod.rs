@@ -28,7 +28,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn shared_example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/examples").join(name)
 }
 
 /// Runs `visage <args>` in-process; `Ok(stdout)` or the error and its exit code.

@@ -1,5 +1,5 @@
 //! One file per margin head, each holding the head's parameters (with the
-//! papers' defaults) and its target-logit rule. `../spec/heads.md` is the
+//! papers' defaults) and its target-logit rule. `docs/spec/heads.md` is the
 //! definition they follow.
 
 pub mod adaface;
