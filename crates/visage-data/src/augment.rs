@@ -23,19 +23,30 @@ use rand::Rng;
 
 use crate::error::{DataError, Result};
 
+/// Which augmentations are on and how strong; [`Default`] is insightface's
+/// flip-only setting, [`Augmentation::none`] turns everything off. Checked by
+/// [`Augmentation::validate`] (the loader calls it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Augmentation {
     /// Probability of a left-right mirror (insightface: 0.5).
     pub horizontal_flip_probability: f32,
     /// Zero padding of the random crop, pixels; 0 = no crop.
     pub crop_padding_px: u32,
+    /// Probability of a Gaussian blur, in [0, 1] (default 0: off).
     pub blur_probability: f32,
     /// Range of the blur's σ, pixels.
     pub blur_sigma_px: (f32, f32),
+    /// Probability of colour jitter (all three factors at once), in [0, 1]
+    /// (default 0: off).
     pub color_jitter_probability: f32,
-    /// Jitter strengths x: factor uniform in [1 − x, 1 + x]; 0 = off.
+    /// Brightness jitter strength x in [0, 1]: pixels are scaled by a factor
+    /// uniform in [1 − x, 1 + x]; 0 = off.
     pub brightness: f32,
+    /// Contrast jitter strength x in [0, 1]: pixels move away from (factor > 1)
+    /// or towards the image's mean luma, factor uniform in [1 − x, 1 + x]; 0 = off.
     pub contrast: f32,
+    /// Saturation jitter strength x in [0, 1]: pixels move away from or towards
+    /// their own luma (a factor of 0 is grey), factor uniform in [1 − x, 1 + x]; 0 = off.
     pub saturation: f32,
 }
 
@@ -58,15 +69,20 @@ impl Default for Augmentation {
 /// The random outcome for one sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AugmentDraw {
+    /// Mirror left-right (applied by the caller when writing the tensor).
     pub mirror: bool,
-    /// (left, top) of the window in the padded image.
+    /// (left, top) of the window in the padded image, each in
+    /// `0..=2 × crop_padding_px`; `None` when cropping is off.
     pub crop_offset: Option<(u32, u32)>,
+    /// σ of the blur in pixels; `None` when this sample is not blurred.
     pub blur_sigma_px: Option<f32>,
-    /// (brightness, contrast, saturation) factors.
+    /// (brightness, contrast, saturation) factors; `None` when this sample
+    /// is not jittered.
     pub jitter: Option<(f32, f32, f32)>,
 }
 
 impl AugmentDraw {
+    /// The draw that leaves the image unchanged (no mirror, crop, blur or jitter).
     pub const IDENTITY: Self = Self { mirror: false, crop_offset: None, blur_sigma_px: None, jitter: None };
 }
 
@@ -76,6 +92,9 @@ impl Augmentation {
         Self { horizontal_flip_probability: 0.0, ..Self::default() }
     }
 
+    /// Checks the settings: probabilities in [0, 1], `0 < σ low <= σ high`
+    /// (finite), jitter strengths in [0, 1]. The [`DataError::Config`]
+    /// message names the offending field.
     pub fn validate(&self) -> Result<()> {
         let probability = |name: &str, p: f32| {
             if (0.0..=1.0).contains(&p) {

@@ -16,12 +16,18 @@ use crate::error::{DataError, Result};
 /// Extensions taken as images (case-insensitive): the formats the decoder reads.
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
 
+/// One image file of an [`ImageFolder`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderImage {
+    /// Path of the file: the scanned root joined with the identity folder
+    /// and any sub-folders.
     pub path: PathBuf,
+    /// Class index: the position of its identity folder in sorted name order.
     pub label: u32,
 }
 
+/// A scanned `root/<identity>/<images>` folder: the image list and labels
+/// are fixed by [`ImageFolder::scan`]; files are not opened until loaded.
 #[derive(Clone, Debug)]
 pub struct ImageFolder {
     root: PathBuf,
@@ -33,6 +39,12 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
+    /// Lists `root`: every sub-folder (links followed) is an identity, every
+    /// file with an [`IMAGE_EXTENSIONS`] extension below it one of its
+    /// images (contents are not checked). Fails when `root` cannot be
+    /// listed, has no sub-folders, more than 2^24 of them, or no image file
+    /// at all; entries that cannot be read are left out and reported in
+    /// [`ImageFolder::skipped`].
     pub fn scan(root: &Path) -> Result<Self> {
         let folder_error = |message: String| DataError::Folder { path: root.to_path_buf(), message };
         let entries = std::fs::read_dir(root).map_err(|e| DataError::io(root, "cannot list the image folder", e))?;
@@ -74,30 +86,39 @@ impl ImageFolder {
         Ok(Self { root: root.to_path_buf(), class_names, images, skipped })
     }
 
+    /// The folder that was scanned.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Identity folder names indexed by label (lossy UTF-8), empty
+    /// identity folders included.
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }
 
+    /// Number of identity folders (empty ones count: labels are not renumbered).
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
 
+    /// Every image, grouped by label in label order, torchvision's order within a label.
     pub fn images(&self) -> &[FolderImage] {
         &self.images
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.images.len()
     }
 
+    /// Whether there is no image (never true for a folder `scan` returned).
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }
 
+    /// Paths left out while listing (unreadable entries, folders reached a
+    /// second time through a link), each with the reason.
     pub fn skipped(&self) -> &[(PathBuf, String)] {
         &self.skipped
     }

@@ -10,9 +10,11 @@
 //!   (NCHW `f32`), deterministic for a (seed, epoch, rank) whatever the
 //!   thread count.
 //!
-//! Decoding and normalisation come from `visage-infer` (`decode_rgb`,
-//! `Normalization`), so a training crop and an inference crop go through the
-//! same code.
+//! Decoding and normalisation come from `visage-image` (`decode_rgb`,
+//! `Normalization`), the crate inference uses too, so a training crop and an
+//! inference crop go through the same code.
+
+#![warn(missing_docs)]
 
 pub mod augment;
 pub mod error;

@@ -43,23 +43,34 @@ use crate::error::{DataError, Result};
 use crate::seed::{rng, Stream};
 use crate::source::FaceSource;
 
+/// How a [`Loader`] orders, shards, decodes and augments; [`Default`] is
+/// insightface arcface_torch's single-GPU setting.
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
+    /// Samples per batch on this rank (default 128); at least 1.
     pub batch_size: usize,
+    /// Seed of the shuffle and of every sample's augmentation (default 2048).
     pub seed: u64,
+    /// This process's rank, `0..world_size` (default 0).
     pub rank: usize,
+    /// Number of ranks sharing each epoch (default 1); at most the number of samples.
     pub world_size: usize,
+    /// Permute the samples each epoch (default true); off, the epoch is in source order.
     pub shuffle: bool,
+    /// Drop the samples that do not fill a batch, keeping every rank's batch
+    /// count equal (default true); off, a rank's last batch may be short.
     pub drop_last: bool,
-    /// Decoding threads (the loader's own rayon pool).
+    /// Decoding threads (the loader's own rayon pool; default 2, 0 counts as 1).
     pub threads: usize,
-    /// Finished batches kept ready ahead of the consumer.
+    /// Finished batches kept ready ahead of the consumer (default 2, 0 counts as 1).
     pub prefetch_batches: usize,
-    /// Side of the square output crop.
+    /// Side of the square output crop in pixels (default 112).
     pub image_size: u32,
     /// Channel order and mean/std of the model being trained.
     pub normalization: Normalization,
+    /// Training augmentation (default: horizontal flip with p = 0.5).
     pub augmentation: Augmentation,
+    /// Decoder limits (largest accepted pixel count).
     pub decode: DecodeOptions,
 }
 
@@ -87,19 +98,27 @@ impl Default for LoaderConfig {
 /// A sample left out of its batch, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedSample {
+    /// Index of the sample in the source.
     pub sample_index: usize,
+    /// The read or decode error, as text.
     pub message: String,
 }
 
+/// One batch of this rank: the samples that loaded, in shard order.
 #[derive(Clone, Debug)]
 pub struct Batch {
+    /// The epoch it belongs to.
     pub epoch: u64,
+    /// Its position in the epoch, `0..batches_per_epoch()`.
     pub batch_index: usize,
-    /// N × 3 × H × W, normalised per the config.
+    /// [N, 3, S, S] with S = `image_size`, N = the samples that loaded
+    /// (at most `batch_size`), normalised per the config.
     pub images: Array4<f32>,
+    /// Class index of each row of `images`.
     pub labels: Vec<u32>,
     /// Source index of each row of `images`.
     pub sample_indices: Vec<usize>,
+    /// The batch's samples that could not be loaded, not in `images`.
     pub skipped: Vec<SkippedSample>,
 }
 
@@ -110,6 +129,9 @@ struct Shared<S> {
     skipped_total: AtomicU64,
 }
 
+/// Batches of a [`FaceSource`] for one rank; see the module docs for order,
+/// sharding and determinism. Cloning is cheap and shares the source, the
+/// thread pool and the skip counter.
 pub struct Loader<S: FaceSource + 'static> {
     shared: Arc<Shared<S>>,
 }
@@ -121,6 +143,10 @@ impl<S: FaceSource + 'static> Clone for Loader<S> {
 }
 
 impl<S: FaceSource + 'static> Loader<S> {
+    /// Checks `config` against `source` and starts the decoding pool. Fails
+    /// with [`DataError::Config`] when the batch size or image size is 0, the
+    /// rank is not below the world size, the augmentation is invalid, there
+    /// are fewer samples than ranks, or the epoch would have no batch.
     pub fn new(source: Arc<S>, config: LoaderConfig) -> Result<Self> {
         let bad = |m: String| Err(DataError::Config(format!("loader: {m}")));
         if config.batch_size == 0 {
@@ -153,10 +179,12 @@ impl<S: FaceSource + 'static> Loader<S> {
         Ok(loader)
     }
 
+    /// The settings it was created with.
     pub fn config(&self) -> &LoaderConfig {
         &self.shared.config
     }
 
+    /// The source it reads.
     pub fn source(&self) -> &S {
         &self.shared.source
     }
@@ -185,6 +213,8 @@ impl<S: FaceSource + 'static> Loader<S> {
         shard
     }
 
+    /// Batches this rank gets per epoch: `⌊⌊N / W⌋ / B⌋` with `drop_last`,
+    /// otherwise its shard length divided by B, rounded up.
     pub fn batches_per_epoch(&self) -> usize {
         let LoaderConfig { rank, world_size, drop_last, batch_size, .. } = self.shared.config;
         let n = self.shared.source.len();

@@ -20,13 +20,16 @@ use crate::error::{DataError, Result};
 use crate::folder::ImageFolder;
 use crate::recordio::{ImageRecord, RecordWriter};
 
+/// Settings of [`pack_folder`].
 #[derive(Clone, Debug)]
 pub struct PackOptions {
     /// Quality of the JPEG encoding of non-JPEG inputs (insightface's packing
-    /// scripts default to 95).
+    /// scripts default to 95), in 1..=100.
     pub jpeg_quality: u8,
+    /// Decoder limits applied to every input file.
     pub decode: DecodeOptions,
-    /// Images decoded in parallel between two sequential writes.
+    /// Images decoded in parallel between two sequential writes (default
+    /// 256; 0 counts as 1); `progress` is called once per chunk.
     pub chunk_size: usize,
 }
 
@@ -36,17 +39,22 @@ impl Default for PackOptions {
     }
 }
 
+/// What [`pack_folder`] wrote and left out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackReport {
+    /// Image records written (keys `1..=images_written`).
     pub images_written: usize,
+    /// Identity records written: every identity folder, empty ones included.
     pub identities: usize,
     /// JPEG files whose bytes were copied as they are.
     pub jpeg_copied: usize,
     /// Other formats, decoded and JPEG-encoded.
     pub reencoded: usize,
-    /// (width, height) → count, to spot a folder that is not all 112×112.
+    /// (width, height) → count in pixels, sorted by size, to spot a folder
+    /// that is not all 112×112.
     pub sizes: Vec<((u32, u32), usize)>,
-    /// Files left out, and why (the reason without the path).
+    /// Files left out, and why (the reason without the path): the folder
+    /// scan's [`ImageFolder::skipped`] entries, then undecodable files.
     pub skipped: Vec<(PathBuf, String)>,
 }
 
@@ -76,7 +84,10 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared> {
 }
 
 /// Packs `folder` into `rec_path` and the `.idx` beside it. `progress` is
-/// called with (files done, files total) after each chunk.
+/// called with (files done, files total) after each chunk. Undecodable files
+/// are left out and listed in the report; the call fails when the JPEG
+/// quality is outside 1..=100, no file could be packed, or writing fails, and
+/// the output files appear only when it succeeds ([`RecordWriter`]).
 pub fn pack_folder(folder: &ImageFolder, rec_path: &Path, options: &PackOptions, mut progress: impl FnMut(usize, usize)) -> Result<PackReport> {
     if !(1..=100).contains(&options.jpeg_quality) {
         return Err(DataError::Config(format!("JPEG quality {} is not in 1..=100", options.jpeg_quality)));

@@ -7,16 +7,22 @@ use crate::error::Result;
 use crate::folder::ImageFolder;
 use crate::recordio::RecordDataset;
 
+/// One decoded training sample.
 #[derive(Clone, Debug)]
 pub struct LabelledImage {
+    /// The image, upright 8-bit RGB at its stored size (the loader resizes).
     pub image: RgbImage,
+    /// Class index, below [`FaceSource::num_classes`] when that is known.
     pub label: u32,
 }
 
+/// Indexed access to labelled face images: what [`crate::Loader`] reads.
+/// Implemented for [`RecordDataset`] and [`ImageFolder`].
 pub trait FaceSource: Send + Sync {
     /// Number of samples.
     fn len(&self) -> usize;
 
+    /// Whether there is no sample.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

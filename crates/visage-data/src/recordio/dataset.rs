@@ -19,6 +19,7 @@ pub struct IdentityRange {
 }
 
 impl IdentityRange {
+    /// `id_end − id_start`: the number of classes.
     pub fn num_identities(&self) -> u64 {
         self.id_end - self.id_start
     }
@@ -27,11 +28,17 @@ impl IdentityRange {
 /// One image record, its identity label checked to be a class index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelledRecord {
+    /// The record's key in the `.rec`.
     pub key: u64,
+    /// The record's primary label as a class index: a whole number below
+    /// 2^24 and, with insightface's header, below the identity count.
     pub label: u32,
+    /// The parsed record (its image bytes are non-empty).
     pub record: ImageRecord,
 }
 
+/// A `.rec` read as insightface's training set: the image records, their
+/// labels, and the identity count when record 0 is insightface's header.
 #[derive(Debug)]
 pub struct RecordDataset {
     records: RecordFile,
@@ -48,6 +55,11 @@ impl RecordDataset {
         Self::from_records(RecordFile::open(rec_path)?)
     }
 
+    /// Interprets an opened file. With insightface's header (record 0:
+    /// label vector `(id_start, id_end)`, no image) the images are keys
+    /// `1..id_start` and every one of them must be indexed; without one every
+    /// key is an image. Fails with [`DataError::Corrupt`] when the header is
+    /// unreadable or inconsistent with the index, or there is no image record.
     pub fn from_records(records: RecordFile) -> Result<Self> {
         let header = match records.offset_of(0) {
             Some(_) => {
@@ -103,10 +115,12 @@ impl RecordDataset {
         Ok(Self { records, images, identity_range: header })
     }
 
+    /// The underlying file (every record, metadata records included).
     pub fn records(&self) -> &RecordFile {
         &self.records
     }
 
+    /// Path of the `.rec`.
     pub fn path(&self) -> &Path {
         self.records.path()
     }
@@ -116,10 +130,12 @@ impl RecordDataset {
         self.images.len()
     }
 
+    /// Whether there is no image record (never true once opened).
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }
 
+    /// The header's identity record range; `None` without insightface's header.
     pub fn identity_range(&self) -> Option<IdentityRange> {
         self.identity_range
     }
@@ -134,12 +150,15 @@ impl RecordDataset {
         self.records.entries()[self.images.start + index]
     }
 
-    /// Key of the `index`-th image record.
+    /// Key of the `index`-th image record. Panics when `index >= len()`.
     pub fn image_key(&self, index: usize) -> u64 {
         self.entry(index).key
     }
 
     /// The `index`-th image record (0-based among images) with its label.
+    /// A record that cannot be read, has no image bytes, or whose label is not
+    /// a valid class index is a [`DataError::BadRecord`]. Panics when
+    /// `index >= len()`.
     pub fn read_image(&self, index: usize) -> Result<LabelledRecord> {
         let IndexEntry { key, offset } = self.entry(index);
         let payload = self.records.read_at(key, offset)?;

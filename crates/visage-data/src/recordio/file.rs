@@ -22,15 +22,25 @@ pub enum IndexSource {
     IdxFile(PathBuf),
     /// Built by a sequential walk of the `.rec` (keys are positions in the
     /// file: 0, 1, 2, …); corrupt stretches were stepped over.
-    Scanned { corrupt_regions: usize, corrupt_bytes: u64 },
+    Scanned {
+        /// Number of unreadable stretches stepped over.
+        corrupt_regions: usize,
+        /// Total bytes in those stretches.
+        corrupt_bytes: u64,
+    },
 }
 
+/// One line of the key table: a record's key and where it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// The record's key (the `.idx` key, or its position in a scanned file).
     pub key: u64,
+    /// Byte offset of the record's first part header in the `.rec`; a multiple of 4.
     pub offset: u64,
 }
 
+/// An open `.rec` with its key → offset table, checked when opened. Reads
+/// are positioned, so one `RecordFile` serves many threads without a lock.
 #[derive(Debug)]
 pub struct RecordFile {
     rec_path: PathBuf,
@@ -60,6 +70,11 @@ impl RecordFile {
         }
     }
 
+    /// Opens `rec_path` with the key table of `idx_path` (MXNet's
+    /// `key<TAB>offset` lines, docs/spec/formats.md). Fails when a line is
+    /// malformed ([`DataError::Index`]), or the index is empty, lists a key
+    /// or an offset twice, or does not end exactly at the end of the `.rec`
+    /// ([`DataError::Corrupt`]).
     pub fn open_with_index(rec_path: &Path, idx_path: &Path) -> Result<Self> {
         let (file, file_len) = open_rec(rec_path)?;
         let idx_file = File::open(idx_path).map_err(|e| DataError::io(idx_path, "cannot read the index", e))?;
@@ -164,14 +179,17 @@ impl RecordFile {
         })
     }
 
+    /// Path of the `.rec`.
     pub fn path(&self) -> &Path {
         &self.rec_path
     }
 
+    /// Size of the `.rec` in bytes when it was opened.
     pub fn file_len(&self) -> u64 {
         self.file_len
     }
 
+    /// Whether the key table came from a `.idx` or a walk of the file.
     pub fn index_source(&self) -> &IndexSource {
         &self.index_source
     }
@@ -181,6 +199,7 @@ impl RecordFile {
         self.entries.len()
     }
 
+    /// Whether there is no record (never true once opened).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -190,6 +209,7 @@ impl RecordFile {
         &self.entries
     }
 
+    /// Byte offset of record `key`; `None` when the key is not in the table.
     pub fn offset_of(&self, key: u64) -> Option<u64> {
         self.entries.binary_search_by_key(&key, |e| e.key).ok().map(|i| self.entries[i].offset)
     }

@@ -36,9 +36,13 @@ pub const MAX_RECORD_BYTES: usize = LENGTH_MASK as usize;
 /// Continuation flag of a part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartKind {
+    /// Flag 0: the whole logical record in one part.
     Whole = 0,
+    /// Flag 1: the first piece of a split record.
     First = 1,
+    /// Flag 2: a piece between the first and the last.
     Middle = 2,
+    /// Flag 3: the last piece of a split record.
     Last = 3,
 }
 
@@ -101,6 +105,7 @@ pub fn write_record(out: &mut impl Write, record: &[u8]) -> std::io::Result<u64>
 pub struct FrameError {
     /// Byte offset of the part that is wrong.
     pub at: u64,
+    /// What is wrong there (without file name or key).
     pub message: String,
 }
 
@@ -172,11 +177,13 @@ impl VisitedParts {
         (chunk, bit / 64, 1u64 << (bit % 64))
     }
 
+    /// Whether `position` was inserted (and not forgotten since).
     pub fn contains(&self, position: u64) -> bool {
         let (chunk, word, mask) = Self::slot(position);
         self.chunks.get(&chunk).is_some_and(|bits| bits[word] & mask != 0)
     }
 
+    /// Adds `position` (meant to be 4-byte aligned: the two low bits are ignored).
     pub fn insert(&mut self, position: u64) {
         let (chunk, word, mask) = Self::slot(position);
         self.chunks.entry(chunk).or_insert_with(|| vec![0u64; Self::WORDS].into_boxed_slice())[word] |= mask;

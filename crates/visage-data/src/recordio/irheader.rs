@@ -7,12 +7,18 @@
 /// Size of the fixed header.
 pub const IRHEADER_BYTES: usize = 24;
 
+/// One record's payload, parsed: MXNet's `IRHeader`, the extra labels and
+/// the encoded image (docs/spec/formats.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageRecord {
+    /// Number of extra `f32` labels in `label_vector`; 0 for a scalar label.
     pub flag: u32,
     /// The scalar label field (0 when the labels are a vector).
     pub label: f32,
+    /// MXNet's record id; insightface's packs (and [`crate::InsightfacePacker`])
+    /// set it to the record's key.
     pub id: u64,
+    /// MXNet's second id; 0 in the records this crate writes.
     pub id2: u64,
     /// The `flag` extra labels (empty when `flag = 0`).
     pub label_vector: Vec<f32>,
@@ -40,6 +46,9 @@ impl ImageRecord {
         }
     }
 
+    /// The payload bytes: the 24-byte little-endian header, `label_vector`,
+    /// then the image. The header's `flag` field is written as stored, so it
+    /// should equal `label_vector.len()` (the constructors ensure it).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(IRHEADER_BYTES + 4 * self.label_vector.len() + self.image.len());
         out.extend_from_slice(&self.flag.to_le_bytes());

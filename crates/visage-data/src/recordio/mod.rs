@@ -1,6 +1,6 @@
 //! insightface RecordIO (`train.rec` + `train.idx`): MXNet's framing
 //! ([`frame`]), its image record header ([`irheader`]), a file with its key
-//! table ([`file`]), insightface's header/identity records ([`dataset`]) and
+//! table ([`file`](mod@file)), insightface's header/identity records ([`dataset`]) and
 //! the atomic writer ([`writer`]).
 
 pub mod dataset;

@@ -11,6 +11,8 @@ use super::file::index_path_for;
 use super::frame;
 use crate::error::{DataError, Result};
 
+/// An in-progress `.rec` + `.idx` pair, written to `NAME.partial-PID` files
+/// beside the targets until [`RecordWriter::finish`].
 pub struct RecordWriter {
     rec_path: PathBuf,
     idx_path: PathBuf,
@@ -47,10 +49,12 @@ impl RecordWriter {
         Ok(Self { rec_path: rec_path.to_path_buf(), idx_path, rec_temp, idx_temp, rec: Some(rec), idx: Some(idx), position: 0 })
     }
 
+    /// Final path of the `.rec` (where `finish` renames it).
     pub fn rec_path(&self) -> &Path {
         &self.rec_path
     }
 
+    /// Final path of the `.idx`: the `.rec` path with extension `idx`.
     pub fn idx_path(&self) -> &Path {
         &self.idx_path
     }
