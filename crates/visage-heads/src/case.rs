@@ -17,11 +17,13 @@ use crate::heads::adaface::AdaFaceState;
 /// One batch to evaluate, as read from JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadCase {
+    /// The head and its parameters (the `head` object, tagged by `kind`).
     pub head: HeadConfig,
-    /// `B×D` raw features.
+    /// `B×D` raw features (non-empty, rectangular, finite, within f32 range).
     pub embeddings: Vec<Vec<f64>>,
     /// `rows×D` class centres (`rows = C·K`).
     pub weights: Vec<Vec<f64>>,
+    /// `B` class indices, each in `0..C`.
     pub labels: Vec<usize>,
     /// AdaFace's running statistics before this batch (default μ = 20, σ = 100).
     pub state: Option<AdaFaceState>,
@@ -30,20 +32,32 @@ pub struct HeadCase {
 /// What one batch produces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadCaseResult {
+    /// Batch-mean loss (computed in f32, widened to f64).
     pub loss: f64,
+    /// `∂loss/∂embeddings`, `B×D`.
     pub grad_embeddings: Vec<Vec<f64>>,
+    /// `∂loss/∂weights`, `rows×D`.
     pub grad_weights: Vec<Vec<f64>>,
     /// AdaFace's running statistics after this batch's update.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<AdaFaceState>,
 }
 
+/// Why a case was refused or could not be evaluated.
 #[derive(Debug, Error)]
 pub enum CaseError {
+    /// The text is not well-formed JSON.
     #[error("not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A field is missing, unknown, repeated, of the wrong type or inconsistent with another.
     #[error("field `{field}`: {reason}")]
-    Field { field: String, reason: String },
+    Field {
+        /// Path of the field at fault, e.g. `labels[3]`, `embeddings[2][5]`, `head.kind`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The head refused its parameters or the batch.
     #[error(transparent)]
     Head(#[from] HeadError),
     /// The inputs were accepted but the result overflowed float32.
@@ -64,6 +78,10 @@ impl HeadCase {
     /// in proportion to the input; nesting is bounded by serde_json's limit
     /// of 128 levels and a value nested where a number belongs is refused
     /// without being descended into.
+    ///
+    /// # Errors
+    /// [`CaseError::Json`] for malformed JSON, [`CaseError::Field`] for the first field at
+    /// fault (the head's parameter ranges are checked later, by [`evaluate`](Self::evaluate)).
     pub fn from_json(text: &str) -> Result<Self, CaseError> {
         if !text.trim_start().starts_with('{') {
             // Still report malformed JSON as such (empty input, garbage).
@@ -122,6 +140,11 @@ impl HeadCase {
     }
 
     /// Runs the batch on backend `B` (with autodiff) and reads back both gradients.
+    /// The inputs are converted to `f32` first.
+    ///
+    /// # Errors
+    /// [`CaseError::Head`] for invalid parameters or a batch the head refuses,
+    /// [`CaseError::NotFinite`] when the loss or a gradient overflows.
     pub fn evaluate<B: AutodiffBackend>(&self, device: &B::Device) -> Result<HeadCaseResult, CaseError> {
         let mut head = MarginHead::new(self.head)?;
         if let Some(state) = self.state {

@@ -10,17 +10,32 @@ use crate::heads::{
     normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig, subcenter::SubCenterConfig,
 };
 
+/// A head and its parameters, tagged by `kind` (one of [`HeadConfig::KINDS`]); each
+/// variant's parameters default to the values in `docs/spec/heads.md`'s table, so
+/// `{"kind": "arcface"}` alone is ArcFace with s = 64, m = 0.5.
+///
+/// Deserialising does not check ranges: call [`validate`](Self::validate) (or build a
+/// [`MarginHead`](crate::MarginHead), which does).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HeadConfig {
+    /// `softmax`: plain linear logits, no normalisation, scale or margin.
     Softmax(SoftmaxConfig),
+    /// `normface`: `s·cos θ`, no margin.
     NormFace(NormFaceConfig),
+    /// `sphereface`: multiplicative angular margin, `s·ψ(θ)`.
     SphereFace(SphereFaceConfig),
+    /// `cosface`: additive cosine margin, `s·(cos θ − m)`.
     CosFace(CosFaceConfig),
+    /// `arcface`: additive angular margin, `s·cos(θ + m)` with the paper's fallback.
     ArcFace(ArcFaceConfig),
+    /// `combined`: insightface's `s·(cos(m1·θ + m2) − m3)`.
     Combined(CombinedConfig),
+    /// `subcenter`: ArcFace over the best of K sub-centres per class.
     SubCenter(SubCenterConfig),
+    /// `magface`: ArcFace with a magnitude-dependent margin plus a magnitude regulariser.
     MagFace(MagFaceConfig),
+    /// `adaface`: a margin driven by the feature norm relative to running batch statistics.
     AdaFace(AdaFaceConfig),
 }
 
@@ -28,6 +43,7 @@ impl HeadConfig {
     /// Every kind's name as written in configs.
     pub const KINDS: [&'static str; 9] = ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface"];
 
+    /// The `kind` tag this variant is written with (an entry of [`KINDS`](Self::KINDS)).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Softmax(_) => "softmax",
@@ -42,6 +58,11 @@ impl HeadConfig {
         }
     }
 
+    /// Checks every parameter's range (and MagFace's `λ_g` bound).
+    ///
+    /// # Errors
+    /// [`HeadError::InvalidParameter`] naming the first parameter out of range, or
+    /// [`HeadError::MagFaceBound`].
     pub fn validate(&self) -> Result<(), HeadError> {
         match self {
             Self::Softmax(_) => Ok(()),

@@ -29,16 +29,23 @@ pub struct HeadOutput<B: Backend> {
 pub struct CentreShard<B: Backend> {
     /// `classes·K × D` centres, row `c·K + j` = sub-centre `j` of class `first_class + c`.
     pub centres: Tensor<B, 2>,
+    /// Global id of the shard's first class; shards must be given in order, each
+    /// starting where the previous one ends (the first at 0).
     pub first_class: usize,
 }
 
 /// Loss and per-shard logits of one batch (each on its shard's device).
 #[derive(Debug, Clone)]
 pub struct ShardedOutput<B: Backend> {
+    /// Batch-mean loss (a 1-element tensor on the features' device), including MagFace's regulariser.
     pub loss: Tensor<B, 1>,
+    /// One `B × classes` logit matrix per shard, in shard order, on the shard's device;
+    /// a sample's target column carries its margin in the shard that holds its label.
     pub shard_logits: Vec<Tensor<B, 2>>,
 }
 
+/// A validated head: its [`HeadConfig`] plus, for AdaFace, the running norm statistics.
+/// Serialises both, so a checkpoint restores the head exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarginHead {
     config: HeadConfig,
@@ -56,17 +63,23 @@ enum RowInputs<B: Backend> {
 }
 
 impl MarginHead {
-    /// Validates the parameters (MagFace's λ_g bound included).
+    /// Validates the parameters (MagFace's λ_g bound included); AdaFace starts from
+    /// [`AdaFaceState::default`] (μ = 20, σ = 100).
+    ///
+    /// # Errors
+    /// Whatever [`HeadConfig::validate`] reports.
     pub fn new(config: HeadConfig) -> Result<Self, HeadError> {
         config.validate()?;
         let adaface_state = matches!(config, HeadConfig::AdaFace(_)).then(AdaFaceState::default);
         Ok(Self { config, adaface_state })
     }
 
+    /// The parameters the head was built with.
     pub fn config(&self) -> &HeadConfig {
         &self.config
     }
 
+    /// AdaFace's running statistics after the last accepted batch; `None` for every other head.
     pub fn adaface_state(&self) -> Option<AdaFaceState> {
         self.adaface_state
     }
@@ -79,7 +92,15 @@ impl MarginHead {
     }
 
     /// One training batch with every class centre in one tensor.
-    /// `centres` is `C·K × D`; `labels` holds class indices `0..C`.
+    /// `features` is `B×D` raw (unnormalised) backbone output; `centres` is `C·K × D`;
+    /// `labels` holds `B` class indices `0..C`. AdaFace's running statistics are updated
+    /// first, as the spec requires, and only if the batch is accepted.
+    ///
+    /// # Errors
+    /// [`HeadError::Shape`] (empty batch, label count ≠ B, width mismatch, centre rows not a
+    /// multiple of K), [`HeadError::LabelOutOfRange`], [`HeadError::ZeroNorm`] /
+    /// [`HeadError::NonFinite`] for a feature row (every head) or a centre row (cosine heads),
+    /// and [`HeadError::BatchTooSmall`] for AdaFace with B < 2.
     pub fn forward<B: Backend>(&mut self, features: Tensor<B, 2>, centres: Tensor<B, 2>, labels: &[usize]) -> Result<HeadOutput<B>, HeadError> {
         let shard = CentreShard { centres, first_class: 0 };
         let mut output = self.forward_sharded(features, std::slice::from_ref(&shard), labels)?;
@@ -88,6 +109,7 @@ impl MarginHead {
 
     /// One training batch with the class centres split over contiguous shards,
     /// possibly on different devices. The loss lives on `features`' device.
+    /// Same inputs and errors as [`forward`](Self::forward), with `C` the total over shards.
     pub fn forward_sharded<B: Backend>(
         &mut self,
         features: Tensor<B, 2>,

@@ -3,6 +3,8 @@
 //! Partial FC, exactly as `docs/spec/heads.md` defines them, generic over burn's
 //! backend so autodiff gives both gradients.
 
+#![warn(missing_docs)]
+
 pub mod angular;
 pub mod case;
 pub mod config;

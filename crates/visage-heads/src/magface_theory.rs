@@ -22,8 +22,11 @@ const GRID_POINTS: usize = 2001;
 /// One condition of the theorem and whether it holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConditionCheck {
+    /// The condition as a formula in ASCII, e.g. `"g(a) strictly convex"`.
     pub condition: &'static str,
+    /// Whether the numerical check passed.
     pub holds: bool,
+    /// The measured quantities behind the verdict, for display.
     pub detail: String,
 }
 
@@ -31,7 +34,9 @@ pub struct ConditionCheck {
 /// cosine `cos` to the sample (the paper's proof holds them fixed).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct NegativeClasses {
+    /// Number of non-target classes (default 1000).
     pub count: usize,
+    /// Cosine of each to the sample (default 0: orthogonal).
     pub cos: f64,
 }
 
@@ -44,11 +49,13 @@ impl Default for NegativeClasses {
 /// `a*` for one target angle.
 #[derive(Debug, Clone, Serialize)]
 pub struct Minimiser {
+    /// The target angle θ, degrees.
     pub theta_deg: f64,
     /// The minimising magnitude.
     pub a_star: f64,
     /// The margin at `a*`, radians.
     pub margin_rad: f64,
+    /// The per-sample loss ([`per_sample_loss`]) at `a*`.
     pub loss: f64,
     /// Whether `θ ≤ π/2 − u_m`, the range Theorem 2 speaks about.
     pub in_theorem_domain: bool,

@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::HeadError;
 use crate::head::{CentreShard, MarginHead, ShardedOutput};
 
+/// Partial FC's parameters; missing fields take the defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PartialFcConfig {
-    /// Fraction `r` of each shard's classes kept per step; 1 is the full head.
+    /// Fraction `r` of each shard's classes kept per step, in (0, 1] (default 0.1); 1 is the full head.
     pub sample_rate: f64,
+    /// Seed of the negative sampling (default 0); with the step and shard index it fixes the sample.
     pub seed: u64,
 }
 
@@ -32,7 +34,9 @@ impl Default for PartialFcConfig {
 /// The classes one step keeps from one shard (global class ids, ascending).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampledClasses {
+    /// Index of the shard in the slice given to [`PartialFc::forward`].
     pub shard: usize,
+    /// Kept class ids (global, ascending); column `i` of the shard's logits is class `classes[i]`.
     pub classes: Vec<usize>,
 }
 
@@ -40,16 +44,24 @@ pub struct SampledClasses {
 /// each shard, and which classes those columns are.
 #[derive(Debug, Clone)]
 pub struct PartialFcOutput<B: Backend> {
+    /// Loss and logits; each shard's logits are `B × kept classes` of that shard.
     pub output: ShardedOutput<B>,
+    /// Which classes each shard kept, one entry per shard in shard order.
     pub sampled: Vec<SampledClasses>,
 }
 
+/// A validated Partial FC sampler; it holds no state besides its config, so a step
+/// is reproducible from `(seed, step)` alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartialFc {
     config: PartialFcConfig,
 }
 
 impl PartialFc {
+    /// Checks the config.
+    ///
+    /// # Errors
+    /// [`HeadError::InvalidParameter`] (head `"partial_fc"`) unless `sample_rate ∈ (0, 1]`.
     pub fn new(config: PartialFcConfig) -> Result<Self, HeadError> {
         let r = config.sample_rate;
         if !(r.is_finite() && r > 0.0 && r <= 1.0) {
@@ -63,12 +75,14 @@ impl PartialFc {
         Ok(Self { config })
     }
 
+    /// The parameters the sampler was built with.
     pub fn config(&self) -> &PartialFcConfig {
         &self.config
     }
 
     /// Classes kept from a shard holding classes `first_class .. first_class + classes`:
     /// its positives, topped up with distinct random negatives to `max(#pos, ⌈r·classes⌉)`.
+    /// Returns global class ids, ascending; a pure function of its arguments and the seed.
     pub fn sample_shard(&self, shard: usize, first_class: usize, classes: usize, labels: &[usize], step: u64) -> Vec<usize> {
         let range = first_class..first_class + classes;
         let mut positive = vec![false; classes];
@@ -93,7 +107,13 @@ impl PartialFc {
     }
 
     /// One training step of `head` over the sampled centres. Gradients reach only
-    /// the kept rows of each shard's centres (through `select`).
+    /// the kept rows of each shard's centres (through `select`). `step` seeds the sampling,
+    /// so pass the global training step to make a resumed run sample the same classes.
+    ///
+    /// # Errors
+    /// [`HeadError::LabelOutOfRange`] for a label beyond the last shard, and every error of
+    /// [`MarginHead::forward_sharded`] (run on the sampled centres, so row numbers in
+    /// [`HeadError::ZeroNorm`] count sampled rows).
     pub fn forward<B: Backend>(
         &self,
         head: &mut MarginHead,

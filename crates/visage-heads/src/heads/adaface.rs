@@ -9,16 +9,21 @@ use serde::{Deserialize, Serialize};
 use super::{check_angular_margin, check_scale};
 use crate::error::HeadError;
 
+/// AdaFace's parameters (`docs/spec/heads.md`, "AdaFace"); missing fields take the
+/// defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaFaceConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
-    /// Margin, radians.
+    /// Margin, radians, in [0, π) (default 0.4).
     pub m: f64,
-    /// Concentration of the norm statistic: `ŝ = clip(h·(n − μ)/(σ + eps), −1, 1)`.
+    /// Concentration of the norm statistic: `ŝ = clip(h·(n − μ)/(σ + eps), −1, 1)`; > 0 (default 0.333).
     pub h: f64,
-    /// Momentum of the running norm statistics.
+    /// Momentum of the running norm statistics, in (0, 1] (default 0.01).
     pub t_alpha: f64,
+    /// Keeps cosines in `[−1 + eps, 1 − eps]` and the shifted angle in `[eps, π − eps]`,
+    /// and is added to σ in `ŝ`; in (0, 0.5) (default 1e-3).
     pub eps: f64,
 }
 
@@ -36,7 +41,9 @@ pub const NORM_CLIP: (f64, f64) = (0.001, 100.0);
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdaFaceState {
+    /// Running mean μ of the clipped feature norms (starts at 20).
     pub batch_mean: f64,
+    /// Running standard deviation σ of the clipped feature norms (starts at 100).
     pub batch_std: f64,
 }
 
@@ -48,6 +55,9 @@ impl Default for AdaFaceState {
 
 impl AdaFaceState {
     /// `μ ← α·mean(n) + (1−α)·μ`, `σ ← α·std(n) + (1−α)·σ`, std with Bessel's correction.
+    ///
+    /// # Errors
+    /// [`HeadError::BatchTooSmall`] for fewer than 2 norms; the state is then unchanged.
     pub fn update(&mut self, clipped_norms: &[f64], t_alpha: f64) -> Result<(), HeadError> {
         let count = clipped_norms.len();
         if count < 2 {
@@ -62,6 +72,7 @@ impl AdaFaceState {
 }
 
 impl AdaFaceConfig {
+    /// Checks the ranges given on each field; [`HeadError::InvalidParameter`] names the first one broken.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("adaface", self.s)?;
         check_angular_margin("adaface", "m", self.m)?;
@@ -80,13 +91,17 @@ impl AdaFaceConfig {
 
     /// Clip the (detached) norms, update `state` with them, and return the
     /// per-sample quality indicator `ŝ ∈ [−1, 1]` computed with the updated state.
+    ///
+    /// # Errors
+    /// [`HeadError::BatchTooSmall`] for fewer than 2 norms, with `state` untouched.
     pub fn norm_indicator(&self, norms: &[f64], state: &mut AdaFaceState) -> Result<Vec<f64>, HeadError> {
         let clipped: Vec<f64> = norms.iter().map(|n| n.clamp(NORM_CLIP.0, NORM_CLIP.1)).collect();
         state.update(&clipped, self.t_alpha)?;
         Ok(clipped.iter().map(|n| (self.h * (n - state.batch_mean) / (state.batch_std + self.eps)).clamp(-1.0, 1.0)).collect())
     }
 
-    /// Cosines of every class are clamped away from ±1 before `acos`.
+    /// Clamps cosines (every class, any shape) to `[−1 + eps, 1 − eps]`, so the `acos`
+    /// in [`target_logit`](Self::target_logit) has a finite gradient.
     pub fn clamp_cosines<B: Backend, const D: usize>(&self, cos: Tensor<B, D>) -> Tensor<B, D> {
         cos.clamp(-1.0 + self.eps, 1.0 - self.eps)
     }

@@ -13,12 +13,16 @@ use super::{check_angular_margin, check_scale};
 use crate::angular::{per_row, sin_from_cos};
 use crate::error::HeadError;
 
+/// ArcFace's parameters; missing fields take the defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArcFaceConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
-    /// Additive angular margin, radians.
+    /// Additive angular margin, radians, in [0, π) (default 0.5).
     pub m: f64,
+    /// Apply the margin only where `cos θ > 0` and leave `s·cos θ` elsewhere, instead of
+    /// the `cos θ − m·sin m` fallback (default false).
     pub easy_margin: bool,
 }
 
@@ -29,6 +33,7 @@ impl Default for ArcFaceConfig {
 }
 
 impl ArcFaceConfig {
+    /// Checks `s > 0` and `m ∈ [0, π)`; [`HeadError::InvalidParameter`] otherwise.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("arcface", self.s)?;
         check_angular_margin("arcface", "m", self.m)

@@ -6,11 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::check_scale;
 use crate::error::HeadError;
 
+/// CosFace's parameters; missing fields take the defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CosFaceConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
-    /// Additive cosine margin.
+    /// Additive cosine margin, in [0, 2) (default 0.4).
     pub m: f64,
 }
 
@@ -21,6 +23,7 @@ impl Default for CosFaceConfig {
 }
 
 impl CosFaceConfig {
+    /// Checks `s > 0` and `m ∈ [0, 2)`; [`HeadError::InvalidParameter`] otherwise.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("cosface", self.s)?;
         if !(self.m.is_finite() && (0.0..2.0).contains(&self.m)) {

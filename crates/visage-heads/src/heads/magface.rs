@@ -10,20 +10,25 @@ use super::arcface::additive_angular_logit;
 use super::{check_angular_margin, check_scale};
 use crate::error::HeadError;
 
+/// MagFace's parameters (`docs/spec/heads.md`, "MagFace"); missing fields take the
+/// defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MagFaceConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
-    /// Lower bound of the magnitude range.
+    /// Lower bound of the magnitude range; > 0 (default 10).
     pub l_a: f64,
-    /// Upper bound of the magnitude range.
+    /// Upper bound of the magnitude range; > `l_a` (default 110).
     pub u_a: f64,
-    /// Margin at `a = l_a`, radians.
+    /// Margin at `a = l_a`, radians, in [0, π) (default 0.45).
     pub l_m: f64,
-    /// Margin at `a = u_a`, radians.
+    /// Margin at `a = u_a`, radians, in [0, π) and > `l_m` (default 0.8).
     pub u_m: f64,
-    /// Weight of the magnitude regulariser `g`.
+    /// Weight of the magnitude regulariser `g`; at least
+    /// [`lambda_g_lower_bound`](Self::lambda_g_lower_bound) (default 35).
     pub lambda_g: f64,
+    /// ArcFace's `easy_margin`: margin only where `cos θ > 0` (default true).
     pub easy_margin: bool,
 }
 
@@ -34,6 +39,11 @@ impl Default for MagFaceConfig {
 }
 
 impl MagFaceConfig {
+    /// Checks the ranges given on each field, then the paper's bound on `λ_g`.
+    ///
+    /// # Errors
+    /// [`HeadError::InvalidParameter`] for a range, [`HeadError::MagFaceBound`] (with
+    /// the bound's value) when `λ_g` is too small.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("magface", self.s)?;
         if !(self.l_a.is_finite() && self.l_a > 0.0) {

@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::check_scale;
 use crate::error::HeadError;
 
+/// NormFace's only parameter; unknown fields are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NormFaceConfig {
-    /// Logit scale.
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
 }
 
@@ -19,6 +20,7 @@ impl Default for NormFaceConfig {
 }
 
 impl NormFaceConfig {
+    /// Checks that `s` is finite and positive; [`HeadError::InvalidParameter`] otherwise.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("normface", self.s)
     }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Softmax takes no parameters: `{"kind": "softmax"}`, any other field is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoftmaxConfig {}

@@ -9,11 +9,13 @@ use super::check_scale;
 use crate::angular::angle_from_cos;
 use crate::error::HeadError;
 
+/// SphereFace's parameters; missing fields take the defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SphereFaceConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
-    /// Multiplicative angular margin.
+    /// Multiplicative angular margin; finite and ≥ 1, need not be an integer (default 4).
     pub m: f64,
 }
 
@@ -27,6 +29,7 @@ impl Default for SphereFaceConfig {
 const MAX_CHEBYSHEV_MARGIN: f64 = 16.0;
 
 impl SphereFaceConfig {
+    /// Checks `s > 0` and `m ≥ 1`; [`HeadError::InvalidParameter`] otherwise.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_scale("sphereface", self.s)?;
         if !(self.m.is_finite() && self.m >= 1.0) {
@@ -40,6 +43,9 @@ impl SphereFaceConfig {
         Ok(())
     }
 
+    /// `s·ψ(θ)` for the target cosines (`B×1`). `cos(mθ)` is the Chebyshev polynomial
+    /// `T_m(cos θ)` for integer `m ≤ 16` (exact, finite gradient at ±1), else `cos(m·acos c)`
+    /// with `c` clamped to `[−1 + 1e-6, 1 − 1e-6]`; `k` carries no gradient.
     pub fn target_logit<B: Backend>(&self, cos_target: Tensor<B, 2>) -> Tensor<B, 2> {
         let m = self.m;
         // k is piecewise constant in θ, so it carries no gradient.

@@ -8,13 +8,18 @@ use serde::{Deserialize, Serialize};
 use super::arcface::ArcFaceConfig;
 use crate::error::HeadError;
 
+/// Sub-center ArcFace's parameters: ArcFace's plus `k`, with ArcFace's defaults and
+/// `k = 3`; unknown fields are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubCenterConfig {
+    /// Logit scale `s` multiplying every cosine logit; finite and > 0 (default 64).
     pub s: f64,
+    /// Additive angular margin, radians, in [0, π) (default 0.5).
     pub m: f64,
+    /// ArcFace's `easy_margin`: margin only where `cos θ > 0` (default false).
     pub easy_margin: bool,
-    /// Sub-centres per class; centre row `c·k + j` is sub-centre `j` of class `c`.
+    /// Sub-centres per class, ≥ 1 (default 3); centre row `c·k + j` is sub-centre `j` of class `c`.
     pub k: usize,
 }
 
@@ -31,6 +36,7 @@ impl SubCenterConfig {
         ArcFaceConfig { s: self.s, m: self.m, easy_margin: self.easy_margin }
     }
 
+    /// Checks `k ≥ 1` and ArcFace's ranges; [`HeadError::InvalidParameter`] otherwise.
     pub fn validate(&self) -> Result<(), HeadError> {
         if self.k == 0 {
             return Err(HeadError::InvalidParameter {
