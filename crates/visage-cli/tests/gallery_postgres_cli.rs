@@ -1,13 +1,13 @@
 //! `visage gallery …` and `visage serve` with `--gallery postgres://…`
 //! through the real binary, against a real PostgreSQL + pgvector server
-//! started here (visage_gallery::pgserver) and stopped after: the same JSON
+//! started here (visage_lab::pgserver) and stopped after: the same JSON
 //! as the embedded gallery for the same photos.
 
 mod common;
 
 use common::{http, json, ok, photo, start_serve, stop_serve, visage};
 use serde_json::Value;
-use visage_gallery::pgserver::start_for_test;
+use visage_lab::pgserver::start_for_test;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     common::scratch("gallery-pg-cli", name)

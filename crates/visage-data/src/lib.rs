@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod degrade;
 pub mod error;
 pub mod folder;
 pub mod loader;
@@ -24,6 +25,7 @@ pub mod pack;
 pub mod recordio;
 mod seed;
 pub mod source;
+pub mod split;
 
 pub use augment::Augmentation;
 pub use error::{DataError, Result};

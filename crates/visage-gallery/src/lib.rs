@@ -11,22 +11,20 @@
 //! - [`embedded`]: the default backend, one directory, a checksummed
 //!   write-ahead log fsynced before each acknowledgement plus atomic snapshots;
 //! - `postgres` (feature `postgres`): PostgreSQL + pgvector, for galleries
-//!   that several processes or machines share; `pgserver` (feature
-//!   `pgserver`): a throwaway local server for tests and demos;
+//!   that several processes or machines share;
 //! - [`search`]: exact top-k over a contiguous f32 matrix (vectorised dot
 //!   products, rayon over chunks, a bounded heap per task);
-//! - [`hnsw`]: an approximate index for large galleries, with recall@k;
-//! - [`bench`]: the search benchmark against measured memory bandwidth.
+//! - [`hnsw`]: an approximate index for large galleries, with recall@k.
+//!
+//! The search benchmark and the throwaway PostgreSQL server the tests use
+//! live in visage-lab.
 
-pub mod bench;
 pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod hnsw;
 pub mod json;
 pub mod model;
-#[cfg(feature = "pgserver")]
-pub mod pgserver;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod search;

@@ -1,5 +1,5 @@
 //! The service over a real PostgreSQL gallery (a throwaway server, see
-//! `visage_gallery::pgserver`) whose URL carries a password in its query:
+//! `visage_lab::pgserver`) whose URL carries a password in its query:
 //! neither `/health` (unauthenticated) nor an error after the database
 //! goes away shows the URL or the password.
 
@@ -10,7 +10,7 @@ use visage_gallery::GalleryLocation;
 
 #[test]
 fn a_postgres_gallery_url_never_reaches_a_client() {
-    let mut database = visage_gallery::pgserver::start_for_test("serve-secrets");
+    let mut database = visage_lab::pgserver::start_for_test("serve-secrets");
     let url = database.create_database("g").unwrap();
     let secret_url = format!("{url}?password=hunter2&application_name=visage-serve-test");
     let server = TestServer::start("pg-secrets", |options| options.gallery = GalleryLocation::Postgres(secret_url.clone()));

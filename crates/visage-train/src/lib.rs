@@ -15,24 +15,19 @@
 //! - [`trainer`]: the loop, resumable to the bit;
 //! - [`verification`]: `.bin` sets evaluated every N steps;
 //! - [`curves`]: a run's metrics.csv as charts and an HTML page;
-//! - [`degrade`], [`magnitude_demo`]: MagFace's magnitude-as-quality claim
-//!   tested on trained runs against blur, noise and occlusion;
 //! - [`clean`]: sub-centre ArcFace cleaning: drop the samples far from their
-//!   class's dominant sub-centre, write the cleaned dataset and reports;
-//!   [`clean_demo`]: labels flipped on purpose, cleaning judged as noise
-//!   detection and by the verification accuracy of runs on raw vs cleaned data.
+//!   class's dominant sub-centre, write the cleaned dataset and reports.
+//!
+//! The experiments built on the loop (the magnitude, cleaning and
+//! fine-tuning demos) live in visage-lab.
 
 pub mod checkpoint;
 pub mod clean;
-pub mod clean_demo;
 pub mod clip;
 pub mod config;
 pub mod curves;
-pub mod degrade;
 pub mod error;
-pub mod finetune_demo;
 pub mod imprint;
-pub mod magnitude_demo;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;

@@ -60,7 +60,7 @@ impl VerificationSet {
 }
 
 /// Raw features of `faces` (mirrored when asked), in batches.
-pub(crate) fn embed<B: Backend>(
+pub fn embed<B: Backend>(
     backbone: &Backbone<B>,
     faces: &[RgbImage],
     normalization: Normalization,

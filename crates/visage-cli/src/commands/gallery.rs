@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use visage_gallery::bench::BenchSettings;
 use visage_gallery::{
     DecisionThreshold, FaceMatches, FaceSample, GalleryConfig, GalleryError, GalleryExport, GalleryLocation, GalleryStore, HnswParams,
     ImportConflict, QualityPolicy, Refusal, RefusedFace, SearchResponse,
 };
 use visage_infer::{InferError, PhotoFace};
+use visage_lab::gallery_bench::BenchSettings;
 
 use super::face_models::{expand_inputs, largest_face, DetectorArgs, RecognizerArgs};
 use super::Failure;
@@ -544,7 +544,7 @@ impl GalleryBenchArgs {
             hnsw: HnswParams { ef_construction: self.ef_construction, ef_search: self.ef_search.max(self.k), ..HnswParams::default() },
             seed: 1,
         };
-        let report = visage_gallery::bench::run(&settings, |line| eprintln!("visage: {line}"));
+        let report = visage_lab::gallery_bench::run(&settings, |line| eprintln!("visage: {line}"));
         #[cfg(not(feature = "postgres"))]
         if self.postgres.is_some() {
             return Err(Failure::bad_input("--postgres: this visage was built without the `postgres` feature"));
@@ -552,14 +552,14 @@ impl GalleryBenchArgs {
         #[cfg(feature = "postgres")]
         let pgvector = match &self.postgres {
             Some(url) => {
-                let settings = visage_gallery::bench::pgvector::PgBenchSettings {
+                let settings = visage_lab::gallery_bench::pgvector::PgBenchSettings {
                     rows: self.postgres_rows.min(self.rows).max(self.k),
                     dim: self.dim,
                     k: self.k,
                     queries: self.postgres_queries.max(1),
                     ..Default::default()
                 };
-                Some(visage_gallery::bench::pgvector::run(url, &settings, |line| eprintln!("visage: {line}")).map_err(failure)?)
+                Some(visage_lab::gallery_bench::pgvector::run(url, &settings, |line| eprintln!("visage: {line}")).map_err(failure)?)
             }
             None => None,
         };

@@ -6,7 +6,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
 use visage_train::clean::DEFAULT_MAX_ANGLE_DEG;
-use visage_train::clean_demo::{charts, run_noise_demo, NoiseDemoOptions, NoiseDemoResult};
+use visage_lab::clean_demo::{charts, run_noise_demo, NoiseDemoOptions, NoiseDemoResult};
 use visage_train::{TrainConfig, TrainError};
 
 use crate::commands::Failure;

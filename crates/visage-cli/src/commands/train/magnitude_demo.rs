@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
-use visage_train::magnitude_demo::{charts, evaluate_run, write_report, DemoOptions, RunResult};
+use visage_lab::magnitude_demo::{charts, evaluate_run, write_report, DemoOptions, RunResult};
 use visage_train::TrainError;
 
 use crate::commands::Failure;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use visage_train::finetune_demo::FaceSplit;
+use visage_data::split::FaceSplit;
 
 use crate::commands::Failure;
 

@@ -25,12 +25,12 @@ use visage_eval::report::{write_html, Section};
 use visage_image::RgbImage;
 use visage_nn::Backbone;
 
-use crate::checkpoint::{self, TrainState};
-use crate::degrade::Degradation;
-use crate::error::{Result, TrainError};
-use crate::model::TrainModel;
-use crate::optimizer::AnyOptimizer;
-use crate::verification::embed;
+use visage_data::degrade::Degradation;
+use visage_train::checkpoint::{self, TrainState};
+use visage_train::error::{Result, TrainError};
+use visage_train::model::TrainModel;
+use visage_train::optimizer::AnyOptimizer;
+use visage_train::verification::embed;
 
 #[derive(Clone, Debug)]
 pub struct DemoOptions {

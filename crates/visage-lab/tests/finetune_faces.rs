@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use visage_backend::{Cpu, CpuAutodiff};
+use visage_lab::finetune_demo::{erc_area, evaluate_quality, FaceSplit, QualityReport};
 use visage_nn::load_weights;
-use visage_train::finetune_demo::{erc_area, evaluate_quality, FaceSplit, QualityReport};
 use visage_train::{checkpoint, train, RunOptions, TrainConfig};
 
 fn repo() -> PathBuf {

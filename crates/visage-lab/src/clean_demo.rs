@@ -27,12 +27,12 @@ use visage_eval::verification::{combine_with_flip, kfold_accuracy, squared_dista
 use visage_heads::HeadConfig;
 use visage_image::RgbImage;
 
-use crate::checkpoint;
-use crate::clean::{clean, CleanOptions};
-use crate::config::TrainConfig;
-use crate::error::{Result, TrainError};
-use crate::trainer::{train, RunOptions};
-use crate::verification::embed;
+use visage_train::checkpoint;
+use visage_train::clean::{clean, CleanOptions};
+use visage_train::config::TrainConfig;
+use visage_train::error::{Result, TrainError};
+use visage_train::trainer::{train, RunOptions};
+use visage_train::verification::embed;
 
 #[derive(Clone, Debug)]
 pub struct NoiseDemoOptions {
@@ -239,8 +239,8 @@ pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B
     Ok(NoiseDemoResult { heldout_pairs: pairs.len(), max_angle_deg: options.max_angle_deg, levels })
 }
 
-fn visage_data_section(base: &TrainConfig, source: &Path) -> crate::config::DataSection {
-    crate::config::DataSection { source: source.to_path_buf(), ..base.data.clone() }
+fn visage_data_section(base: &TrainConfig, source: &Path) -> visage_train::config::DataSection {
+    visage_train::config::DataSection { source: source.to_path_buf(), ..base.data.clone() }
 }
 
 /// Copies `folder` to `target` with each planned sample filed under its new

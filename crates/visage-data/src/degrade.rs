@@ -23,8 +23,10 @@ pub enum Degradation {
 }
 
 impl Degradation {
+    /// Every kind, in the order reports and charts list them.
     pub const ALL: [Self; 3] = [Self::Blur, Self::Noise, Self::Occlusion];
 
+    /// The lower-case name used in JSON, CSV headers and file names (`blur`, `noise`, `occlusion`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Blur => "blur",

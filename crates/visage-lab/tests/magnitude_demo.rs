@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use visage_backend::CpuAutodiff;
-use visage_train::degrade::Degradation;
-use visage_train::magnitude_demo::{evaluate_run, write_report, DemoOptions, RunResult};
+use visage_data::degrade::Degradation;
+use visage_lab::magnitude_demo::{evaluate_run, write_report, DemoOptions, RunResult};
 use visage_train::{train, RunOptions, TrainConfig};
 
 type B = CpuAutodiff;

@@ -1,8 +1,8 @@
 //! The gallery search benchmark without the CLI (same code as `visage bench
-//! gallery`): `cargo run --release -p visage-gallery --example gallery_bench [ROWS] [HNSW_ROWS]`.
+//! gallery`): `cargo run --release -p visage-lab --example gallery_bench [ROWS] [HNSW_ROWS]`.
 //! Prints the report as JSON on stdout, progress on stderr.
 
-use visage_gallery::bench::{run, BenchSettings};
+use visage_lab::gallery_bench::{run, BenchSettings};
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("ROWS and HNSW_ROWS are counts"));

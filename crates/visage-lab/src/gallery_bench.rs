@@ -24,8 +24,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::hnsw::{recall_at_k, HnswIndex, HnswParams};
-use crate::search::{Scored, TemplateMatrix};
+use visage_gallery::hnsw::{recall_at_k, HnswIndex, HnswParams};
+use visage_gallery::search::{Scored, TemplateMatrix};
 
 #[derive(Clone, Debug)]
 pub struct BenchSettings {
@@ -268,10 +268,10 @@ pub fn run(settings: &BenchSettings, mut progress: impl FnMut(&str)) -> BenchRep
 #[cfg(feature = "postgres")]
 pub mod pgvector {
     use super::*;
-    use crate::config::{DecisionThreshold, GalleryConfig};
-    use crate::model::{Identity, QualityPolicy, Template};
-    use crate::postgres::PostgresStore;
-    use crate::store::{GalleryStore, ImportConflict, Match};
+    use visage_gallery::config::{DecisionThreshold, GalleryConfig};
+    use visage_gallery::model::{Identity, QualityPolicy, Template};
+    use visage_gallery::postgres::PostgresStore;
+    use visage_gallery::store::{GalleryStore, ImportConflict, Match};
 
     #[derive(Clone, Debug)]
     pub struct PgBenchSettings {
@@ -327,7 +327,7 @@ pub mod pgvector {
     }
 
     /// Runs the comparison in the (empty) database at `url`.
-    pub fn run(url: &str, settings: &PgBenchSettings, mut progress: impl FnMut(&str)) -> crate::Result<PgBenchReport> {
+    pub fn run(url: &str, settings: &PgBenchSettings, mut progress: impl FnMut(&str)) -> visage_gallery::Result<PgBenchReport> {
         let PgBenchSettings { rows, dim, k, queries, .. } = *settings;
         let matrix = TemplateMatrix::from_rows(dim, random_unit_matrix(rows, dim, settings.seed), (1..=rows as u64).collect());
         let probe_values = probes(&matrix, queries, rows, settings.seed + 2);
@@ -348,14 +348,14 @@ pub mod pgvector {
             })
             .collect();
         drop(matrix);
-        let export = crate::store::GalleryExport { format: crate::store::EXPORT_FORMAT.to_string(), config, identities };
+        let export = visage_gallery::store::GalleryExport { format: visage_gallery::store::EXPORT_FORMAT.to_string(), config, identities };
         let t = Instant::now();
         store.import(&export, ImportConflict::Fail)?;
         let load_s = t.elapsed().as_secs_f64();
         drop(export);
         progress(&format!("pgvector: loaded {rows} × {dim} in one transaction in {load_s:.1} s"));
         let t = Instant::now();
-        store.execute(&format!("SET maintenance_work_mem = '4GB'; {} ", crate::postgres::schema::create_search_index()))?;
+        store.execute(&format!("SET maintenance_work_mem = '4GB'; {} ", visage_gallery::postgres::schema::create_search_index()))?;
         let index_build_s = t.elapsed().as_secs_f64();
         store.execute("VACUUM ANALYZE visage_identities")?;
         progress(&format!("pgvector: HNSW index (m 16, ef_construction 64, cosine) built in {index_build_s:.1} s"));
