@@ -11,6 +11,8 @@
 //! for training on a CPU; it needs PyTorch's libraries at build and run time
 //! (`scripts/bench/tch.sh`).
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -22,13 +24,18 @@ pub type Cpu = burn::backend::Flex;
 /// [`Cpu`] with reverse-mode autodiff, for training and gradient checks.
 pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
 
+/// burn's CUDA backend (the `cuda` feature); call [`probe_cuda`] before first use,
+/// since the runtime panics when the driver is missing.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda;
+/// [`Cuda`] with reverse-mode autodiff, for training on an NVIDIA GPU.
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
 
+/// libtorch on the CPU through burn-tch (the `tch` feature; needs PyTorch's libraries).
 #[cfg(feature = "tch")]
 pub type Torch = burn::backend::LibTorch;
+/// [`Torch`] with reverse-mode autodiff: PyTorch's CPU kernels under burn's autodiff.
 #[cfg(feature = "tch")]
 pub type TorchAutodiff = burn::backend::Autodiff<Torch>;
 
@@ -36,11 +43,18 @@ mod cuda_probe;
 pub use cuda_probe::probe_cuda;
 
 /// A device named on the command line: `cpu`, `cuda`, `cuda:N` or `torch`.
+///
+/// Parsing ignores case and surrounding whitespace, and also accepts `gpu` (= `cuda:0`)
+/// and `libtorch` (= `torch`); [`Display`](fmt::Display) writes the canonical form
+/// (`cpu`, `cuda:N`, `torch`), so a parsed choice prints back as a valid argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
+    /// burn's `flex` CPU backend ([`Cpu`]); the default.
     #[default]
     Cpu,
+    /// An NVIDIA GPU through burn's CUDA backend (the `cuda` feature).
     Cuda {
+        /// CUDA device ordinal, 0-based as the driver counts them (`cuda` alone means 0).
         index: usize,
     },
     /// The CPU through libtorch (the `tch` feature).
@@ -74,27 +88,50 @@ impl FromStr for DeviceChoice {
     }
 }
 
+/// Why a device could not be parsed or used; each message tells the user what to do.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum BackendError {
+    /// The device name is none of `cpu`, `cuda`, `gpu`, `cuda:N`, `torch`, `libtorch`
+    /// (holds the text as given).
     #[error("unknown device `{0}`: expected `cpu`, `cuda`, `cuda:N` or `torch`")]
     UnknownDevice(String),
+    /// `torch` was chosen but this binary was built without the `tch` feature.
     #[error("this visage was built without libtorch; rebuild with `--features tch` (scripts/bench/tch.sh) to use `torch`")]
     TorchNotCompiled,
+    /// A CUDA device was chosen but this binary was built without the `cuda` feature.
     #[error("this visage was built without CUDA support; rebuild with `cargo build --release --features cuda` to use `{0}`")]
     CudaNotCompiled(DeviceChoice),
+    /// The NVIDIA driver could not be loaded or initialised (no driver, no GPU, or a
+    /// driver error); holds the reason, including the CUDA error code where there is one.
     #[error("CUDA is not usable on this machine: {0}")]
     CudaUnavailable(String),
+    /// The driver works but has no device with this ordinal.
     #[error("CUDA device {index} was requested but this machine has {count} CUDA device(s)")]
-    NoSuchCudaDevice { index: usize, count: usize },
+    NoSuchCudaDevice {
+        /// The ordinal that was asked for.
+        index: usize,
+        /// How many CUDA devices the driver reports (valid ordinals are `0..count`).
+        count: usize,
+    },
 }
 
 /// Work that runs on any autodiff backend; [`run_autodiff`] picks the backend.
+///
+/// Implement it for the job's inputs; the backend is a type parameter of [`run`](Self::run)
+/// so the job is written once and monomorphised per backend.
 pub trait AutodiffJob {
+    /// What the job returns; must not mention the backend, since the caller does not know it.
     type Output;
+    /// Does the work on backend `B`, placing tensors on `device`.
     fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output;
 }
 
 /// Runs `job` on the chosen device, after checking that the device exists.
+///
+/// # Errors
+/// [`BackendError::CudaNotCompiled`] / [`BackendError::TorchNotCompiled`] when the backend's
+/// feature is off; for CUDA, whatever [`probe_cuda`] reports. The job itself is infallible
+/// here: its own errors belong in [`AutodiffJob::Output`].
 pub fn run_autodiff<J: AutodiffJob>(choice: DeviceChoice, job: J) -> Result<J::Output, BackendError> {
     match choice {
         DeviceChoice::Cpu => Ok(job.run::<CpuAutodiff>(&Default::default())),
