@@ -25,22 +25,28 @@ use crate::preprocess::Normalization;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelFamily {
+    /// insightface ArcFace exports: RGB, (x − 127.5) / 127.5.
     Arcface,
+    /// MagFace: BGR, x / 255; the feature's magnitude is a quality score.
     Magface,
+    /// AdaFace: BGR, (x − 127.5) / 127.5.
     Adaface,
     /// Anything else: the config must give `[normalization]`.
     Other,
 }
 
+/// One recogniser's TOML config (format in the module docs); unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecognizerConfig {
+    /// The model's name, used in messages (a sha256 mismatch names the config by it).
     pub name: String,
     /// The ONNX file, relative to the models directory.
     pub file: PathBuf,
     /// Lower-case hex sha256 of the ONNX file; checked on load when present.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// The training recipe; decides the normalisation when `normalization` is absent.
     pub family: ModelFamily,
     /// Overrides the family's normalisation.
     #[serde(default)]
@@ -63,6 +69,9 @@ pub struct RecognizerConfig {
 }
 
 impl RecognizerConfig {
+    /// Reads and checks a config file. [`InferError::Config`] when the TOML
+    /// does not parse into these fields, family `other` has no
+    /// `[normalization]`, or a `normalization.std` entry is zero or not finite.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
         let config: Self = toml::from_str(&text).map_err(|e| InferError::Config { path: path.to_path_buf(), message: e.to_string() })?;
@@ -92,6 +101,7 @@ impl RecognizerConfig {
         })
     }
 
+    /// `models_dir` joined with `file` (an absolute `file` is kept as it is).
     pub fn model_path(&self, models_dir: &Path) -> PathBuf {
         models_dir.join(&self.file)
     }

@@ -7,49 +7,115 @@ use std::path::PathBuf;
 /// Everything that can go wrong between a file on disk and an embedding.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
+    /// A file (photo, model, config, wheel, cache entry) cannot be read or written.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
+    /// The bytes are not in a format the decoder reads.
     #[error("{path}: not an image (expected JPEG, PNG, WebP or BMP)")]
-    NotAnImage { path: PathBuf },
+    NotAnImage {
+        /// The photo.
+        path: PathBuf,
+    },
 
+    /// The header declares more pixels than [`crate::DecodeOptions::max_pixels`];
+    /// refused before any pixel buffer is allocated.
     #[error("{path}: {width}×{height} = {pixels} pixels is above the limit of {max_pixels} (refused before decoding; raise DecodeOptions::max_pixels to accept it)")]
-    ImageTooLarge { path: PathBuf, width: u32, height: u32, pixels: u64, max_pixels: u64 },
+    ImageTooLarge {
+        /// The photo.
+        path: PathBuf,
+        /// Declared width in pixels.
+        width: u32,
+        /// Declared height in pixels.
+        height: u32,
+        /// `width × height`.
+        pixels: u64,
+        /// The limit in force.
+        max_pixels: u64,
+    },
 
+    /// The decoder failed (corrupt or truncated data, or a decoder panic caught).
     #[error("{path}: cannot decode the image (truncated or corrupt?): {source}")]
     Decode {
+        /// The photo.
         path: PathBuf,
+        /// The image crate's error.
         #[source]
         source: image::ImageError,
     },
 
+    /// A JPEG without its end-of-image marker: an incomplete file.
     #[error("{path}: truncated JPEG (no end-of-image marker after the last scan): the file is incomplete")]
-    Truncated { path: PathBuf },
+    Truncated {
+        /// The photo.
+        path: PathBuf,
+    },
 
+    /// The detector found no face in the photo.
     #[error("{path}: no face found")]
-    NoFace { path: PathBuf },
+    NoFace {
+        /// The photo.
+        path: PathBuf,
+    },
 
+    /// Without a detector, an input whose size is not the recogniser's input size.
     #[error("{path}: {width}×{height} is not an aligned crop (expected {expected}×{expected}: without a detector, inputs must already be aligned)")]
-    NotAligned { path: PathBuf, width: u32, height: u32, expected: u32 },
+    NotAligned {
+        /// The photo.
+        path: PathBuf,
+        /// Its width in pixels.
+        width: u32,
+        /// Its height in pixels.
+        height: u32,
+        /// The side the message asks for (the pipeline passes 112, the aligned crop side).
+        expected: u32,
+    },
 
+    /// The landmarks give no usable similarity transform (degenerate or
+    /// non-finite points); the message says which.
     #[error("alignment: {0}")]
     Alignment(String),
 
+    /// The ONNX Runtime library cannot be found, fetched, verified or
+    /// initialised; the message says what to set (`ORT_DYLIB_PATH`, a cache directory).
     #[error("ONNX Runtime library: {0}")]
     Runtime(String),
 
+    /// A model cannot be used: missing file, sha256 mismatch, unexpected
+    /// inputs or outputs, or a failed run.
     #[error("{path}: {message}")]
-    Model { path: PathBuf, message: String },
+    Model {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What is wrong; on a pipeline run, which photo it was on.
+        message: String,
+    },
 
+    /// A recogniser config ([`crate::RecognizerConfig`]) is not valid TOML
+    /// of the expected fields, or its values are inconsistent.
     #[error("{path}: invalid recogniser config: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The TOML file.
+        path: PathBuf,
+        /// The parser's or the check's message.
+        message: String,
+    },
 
+    /// A detector config ([`crate::DetectorConfig`]) is not valid TOML of
+    /// the expected fields, or a value is out of range.
     #[error("{path}: invalid detector config: {message}")]
-    DetectorConfig { path: PathBuf, message: String },
+    DetectorConfig {
+        /// The TOML file.
+        path: PathBuf,
+        /// The parser's or the check's message.
+        message: String,
+    },
 }
 
 impl InferError {
@@ -62,6 +128,7 @@ impl InferError {
     }
 }
 
+/// `Result` with [`InferError`] as the default error.
 pub type Result<T, E = InferError> = std::result::Result<T, E>;
 
 /// Decoding and alignment errors from visage-image keep their variants here.

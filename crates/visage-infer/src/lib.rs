@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one file per step (decoding, normalisation and alignment
 //! live in visage-image, below training and inference alike, and are
-//! re-exported here under their old paths):
+//! re-exported here so one import path serves every step):
 //! - [`decode`]: any JPEG/PNG/WebP/BMP to upright 8-bit RGB, refusing
 //!   decompression bombs before decoding;
 //! - [`similarity`] + [`warp`] = [`align`]: the 5-landmark Umeyama similarity
@@ -17,6 +17,8 @@
 //!   batching, flip TTA, raw feature, its norm and the unit embedding;
 //! - [`pipeline`]: all of it over many photos, decoding on worker threads
 //!   while the model thread detects and embeds, in bounded memory.
+
+#![warn(missing_docs)]
 
 mod checksum;
 pub mod config;

@@ -16,10 +16,14 @@ use crate::onnxruntime::environment;
 /// leaves a dimension dynamic).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// The name the graph gives it.
     pub name: String,
+    /// One entry per axis; `None` for a dynamic (symbolic or -1) dimension.
     pub dims: Vec<Option<usize>>,
 }
 
+/// A loaded ONNX Runtime session with its input and output specs. Running
+/// needs `&mut self`: one model serves one thread at a time.
 pub struct OnnxModel {
     path: PathBuf,
     session: Session,
@@ -82,14 +86,17 @@ impl OnnxModel {
         Ok(Self { path: path.to_path_buf(), session, inputs, outputs })
     }
 
+    /// The ONNX file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The graph's inputs, in its order.
     pub fn inputs(&self) -> &[TensorSpec] {
         &self.inputs
     }
 
+    /// The graph's outputs, in its order (the order [`Self::run_f32`] returns them in).
     pub fn outputs(&self) -> &[TensorSpec] {
         &self.outputs
     }

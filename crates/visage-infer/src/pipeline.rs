@@ -30,10 +30,13 @@ use crate::recognizer::{FaceEmbedding, Recognizer};
 /// How the pipeline runs.
 #[derive(Clone, Debug)]
 pub struct PipelineOptions {
+    /// Decoder limits (largest accepted pixel count) for every photo.
     pub decode: DecodeOptions,
-    /// Decode threads (at least 1).
+    /// Decode threads (0 counts as 1; never more than there are files);
+    /// default: one per core, at most 4.
     pub workers: usize,
-    /// Faces per recogniser call, gathered across photos.
+    /// Faces gathered across photos before a recogniser call (default 16):
+    /// pending photos are embedded once they hold at least this many faces.
     pub batch_faces: usize,
     /// Keep each face's aligned crop in the result (for montages and reports).
     pub keep_crops: bool,
@@ -55,7 +58,10 @@ pub struct PhotoFace {
     pub bbox: [f32; 4],
     /// Detector confidence; `None` for aligned input (nothing was detected).
     pub det_score: Option<f32>,
+    /// The 5 landmarks in photo pixels, template order (for aligned input,
+    /// the template itself).
     pub landmarks: Landmarks,
+    /// The recogniser's output for the aligned crop.
     pub embedding: FaceEmbedding,
     /// The 112×112 aligned crop, when [`PipelineOptions::keep_crops`].
     pub crop: Option<RgbImage>,
@@ -66,14 +72,36 @@ pub struct PhotoFace {
 pub struct PhotoFaces {
     /// `(width, height)` of the decoded, upright photo.
     pub size: (u32, u32),
+    /// Its faces in the detector's order (best score first; largest first
+    /// under `with_max_faces`). Never empty: a photo without a face is
+    /// [`InferError::NoFace`].
     pub faces: Vec<PhotoFace>,
+}
+
+impl PhotoFace {
+    /// Area of the box in square photo pixels (0 for a degenerate box).
+    pub fn area(&self) -> f32 {
+        let [x1, y1, x2, y2] = self.bbox;
+        (x2 - x1).max(0.0) * (y2 - y1).max(0.0)
+    }
+}
+
+/// Index of the face with the largest box, the one a photo stands for where
+/// one face per photo is used (verification, enrolment, synthesis); on a tie
+/// the later face. `None` for no faces.
+pub fn largest_face(faces: &[PhotoFace]) -> Option<usize> {
+    (0..faces.len()).max_by(|&a, &b| faces[a].area().total_cmp(&faces[b].area()))
 }
 
 /// One input's outcome, tagged with its position in the input list.
 #[derive(Debug)]
 pub struct PhotoOutcome {
+    /// Position of the photo in the list given to [`FacePipeline::run`].
     pub index: usize,
+    /// The photo's path, as given.
     pub path: PathBuf,
+    /// Its faces, or why it produced none (unreadable, no face, wrong size,
+    /// the recogniser failed on its batch).
     pub result: Result<PhotoFaces>,
 }
 
@@ -81,17 +109,22 @@ pub struct PhotoOutcome {
 /// worker threads in parallel with the rest, so its sum can exceed the wall time.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct StageTimes {
+    /// Reading, decoding and preparing the detector input, on the workers.
     pub decode_s: f64,
     /// Detection, second looks included.
     pub detect_s: f64,
     /// The part of `detect_s` spent in second looks (padded retries and
     /// landmark refinement), and how many extra detector passes they took.
     pub second_looks_s: f64,
+    /// Extra detector passes the second looks took.
     pub second_look_passes: u64,
+    /// Aligning detected faces into crops.
     pub align_s: f64,
     /// Embedding; with flip TTA every face takes two recogniser passes.
     pub embed_s: f64,
+    /// Recogniser passes per face: 2 with flip TTA, otherwise 1.
     pub recognizer_passes_per_face: u32,
+    /// Wall-clock seconds of the whole run.
     pub wall_s: f64,
 }
 
@@ -130,6 +163,7 @@ impl FacePipeline {
         Self { detector, recognizer, options }
     }
 
+    /// The recogniser it embeds with.
     pub fn recognizer(&self) -> &Recognizer {
         &self.recognizer
     }

@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_BATCH: usize = 32;
 
 pub use visage_image::FaceEmbedding;
 
+/// A recogniser model with its normalisation, flip-TTA setting and batch
+/// size: aligned crops in, one [`FaceEmbedding`] per crop out.
 pub struct Recognizer {
     model: OnnxModel,
     normalization: Normalization,
@@ -71,6 +73,9 @@ impl Recognizer {
         self.flip_tta
     }
 
+    /// Turns flip test-time augmentation on or off (overrides the config's
+    /// `flip_tta`): on, each feature is the mean of the face's and its
+    /// mirror's, at twice the inference cost.
     pub fn with_flip_tta(mut self, flip_tta: bool) -> Self {
         self.flip_tta = flip_tta;
         self
@@ -90,6 +95,7 @@ impl Recognizer {
         }
     }
 
+    /// The underlying ONNX model (its path and tensor specs).
     pub fn model(&self) -> &OnnxModel {
         &self.model
     }

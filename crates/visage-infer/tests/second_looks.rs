@@ -1,4 +1,4 @@
-//! The detector's second looks and fitted input (issue 15), on real photos,
+//! The detector's second looks and fitted input, on real photos,
 //! against an independent reference: the landmarks an independent Python
 //! pipeline (SCRFD-2.5G, OpenCV) found on shared/data/faces.
 

@@ -32,11 +32,12 @@ impl Letterbox {
         Self { canvas, scale: scale as f32 }
     }
 
-    /// `image` scaled by `scale` (never up: at most 1 when `no_upscale`),
-    /// into the top-left corner of a canvas whose sides are the scaled sides
-    /// rounded up to multiples of 32, each at most `max_width × max_height`:
-    /// the input of a model whose spatial dims are free (OpenCV runs YuNet
-    /// on the photo's own size padded to a multiple of 32).
+    /// `image` scaled down to fit `max_width × max_height` (never up: the
+    /// scale is at most 1), into the top-left corner of a canvas whose sides
+    /// are the scaled sides rounded up to multiples of 32 (within the maximum
+    /// when it is a multiple of 32, as configs require): the input of a model
+    /// whose spatial dims are free (OpenCV runs YuNet on the photo's own size
+    /// padded to a multiple of 32).
     pub fn fitted(image: &RgbImage, max_width: u32, max_height: u32) -> Self {
         let (w, h) = image.dimensions();
         let scale = (f64::from(max_width) / f64::from(w)).min(f64::from(max_height) / f64::from(h)).min(1.0);

@@ -33,20 +33,27 @@ pub const DEFAULT_INPUT_SIDE: u32 = 640;
 /// photo pixels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detection {
+    /// `[x1, y1, x2, y2]`: top-left and bottom-right corners, photo pixels.
     pub bbox: [f32; 4],
+    /// Detector confidence (SCRFD: the model's score output as is; YuNet:
+    /// √(cls·obj), in [0, 1]), at or above the detector's score threshold.
     pub score: f32,
+    /// The 5 landmarks, `[x, y]` in photo pixels, in the alignment template's order.
     pub landmarks: Landmarks,
 }
 
 impl Detection {
+    /// Box width `x2 − x1` in pixels (negative for a degenerate box).
     pub fn width(&self) -> f32 {
         self.bbox[2] - self.bbox[0]
     }
 
+    /// Box height `y2 − y1` in pixels (negative for a degenerate box).
     pub fn height(&self) -> f32 {
         self.bbox[3] - self.bbox[1]
     }
 
+    /// Box area in square pixels, 0 for a degenerate box.
     pub fn area(&self) -> f32 {
         self.width().max(0.0) * self.height().max(0.0)
     }
@@ -57,6 +64,9 @@ pub fn largest(detections: &[Detection]) -> Option<usize> {
     (0..detections.len()).max_by(|&a, &b| detections[a].area().total_cmp(&detections[b].area()))
 }
 
+/// The detector architecture: it decides how raw outputs are decoded and the
+/// default normalisation, score threshold and NMS overlap. `scrfd` or
+/// `yunet` in a config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectorFamily {
@@ -113,21 +123,36 @@ impl DetectorFamily {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorConfig {
+    /// The model's name, used in messages (a sha256 mismatch names the config by it).
     pub name: String,
+    /// The ONNX file, relative to the models directory.
     pub file: PathBuf,
+    /// Lower-case hex sha256 of the ONNX file; checked on load when present.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// SCRFD or YuNet: how outputs are decoded, and the defaults below.
     pub family: DetectorFamily,
+    /// `[width, height]` of the input for a model whose spatial dims are
+    /// dynamic (positive multiples of 32; default 640×640); a fixed model
+    /// dim wins over it. With `fit_input`, the largest input.
     #[serde(default)]
     pub input_size: Option<[u32; 2]>,
+    /// Lowest score kept, in [0, 1]; default: [`DetectorFamily::default_score_threshold`].
     #[serde(default)]
     pub score_threshold: Option<f32>,
+    /// NMS overlap above which the lower-scoring box is dropped, in [0, 1];
+    /// default: [`DetectorFamily::default_nms_iou`].
     #[serde(default)]
     pub nms_iou: Option<f32>,
+    /// Input normalisation; default: [`DetectorFamily::default_normalization`].
     #[serde(default)]
     pub normalization: Option<Normalization>,
+    /// When a photo gives no face, detect again with this fraction (in
+    /// [0, 2]) of its longer side added on every side; absent or 0: no retry.
     #[serde(default)]
     pub pad_retry: Option<f32>,
+    /// Refine the landmarks of faces the first pass saw small in a
+    /// scaled-down photo (see [`refine`]); default off.
     #[serde(default)]
     pub refine_landmarks: bool,
     /// For a model with free spatial dims: run it on the photo's own size
@@ -138,6 +163,10 @@ pub struct DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// Reads and checks a config file. [`InferError::DetectorConfig`] when the
+    /// TOML does not parse into these fields, `score_threshold` or `nms_iou`
+    /// is outside [0, 1], `pad_retry` outside [0, 2], or `input_size` is not
+    /// positive multiples of 32.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
         let bad = |message: String| InferError::DetectorConfig { path: path.to_path_buf(), message };
@@ -156,6 +185,7 @@ impl DetectorConfig {
         Ok(config)
     }
 
+    /// `models_dir` joined with `file` (an absolute `file` is kept as it is).
     pub fn model_path(&self, models_dir: &Path) -> PathBuf {
         models_dir.join(&self.file)
     }
@@ -182,6 +212,9 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// Loads the model a config names from `models_dir`, checking its sha256
+    /// when the config gives one. The model must have one `[N, 3, H, W]`
+    /// input, with free H and W when `fit_input` is set.
     pub fn from_config(config: &DetectorConfig, models_dir: &Path) -> Result<Self> {
         Self::from_config_with_threads(config, models_dir, None)
     }
@@ -260,11 +293,13 @@ impl Detector {
         (self.refine_landmarks, self.pad_retry)
     }
 
+    /// Overrides the config's lowest kept score (detector confidence, 0–1).
     pub fn with_score_threshold(mut self, threshold: f32) -> Self {
         self.score_threshold = threshold;
         self
     }
 
+    /// SCRFD or YuNet.
     pub fn family(&self) -> DetectorFamily {
         self.family
     }
@@ -274,6 +309,7 @@ impl Detector {
         self.input_size
     }
 
+    /// The underlying ONNX model (its path and tensor specs).
     pub fn model(&self) -> &OnnxModel {
         &self.model
     }
@@ -434,6 +470,9 @@ pub struct DetectorInput {
 }
 
 impl DetectorPreprocessor {
+    /// Letterboxes `image` into the detector's input size (or, for a
+    /// `fit_input` detector, its own size padded to multiples of 32) and
+    /// normalises it into a [1, 3, H, W] tensor.
     pub fn prepare(&self, image: &RgbImage) -> DetectorInput {
         let (width, height) = self.input_size;
         let letterbox = if self.fit { Letterbox::fitted(image, width, height) } else { Letterbox::new(image, width, height) };

@@ -5,6 +5,7 @@
 
 use super::{as_matrices, group_by_stride, Detection};
 
+/// Feature-map strides of the three output levels, in input pixels per cell.
 pub const STRIDES: [u32; 3] = [8, 16, 32];
 
 /// Decodes the 9 outputs into input-pixel detections scoring ≥ `threshold`.

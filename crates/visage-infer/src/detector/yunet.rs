@@ -4,6 +4,7 @@
 
 use super::{as_matrices, group_by_stride, Detection};
 
+/// Feature-map strides of the three output levels, in input pixels per cell.
 pub const STRIDES: [u32; 3] = [8, 16, 32];
 
 /// Decodes the 12 outputs into input-pixel detections scoring ≥ `threshold`.
