@@ -26,6 +26,8 @@
 //! and memory are linear in the stream's length; and nothing recurses on the
 //! stream's nesting, dropping a value included.
 
+#![warn(missing_docs)]
+
 mod machine;
 mod value;
 
@@ -79,7 +81,9 @@ pub enum Unmodelled {
 /// The decisions a caller makes about one kind of file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
+    /// How BINSTRING / SHORT_BINSTRING operands are decoded.
     pub python2_str: Python2Str,
+    /// What calling a callable that is not modelled here (or building a set) yields.
     pub unmodelled: Unmodelled,
 }
 
@@ -98,11 +102,21 @@ impl Options {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("pickle byte {offset}: {problem}")]
 pub struct PickleError {
+    /// Byte offset, from the start of the stream, of the opcode that failed
+    /// (for a stream that ends too early: of the opcode it ends inside, or the
+    /// stream's length when it ends between opcodes).
     pub offset: usize,
+    /// What is wrong, in words (no offset; [`Display`](std::fmt::Display) adds it).
     pub problem: String,
 }
 
-/// Parses one pickled value (the whole stream up to its STOP).
+/// Parses one pickled value (the whole stream up to its STOP); bytes after the
+/// STOP are not looked at.
+///
+/// # Errors
+/// [`PickleError`] for a truncated or malformed stream, an unsupported opcode, a
+/// refused callable (with [`Unmodelled::Refuse`]), or a stream past one of the limits
+/// ([`MAX_DEPTH`], [`MAX_VALUES`], [`MAX_MEMO`], [`MAX_TENSOR_RANK`]).
 pub fn parse(bytes: &[u8], options: Options) -> Result<Value, PickleError> {
     machine::Machine::new(bytes, options).run()
 }

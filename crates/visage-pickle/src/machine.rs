@@ -861,8 +861,8 @@ mod tests {
         assert!(error.problem.contains("ends inside an operand"), "{error}");
         let error = parse(b"\x80\x02K\x01", Options::TORCH).unwrap_err();
         assert!(error.problem.contains("before STOP"), "{error}");
-        // EXT1 (an index into the copyreg extension registry, which nothing here has);
-        // INT, the opcode this case used before the readers merged, is now read
+        // EXT1 (an index into the copyreg extension registry, which nothing here has)
+        // stands for an opcode the reader does not support
         let error = parse(b"\x80\x02\x82\x01.", Options::TORCH).unwrap_err();
         assert!(error.to_string().contains("unsupported pickle opcode 0x82"), "{error}");
     }

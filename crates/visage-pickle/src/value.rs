@@ -18,6 +18,8 @@ use std::rc::Rc;
 pub struct StorageRef {
     /// The storage class's name, `FloatStorage`, `HalfStorage`, … (it gives the dtype).
     pub storage_type: String,
+    /// The storage's name in the archive: its bytes are the member `data/<key>`
+    /// under the archive's top folder.
     pub key: String,
     /// As the pickle declares it: nothing checks it against the archive here.
     pub element_count: u64,
@@ -26,40 +28,58 @@ pub struct StorageRef {
 /// A tensor view as `_rebuild_tensor_v2(storage, offset, size, stride, …)` describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorRef {
+    /// The storage the tensor views.
     pub storage: Rc<StorageRef>,
     /// In elements, not bytes.
     pub storage_offset: u64,
+    /// The shape, one entry per dimension (at most [`MAX_TENSOR_RANK`](crate::MAX_TENSOR_RANK); empty for a scalar).
     pub size: Vec<u64>,
+    /// Strides in elements, one per dimension (same length as `size`); nothing checks
+    /// that the view stays inside the storage.
     pub stride: Vec<u64>,
 }
 
+/// One unpickled Python value. Containers and strings are reference-counted and
+/// shared where the stream shares them (see the module docs: walk, do not expand).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Python's `None`.
     None,
+    /// A bool (also protocol 0's `I01` / `I00`, as Python 2 wrote `True` / `False`).
     Bool(bool),
+    /// An int that fits 64 bits; a larger one makes the stream an error.
     Int(i64),
+    /// A float (BINFLOAT: an IEEE 754 double).
     Float(f64),
     /// Shared: Python 3 pickles `bytes` at protocol 2 as a (memoised)
     /// latin-1 `str`, one per encoded image of a verification set.
     Str(Rc<String>),
     /// Shared for the same reason: every encoded image is memoised.
     Bytes(Rc<Vec<u8>>),
+    /// A tuple's items, in order.
     Tuple(Items),
+    /// A list's items, in order (including items APPENDed after the list was built).
     List(Items),
     /// Insertion order kept (OrderedDict and dict alike).
     Dict(Pairs),
     /// A `module.name` reference from GLOBAL / STACK_GLOBAL.
     Global {
+        /// The module path, e.g. `torch._utils`.
         module: Rc<str>,
+        /// The attribute in that module, e.g. `_rebuild_tensor_v2`.
         name: Rc<str>,
     },
     /// Shared, as every variant that holds more than a word is: a memo GET
     /// or DUP then costs the same whatever the value, and values stay small.
+    /// A storage named by a `torch.save` persistent id.
     Storage(Rc<StorageRef>),
+    /// A tensor rebuilt by `_rebuild_tensor(_v2)`; an `nn.Parameter` becomes its data tensor.
     Tensor(Rc<TensorRef>),
     /// The result of calling a callable this reader does not model (only
     /// with [`Unmodelled::Opaque`](crate::Unmodelled::Opaque)).
     Object {
+        /// `module.name` of the callable (`builtins.set` / `builtins.frozenset` for sets,
+        /// `<kind>` when the thing called was not a global).
         callable: Rc<str>,
     },
 }

@@ -34,7 +34,7 @@ fn parse_error(bytes: &[u8], options: Options) -> PickleError {
     }
 }
 
-/// The 85-byte bomb: None, then (DUP, TUPLE2) forty times — a tree
+/// An 84-byte bomb: None, then (DUP, TUPLE2) forty times — a tree
 /// of 2⁴⁰ leaves if memoised values were copies.
 fn dup_tuple2_bomb(levels: usize) -> Vec<u8> {
     let mut bytes = b"\x80\x02N".to_vec();
