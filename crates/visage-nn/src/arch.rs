@@ -8,26 +8,40 @@ use serde::{Deserialize, Serialize};
 use crate::error::NnError;
 
 /// The published backbones, by the names a training config uses.
+///
+/// Serde reads exactly the canonical name ([`Arch::name`]) or insightface's
+/// short name ([`Arch::short_name`]) and writes the canonical one;
+/// [`FromStr`] also ignores case, surrounding spaces, `-` and `_`
+/// (`IResNet-50`), and answers [`NnError::UnknownArch`] listing every name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
+    /// IResNet-18 (`r18`): blocks 2, 2, 2, 2.
     #[serde(alias = "r18")]
     Iresnet18,
+    /// IResNet-34 (`r34`): blocks 3, 4, 6, 3.
     #[serde(alias = "r34")]
     Iresnet34,
+    /// IResNet-50 (`r50`): blocks 3, 4, 14, 3.
     #[serde(alias = "r50")]
     Iresnet50,
+    /// IResNet-100 (`r100`): blocks 3, 13, 30, 3.
     #[serde(alias = "r100")]
     Iresnet100,
+    /// IResNet-200 (`r200`): blocks 6, 26, 60, 6.
     #[serde(alias = "r200")]
     Iresnet200,
+    /// insightface's MobileFaceNet `mbf`: blocks 1, 4, 6, 2 at width scale 2.
     #[serde(alias = "mbf")]
     Mobilefacenet,
+    /// insightface's `mbf_large`: blocks 2, 8, 12, 4 at width scale 4.
     #[serde(alias = "mbf_large")]
     MobilefacenetLarge,
 }
 
 impl Arch {
+    /// Every architecture, IResNets by depth then the MobileFaceNets (the
+    /// order error messages list them in).
     pub const ALL: [Arch; 7] =
         [Arch::Iresnet18, Arch::Iresnet34, Arch::Iresnet50, Arch::Iresnet100, Arch::Iresnet200, Arch::Mobilefacenet, Arch::MobilefacenetLarge];
 
@@ -57,6 +71,7 @@ impl Arch {
         }
     }
 
+    /// True for the IResNets, false for the two MobileFaceNets.
     pub fn is_iresnet(self) -> bool {
         !matches!(self, Arch::Mobilefacenet | Arch::MobilefacenetLarge)
     }

@@ -17,12 +17,16 @@ use crate::state_dict::{expected_keys, load_state_dict, StateDict};
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Backbone<B: Backend> {
+    /// An IResNet (insightface or AdaFace layout).
     IResNet(IResNet<B>),
+    /// A MobileFaceNet (insightface layout).
     MobileFaceNet(MobileFaceNet<B>),
 }
 
 impl<B: Backend> Backbone<B> {
-    /// Normalised NCHW faces → raw features `[batch, E]`.
+    /// Normalised NCHW faces `[batch, 3, S, S]` → raw features `[batch, E]`
+    /// (not L2-normalised). BatchNorm uses batch statistics on an autodiff
+    /// backend and running statistics otherwise (see [`crate::Plain`]).
     pub fn forward(&self, faces: Tensor<B, 4>) -> Tensor<B, 2> {
         match self {
             Backbone::IResNet(network) => network.forward(faces),

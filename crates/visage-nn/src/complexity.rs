@@ -34,12 +34,16 @@ use burn::tensor::Tensor;
 /// A feature map's shape for one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape3 {
+    /// C: channels.
     pub channels: usize,
+    /// H: rows, in pixels of the feature map.
     pub height: usize,
+    /// W: columns, in pixels of the feature map.
     pub width: usize,
 }
 
 impl Shape3 {
+    /// C · H · W.
     pub fn elements(&self) -> u64 {
         (self.channels * self.height * self.width) as u64
     }
@@ -77,6 +81,7 @@ impl Cost {
         Self { norm_elements: shape.elements(), ..Self::default() }
     }
 
+    /// A PReLU with this output: one FLOP per element.
     pub fn prelu(shape: Shape3) -> Self {
         Self { activation_elements: shape.elements(), ..Self::default() }
     }

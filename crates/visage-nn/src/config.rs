@@ -26,11 +26,18 @@ fn default_embedding_size() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackboneConfig {
+    /// Which network (`arch = "iresnet50"` or `"r50"`).
     pub arch: Arch,
+    /// Length E of the feature vector the backbone outputs; default 512.
     #[serde(default = "default_embedding_size")]
     pub embedding_size: usize,
+    /// Dropout probability before the FC layer, in [0, 1); default 0
+    /// (insightface), AdaFace trains with 0.4. IResNet only: MobileFaceNet
+    /// refuses anything but 0.
     #[serde(default)]
     pub dropout: f64,
+    /// Whose IResNet module tree, shortcut rule and tensor names; default
+    /// insightface's (also MagFace's). MobileFaceNet refuses `adaface`.
     #[serde(default)]
     pub layout: IResNetLayout,
     /// MobileFaceNet's width multiplier, insightface's `scale`: unset means
@@ -44,16 +51,24 @@ pub struct BackboneConfig {
 /// The network a [`BackboneConfig`] describes, resolved to its layer shapes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackboneShape {
+    /// An IResNet of either layout.
     IResNet(IResNetConfig),
+    /// A MobileFaceNet (insightface's layout).
     MobileFaceNet(MobileFaceNetConfig),
 }
 
 impl BackboneConfig {
+    /// `arch` with every other field at its default: 512-d features, no
+    /// dropout, insightface layout, the arch's own width scale.
     pub fn new(arch: Arch) -> Self {
         Self { arch, embedding_size: default_embedding_size(), dropout: 0.0, layout: IResNetLayout::default(), width_scale: None }
     }
 
     /// The layer shapes, after checking the options fit the architecture.
+    ///
+    /// [`NnError::InvalidConfig`] naming the field when `width_scale` is set
+    /// for an IResNet, `layout` or a non-zero `dropout` for a MobileFaceNet,
+    /// or a value out of range (zero embedding size, dropout outside [0, 1)).
     pub fn shape(&self) -> Result<BackboneShape, NnError> {
         if self.arch.is_iresnet() && self.width_scale.is_some() {
             return Err(NnError::InvalidConfig {
@@ -96,12 +111,19 @@ impl BackboneConfig {
         Ok(BackboneShape::IResNet(shape))
     }
 
+    /// [`Self::shape`], then [`BackboneShape::init`]: a fresh network with
+    /// the reference's random initialisation, drawn lazily on first use.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Backbone<B>, NnError> {
         self.shape()?.init(device)
     }
 }
 
 impl BackboneShape {
+    /// A fresh network of this shape on `device`, with the reference
+    /// implementation's initialisation (see [`IResNetConfig::init`] and
+    /// [`MobileFaceNetConfig::init`]); burn draws each parameter lazily, on
+    /// first use. Fails with [`NnError::InvalidConfig`] on a shape that
+    /// does not validate.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Backbone<B>, NnError> {
         Ok(match self {
             BackboneShape::IResNet(config) => Backbone::IResNet(config.init(device)?),
@@ -109,6 +131,7 @@ impl BackboneShape {
         })
     }
 
+    /// Side S of the square input in pixels: the network takes `[N, 3, S, S]` (112 for every published model).
     pub fn input_size(&self) -> usize {
         match self {
             BackboneShape::IResNet(config) => config.input_size,
@@ -116,6 +139,7 @@ impl BackboneShape {
         }
     }
 
+    /// Length E of the feature vector: the network returns `[N, E]`.
     pub fn embedding_size(&self) -> usize {
         match self {
             BackboneShape::IResNet(config) => config.embedding_size,
@@ -125,7 +149,10 @@ impl BackboneShape {
 
     /// The reference implementation's state-dict key for a burn path inside
     /// the network (a path of the inner `IResNet`/`MobileFaceNet`, without
-    /// the `Backbone` variant).
+    /// the `Backbone` variant), e.g. `layer1.0.bn1.gamma` →
+    /// `layer1.0.bn1.weight` for insightface's IResNet. `None`: the
+    /// parameter has no stored counterpart (AdaFace's affine-free feature
+    /// BatchNorm) and keeps its fixed value.
     pub fn torch_key(&self, burn_path: &str) -> Option<String> {
         match self {
             BackboneShape::IResNet(config) => config.torch_key(burn_path),

@@ -12,7 +12,10 @@ use crate::iresnet::IResNetLayout;
 /// What `visage model info` reports about an architecture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
+    /// The architecture counted.
     pub arch: Arch,
+    /// The config's layout (always insightface for a MobileFaceNet, which
+    /// refuses the other); AdaFace's IResNet has fewer parameters and FLOPs.
     pub layout: IResNetLayout,
     /// Parameters, PyTorch's count (running statistics excluded).
     pub params: u64,
@@ -23,6 +26,7 @@ pub struct ModelInfo {
     pub macs: u64,
     /// `[1, 3, S, S]`, NCHW.
     pub input_shape: [usize; 4],
+    /// Length E of the feature vector the network returns (`[1, E]` for `input_shape`).
     pub feature_dim: usize,
 }
 

@@ -101,22 +101,27 @@ impl IResNetConfig {
         }
     }
 
+    /// IResNet-18: blocks 2, 2, 2, 2.
     pub fn iresnet18() -> Self {
         Self::with_blocks([2, 2, 2, 2])
     }
 
+    /// IResNet-34: blocks 3, 4, 6, 3.
     pub fn iresnet34() -> Self {
         Self::with_blocks([3, 4, 6, 3])
     }
 
+    /// IResNet-50: blocks 3, 4, 14, 3.
     pub fn iresnet50() -> Self {
         Self::with_blocks([3, 4, 14, 3])
     }
 
+    /// IResNet-100: blocks 3, 13, 30, 3.
     pub fn iresnet100() -> Self {
         Self::with_blocks([3, 13, 30, 3])
     }
 
+    /// IResNet-200: blocks 6, 26, 60, 6.
     pub fn iresnet200() -> Self {
         Self::with_blocks([6, 26, 60, 6])
     }
@@ -278,7 +283,9 @@ pub fn adaface_key(burn_path: &str, blocks_per_stage: [usize; 4]) -> Option<Stri
 /// The projection shortcut: conv1×1(stride) → BN (`downsample.0`, `downsample.1`).
 #[derive(Module, Debug)]
 pub struct Downsample<B: Backend> {
+    /// 1×1 convolution with the block's stride, in → out channels, no bias.
     pub conv: Conv2d<B>,
+    /// BatchNorm over the out channels.
     pub bn: BatchNorm<B>,
 }
 
@@ -286,11 +293,17 @@ pub struct Downsample<B: Backend> {
 /// the shortcut.
 #[derive(Module, Debug)]
 pub struct IBasicBlock<B: Backend> {
+    /// Pre-activation BatchNorm over the input channels.
     pub bn1: BatchNorm<B>,
+    /// 3×3 convolution, stride 1, in → out channels.
     pub conv1: Conv2d<B>,
+    /// BatchNorm after `conv1`.
     pub bn2: BatchNorm<B>,
+    /// Per-channel PReLU after `bn2`.
     pub prelu: PRelu<B>,
+    /// 3×3 convolution with the block's stride (2 in a stage's first block), out → out.
     pub conv2: Conv2d<B>,
+    /// BatchNorm after `conv2`; its output is added to the shortcut.
     pub bn3: BatchNorm<B>,
     /// The projection shortcut, where the layout asks for one.
     pub downsample: Option<Downsample<B>>,
@@ -321,6 +334,8 @@ impl<B: Backend> IBasicBlock<B> {
         }
     }
 
+    /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, every
+    /// BatchNorm run through `hook`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         let shortcut = match &self.downsample {
             Some(downsample) => hook.batch_norm(&downsample.bn, downsample.conv.forward(input.clone())),
@@ -353,15 +368,26 @@ impl<B: Backend> IBasicBlock<B> {
 /// that [`insightface_key`] is a renaming of leaves only.
 #[derive(Module, Debug)]
 pub struct IResNet<B: Backend> {
+    /// Stem: 3×3 convolution, stride 1, 3 → `stem_width` channels.
     pub conv1: Conv2d<B>,
+    /// Stem BatchNorm.
     pub bn1: BatchNorm<B>,
+    /// Stem PReLU.
     pub prelu: PRelu<B>,
+    /// Stage 1 (64 channels in the published models; S/2 × S/2 out).
     pub layer1: Vec<IBasicBlock<B>>,
+    /// Stage 2 (128 channels; S/4 × S/4 out).
     pub layer2: Vec<IBasicBlock<B>>,
+    /// Stage 3 (256 channels; S/8 × S/8 out).
     pub layer3: Vec<IBasicBlock<B>>,
+    /// Stage 4 (512 channels; S/16 × S/16 out, 7 × 7 at 112 px).
     pub layer4: Vec<IBasicBlock<B>>,
+    /// BatchNorm2d over the last stage's output, before flattening.
     pub bn2: BatchNorm<B>,
+    /// Dropout on the flattened map (probability `IResNetConfig::dropout`).
     pub dropout: Dropout,
+    /// FC from the flattened map (512 · 7 · 7 at 112 px) to E, with bias;
+    /// burn stores its weight `[in, out]`, PyTorch `[out, in]`.
     pub fc: Linear<B>,
     /// The feature BatchNorm1d (γ fixed at 1, see the module docs).
     pub features: BatchNorm<B>,

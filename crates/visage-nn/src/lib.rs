@@ -9,6 +9,8 @@
 //! L2-normalised, because their norm is the quality signal of MagFace and
 //! AdaFace.
 
+#![warn(missing_docs)]
+
 mod arch;
 mod backbone;
 pub mod channelwise;

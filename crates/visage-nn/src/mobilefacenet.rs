@@ -4,11 +4,11 @@
 //!
 //! Layout for scale s (112 px input), every convolution bias-free:
 //! 1. stem: ConvBlock(3 → 64s, 3×3, stride 2) — ConvBlock = conv → BN → PReLU;
-//! 2. with blocks[0] = 1: ConvBlock(64s → 64s, 3×3, groups 64); otherwise a
-//!    Residual of blocks[0] units with expansion 128;
-//! 3. DepthWise(64s → 64s, stride 2, expansion 128), Residual(64s, blocks[1], 128);
-//! 4. DepthWise(64s → 128s, stride 2, expansion 256), Residual(128s, blocks[2], 256);
-//! 5. DepthWise(128s → 128s, stride 2, expansion 512), Residual(128s, blocks[3], 256);
+//! 2. with `blocks[0]` = 1: ConvBlock(64s → 64s, 3×3, groups 64); otherwise a
+//!    Residual of `blocks[0]` units with expansion 128;
+//! 3. DepthWise(64s → 64s, stride 2, expansion 128), Residual(64s, `blocks[1]`, 128);
+//! 4. DepthWise(64s → 128s, stride 2, expansion 256), Residual(128s, `blocks[2]`, 256);
+//! 5. DepthWise(128s → 128s, stride 2, expansion 512), Residual(128s, `blocks[3]`, 256);
 //! 6. conv_sep: ConvBlock(128s → 512, 1×1);
 //! 7. GDC head: depthwise 7×7 conv → BN (a LinearBlock) → flatten →
 //!    Linear(512 → E, no bias) → BatchNorm1d(E) (affine, trained).
@@ -93,10 +93,15 @@ impl MobileFaceNetConfig {
         Self::with_scale([2, 8, 12, 4], scale)
     }
 
+    /// Side of the last stage's feature map and of the GDC kernel (7 for a 112 px input).
     pub fn feature_map_size(&self) -> usize {
         self.input_size / 16
     }
 
+    /// Refuses shapes the layout cannot build ([`NnError::InvalidConfig`]
+    /// naming the field): an empty stage, a zero width, group count or
+    /// expansion, `stem_groups` not dividing `stem_width` where the grouped
+    /// ConvBlock is used, an input side that is not a positive multiple of 16.
     pub fn validate(&self) -> Result<(), NnError> {
         let invalid = |field, problem: String| Err(NnError::InvalidConfig { field, problem });
         if self.blocks_per_stage.contains(&0) {
@@ -203,8 +208,11 @@ pub fn mobilefacenet_key(burn_path: &str) -> String {
 /// conv → BN → PReLU (`layers.0/1/2`).
 #[derive(Module, Debug)]
 pub struct ConvBlock<B: Backend> {
+    /// The convolution (bias-free; kernel, stride and groups by position in the network).
     pub conv: Conv2d<B>,
+    /// BatchNorm over its output channels.
     pub bn: BatchNorm<B>,
+    /// Per-channel PReLU.
     pub prelu: PRelu<B>,
 }
 
@@ -227,6 +235,7 @@ impl<B: Backend> ConvBlock<B> {
         }
     }
 
+    /// conv → BN (through `hook`) → PReLU on `[N, C, H, W]`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         prelu_forward(&self.prelu, hook.batch_norm(&self.bn, self.conv.forward(input)))
     }
@@ -240,7 +249,9 @@ impl<B: Backend> ConvBlock<B> {
 /// conv → BN, no activation (`layers.0/1`).
 #[derive(Module, Debug)]
 pub struct LinearBlock<B: Backend> {
+    /// The convolution (bias-free).
     pub conv: Conv2d<B>,
+    /// BatchNorm over its output channels.
     pub bn: BatchNorm<B>,
 }
 
@@ -259,6 +270,7 @@ impl<B: Backend> LinearBlock<B> {
         Self { conv: conv(channels_in, channels_out, kernel, stride, padding, groups, init.clone(), device), bn: batch_norm(channels_out, device) }
     }
 
+    /// conv → BN (through `hook`) on `[N, C, H, W]`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         hook.batch_norm(&self.bn, self.conv.forward(input))
     }
@@ -272,8 +284,11 @@ impl<B: Backend> LinearBlock<B> {
 /// Inverted-residual bottleneck: expand 1×1 → depthwise 3×3(stride) → project 1×1.
 #[derive(Module, Debug)]
 pub struct DepthWise<B: Backend> {
+    /// 1×1 ConvBlock, in → expansion channels.
     pub expand: ConvBlock<B>,
+    /// 3×3 depthwise ConvBlock (groups = expansion) with the unit's stride.
     pub depthwise: ConvBlock<B>,
+    /// 1×1 LinearBlock, expansion → out channels, no activation.
     pub project: LinearBlock<B>,
     /// Whether the input is added to the output (Residual units only).
     pub residual: bool,
@@ -289,6 +304,8 @@ impl<B: Backend> DepthWise<B> {
         }
     }
 
+    /// expand → depthwise → project, plus the input when `residual`, every
+    /// BatchNorm run through `hook`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         let hidden = self.expand.forward(input.clone(), hook);
         let output = self.project.forward(self.depthwise.forward(hidden, hook), hook);
@@ -310,6 +327,7 @@ impl<B: Backend> DepthWise<B> {
 /// Stride-1 residual DepthWise units of one width (`layers.i`).
 #[derive(Module, Debug)]
 pub struct Residual<B: Backend> {
+    /// The units in order (`layers.K`), each with `residual` set.
     pub blocks: Vec<DepthWise<B>>,
 }
 
@@ -319,6 +337,7 @@ impl<B: Backend> Residual<B> {
         Self { blocks }
     }
 
+    /// The units one after the other; the shape `[N, C, H, W]` is kept.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         self.blocks.iter().fold(input, |x, block| block.forward(x, hook))
     }
@@ -335,24 +354,39 @@ impl<B: Backend> Residual<B> {
 /// feature map (LinearBlock) → flatten → Linear (no bias) → BatchNorm1d.
 #[derive(Module, Debug)]
 pub struct Gdc<B: Backend> {
+    /// Depthwise conv with a kernel the size of the feature map (7×7 at
+    /// 112 px), `head_width` groups, → BN: `[N, 512, 7, 7]` → `[N, 512, 1, 1]`.
     pub dw: LinearBlock<B>,
+    /// `head_width` → E, no bias; burn stores the weight `[in, out]`.
     pub linear: Linear<B>,
+    /// BatchNorm1d over the E features (affine, trained): its output is the feature.
     pub norm: BatchNorm<B>,
 }
 
 /// The MobileFaceNet network (field ↔ insightface index in [`mobilefacenet_key`]).
 #[derive(Module, Debug)]
 pub struct MobileFaceNet<B: Backend> {
+    /// 3×3 ConvBlock, stride 2, 3 → `stem_width` (`layers.0`).
     pub stem: ConvBlock<B>,
+    /// Grouped 3×3 ConvBlock when `blocks_per_stage[0]` is 1 (`layers.1`); else `None`.
     pub stem_dw: Option<ConvBlock<B>>,
+    /// Residual stage 1 when `blocks_per_stage[0]` is above 1 (`layers.1`); else `None`.
     pub stage1: Option<Residual<B>>,
+    /// Stride-2 DepthWise, `stem_width` → `stem_width` (`layers.2`).
     pub down2: DepthWise<B>,
+    /// Residual stage 2 at `stem_width` (`layers.3`).
     pub stage2: Residual<B>,
+    /// Stride-2 DepthWise, `stem_width` → `body_width` (`layers.4`).
     pub down3: DepthWise<B>,
+    /// Residual stage 3 at `body_width` (`layers.5`).
     pub stage3: Residual<B>,
+    /// Stride-2 DepthWise, `body_width` → `body_width` (`layers.6`).
     pub down4: DepthWise<B>,
+    /// Residual stage 4 at `body_width` (`layers.7`).
     pub stage4: Residual<B>,
+    /// 1×1 ConvBlock, `body_width` → `head_width` (insightface's `conv_sep`).
     pub conv_sep: ConvBlock<B>,
+    /// The GDC head (insightface's `features`): `[N, head_width, S/16, S/16]` → `[N, E]`.
     pub features: Gdc<B>,
 }
 

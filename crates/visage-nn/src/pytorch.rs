@@ -51,8 +51,15 @@ pub enum CheckpointFamily {
     /// `module.features.` → MagFace, otherwise a plain state dict.
     #[default]
     Auto,
+    /// insightface `arcface_torch`: the backbone's own keys (`module.`
+    /// stripped when every key has it). Also parsed from `arcface`.
     Insightface,
+    /// MagFace: the backbone under `features.module.` or `module.features.`
+    /// (other keys dropped); 1e-5 is added to every running variance for
+    /// MagFace's BatchNorm ε of 2e-5. IResNet insightface layout.
     Magface,
+    /// AdaFace's Lightning `.ckpt`: the backbone under `model.` (the head's
+    /// keys dropped); needs the `adaface` IResNet layout.
     Adaface,
 }
 

@@ -3,7 +3,8 @@
 //! (`burn path → torch key`, e.g. [`crate::iresnet::insightface_key`]).
 //!
 //! The on-disk format read here is safetensors (what the reference script
-//! writes); a `.pth` reader would fill the same [`StateDict`].
+//! and [`crate::save_weights`] write); the `.pth` reader
+//! ([`crate::pytorch`]) and the ONNX import fill the same [`StateDict`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,7 +19,9 @@ use crate::error::NnError;
 /// One tensor: row-major f32 values and their shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {
+    /// Dimensions, outermost first, as PyTorch stores them (a linear weight is `[out, in]`).
     pub shape: Vec<usize>,
+    /// The elements in row-major order; the length is the product of `shape`.
     pub values: Vec<f32>,
 }
 
@@ -27,6 +30,7 @@ pub struct HostTensor {
 /// on reading.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateDict {
+    /// Tensors by PyTorch state-dict key (`layer1.0.bn1.weight`), in key order.
     pub tensors: BTreeMap<String, HostTensor>,
 }
 
