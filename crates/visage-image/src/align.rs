@@ -20,12 +20,19 @@ pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [[38.2946, 51.6963], [73.5318, 5
 pub type Landmarks = [[f32; 2]; 5];
 
 /// The photo-to-crop similarity for these landmarks (Umeyama, no reflection).
+///
+/// # Errors
+/// [`ImageError::Alignment`](crate::ImageError::Alignment) when all five landmarks coincide.
 pub fn alignment_transform(landmarks: &Landmarks) -> Result<Similarity> {
     let src = landmarks.map(|[x, y]| [f64::from(x), f64::from(y)]);
     Similarity::estimate(&src, &ARCFACE_TEMPLATE_112)
 }
 
-/// The 112×112 aligned crop of the face with these landmarks.
+/// The 112×112 aligned crop of the face with these landmarks; crop pixels that map
+/// outside the photo are black, as with OpenCV's `BORDER_CONSTANT`.
+///
+/// # Errors
+/// As [`alignment_transform`].
 pub fn align_face(image: &RgbImage, landmarks: &Landmarks) -> Result<RgbImage> {
     let to_crop = alignment_transform(landmarks)?;
     Ok(warp_affine_bilinear(image, &to_crop.inverse().matrix(), ALIGNED_SIZE, ALIGNED_SIZE))

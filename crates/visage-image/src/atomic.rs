@@ -4,6 +4,10 @@
 use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+///
+/// The temporary file is `.<name>.<process id>.tmp`, so two threads of one process
+/// must not write the same path at once. On a failed rename it is removed; on a failed
+/// write it may be left behind.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
@@ -13,7 +17,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// Writes `picture` as a PNG file, atomically.
+/// Writes `picture` as a PNG file, atomically (see [`write_atomically`]); an encoding
+/// failure comes back as an [`std::io::Error`].
 pub fn write_png(picture: &image::RgbImage, path: &Path) -> std::io::Result<()> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     picture.write_to(&mut bytes, image::ImageFormat::Png).map_err(std::io::Error::other)?;

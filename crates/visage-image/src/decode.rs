@@ -32,6 +32,9 @@ impl Default for DecodeOptions {
 }
 
 /// Reads and decodes the image file at `path` into upright 8-bit RGB.
+///
+/// # Errors
+/// [`ImageError::Io`] when the file cannot be read, otherwise as [`decode_rgb`].
 pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| ImageError::io(path, e))?;
     decode_rgb(&bytes, path, options)
@@ -44,6 +47,10 @@ pub fn load_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
 /// never take the process with it, so a panic inside decoding is caught
 /// here and becomes a decode error naming the file (and the default panic
 /// message for it is not printed: the error is the report).
+///
+/// # Errors
+/// [`ImageError::NotAnImage`], [`ImageError::ImageTooLarge`], [`ImageError::Truncated`]
+/// (JPEG only) or [`ImageError::Decode`], each naming `name`.
 pub fn decode_rgb(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage> {
     silence_decoder_panics();
     DECODING.with(|flag| flag.set(true));

@@ -15,13 +15,18 @@ pub struct FaceEmbedding {
 }
 
 impl FaceEmbedding {
+    /// Splits a raw feature into norm and unit vector (the norm summed in f64).
+    /// A zero feature, or one whose norm is NaN, gets norm as computed and an all-zero
+    /// embedding, so its cosine to anything is 0.
     pub fn from_feature(feature: Vec<f32>) -> Self {
         let norm = feature.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32;
         let embedding = if norm > 0.0 { feature.iter().map(|v| v / norm).collect() } else { vec![0.0; feature.len()] };
         Self { feature, norm, embedding }
     }
 
-    /// Cosine similarity of two faces (dot product of the unit embeddings).
+    /// Cosine similarity of two faces (dot product of the unit embeddings), in [−1, 1]
+    /// up to rounding. Both must come from the same model: embeddings of different
+    /// lengths are not refused, the dot product just stops at the shorter one.
     pub fn cosine(&self, other: &FaceEmbedding) -> f32 {
         self.embedding.iter().zip(&other.embedding).map(|(a, b)| a * b).sum()
     }

@@ -21,9 +21,13 @@ use crate::error::{ImageError, Result};
 /// `atan2(a_im, a_re)`, a scale `|a|` and a translation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Similarity {
+    /// Real part of `a = s·e^{iθ}`: `s·cos θ`.
     pub a_re: f64,
+    /// Imaginary part of `a`: `s·sin θ`.
     pub a_im: f64,
+    /// Translation along x, in destination pixels.
     pub tx: f64,
+    /// Translation along y, in destination pixels.
     pub ty: f64,
 }
 
@@ -69,11 +73,13 @@ impl Similarity {
         })
     }
 
+    /// Maps one point: `a·p + t`.
     pub fn apply(&self, p: [f64; 2]) -> [f64; 2] {
         [self.a_re * p[0] - self.a_im * p[1] + self.tx, self.a_im * p[0] + self.a_re * p[1] + self.ty]
     }
 
-    /// The inverse map: `z = conj(a)/|a|² · (w − t)`.
+    /// The inverse map: `z = conj(a)/|a|² · (w − t)`. Non-finite when the scale is 0, which
+    /// [`estimate`](Self::estimate) can return (e.g. when every `dst` point coincides).
     pub fn inverse(&self) -> Self {
         let norm2 = self.a_re * self.a_re + self.a_im * self.a_im;
         let (a_re, a_im) = (self.a_re / norm2, -self.a_im / norm2);
@@ -85,10 +91,13 @@ impl Similarity {
         [[self.a_re, -self.a_im, self.tx], [self.a_im, self.a_re, self.ty]]
     }
 
+    /// The scale factor `|a|` (destination units per source unit).
     pub fn scale(&self) -> f64 {
         self.a_re.hypot(self.a_im)
     }
 
+    /// The rotation angle `atan2(a_im, a_re)`, radians in (−π, π], counter-clockwise in
+    /// x-right/y-up axes (so clockwise on screen, where y points down).
     pub fn rotation_rad(&self) -> f64 {
         self.a_im.atan2(self.a_re)
     }
