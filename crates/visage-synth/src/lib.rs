@@ -28,6 +28,8 @@
 //! - [`embed`]: embeddings of images under the burn network (targets and
 //!   the final check), through the same normalisation as inference.
 
+#![warn(missing_docs)]
+
 pub mod canvas;
 pub mod embed;
 pub mod frozen;

@@ -16,12 +16,27 @@ use crate::embed::embed_faces;
 use crate::frozen::FrozenStatistics;
 use crate::priors::{l2, total_variation};
 
+/// Why [`synthesize`] refused to start (it does not fail once running).
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
+    /// A target embedding cannot be used: wrong length for the network, a
+    /// NaN or infinite value, or the zero vector.
     #[error("target {index}: {message}")]
-    Target { index: usize, message: String },
+    Target {
+        /// Position of the target in the list given.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A setting is out of range (`steps` 0, `lr` not positive and finite, a
+    /// negative or non-finite weight), or no target was given (`targets`).
     #[error("synthesis setting `{field}`: {message}")]
-    Config { field: &'static str, message: String },
+    Config {
+        /// The [`SynthConfig`] field at fault, or `targets`.
+        field: &'static str,
+        /// What it must be.
+        message: String,
+    },
 }
 
 /// The loss weights and the optimiser's settings. The defaults were chosen
@@ -80,22 +95,27 @@ impl SynthConfig {
 /// What one step did (means over the batch).
 #[derive(Clone, Debug, Serialize)]
 pub struct StepReport {
+    /// 0-based step index.
     pub step: usize,
+    /// The total loss the step minimised (identity + weighted priors).
     pub loss: f32,
     /// Cosine to the targets of this step's (shifted, maybe mirrored) images.
     pub cosine: f32,
     /// The BatchNorm prior, mean over layers (reported even when its weight is 0).
     pub bn_prior: f32,
+    /// Total variation of the canvas, unweighted (reported even when its weight is 0).
     pub total_variation: f32,
 }
 
 /// The result: one image per target.
 #[derive(Clone, Debug)]
 pub struct Synthesis {
+    /// The synthesised faces, `input_size` × `input_size` RGB, in target order.
     pub images: Vec<RgbImage>,
     /// Cosine between each final 8-bit image's embedding (unshifted, under
     /// the same network in inference mode) and its target.
     pub cosines: Vec<f32>,
+    /// One report per step, in order.
     pub history: Vec<StepReport>,
 }
 
@@ -165,10 +185,14 @@ pub fn synthesize<B: AutodiffBackend>(
 
 /// The loss of one step and its parts.
 pub struct Objective<B: burn::tensor::backend::Backend> {
+    /// The total loss, `[1]`, differentiable with respect to the images.
     pub loss: Tensor<B, 1>,
-    /// Per image: cosine between its embedding and its (unit) target.
+    /// Per image: cosine between its embedding and its (unit) target, `[N]`.
     pub cosines: Tensor<B, 1>,
+    /// The BatchNorm-statistics prior averaged over spatial BatchNorm layers,
+    /// `[1]`, unweighted (zero for a network without one).
     pub bn_prior: Tensor<B, 1>,
+    /// Total variation of `images`, `[1]`, unweighted.
     pub total_variation: Tensor<B, 1>,
 }
 
