@@ -55,6 +55,18 @@ pub enum GalleryError {
     /// a connection URL without its password).
     #[error("{location}: {message}")]
     Database { location: String, message: String },
+
+    /// The gallery holds another recogniser's templates (cosines between two
+    /// models' embeddings mean nothing).
+    #[error("{location}: the gallery holds templates of recogniser `{holds}`, not `{asked}` (pass --recognizer {holds})")]
+    WrongRecognizer {
+        /// Where the gallery is (a directory, or a URL without its password).
+        location: String,
+        /// The recogniser whose templates the gallery holds.
+        holds: String,
+        /// The recogniser it was opened for.
+        asked: String,
+    },
 }
 
 pub type Result<T, E = GalleryError> = std::result::Result<T, E>;
@@ -85,6 +97,7 @@ impl GalleryError {
                 | GalleryError::Invalid { .. }
                 | GalleryError::Calibration(_)
                 | GalleryError::Unsupported { .. }
+                | GalleryError::WrongRecognizer { .. }
         )
     }
 }

@@ -14,6 +14,8 @@
 //!   that several processes or machines share;
 //! - [`search`]: exact top-k over a contiguous f32 matrix (vectorised dot
 //!   products, rayon over chunks, a bounded heap per task);
+//! - [`setup`]: opening or creating a gallery for one recogniser, the rules
+//!   the command line and the service share;
 //! - [`hnsw`]: an approximate index for large galleries, with recall@k.
 //!
 //! The search benchmark and the throwaway PostgreSQL server the tests use
@@ -28,6 +30,7 @@ pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod search;
+pub mod setup;
 pub mod store;
 
 use std::path::Path;
@@ -39,6 +42,7 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use model::{check_metadata, pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use setup::GallerySetup;
 pub use store::{
     check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse,
 };

@@ -8,6 +8,8 @@
 //! reader sees it half-written (`atomic`). visage-infer adds ONNX Runtime
 //! on top; visage-data, visage-train and visage-synth use this crate alone.
 
+#![warn(missing_docs)]
+
 pub mod align;
 pub mod atomic;
 pub mod decode;
@@ -24,6 +26,6 @@ pub use embedding::FaceEmbedding;
 pub use error::{ImageError, Result};
 /// The decoded photo type `load_rgb` returns.
 pub use image::RgbImage;
-pub use preprocess::{ChannelOrder, Normalization};
+pub use preprocess::{ChannelOrder, ModelFamily, Normalization};
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelOrder {
+    /// Channel 0 is red (`"rgb"` in configs).
     Rgb,
+    /// Channel 0 is blue (`"bgr"` in configs).
     Bgr,
 }
 
@@ -18,9 +20,40 @@ pub enum ChannelOrder {
 /// the model's channels (after reordering).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
+    /// The order the model's input channels are in.
     pub channel_order: ChannelOrder,
+    /// Subtracted from each pixel value (0–255 scale), per model channel.
     pub mean: [f32; 3],
+    /// Divides each centred pixel value, per model channel; must be non-zero.
     pub std: [f32; 3],
+}
+
+/// The training recipe a model comes from; it decides the default input
+/// normalisation (insightface ONNX, MagFace and AdaFace checkpoints differ in
+/// channel order and scale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFamily {
+    /// insightface ArcFace exports: RGB, (x − 127.5) / 127.5.
+    Arcface,
+    /// MagFace: BGR, x / 255; the feature's magnitude is a quality score.
+    Magface,
+    /// AdaFace: BGR, (x − 127.5) / 127.5.
+    Adaface,
+    /// Anything else: a recogniser config must give its own normalisation
+    /// (insightface's is the fallback).
+    Other,
+}
+
+impl ModelFamily {
+    /// The family's input normalisation: the one mapping every crate uses.
+    pub fn normalization(self) -> Normalization {
+        match self {
+            ModelFamily::Arcface | ModelFamily::Other => Normalization::ARCFACE,
+            ModelFamily::Magface => Normalization::MAGFACE,
+            ModelFamily::Adaface => Normalization::ADAFACE,
+        }
+    }
 }
 
 impl Normalization {
@@ -33,6 +66,9 @@ impl Normalization {
 
     /// Writes `face` into a 3×H×W slice of an NCHW tensor; `mirror` flips it
     /// left-right on the way (for flip test-time augmentation).
+    ///
+    /// # Panics
+    /// When `out` is not `[3, height, width]` of `face`.
     pub fn write_chw(&self, face: &image::RgbImage, mut out: ArrayViewMut3<'_, f32>, mirror: bool) {
         let (width, height) = face.dimensions();
         assert_eq!(out.shape(), [3, height as usize, width as usize], "tensor slot and face size differ");

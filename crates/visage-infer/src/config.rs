@@ -21,19 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{InferError, Result};
 use crate::preprocess::Normalization;
 
-/// The training recipe a model comes from; it decides the default input normalisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelFamily {
-    /// insightface ArcFace exports: RGB, (x − 127.5) / 127.5.
-    Arcface,
-    /// MagFace: BGR, x / 255; the feature's magnitude is a quality score.
-    Magface,
-    /// AdaFace: BGR, (x − 127.5) / 127.5.
-    Adaface,
-    /// Anything else: the config must give `[normalization]`.
-    Other,
-}
+pub use visage_image::ModelFamily;
 
 /// One recogniser's TOML config (format in the module docs); unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,11 +82,7 @@ impl RecognizerConfig {
 
     /// The normalisation to apply: the config's own, else the family's.
     pub fn normalization(&self) -> Normalization {
-        self.normalization.unwrap_or(match self.family {
-            ModelFamily::Arcface | ModelFamily::Other => Normalization::ARCFACE,
-            ModelFamily::Magface => Normalization::MAGFACE,
-            ModelFamily::Adaface => Normalization::ADAFACE,
-        })
+        self.normalization.unwrap_or(self.family.normalization())
     }
 
     /// `models_dir` joined with `file` (an absolute `file` is kept as it is).

@@ -38,11 +38,18 @@ use crate::metrics::Metrics;
 /// Which models the workers load, and from where.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
+    /// The face detector (YuNet or SCRFD), as its `models/<name>.toml` describes it.
     pub detector: DetectorConfig,
     /// The folder holding the detector's ONNX file.
     pub detector_dir: PathBuf,
+    /// The recogniser; its `name` is what the gallery records, and its
+    /// `same_person_cosine` the verify threshold (and a new gallery's).
     pub recognizer: RecognizerConfig,
+    /// The folder holding the recogniser's ONNX file.
     pub recognizer_dir: PathBuf,
+    /// True: embed each face and its mirror and average the two (on even
+    /// when the recogniser's config leaves it off). False keeps the
+    /// config's own `flip_tta` setting rather than turning it off.
     pub flip_tta: bool,
     /// Ignore faces narrower or shorter than this (photo pixels).
     pub min_face_size: f32,
@@ -87,8 +94,7 @@ pub struct Analysed {
 impl Analysed {
     /// Index of the largest face (the one enrolment and verification use).
     pub fn largest(&self) -> Option<usize> {
-        let area = |f: &PhotoFace| (f.bbox[2] - f.bbox[0]).max(0.0) * (f.bbox[3] - f.bbox[1]).max(0.0);
-        (0..self.faces.len()).max_by(|&a, &b| area(&self.faces[a]).total_cmp(&area(&self.faces[b])))
+        visage_infer::pipeline::largest_face(&self.faces)
     }
 }
 
@@ -113,10 +119,16 @@ pub const PANIC_HEADER: &str = "x-visage-fault-panic";
 /// How the pool runs.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
+    /// Model worker threads, each with its own detector and recogniser
+    /// sessions (0 is taken as 1); [`crate::ServeOptions::new`] uses one per core, at most 4.
     pub workers: usize,
     /// ONNX Runtime intra-op threads per session (`None`: cores / workers, at least 1).
     pub intra_threads: Option<usize>,
+    /// Photos waiting for a worker before further requests get 503 with
+    /// `Retry-After: 1` (0 is taken as 1; default 64).
     pub queue_capacity: usize,
+    /// Decoding limits: photos above `max_pixels` are refused from their
+    /// header, before decoding (413).
     pub decode: DecodeOptions,
     /// Longest side of enrolment thumbnails (pixels).
     pub thumbnail_px: u32,
@@ -126,6 +138,9 @@ pub struct PoolOptions {
     pub max_faces: Option<usize>,
 }
 
+/// The model workers and their queue: [`InferencePool::analyse`] hands a
+/// photo to the next free worker. Dropping the pool shuts it down (queued
+/// photos are finished first).
 pub struct InferencePool {
     sender: Mutex<Option<SyncSender<Job>>>,
     /// Set at shutdown, so a worker replacing its pipeline stops retrying.

@@ -16,6 +16,8 @@
 //! The gallery is only ever used through `dyn GalleryStore`, so any backend
 //! that implements the trait serves unchanged.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod engine;
 pub mod error;
@@ -32,7 +34,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use visage_gallery::{DecisionThreshold, GalleryConfig, GalleryLocation, GalleryStore, QualityPolicy};
+use visage_gallery::{GalleryLocation, GallerySetup, GalleryStore};
 use visage_infer::DecodeOptions;
 
 pub use engine::{InferencePool, ModelSpec, PoolOptions};
@@ -42,12 +44,16 @@ pub use keys::{add_key, read_keys, remove_key, KeyEntry, KeyRing, Scope};
 /// Everything the service is configured with.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// The gallery served: a directory or a `postgres://` URL. Created for
+    /// the recogniser when it does not exist.
     pub gallery: GalleryLocation,
     /// The service's own files (thumbnails; the keys file by default).
     pub state_dir: PathBuf,
+    /// The API keys file (default `STATE/keys.json`), re-read when its mtime changes.
     pub keys_file: PathBuf,
     /// Reads (detect, embed, verify, quality, search, list) without a key.
     pub public_read: bool,
+    /// The model workers, their queue and decoding limits.
     pub pool: PoolOptions,
     /// Requests served at once (beyond it: 503). `/health` and `/metrics` are not counted.
     pub max_in_flight: usize,
@@ -147,16 +153,24 @@ pub fn default_state_dir(gallery: &GalleryLocation) -> PathBuf {
 
 /// What every request handler shares.
 pub struct AppState {
+    /// The gallery, used only through the trait (calls run in `spawn_blocking`).
     pub store: Arc<dyn GalleryStore>,
+    /// The model workers every photo goes through.
     pub pool: InferencePool,
+    /// The API keys requests are checked against.
     pub keys: KeyRing,
+    /// Enrolment photos by identity, in `STATE/thumbnails`.
     pub thumbnails: thumbnails::ThumbnailStore,
+    /// The counters `/metrics` and `/health` report (shared with the pool).
     pub metrics: Arc<metrics::Metrics>,
+    /// The options the service was opened with.
     pub options: ServeOptions,
     /// The recogniser the gallery's templates come from.
     pub recognizer: String,
     /// Its `same_person_cosine` (the 1:1 verify threshold).
     pub same_person_cosine: Option<f32>,
+    /// Permits for requests being served (`max_in_flight`); `/health`,
+    /// `/health/live` and `/metrics` take none.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// False once shutdown began (`/health` then answers 503).
     pub ready: AtomicBool,
@@ -181,33 +195,8 @@ impl Service {
         pool_options.max_faces = Some(options.max_faces_per_photo.min(options.max_faces_per_request).max(1) + 1);
         let pool = InferencePool::start(models, &pool_options, metrics.clone())?;
         let recognizer = models.recognizer.name.clone();
-        let store: Arc<dyn GalleryStore> = if options.gallery.exists()? {
-            let store = options.gallery.open(false)?;
-            let config = store.config()?;
-            if config.recognizer != recognizer {
-                return Err(ServeError::Config(format!(
-                    "{}: the gallery holds templates of recogniser `{}`, not `{recognizer}` (serve it with --recognizer {})",
-                    store.location(),
-                    config.recognizer,
-                    config.recognizer
-                )));
-            }
-            Arc::from(store)
-        } else {
-            let embedding_size = pool.embedding_size.ok_or_else(|| {
-                ServeError::Config(format!(
-                    "recogniser `{recognizer}` does not declare its embedding length: create the gallery with `visage gallery enrol` first"
-                ))
-            })?;
-            let cosine = models.recognizer.same_person_cosine.ok_or_else(|| {
-                ServeError::Config(format!(
-                    "recogniser `{recognizer}` has no same_person_cosine: create the gallery with `visage gallery enrol --threshold` first"
-                ))
-            })?;
-            let threshold = DecisionThreshold::from_recognizer(&recognizer, cosine)?;
-            let config = GalleryConfig::new(embedding_size, recognizer.clone(), QualityPolicy::default(), threshold);
-            Arc::from(options.gallery.create(config)?)
-        };
+        let setup = GallerySetup::new(recognizer.clone(), models.recognizer.same_person_cosine);
+        let store: Arc<dyn GalleryStore> = Arc::from(options.gallery.open_or_create_for(&setup, pool.embedding_size)?);
         let state = AppState {
             store,
             pool,
@@ -224,10 +213,13 @@ impl Service {
         Ok(Self { state: Arc::new(state) })
     }
 
+    /// What the handlers share (for tests and embedding programs).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
     }
 
+    /// Every route of [`api::ENDPOINTS`] with the guard (key, limits,
+    /// timeout, metrics) around it, ready for any axum server.
     pub fn router(&self) -> axum::Router {
         api::router(self.state.clone())
     }

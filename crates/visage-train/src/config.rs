@@ -48,8 +48,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use visage_data::Normalization;
 use visage_heads::{HeadConfig, PartialFcConfig};
+use visage_image::{ModelFamily, Normalization};
 use visage_nn::{Arch, BackboneConfig, BackboneShape, CheckpointFamily, IResNetLayout};
 
 use crate::error::{Result, TrainError};
@@ -244,11 +244,12 @@ pub enum NormalizationChoice {
 
 impl NormalizationChoice {
     pub fn normalization(self) -> Normalization {
-        match self {
-            Self::Arcface => Normalization::ARCFACE,
-            Self::Magface => Normalization::MAGFACE,
-            Self::Adaface => Normalization::ADAFACE,
-        }
+        let family = match self {
+            Self::Arcface => ModelFamily::Arcface,
+            Self::Magface => ModelFamily::Magface,
+            Self::Adaface => ModelFamily::Adaface,
+        };
+        family.normalization()
     }
 }
 

@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use ndarray::{Array2, Array4};
+use ndarray::Array2;
 use visage_data::{DecodeOptions, Normalization};
 use visage_eval::io::verification_bin::read_verification_bin;
 use visage_eval::verification::{combine_with_flip, kfold_accuracy, squared_distances, VerificationConfig, VerificationResult};
@@ -59,7 +58,8 @@ impl VerificationSet {
     }
 }
 
-/// Raw features of `faces` (mirrored when asked), in batches.
+/// Raw features of `faces` (mirrored when asked), in batches, as f64 rows
+/// for visage-eval's metrics ([`visage_nn::embed::embed_faces`]).
 pub fn embed<B: Backend>(
     backbone: &Backbone<B>,
     faces: &[RgbImage],
@@ -68,19 +68,5 @@ pub fn embed<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Array2<f64> {
-    let mut rows = Vec::new();
-    let mut dim = 0;
-    for chunk in faces.chunks(batch.max(1)) {
-        let (w, h) = chunk[0].dimensions();
-        let mut input = Array4::<f32>::zeros((chunk.len(), 3, h as usize, w as usize));
-        for (face, slot) in chunk.iter().zip(input.outer_iter_mut()) {
-            normalization.write_chw(face, slot, mirror);
-        }
-        let shape = [chunk.len(), 3, h as usize, w as usize];
-        let tensor = Tensor::<B, 4>::from_data(TensorData::new(input.into_raw_vec_and_offset().0, shape), device);
-        let features = backbone.forward(tensor);
-        dim = features.dims()[1];
-        rows.extend(features.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from));
-    }
-    Array2::from_shape_vec((faces.len(), dim), rows).expect("one row per face")
+    visage_nn::embed::embed_faces(backbone, faces, &normalization, mirror, batch, device).mapv(f64::from)
 }

@@ -309,12 +309,10 @@ pub fn same_person_cosine(given: Option<f32>, config: &RecognizerConfig) -> Resu
     Ok(threshold)
 }
 
-/// The face with the largest box: the one a photo stands for where a
-/// command takes one face per photo (verify, gallery enrol, synth).
-pub fn largest_face(faces: Vec<PhotoFace>) -> Option<PhotoFace> {
-    let area = |face: &PhotoFace| {
-        let [x1, y1, x2, y2] = face.bbox;
-        (x2 - x1).max(0.0) * (y2 - y1).max(0.0)
-    };
-    faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b)))
+/// The face with the largest box ([`visage_infer::pipeline::largest_face`]): the one a
+/// photo stands for where a command takes one face per photo (verify, gallery
+/// enrol, synth).
+pub fn largest_face(mut faces: Vec<PhotoFace>) -> Option<PhotoFace> {
+    let index = visage_infer::pipeline::largest_face(&faces)?;
+    Some(faces.swap_remove(index))
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use visage_gallery::{
-    DecisionThreshold, FaceMatches, FaceSample, GalleryConfig, GalleryError, GalleryExport, GalleryLocation, GalleryStore, HnswParams,
+    DecisionThreshold, FaceMatches, FaceSample, GalleryConfig, GalleryError, GalleryExport, GalleryLocation, GallerySetup, GalleryStore, HnswParams,
     ImportConflict, QualityPolicy, Refusal, RefusedFace, SearchResponse,
 };
 use visage_infer::{InferError, PhotoFace};
@@ -81,20 +81,6 @@ fn failure(error: GalleryError) -> Failure {
     }
 }
 
-/// The recogniser must be the one the gallery's templates come from.
-fn check_recognizer(store: &dyn GalleryStore, recognizer: &str) -> Result<GalleryConfig, Failure> {
-    let config = store.config().map_err(failure)?;
-    if config.recognizer != recognizer {
-        return Err(Failure::bad_input(format!(
-            "{}: the gallery holds templates of recogniser `{}`, not `{recognizer}` (pass --recognizer {})",
-            store.location(),
-            config.recognizer,
-            config.recognizer
-        )));
-    }
-    Ok(config)
-}
-
 #[derive(Debug, Args)]
 pub struct EnrolArgs {
     /// The person's name (created if new, else the faces are added).
@@ -153,12 +139,15 @@ impl EnrolArgs {
         };
         visage_gallery::model::check_name(&self.name).map_err(failure)?;
         let location = self.gallery.location();
-        // Fail on a wrong location or recogniser before running any model.
-        let existing = if location.exists().map_err(failure)? { Some(location.open(false).map_err(failure)?) } else { None };
         let recognizer_config = self.recognizer.config()?;
-        if let Some(store) = &existing {
-            check_recognizer(store.as_ref(), &recognizer_config.name)?;
-        }
+        let setup = GallerySetup {
+            recognizer: recognizer_config.name.clone(),
+            same_person_cosine: recognizer_config.same_person_cosine,
+            manual_threshold: self.threshold,
+            quality: QualityPolicy { min_magnitude: self.min_quality, min_face_px: self.min_face_px },
+        };
+        // Fail on a wrong location or recogniser before running any model.
+        let existing = location.open_for(&setup, false).map_err(failure)?;
         let files = expand_inputs(&self.images)?;
         if files.is_empty() {
             return Err(Failure::bad_input("no photos (JPEG, PNG, WebP, BMP) given"));
@@ -181,24 +170,7 @@ impl EnrolArgs {
                 report_refusals(&refused);
                 return Err(Failure::bad_input(format!("nothing enrolled: none of the {} photos has a usable face", files.len())));
             }
-            None => {
-                let threshold = match self.threshold {
-                    Some(cosine) => DecisionThreshold::manual(cosine),
-                    None => match recognizer_config.same_person_cosine {
-                        Some(cosine) => DecisionThreshold::from_recognizer(&recognizer_config.name, cosine),
-                        None => {
-                            return Err(Failure::bad_input(format!(
-                                "recogniser `{}` has no same_person_cosine in its config: give --threshold",
-                                recognizer_config.name
-                            )))
-                        }
-                    },
-                }
-                .map_err(failure)?;
-                let quality = QualityPolicy { min_magnitude: self.min_quality, min_face_px: self.min_face_px };
-                let config = GalleryConfig::new(faces[0].embedding.len(), recognizer_config.name.clone(), quality, threshold);
-                location.create(config).map_err(failure)?
-            }
+            None => location.create_for(&setup, faces[0].embedding.len()).map_err(failure)?,
         };
         let outcome = store.enrol(&self.name, metadata, &faces).map_err(failure)?;
         refused.extend(outcome.refused.iter().cloned());
@@ -273,7 +245,8 @@ impl SearchArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(true)?;
         let recognizer_config = self.recognizer.config()?;
-        let config = check_recognizer(store.as_ref(), &recognizer_config.name)?;
+        let config =
+            GallerySetup::new(recognizer_config.name.clone(), recognizer_config.same_person_cosine).check(store.as_ref()).map_err(failure)?;
         let mut pipeline = self.detector.pipeline(&self.recognizer, false, false)?;
         let mut result = None;
         pipeline.run(std::slice::from_ref(&self.image), |outcome| result = Some(outcome.result));
