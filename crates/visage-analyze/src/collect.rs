@@ -9,33 +9,45 @@ use visage_infer::{FacePipeline, Landmarks, PhotoOutcome, StageTimes};
 /// One face found in one photo.
 #[derive(Clone, Debug)]
 pub struct Face {
+    /// The photo the face is in, as given to [`FaceCollection::gather`].
     pub file: PathBuf,
-    /// Position of the face within its photo (detector order).
+    /// Position of the face within its photo (detector order, 0-based).
     pub face_in_photo: usize,
+    /// `[x1, y1, x2, y2]` in photo pixels (the whole crop for aligned input).
     pub bbox: [f32; 4],
+    /// Detector confidence in [0, 1]; `None` for aligned input (nothing was detected).
     pub det_score: Option<f32>,
+    /// The 5 landmarks in photo pixels, in the alignment template's order.
     pub landmarks: Landmarks,
     /// `‖feature‖`: the quality score.
     pub magnitude: f32,
     /// The unit embedding: the identity.
     pub embedding: Vec<f32>,
+    /// The 112×112 aligned crop, when the pipeline was told to keep crops.
     pub crop: Option<RgbImage>,
 }
 
 /// A photo that gave no face, and the reason.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PhotoFailure {
+    /// The photo.
     pub file: PathBuf,
+    /// The pipeline's error, without the file name it starts with.
     pub message: String,
 }
 
 /// Every face of a batch of photos.
 #[derive(Clone, Debug, Default)]
 pub struct FaceCollection {
+    /// Photos given.
     pub photos: usize,
+    /// Photos that gave at least one face.
     pub photos_with_faces: usize,
+    /// Every face, in input order of the photos, then detector order within one.
     pub faces: Vec<Face>,
+    /// Photos that gave no face (unreadable, undecodable, no face found), in input order.
     pub failures: Vec<PhotoFailure>,
+    /// Seconds per pipeline stage, summed over photos.
     pub times: StageTimes,
 }
 

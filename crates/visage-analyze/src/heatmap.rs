@@ -6,8 +6,9 @@
 
 use image::{imageops::FilterType, Rgb, RgbImage};
 
-/// Similarity mapped to the darkest colour and to the brightest.
+/// Cosine similarity mapped to the darkest colour; anything lower is drawn as it.
 pub const SCALE_LOW: f32 = -0.2;
+/// Cosine similarity mapped to the brightest colour (identical directions).
 pub const SCALE_HIGH: f32 = 1.0;
 /// Largest side of the matrix part of the picture, in pixels.
 const MAX_SIDE: u32 = 900;
@@ -17,7 +18,8 @@ const MIN_THUMB: u32 = 16;
 /// Viridis (matplotlib's perceptually uniform map) at five stops.
 const VIRIDIS: [[f32; 3]; 5] = [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
 
-/// The colour of one similarity value.
+/// The colour of one similarity value: viridis, linear between [`SCALE_LOW`] and
+/// [`SCALE_HIGH`], clamped outside.
 pub fn colour(similarity: f32) -> Rgb<u8> {
     let t = ((similarity - SCALE_LOW) / (SCALE_HIGH - SCALE_LOW)).clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f32;
     let i = (t.floor() as usize).min(VIRIDIS.len() - 2);
@@ -35,6 +37,9 @@ pub fn css_gradient() -> String {
 /// Draws the matrix of `embeddings` (unit rows, already in display order);
 /// `boundaries` are the indices where a new person starts (drawn as white
 /// lines); `thumbnails`, one per face, are shown along the edges.
+///
+/// Each cell is a square of `900 / n` pixels, between 1 and 48; thumbnails appear only
+/// when a cell is at least 16 pixels, in a margin one cell wide. The picture is square.
 pub fn similarity_heatmap(embeddings: &[&[f32]], boundaries: &[usize], thumbnails: Option<&[&RgbImage]>) -> RgbImage {
     let n = embeddings.len().max(1) as u32;
     let cell = (MAX_SIDE / n).clamp(1, 48);

@@ -43,16 +43,20 @@ pub const WEAK_MAGNITUDE_RATIO: f32 = 0.8;
 /// beats the runner-up by this much.
 pub const AMBIGUITY_MARGIN: f32 = 0.05;
 
+/// How to turn faces into persons.
 #[derive(Clone, Copy, Debug)]
 pub struct IdentityConfig {
     /// Two groups are one person while their mean pairwise cosine similarity
     /// is at least this (the recogniser's verification threshold).
     pub same_person_cosine: f32,
+    /// Linkage of the agglomerative clustering ([`IdentityConfig::new`]: average).
     pub linkage: Linkage,
+    /// Whether weak faces are attached after the confident ones are clustered.
     pub rule: GroupingRule,
 }
 
 impl IdentityConfig {
+    /// Average linkage and the default rule ([`GroupingRule::QualityFirst`]) at this threshold.
     pub fn new(same_person_cosine: f32) -> Self {
         Self { same_person_cosine, linkage: Linkage::Average, rule: GroupingRule::default() }
     }

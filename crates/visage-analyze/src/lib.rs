@@ -12,6 +12,8 @@
 //! - [`heatmap`]: the face-by-face cosine similarity matrix as a picture;
 //! - [`report`]: the self-contained HTML report; [`summary`]: the same as JSON.
 
+#![warn(missing_docs)]
+
 pub mod collect;
 pub mod heatmap;
 pub mod identities;
@@ -31,24 +33,31 @@ use std::path::Path;
 
 /// Everything the report and the JSON summary show.
 pub struct Analysis {
+    /// The faces and failed photos the analysis is of.
     pub collection: FaceCollection,
-    /// Person of each face (0 = the person with the most faces).
+    /// Person of each face, parallel to `collection.faces` (0 = the person with the
+    /// most faces; labels are dense, `0..persons()`).
     pub person: Vec<usize>,
+    /// Whether each face is low quality, parallel to `collection.faces`.
     pub low_quality: Vec<bool>,
-    /// The magnitude below which a face is flagged.
+    /// The magnitude below which a face is flagged (NaN for the robust rule on no faces).
     pub low_quality_below: f32,
+    /// What the analysis ran with.
     pub settings: Settings,
 }
 
 /// What the analysis ran with, shown in the report so a reader can rerun it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Settings {
+    /// The face detector, as named on the command line.
     pub detector: String,
+    /// The recogniser model's name (from its config).
     pub recognizer: String,
     /// Cosine similarity at which two groups of faces count as one person.
     pub same_person_cosine: f32,
     /// How faces were formed into persons.
     pub grouping: String,
+    /// The low-quality rule in words (a [`LowQualityRule`]'s `Display`).
     pub low_quality_rule: String,
 }
 
@@ -62,6 +71,7 @@ impl Analysis {
         Self { collection, person, low_quality, low_quality_below, settings }
     }
 
+    /// Number of persons found (0 without faces).
     pub fn persons(&self) -> usize {
         self.person.iter().max().map_or(0, |&p| p + 1)
     }
@@ -80,36 +90,59 @@ impl Analysis {
     }
 
     /// Writes the HTML report atomically (a temporary file, then a rename).
+    ///
+    /// # Errors
+    /// [`AnalyzeError::Draw`] when a picture cannot be encoded, [`AnalyzeError::Write`]
+    /// when the file cannot be written.
     pub fn write_report(&self, path: &Path) -> Result<(), AnalyzeError> {
         write_atomically(path, report::render(self)?.as_bytes())
     }
 
-    /// Writes the JSON summary atomically.
+    /// Writes the JSON summary ([`summary::Summary`], pretty-printed) atomically.
+    ///
+    /// # Errors
+    /// [`AnalyzeError::Write`] when the file cannot be written.
     pub fn write_summary(&self, path: &Path) -> Result<(), AnalyzeError> {
         let json = serde_json::to_string_pretty(&summary::Summary::of(self)).expect("summary serialises");
         write_atomically(path, json.as_bytes())
     }
 }
 
+/// Why a report, summary or montage could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
+    /// A file or folder could not be written (or created).
     #[error("{path}: cannot write: {source}")]
     Write {
+        /// The file or folder.
         path: std::path::PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A picture or chart could not be drawn or encoded.
     #[error("cannot draw {what}: {message}")]
-    Draw { what: String, message: String },
+    Draw {
+        /// Which picture, in words (`"the heat-map"`, `"a montage"`, …).
+        what: String,
+        /// The drawing or encoding library's message.
+        message: String,
+    },
 }
 
 /// Writes `bytes` to `path` so that a reader never sees a half-written file
 /// and an old report survives a failed write (visage-image's temp file + rename).
+///
+/// # Errors
+/// [`AnalyzeError::Write`] naming `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AnalyzeError> {
     visage_image::write_atomically(path, bytes).map_err(|source| AnalyzeError::Write { path: path.to_path_buf(), source })
 }
 
 /// Writes `picture` as a PNG file, atomically.
+///
+/// # Errors
+/// [`AnalyzeError::Write`] naming `path` (an encoding failure included).
 pub fn write_png(picture: &image::RgbImage, path: &Path) -> Result<(), AnalyzeError> {
     visage_image::write_png(picture, path).map_err(|source| AnalyzeError::Write { path: path.to_path_buf(), source })
 }

@@ -12,7 +12,10 @@ pub enum LowQualityRule {
     /// Magnitude more than `z` robust standard deviations below the median:
     /// `median − z · 1.4826 · MAD` (1.4826 · MAD estimates σ for normal data
     /// and, unlike σ itself, is not pulled down by the outliers it looks for).
-    RobustOutlier { z: f32 },
+    RobustOutlier {
+        /// How many robust standard deviations below the median (default 2).
+        z: f32,
+    },
 }
 
 impl Default for LowQualityRule {
@@ -30,7 +33,9 @@ impl std::fmt::Display for LowQualityRule {
     }
 }
 
-/// One flag per magnitude and the threshold it was compared with.
+/// One flag per magnitude (`true` = strictly below the threshold) and the threshold
+/// it was compared with. The robust rule on no magnitudes gives no flags and a NaN
+/// threshold.
 pub fn flag_low_quality(magnitudes: &[f32], rule: LowQualityRule) -> (Vec<bool>, f32) {
     let threshold = match rule {
         LowQualityRule::Below(t) => t,

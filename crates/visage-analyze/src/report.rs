@@ -24,6 +24,9 @@ figure.low figcaption{color:#d62728}figcaption{overflow:hidden;text-overflow:ell
 p.note{color:#555;font-size:.9em}.chart svg{max-width:100%;height:auto}";
 
 /// The whole report as one HTML string.
+///
+/// # Errors
+/// [`AnalyzeError::Draw`] when a face crop, the heat-map or the histogram cannot be encoded.
 pub fn render(analysis: &Analysis) -> Result<String, AnalyzeError> {
     let c = &analysis.collection;
     let mut html = String::new();
@@ -238,7 +241,13 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Writes each person's montage (best face first) to `dir/person_<k>.png` (used by `--montages`).
+/// Writes each person's montage (best face first, 8 tiles a row, low-quality faces
+/// flagged) to `dir/person_NN.png`, `NN` the person's number from 01 as in the report
+/// (used by `--montages`). Persons with no kept crop get no file. Returns the paths written.
+///
+/// # Errors
+/// [`AnalyzeError::Write`] when `dir` cannot be created or a file written,
+/// [`AnalyzeError::Draw`] when a montage cannot be drawn.
 pub fn write_person_montages(analysis: &Analysis, dir: &Path) -> Result<Vec<std::path::PathBuf>, AnalyzeError> {
     let faces = &analysis.collection.faces;
     std::fs::create_dir_all(dir).map_err(|source| AnalyzeError::Write { path: dir.to_path_buf(), source })?;
