@@ -51,6 +51,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/v1/identities/{name}/thumbnail"),
 ];
 
+/// The service's routes ([`ENDPOINTS`]) over `state`, behind the guard: the
+/// in-flight bound and request timeout (503 with `Retry-After: 1`), the body
+/// limit (413), `X-Content-Type-Options: nosniff` on every answer and
+/// `Connection: close` on every 4xx/5xx; unknown routes get a JSON 404.
 pub fn router(state: Shared) -> Router {
     let body_limit = state.options.max_body_bytes;
     Router::new()
@@ -143,9 +147,12 @@ impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
     }
 }
 
-/// Extractors for the routes without a body (uploads go through
-/// [`authorized_upload`]): 401 without a valid key, 403 with a read key on a write.
+/// Extractor for the read routes without a body: 401 without a valid key
+/// (none needed with `--public-read`). Uploads check their key before the
+/// body is read instead.
 pub struct ReadAccess;
+/// Extractor for the write routes without a body (delete): 401 without a
+/// valid key, 403 with a read key.
 pub struct WriteAccess;
 
 impl FromRequestParts<Shared> for ReadAccess {
@@ -173,12 +180,16 @@ pub struct Photo {
     pub field: String,
     /// Its file name, when the client gave one (else the field).
     pub name: String,
+    /// The file's bytes, not yet decoded.
     pub bytes: Vec<u8>,
 }
 
 /// What a request uploaded: photos, and the text fields of a form.
 pub struct Upload {
+    /// The raw body as one photo, or every form part with a file name, in order.
     pub photos: Vec<Photo>,
+    /// Form parts without a file name, by field name (UTF-8 text; a
+    /// repeated name keeps the last).
     pub fields: HashMap<String, String>,
 }
 

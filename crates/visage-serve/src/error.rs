@@ -20,17 +20,21 @@ use visage_infer::InferError;
 /// A failed request.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status answered.
     pub status: StatusCode,
+    /// The body's `error` text, shown to the client as is.
     pub message: String,
     /// Seconds for `Retry-After` (503 only).
     pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
+    /// An answer with `status` and `message`, without `Retry-After`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), retry_after_s: None }
     }
 
+    /// 400: the request itself is malformed (a parameter, a form field, the body).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
@@ -40,6 +44,8 @@ impl ApiError {
         Self { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into(), retry_after_s: Some(retry_after_s) }
     }
 
+    /// 500 with `message` as is. For a failure whose details name server
+    /// files or hosts, use [`ApiError::server_fault`], which logs them instead.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -93,19 +99,38 @@ impl IntoResponse for ApiError {
 /// Why the service did not start (or a keys-file operation failed).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A file or socket of the service could not be read, written or bound.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file, directory or listen address.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The gallery could not be opened or created: unreadable, built with
+    /// another recogniser, or absent with a recogniser that declares no
+    /// embedding length or `same_person_cosine` to create it with.
     #[error("{0}")]
     Gallery(#[from] GalleryError),
+    /// A model config or ONNX file could not be loaded.
     #[error("{0}")]
     Infer(#[from] InferError),
+    /// The keys file is malformed, or a key id to remove is not in it.
     #[error("{path}: {message}")]
-    Keys { path: PathBuf, message: String },
+    Keys {
+        /// The keys file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A model worker thread could not start or stopped while loading its
+    /// models, or the pool's shutdown task failed.
     #[error("{0}")]
     Config(String),
 }
 
 impl ServeError {
+    /// [`ServeError::Io`] naming `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
     }

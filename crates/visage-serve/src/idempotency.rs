@@ -35,7 +35,9 @@ use tokio::sync::watch;
 /// The answer an enrolment gave, kept to be given again.
 #[derive(Clone, Debug)]
 pub struct StoredAnswer {
+    /// 201 (identity created), 200 (face added) or 422 (refused by the quality policy).
     pub status: StatusCode,
+    /// The JSON body sent with it.
     pub body: serde_json::Value,
 }
 
@@ -56,6 +58,9 @@ struct Table {
     next_generation: u64,
 }
 
+/// The keyed enrolments the service remembers, per API key: beyond
+/// `capacity` keys the oldest answered ones are forgotten (running ones
+/// never), and an answered key is free again `ttl` after it was first claimed.
 pub struct IdempotencyTable {
     table: Arc<Mutex<Table>>,
     capacity: usize,
@@ -108,6 +113,8 @@ impl Drop for Ticket {
 }
 
 impl IdempotencyTable {
+    /// An empty table for about `capacity` keys (0 is taken as 1), each
+    /// remembered for `ttl` ([`crate::ServeOptions::new`]: 10 000 keys, 24 h).
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         Self { table: Arc::new(Mutex::new(Table::default())), capacity: capacity.max(1), ttl }
     }
@@ -117,6 +124,7 @@ impl IdempotencyTable {
         self.table.lock().unwrap_or_else(|p| p.into_inner()).entries.len()
     }
 
+    /// Whether no key is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -37,7 +37,9 @@ pub const KEY_PREFIX: &str = "vsk_";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// detect, embed, verify, quality, search, list, get, thumbnail (`read` in the keys file).
     Read,
+    /// Everything `Read` may, plus enrol and delete (`write`).
     Write,
 }
 
@@ -55,12 +57,14 @@ impl std::fmt::Display for Scope {
 pub struct KeyEntry {
     /// The first 8 hex digits of the hash: names the key in listings and removals.
     pub id: String,
+    /// What the key may do.
     pub scope: Scope,
     /// Hex SHA-256 of the whole key string.
     pub sha256: String,
     /// Who or what the key is for (free text).
     #[serde(default)]
     pub label: String,
+    /// When it was made, in seconds since the Unix epoch (UTC).
     pub created_unix_s: u64,
 }
 
@@ -181,6 +185,9 @@ struct Loaded {
 }
 
 impl KeyRing {
+    /// Reads the keys file at `path`; an absent file is an empty ring (every
+    /// keyed request gets 401 until a key is added). A malformed file is
+    /// [`ServeError::Keys`].
     pub fn open(path: &Path) -> Result<Self, ServeError> {
         let loaded = Self::load(path)?;
         Ok(Self { path: path.to_path_buf(), loaded: RwLock::new(loaded) })
@@ -192,6 +199,7 @@ impl KeyRing {
         Ok(Loaded { modified, scopes })
     }
 
+    /// The keys file this ring reads.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -202,6 +210,7 @@ impl KeyRing {
         self.loaded.read().unwrap_or_else(|p| p.into_inner()).scopes.len()
     }
 
+    /// Whether no key is accepted now (re-reading the file first when it changed).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

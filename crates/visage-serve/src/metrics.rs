@@ -28,18 +28,28 @@ use std::time::Duration;
 /// thumbnail on a fast core to a 50-megapixel photo on a slow one.
 pub const INFERENCE_BUCKETS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// The service's counters and gauges, updated lock-free (atomics; the
+/// request counts under one mutex) and rendered by [`Metrics::render`].
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Requests being served now (`visage_http_in_flight`).
     pub in_flight: AtomicUsize,
+    /// Photos queued and not yet taken by a worker (`visage_inference_queue_depth`).
     pub queue_depth: AtomicUsize,
+    /// Photos the queue holds before requests get 503 (`visage_inference_queue_capacity`).
     pub queue_capacity: AtomicUsize,
+    /// Connections open now (`visage_http_connections`).
     pub connections_open: AtomicUsize,
+    /// Connections closed for not sending a whole request head in time
+    /// (`visage_http_header_timeouts_total`).
     pub header_timeouts: AtomicU64,
     /// Model workers ready to take photos (below `workers_configured`
     /// while a panicked one is being replaced).
     pub workers_alive: AtomicUsize,
+    /// Model workers the pool was started with (`visage_model_workers_configured`).
     pub workers_configured: AtomicUsize,
+    /// Workers that panicked on a photo and were replaced (`visage_model_worker_panics_total`).
     pub worker_panics: AtomicU64,
     /// Request handlers that panicked (answered 500).
     pub handler_panics: AtomicU64,
@@ -57,6 +67,8 @@ impl Metrics {
         *requests.entry((route.to_string(), method_label(method).to_string(), status)).or_default() += 1;
     }
 
+    /// Adds one photo's worker time (decode, detect, align, embed) to the
+    /// `visage_inference_seconds` histogram.
     pub fn observe_inference(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = INFERENCE_BUCKETS_S.iter().position(|&bound| seconds <= bound).unwrap_or(INFERENCE_BUCKETS_S.len());
@@ -117,6 +129,8 @@ impl Metrics {
 /// any token as a method) is counted as `other`.
 const KNOWN_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
+/// The `method` label of a request: one of the nine standard methods,
+/// matched case-sensitively, or `other`.
 pub fn method_label(method: &str) -> &'static str {
     KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("other")
 }

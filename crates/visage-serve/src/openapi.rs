@@ -63,6 +63,7 @@ fn name_parameter() -> Value {
     json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" }, "description": "the identity's name (percent-encoded)" })
 }
 
+/// The whole document (`openapi: 3.1.0`), as `/openapi.json` serves it.
 pub fn document() -> Value {
     let read_security = json!([{ "bearer": [] }, { "apiKey": [] }]);
     let boxed = json!({ "$ref": "#/components/schemas/Box" });

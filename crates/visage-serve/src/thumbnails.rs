@@ -2,8 +2,8 @@
 //!
 //! The gallery stores vectors, not photos (and the `GalleryStore` trait has
 //! no place for pictures), so the service keeps thumbnails in its own
-//! state directory beside the gallery: `STATE/thumbnails/<sha256(name)>.jpg`.
-//! The hash keeps any identity name (slashes, dots, non-ASCII) a safe file
+//! state directory beside the gallery: `STATE/thumbnails/<hash>.jpg`, the
+//! hash being the first 128 bits of SHA-256(name) in hex. The hash keeps any identity name (slashes, dots, non-ASCII) a safe file
 //! name. A thumbnail is a convenience, not gallery data: it is written after
 //! the enrolment is acknowledged by the store, atomically (temporary file +
 //! rename) so a reader never sees half a JPEG, without an fsync; one lost in
@@ -30,15 +30,19 @@ use crate::error::ServeError;
 /// enrolments rarely wait for each other.
 const LOCK_STRIPES: usize = 64;
 
+/// The thumbnail directory (`STATE/thumbnails`), one JPEG per identity
+/// named by a hash of its name, with a striped lock per name.
 pub struct ThumbnailStore {
     dir: PathBuf,
     locks: Vec<Mutex<()>>,
 }
 
 impl ThumbnailStore {
+    /// Creates `dir` if needed and sets its mode to 0700 (an existing one too).
     pub fn open(dir: &Path) -> Result<Self, ServeError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ServeError::io(dir, e))?;
-        // An older service created it with the default mode: tighten it.
+        // The builder's mode applies only to directories it creates: one that
+        // already exists (made by hand, or with the default mode) is tightened here.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| ServeError::io(dir, e))?;
         Ok(Self { dir: dir.to_path_buf(), locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() })
     }
@@ -55,6 +59,8 @@ impl ThumbnailStore {
         self.dir.join(format!("{hash}.jpg"))
     }
 
+    /// Writes `name`'s thumbnail (mode 0600), replacing any: a temporary
+    /// file renamed into place, so readers never see half a JPEG; no fsync.
     pub fn put(&self, name: &str, jpeg: &[u8]) -> Result<(), ServeError> {
         let path = self.path(name);
         // Unique per writer, so two enrolments of one name never share a temporary file.
@@ -70,14 +76,17 @@ impl ThumbnailStore {
         std::fs::rename(&temp, &path).map_err(|e| ServeError::io(&path, e))
     }
 
+    /// `name`'s JPEG bytes; `None` when there is none or it cannot be read.
     pub fn get(&self, name: &str) -> Option<Vec<u8>> {
         std::fs::read(self.path(name)).ok()
     }
 
+    /// Whether `name` has a thumbnail file.
     pub fn exists(&self, name: &str) -> bool {
         self.path(name).is_file()
     }
 
+    /// Deletes `name`'s thumbnail; one already gone (or undeletable) is ignored.
     pub fn remove(&self, name: &str) {
         let _ = std::fs::remove_file(self.path(name));
     }
