@@ -130,6 +130,14 @@ pub enum AnalyzeError {
     },
 }
 
+impl AnalyzeError {
+    /// Never the input's fault: writing and drawing fail on the machine
+    /// (exit code 1 at the command line); bad photos are reported per photo.
+    pub fn is_bad_input(&self) -> bool {
+        false
+    }
+}
+
 /// Writes `bytes` to `path` so that a reader never sees a half-written file
 /// and an old report survives a failed write (visage-image's temp file + rename).
 ///

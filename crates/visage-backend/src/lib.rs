@@ -115,6 +115,17 @@ pub enum BackendError {
     },
 }
 
+impl BackendError {
+    /// Whether the input is at fault (exit code 2 at the command line): a
+    /// device name that means nothing, or a CUDA ordinal the machine does not
+    /// have. A backend missing from this build or a GPU the driver cannot
+    /// use is the environment's failure (exit code 1); the message says what
+    /// to build or install.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, BackendError::UnknownDevice(_) | BackendError::NoSuchCudaDevice { .. })
+    }
+}
+
 /// Work that runs on any autodiff backend; [`run_autodiff`] picks the backend.
 ///
 /// Implement it for the job's inputs; the backend is a type parameter of [`run`](Self::run)

@@ -78,6 +78,18 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// Whether the input is at fault (exit code 2 at the command line):
+    /// a corrupt or malformed dataset, an undecodable image, a bad setting,
+    /// and failures to read, open or list what the caller named. Failures to
+    /// create, write, sync or rename an output are the machine's.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            DataError::Io { action, .. } => ["cannot read", "cannot open", "cannot list"].iter().any(|a| action.starts_with(a)),
+            DataError::Image(e) => e.is_bad_input(),
+            _ => true,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), action, source }
     }

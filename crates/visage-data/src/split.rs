@@ -63,7 +63,7 @@ impl FaceSplit {
     pub fn prepare_with(aligned_root: &Path, out_dir: &Path, seed: u64, degraded_copies: bool) -> Result<Self> {
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| DataError::io(path, "listing the folder", source)
+            move |source| DataError::io(path, "cannot list", source)
         };
         let mut identities: Vec<PathBuf> = std::fs::read_dir(aligned_root)
             .map_err(read_error(aligned_root))?
@@ -97,7 +97,7 @@ impl FaceSplit {
             let class_dir = train_dir.join(&name);
             let heldout_class_dir = heldout_dir.join(&name);
             for dir in [&class_dir, &heldout_class_dir] {
-                std::fs::create_dir_all(dir).map_err(|source| DataError::io(dir.as_path(), "creating the folder", source))?;
+                std::fs::create_dir_all(dir).map_err(|source| DataError::io(dir.as_path(), "cannot create", source))?;
             }
             for (index, path) in crops.iter().enumerate() {
                 let face = load_rgb(path, &DecodeOptions::default())?;

@@ -65,6 +65,15 @@ pub enum CaseError {
     NotFinite(String),
 }
 
+impl CaseError {
+    /// Always the case's fault (exit code 2 at the command line): malformed
+    /// JSON, a bad field, parameters or a batch the head refuses, or values
+    /// whose result overflows float32.
+    pub fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 fn field_error(field: impl Into<String>, reason: impl Into<String>) -> CaseError {
     CaseError::Field { field: field.into(), reason: reason.into() }
 }

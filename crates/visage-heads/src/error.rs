@@ -83,3 +83,12 @@ pub enum HeadError {
         batch: usize,
     },
 }
+
+impl HeadError {
+    /// Always the input's fault (exit code 2 at the command line): the
+    /// head's parameters or the batch given to it (shapes, labels, norms,
+    /// non-finite values) are refused before anything is computed.
+    pub fn is_bad_input(&self) -> bool {
+        true
+    }
+}

@@ -64,6 +64,18 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// Whether the input is at fault (exit code 2 at the command line)
+    /// rather than the machine: every decoding and alignment error, and the
+    /// read errors a user fixes by naming another file (missing, unreadable,
+    /// a directory, cut short).
+    pub fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            ImageError::Io { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            _ => true,
+        }
+    }
+
     /// [`ImageError::Io`] for `path`.
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io { path: path.to_path_buf(), source }

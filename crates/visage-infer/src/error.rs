@@ -119,6 +119,19 @@ pub enum InferError {
 }
 
 impl InferError {
+    /// Whether the input is at fault (exit code 2 at the command line)
+    /// rather than the machine or the runtime: an unreadable, undecodable,
+    /// oversized or faceless photo, a bad config, and read errors a user fixes
+    /// by naming another file. The ONNX Runtime library and model runs are not.
+    pub fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            InferError::Io { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            InferError::Runtime(_) | InferError::Model { .. } => false,
+            _ => true,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
     }

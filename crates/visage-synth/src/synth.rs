@@ -39,6 +39,14 @@ pub enum SynthError {
     },
 }
 
+impl SynthError {
+    /// Always the input's fault (exit code 2 at the command line): a target
+    /// or a setting the caller gave.
+    pub fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 /// The loss weights and the optimiser's settings. The defaults were chosen
 /// on the bundled Paddle MobileFaceNet (docs/synth.md has the comparison).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

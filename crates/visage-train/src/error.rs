@@ -31,3 +31,20 @@ pub enum TrainError {
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl TrainError {
+    /// Whether the input is at fault (exit code 2 at the command line): the
+    /// config, the data, the backbone's weights, the head's parameters, a
+    /// checkpoint that does not fit, and read errors a user fixes by naming
+    /// another file. Write failures and divergence are not.
+    pub fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind::*;
+        match self {
+            TrainError::Read { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            TrainError::Write { .. } | TrainError::Diverged { .. } => false,
+            TrainError::Data(e) => e.is_bad_input(),
+            TrainError::Backbone(e) => e.is_bad_input(),
+            TrainError::Config { .. } | TrainError::Head(_) | TrainError::Checkpoint { .. } => true,
+        }
+    }
+}

@@ -129,14 +129,14 @@ impl AutodiffJob for TimeHead<'_> {
         let features = Tensor::<B, 2>::from_data(TensorData::new(features, [batch, dim]), device);
         let centres = Tensor::<B, 2>::from_data(TensorData::new(hashed_uniform(classes, dim, 2), [classes, dim]), device);
         let labels: Vec<usize> = (0..batch).map(|i| i * 7919 % classes).collect();
-        let mut head = MarginHead::new(self.head).map_err(|e| Failure::other(e.to_string()))?;
+        let mut head = MarginHead::new(self.head).map_err(Failure::from)?;
         let mut runs = Vec::with_capacity(self.args.runs);
         let mut loss = 0.0;
         for run in 0..=self.args.runs {
             let x = features.clone().require_grad();
             let w = centres.clone().require_grad();
             let start = Instant::now();
-            let output = head.forward(x.clone(), w.clone(), &labels).map_err(|e| Failure::other(e.to_string()))?;
+            let output = head.forward(x.clone(), w.clone(), &labels).map_err(Failure::from)?;
             let gradients = output.loss.backward();
             // Reading the gradients back makes sure they were really computed.
             let grad_w = w.grad(&gradients).expect("centres get a gradient").sum().into_scalar();
@@ -164,7 +164,7 @@ impl HeadsBenchArgs {
             for name in &self.heads {
                 let head: HeadConfig =
                     serde_json::from_value(serde_json::json!({ "kind": name })).map_err(|e| Failure::bad_input(format!("--heads {name}: {e}")))?;
-                let timing = run_autodiff(device, TimeHead { args: self, head, classes }).map_err(|e| Failure::other(e.to_string()))??;
+                let timing = run_autodiff(device, TimeHead { args: self, head, classes }).map_err(Failure::from)??;
                 eprintln!("visage  {:<8} C={:<7} {:.3} s", timing.head, classes, timing.median_s);
                 ours.push(timing);
             }

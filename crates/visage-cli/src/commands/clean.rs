@@ -84,14 +84,10 @@ impl CleanArgs {
         if self.batch == 0 {
             return Err(Failure::bad_input("--batch must be at least 1"));
         }
-        let report = run_autodiff(self.device, CleanJob { args: self, checkpoint, data, out })
-            .map_err(|e| Failure::bad_input(e.to_string()))?
-            .map_err(|e| match e {
-                TrainError::Write { .. } | TrainError::Backbone(_) | TrainError::Head(_) | TrainError::Diverged { .. } => {
-                    Failure::other(e.to_string())
-                }
-                other => Failure::bad_input(other.to_string()),
-            })?;
+        let report = run_autodiff(self.device, CleanJob { args: self, checkpoint, data, out }).map_err(Failure::from)?.map_err(|e| match e {
+            TrainError::Write { .. } | TrainError::Backbone(_) | TrainError::Head(_) | TrainError::Diverged { .. } => Failure::other(e.to_string()),
+            other => Failure::bad_input(other.to_string()),
+        })?;
         let summary = &report.summary;
         for unreadable in &summary.unreadable {
             eprintln!("visage: skipped (unreadable): {}", unreadable.reason);

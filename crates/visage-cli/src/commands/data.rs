@@ -67,16 +67,9 @@ pub struct InfoArgs {
 }
 
 /// Reading or content errors are the input's fault (2); failing to write
-/// the output is not (1).
+/// the output is not (1): [`DataError::is_bad_input`].
 fn failure(error: DataError) -> Failure {
-    match &error {
-        DataError::Io { action, .. }
-            if !action.starts_with("cannot read") && !action.starts_with("cannot open") && !action.starts_with("cannot list") =>
-        {
-            Failure::other(error.to_string())
-        }
-        _ => Failure::bad_input(error.to_string()),
-    }
+    Failure::from(error)
 }
 
 impl PackArgs {

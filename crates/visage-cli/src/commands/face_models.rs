@@ -137,7 +137,7 @@ impl RecognizerArgs {
     }
 
     pub fn config(&self) -> Result<RecognizerConfig, Failure> {
-        RecognizerConfig::load(&config_path(&self.recognizer)).map_err(|e| Failure::bad_input(e.to_string()))
+        RecognizerConfig::load(&config_path(&self.recognizer)).map_err(Failure::from)
     }
 }
 
@@ -159,7 +159,7 @@ impl DetectorArgs {
 
     pub fn load_detector(&self) -> Result<Detector, Failure> {
         let config_path = detector_config_path(&self.detector);
-        let config = DetectorConfig::load(&config_path).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let config = DetectorConfig::load(&config_path).map_err(Failure::from)?;
         // The model a config names may be missing or unreadable: an environment
         // problem, reported with the config that named it.
         let detector = Detector::from_config(&config, &self.models_dir_for(&config.file))

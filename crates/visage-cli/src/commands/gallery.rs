@@ -74,11 +74,7 @@ impl GalleryArg {
 
 /// Library errors → exit 2 for bad input, 1 for the machine.
 fn failure(error: GalleryError) -> Failure {
-    if error.is_bad_input() {
-        Failure::bad_input(error.to_string())
-    } else {
-        Failure::other(error.to_string())
-    }
+    Failure::from(error)
 }
 
 #[derive(Debug, Args)]

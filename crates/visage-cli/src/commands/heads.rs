@@ -81,7 +81,7 @@ impl EvalArgs {
         let source = if self.input.as_os_str() == "-" { "standard input".to_string() } else { self.input.display().to_string() };
         let in_file = |e: CaseError| Failure::bad_input(format!("{source}: {e}"));
         let case = HeadCase::from_json(&text).map_err(in_file)?;
-        let result = run_autodiff(device, EvaluateCase(case)).map_err(|e| Failure::other(e.to_string()))?.map_err(in_file)?;
+        let result = run_autodiff(device, EvaluateCase(case)).map_err(Failure::from)?.map_err(in_file)?;
         let json = serde_json::to_string(&result).map_err(|e| Failure::other(e.to_string()))?;
         println!("{json}");
         Ok(())
@@ -200,7 +200,7 @@ impl DemoArgs {
             Some(path) => read_input(path)?,
             None => DEMO_BATCH.to_string(),
         };
-        let base = HeadCase::from_json(&text).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let base = HeadCase::from_json(&text).map_err(Failure::from)?;
         let feature_norms: Vec<String> = base.embeddings.iter().map(|x| format!("{:.0}", x.iter().map(|v| v * v).sum::<f64>().sqrt())).collect();
         println!(
             "Every margin head on one batch: {} features (norms {}) and {} centre rows.\n",
@@ -218,7 +218,7 @@ impl DemoArgs {
             let mut case = base.clone();
             case.head = serde_json::from_value(head).map_err(|e| Failure::other(e.to_string()))?;
             let result = run_autodiff(DeviceChoice::Cpu, EvaluateCase(case.clone()))
-                .map_err(|e| Failure::other(e.to_string()))?
+                .map_err(Failure::from)?
                 .map_err(|e| Failure::bad_input(format!("{kind}: {e}")))?;
             let norm = |m: &[Vec<f64>]| m.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
             let params = serde_json::to_string(&case.head).unwrap_or_default();

@@ -87,7 +87,7 @@ impl ImportArgs {
         if has_extension(&out, "onnx") {
             write_onnx(&backbone, &shape, &out)?;
         } else if has_extension(&out, "safetensors") {
-            visage_nn::save_weights(&backbone, &config, &out).map_err(|e| Failure::other(e.to_string()))?;
+            visage_nn::save_weights(&backbone, &config, &out).map_err(Failure::from)?;
         } else {
             return Err(Failure::bad_input(format!("--out {}: expected a .safetensors or .onnx file, or an existing folder", out.display())));
         }
@@ -117,8 +117,7 @@ impl ExportArgs {
             let backbone = visage_nn::load_weights::<Cpu>(&self.input, CheckpointFamily::Auto, &shape, &device).map_err(nn_failure)?;
             (backbone, shape)
         } else if self.input.is_dir() {
-            let (backbone, state) =
-                visage_train::checkpoint::load_backbone::<Cpu>(&self.input, &device).map_err(|e| Failure::bad_input(e.to_string()))?;
+            let (backbone, state) = visage_train::checkpoint::load_backbone::<Cpu>(&self.input, &device).map_err(Failure::from)?;
             let shape = state.config.backbone.shape().map_err(Failure::bad_input)?;
             (backbone, shape)
         } else {
@@ -138,7 +137,7 @@ fn has_extension(path: &Path, wanted: &str) -> bool {
 }
 
 fn write_onnx(backbone: &Backbone<Cpu>, shape: &BackboneShape, out: &Path) -> Result<(), Failure> {
-    let bytes = backbone.to_onnx(shape).map_err(|e| Failure::other(e.to_string()))?;
+    let bytes = backbone.to_onnx(shape).map_err(Failure::from)?;
     std::fs::write(out, bytes).map_err(|e| Failure::other(format!("cannot write {}: {e}", out.display())))
 }
 

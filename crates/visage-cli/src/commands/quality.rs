@@ -85,7 +85,7 @@ impl QualityArgs {
                 })
                 .collect();
             let picture = montage(&tiles, self.columns).map_err(|e| Failure::other(e.to_string()))?;
-            visage_analyze::write_png(&picture, path).map_err(|e| Failure::other(e.to_string()))?;
+            visage_analyze::write_png(&picture, path).map_err(Failure::from)?;
             eprintln!("visage: montage of {} faces, best → worst: {}", tiles.len(), path.display());
         }
         tally.finish(self.models.detector.strict)

@@ -153,11 +153,7 @@ enum ScopeArg {
 }
 
 fn failure(error: ServeError) -> Failure {
-    if error.is_bad_input() {
-        Failure::bad_input(error.to_string())
-    } else {
-        Failure::other(error.to_string())
-    }
+    Failure::from(error)
 }
 
 impl ServeCommand {
@@ -215,7 +211,7 @@ impl ServeArgs {
             refine_landmarks: None,
         };
         let recognizer = RecognizerArgs::named(self.recognizer.clone()).config()?;
-        let detector = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let detector = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(Failure::from)?;
         Ok(ModelSpec {
             detector_dir: detector_args.models_dir_for(&detector.file),
             recognizer_dir: detector_args.models_dir_for(&recognizer.file),

@@ -197,13 +197,13 @@ impl SynthArgs {
             return Err(Failure::bad_input("nothing to synthesise: give photos, .npy embeddings, --gallery DIR --identity NAME or --random N"));
         }
         let sources = self.target_sources()?;
-        let outcome = run_autodiff(self.device, SynthJob { args: self, sources }).map_err(|e| Failure::bad_input(e.to_string()))??;
+        let outcome = run_autodiff(self.device, SynthJob { args: self, sources }).map_err(Failure::from)??;
         let check = self.check_cosines(&outcome)?;
         std::fs::create_dir_all(&self.out).map_err(|e| Failure::other(format!("cannot create {}: {e}", self.out.display())))?;
         let mut results = Vec::new();
         for (i, image) in outcome.images.iter().enumerate() {
             let file = format!("synth_{i:03}.png");
-            write_png(image, &self.out.join(&file)).map_err(|e| Failure::other(e.to_string()))?;
+            write_png(image, &self.out.join(&file)).map_err(Failure::from)?;
             results.push(ResultJson {
                 target: outcome.names[i].clone(),
                 image: file,
@@ -221,7 +221,7 @@ impl SynthArgs {
         }
         let columns = if outcome.crops.iter().any(Option::is_some) { 8 } else { 6 };
         let grid = montage(&tiles, columns).map_err(|e| Failure::other(e.to_string()))?;
-        write_png(&grid, &self.out.join("grid.png")).map_err(|e| Failure::other(e.to_string()))?;
+        write_png(&grid, &self.out.join("grid.png")).map_err(Failure::from)?;
         let report = SynthJson {
             model: self.model_path().display().to_string(),
             settings: &self.synth_config(),
@@ -229,7 +229,7 @@ impl SynthArgs {
             results,
         };
         let json = serde_json::to_string_pretty(&report).expect("serialisable");
-        write_atomically(&self.out.join("synth.json"), json.as_bytes()).map_err(|e| Failure::other(e.to_string()))?;
+        write_atomically(&self.out.join("synth.json"), json.as_bytes()).map_err(Failure::from)?;
         for result in &report.results {
             let others = result.check_cosine_others.map(|c| format!(" (other targets' faces: {c:.3})")).unwrap_or_default();
             let check = result.check_cosine.map(|c| format!(", {c:.3} under --check-with{others}")).unwrap_or_default();
@@ -332,8 +332,8 @@ impl SynthArgs {
             }
         }
         if let Some(gallery) = &self.gallery {
-            let store = visage_gallery::GalleryLocation::parse(gallery).open(true).map_err(|e| Failure::bad_input(e.to_string()))?;
-            let recognizer = store.config().map_err(|e| Failure::bad_input(e.to_string()))?.recognizer;
+            let store = visage_gallery::GalleryLocation::parse(gallery).open(true).map_err(Failure::from)?;
+            let recognizer = store.config().map_err(Failure::from)?.recognizer;
             eprintln!("visage: gallery templates come from `{recognizer}`: the target means something only if --model is that network");
             for name in &self.identity {
                 let identity = store.get(name).map_err(|e| Failure::bad_input(format!("--identity {name}: {e}")))?;
@@ -351,10 +351,9 @@ impl SynthArgs {
     /// `None` for targets without a photo.
     fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<Check>>>, Failure> {
         let Some(name) = &self.check_with else { return Ok(None) };
-        let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(Failure::from)?;
         let mut recognizer = self.models.detector.load_recognizer(&config, Some(false))?;
-        let embed =
-            |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(|e| Failure::other(e.to_string()));
+        let embed = |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(Failure::from);
         let images = embed(&mut recognizer, &outcome.images)?;
         let with_crops: Vec<(usize, RgbImage)> = outcome.crops.iter().enumerate().filter_map(|(i, c)| c.clone().map(|c| (i, c))).collect();
         let crops = embed(&mut recognizer, &with_crops.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>())?;

@@ -83,9 +83,9 @@ impl TrainArgs {
             (None, Some(path)) => path,
             (None, None) => return Err(Failure::bad_input("--config TRAIN.toml is required")),
         };
-        let config = TrainConfig::load(config_path).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let config = TrainConfig::load(config_path).map_err(Failure::from)?;
         let job = TrainJob { config: &config, options: RunOptions { resume: self.resume, stop_after: self.stop_after } };
-        let summary = run_autodiff(self.device, job).map_err(|e| Failure::bad_input(e.to_string()))?.map_err(|e| match e {
+        let summary = run_autodiff(self.device, job).map_err(Failure::from)?.map_err(|e| match e {
             TrainError::Config { .. } | TrainError::Data(_) | TrainError::Read { .. } => Failure::bad_input(e.to_string()),
             other => Failure::other(other.to_string()),
         })?;

@@ -143,15 +143,15 @@ impl EmbedBenchArgs {
         }
         let config = RecognizerArgs::named(self.recognizer.clone()).config()?;
         let model_file = config.model_path(&models_dir_for(&self.models_dir, Path::new(&config.file)));
-        let model = OnnxModel::load_with_threads(&model_file, Some(self.threads)).map_err(|e| Failure::other(e.to_string()))?;
+        let model = OnnxModel::load_with_threads(&model_file, Some(self.threads)).map_err(Failure::from)?;
         let fixed_batch = model.inputs().first().and_then(|input| input.dims.first().copied().flatten());
-        let mut recognizer = Recognizer::new(model, config.normalization(), false).map_err(|e| Failure::other(e.to_string()))?;
+        let mut recognizer = Recognizer::new(model, config.normalization(), false).map_err(Failure::from)?;
 
         let crops_dir = self.crops.clone().unwrap_or_else(|| shared_data("reference/aligned"));
         let files = expand_inputs(std::slice::from_ref(&crops_dir))?;
         let crops = files
             .iter()
-            .map(|file| visage_infer::load_rgb(file, &Default::default()).map_err(|e| Failure::bad_input(e.to_string())))
+            .map(|file| visage_infer::load_rgb(file, &Default::default()).map_err(Failure::from))
             .collect::<Result<Vec<RgbImage>, _>>()?;
         if crops.is_empty() {
             return Err(Failure::bad_input(format!("{}: no image files", crops_dir.display())));
@@ -175,7 +175,7 @@ impl EmbedBenchArgs {
                 recognizer = recognizer.with_max_batch(timing.batch);
                 for run in 0..self.warmup + self.runs {
                     let start = Instant::now();
-                    let embeddings = recognizer.embed(&crops).map_err(|e| Failure::other(e.to_string()))?;
+                    let embeddings = recognizer.embed(&crops).map_err(Failure::from)?;
                     let elapsed = start.elapsed().as_secs_f64();
                     if run >= self.warmup {
                         timing.runs_s.push(elapsed);

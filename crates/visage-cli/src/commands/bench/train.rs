@@ -90,7 +90,7 @@ impl TrainBenchArgs {
         // PyTorch first: once this process has run libtorch (`--device torch`),
         // its idle worker threads keep spinning and slow a child PyTorch by a third.
         let theirs = self.torch.torch_python.as_ref().map(|python| self.run_torch(python)).transpose()?;
-        let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(|e| Failure::other(e.to_string()))??;
+        let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(Failure::from)??;
         println!("Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps", arch, self.classes, self.batch, self.runs);
         println!(
             "  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
-use visage_train::clean::DEFAULT_MAX_ANGLE_DEG;
 use visage_lab::clean_demo::{charts, run_noise_demo, NoiseDemoOptions, NoiseDemoResult};
+use visage_train::clean::DEFAULT_MAX_ANGLE_DEG;
 use visage_train::{TrainConfig, TrainError};
 
 use crate::commands::Failure;
@@ -61,7 +61,7 @@ impl NoiseDemoArgs {
         if self.fractions.iter().any(|f| !(0.0..1.0).contains(f)) {
             return Err(Failure::bad_input(format!("--fractions {:?}: each must lie in [0, 1)", self.fractions)));
         }
-        let config = TrainConfig::load(&self.config).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let config = TrainConfig::load(&self.config).map_err(Failure::from)?;
         let options = NoiseDemoOptions {
             config,
             heldout: self.heldout.clone(),
@@ -70,17 +70,17 @@ impl NoiseDemoArgs {
             seed: self.seed,
             max_angle_deg: self.max_angle,
         };
-        let result = run_autodiff(self.device, DemoJob { options }).map_err(|e| Failure::bad_input(e.to_string()))?.map_err(|e| match e {
+        let result = run_autodiff(self.device, DemoJob { options }).map_err(Failure::from)?.map_err(|e| match e {
             TrainError::Config { .. } | TrainError::Data(_) | TrainError::Read { .. } => Failure::bad_input(e.to_string()),
             other => Failure::other(other.to_string()),
         })?;
         let json_path = self.out.join("results.json");
         let json = serde_json::to_string_pretty(&result).expect("results serialise");
-        visage_analyze::write_atomically(&json_path, json.as_bytes()).map_err(|e| Failure::other(e.to_string()))?;
+        visage_analyze::write_atomically(&json_path, json.as_bytes()).map_err(Failure::from)?;
         let (detection, verification) = charts(&result);
         for (chart, path) in [(&detection, &self.detection_plot), (&verification, &self.verification_plot)] {
             if let Some(path) = path {
-                visage_eval::plot::save(chart, path).map_err(|e| Failure::bad_input(e.to_string()))?;
+                visage_eval::plot::save(chart, path).map_err(Failure::from)?;
             }
         }
         println!("| flipped | dropped | precision | recall | noise left | verif. sub-centre raw | verif. ArcFace raw | verif. ArcFace cleaned |");

@@ -58,12 +58,10 @@ impl MagnitudeDemoArgs {
         }
         let options =
             DemoOptions { heldout: self.heldout.clone(), gallery: self.gallery.clone(), steps: self.steps, ..DemoOptions::new(&self.heldout) };
-        let results = run_autodiff(self.device, DemoJob { args: self, options })
-            .map_err(|e| Failure::bad_input(e.to_string()))?
-            .map_err(|e| Failure::bad_input(e.to_string()))?;
-        write_report(&results, &self.out).map_err(|e| Failure::other(e.to_string()))?;
+        let results = run_autodiff(self.device, DemoJob { args: self, options }).map_err(Failure::from)?.map_err(Failure::from)?;
+        write_report(&results, &self.out).map_err(Failure::from)?;
         if let Some(plot) = &self.plot {
-            visage_eval::plot::save(&charts(&results).0, plot).map_err(|e| Failure::bad_input(e.to_string()))?;
+            visage_eval::plot::save(&charts(&results).0, plot).map_err(Failure::from)?;
         }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));

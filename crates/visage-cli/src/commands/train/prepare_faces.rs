@@ -28,7 +28,7 @@ pub struct PrepareFacesArgs {
 
 impl PrepareFacesArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let split = FaceSplit::prepare_with(&self.aligned, &self.out, self.seed, !self.clean_only).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let split = FaceSplit::prepare_with(&self.aligned, &self.out, self.seed, !self.clean_only).map_err(Failure::from)?;
         eprintln!(
             "visage: {} identities; {} training crops{} → {}; {} held out → {}",
             split.class_names.len(),
