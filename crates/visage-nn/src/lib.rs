@@ -15,6 +15,7 @@ mod arch;
 mod backbone;
 pub mod channelwise;
 pub mod complexity;
+pub mod embed;
 mod config;
 pub mod error;
 mod info;
