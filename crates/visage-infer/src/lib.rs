@@ -28,6 +28,7 @@ pub mod onnx_model;
 pub mod onnxruntime;
 pub mod pipeline;
 pub mod recognizer;
+pub mod registry;
 pub use visage_image::{align, decode, preprocess, similarity, warp};
 
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
@@ -42,6 +43,7 @@ pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};
 pub use pipeline::{FacePipeline, PhotoFace, PhotoFaces, PhotoOutcome, PipelineOptions, StageTimes};
 pub use preprocess::{ChannelOrder, Normalization};
 pub use recognizer::{FaceEmbedding, Recognizer};
+pub use registry::ModelRegistry;
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;
 

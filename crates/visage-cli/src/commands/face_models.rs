@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use visage_infer::{DecodeOptions, Detector, DetectorConfig, FacePipeline, PhotoFace, PhotoOutcome, PipelineOptions, Recognizer, RecognizerConfig};
+use visage_infer::{
+    DecodeOptions, Detector, DetectorConfig, FacePipeline, ModelRegistry, PhotoFace, PhotoOutcome, PipelineOptions, Recognizer, RecognizerConfig,
+};
 
 use super::Failure;
 
@@ -25,25 +27,28 @@ pub fn default_models_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The model registry every command resolves names through: the configs in
+/// [`configs_dir`], files searched along `models_dir` when given, else
+/// [`default_models_dirs`].
+pub fn registry(models_dir: Option<&Path>) -> ModelRegistry {
+    let search = match models_dir {
+        Some(dir) => vec![dir.to_path_buf()],
+        None => default_models_dirs(),
+    };
+    ModelRegistry::new(configs_dir(), search)
+}
+
 /// Padding for a retry when a detector config turns it on without a fraction.
 pub const DEFAULT_PAD_RETRY: f32 = 0.25;
 
-/// Short detector names for `--detector`.
+/// Short detector names for `--detector` ([`visage_infer::registry::DETECTOR_ALIASES`]).
 pub fn detector_config_path(choice: &str) -> PathBuf {
-    match choice {
-        "scrfd" => configs_dir().join("scrfd_2.5g_bnkps.toml"),
-        "yunet" => configs_dir().join("face_detection_yunet_2023mar_dynamic.toml"),
-        other => config_path(other),
-    }
+    registry(None).detector_config_path(choice)
 }
 
 /// `NAME` → `models/NAME.toml`; anything ending in `.toml` is a path.
 pub fn config_path(choice: &str) -> PathBuf {
-    if choice.ends_with(".toml") {
-        PathBuf::from(choice)
-    } else {
-        configs_dir().join(format!("{choice}.toml"))
-    }
+    registry(None).config_path(choice)
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +86,7 @@ pub struct DetectorArgs {
 
 /// The default recogniser: bundled in models/, ArcFace MobileFaceNet 128-d
 /// with its PRelu nodes rewritten for ONNX Runtime (same embeddings, ~2x faster).
-pub const DEFAULT_RECOGNIZER: &str = "arcface_mobileface_128d_paddle_fastprelu";
+pub const DEFAULT_RECOGNIZER: &str = visage_infer::registry::DEFAULT_RECOGNIZER;
 
 #[derive(Debug, Args)]
 pub struct RecognizerArgs {
@@ -146,11 +151,7 @@ impl DetectorArgs {
     /// default folder that has it (else the first default, so the error
     /// names where the file was expected).
     pub fn models_dir_for(&self, file: &Path) -> PathBuf {
-        if let Some(dir) = &self.models_dir {
-            return dir.clone();
-        }
-        let dirs = default_models_dirs();
-        dirs.iter().find(|d| d.join(file).is_file()).unwrap_or(&dirs[0]).clone()
+        registry(self.models_dir.as_deref()).models_dir_for(file)
     }
 
     pub fn decode_options(&self) -> DecodeOptions {

@@ -11,11 +11,11 @@ use serde::Serialize;
 use visage_analyze::montage::{montage, Tile};
 use visage_analyze::{write_atomically, write_png};
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
-use visage_infer::{Normalization, RgbImage};
+use visage_infer::{ModelFamily, Normalization, RgbImage};
 use visage_nn::{Arch, Backbone, BackboneConfig, BackboneShape, CheckpointFamily};
 use visage_synth::{embed_faces, synthesize, SynthConfig, SynthError};
 
-use super::face_models::{config_path, default_models_dirs, largest_face, FaceModelArgs};
+use super::face_models::{config_path, largest_face, registry, FaceModelArgs};
 use super::Failure;
 
 /// The bundled network synthesis runs through by default (the original
@@ -253,10 +253,7 @@ impl SynthArgs {
     }
 
     fn model_path(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(|| {
-            let dirs = default_models_dirs();
-            dirs.iter().map(|d| d.join(DEFAULT_MODEL)).find(|p| p.is_file()).unwrap_or_else(|| dirs[0].join(DEFAULT_MODEL))
-        })
+        self.model.clone().unwrap_or_else(|| registry(None).model_path(Path::new(DEFAULT_MODEL)))
     }
 
     /// The network on `B`, its shape and its input convention.
@@ -382,12 +379,13 @@ fn mean_direction(rows: &[Vec<f32>]) -> Vec<f32> {
 }
 
 fn parse_normalization(name: &str) -> Result<Normalization, Failure> {
-    match name {
-        "arcface" => Ok(Normalization::ARCFACE),
-        "magface" => Ok(Normalization::MAGFACE),
-        "adaface" => Ok(Normalization::ADAFACE),
-        other => Err(Failure::bad_input(format!("--normalization {other}: expected arcface, magface or adaface"))),
-    }
+    let family = match name {
+        "arcface" => ModelFamily::Arcface,
+        "magface" => ModelFamily::Magface,
+        "adaface" => ModelFamily::Adaface,
+        other => return Err(Failure::bad_input(format!("--normalization {other}: expected arcface, magface or adaface"))),
+    };
+    Ok(family.normalization())
 }
 
 fn has_extension(path: &Path, wanted: &str) -> bool {

@@ -11,17 +11,13 @@ use clap::Args;
 use serde::Deserialize;
 use visage_infer::{OnnxModel, Recognizer, RecognizerConfig, RgbImage};
 
-use super::super::face_models::{default_models_dirs, expand_inputs, RecognizerArgs, DEFAULT_RECOGNIZER};
+use super::super::face_models::{expand_inputs, registry, RecognizerArgs, DEFAULT_RECOGNIZER};
 use super::super::Failure;
 
 /// The folder holding the ONNX file `file`: `given`, else the first of the
 /// default model folders that has it (the rule of `visage embed`).
 fn models_dir_for(given: &Option<PathBuf>, file: &Path) -> PathBuf {
-    if let Some(dir) = given {
-        return dir.clone();
-    }
-    let dirs = default_models_dirs();
-    dirs.iter().find(|d| d.join(file).is_file()).unwrap_or(&dirs[0]).clone()
+    registry(given.as_deref()).models_dir_for(file)
 }
 
 /// `shared/data/<rest>` beside the repository (where the defaults live).
