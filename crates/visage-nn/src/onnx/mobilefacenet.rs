@@ -16,10 +16,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use super::proto::{Attribute, Graph, Node, Writer};
+use super::onnx_pb::GraphProto;
+use super::proto::{Attribute, Graph, Node};
 use super::{
-    bn_epsilon, bn_tensors, consumers_of, graph_initializer, graph_state, identity_bn_with_bias, read_graph_state, variance_for_visage_epsilon,
-    GraphWriter,
+    bn_epsilon, bn_tensors, consumers_of, graph_initializer, graph_state, identity_bn_with_bias, int_attribute_proto, read_graph_state,
+    variance_for_visage_epsilon, GraphWriter,
 };
 use crate::error::NnError;
 use crate::layers::BN_EPSILON;
@@ -276,25 +277,17 @@ fn state_from_graph(graph: &Graph, config: &MobileFaceNetConfig) -> Result<State
 /// insightface's keys, so [`read_onnx_mobilefacenet`] reads it back exactly.
 pub(super) fn export_mobilefacenet(config: &MobileFaceNetConfig, state: &StateDict) -> Vec<u8> {
     let torch_key = |path: &str| Some(mobilefacenet_key(path));
-    let mut writer = GraphWriter { torch_key: &torch_key, state, graph: Writer::default(), written: BTreeMap::new(), counter: 0 };
+    let mut writer = GraphWriter { torch_key: &torch_key, state, graph: GraphProto::default(), written: BTreeMap::new(), counter: 0 };
     let channels_of = |writer: &GraphWriter<'_>, conv: &str| writer.state.tensors[&mobilefacenet_key(&format!("{conv}.weight"))].shape[0];
     let mut x = super::INPUT_NAME.to_string();
     let mut unit_input = x.clone();
     for slot in conv_slots(config) {
         if slot.linear {
             let flat = writer.fresh("flatten");
-            writer.node("Flatten", &[&x], &flat, |node| {
-                node.message(5, |attribute| {
-                    attribute.string(1, "axis").varint(3, 1).varint(20, 2);
-                });
-            });
+            writer.node("Flatten", &[&x], &flat, vec![int_attribute_proto("axis", 1)]);
             let weight = writer.initializer(&format!("{}.weight", slot.path), None, || unreachable!("the linear is stored"));
             let linear = writer.fresh(&slot.path);
-            writer.node("Gemm", &[&flat, &weight], &linear, |node| {
-                node.message(5, |attribute| {
-                    attribute.string(1, "transB").varint(3, 1).varint(20, 2);
-                });
-            });
+            writer.node("Gemm", &[&flat, &weight], &linear, vec![int_attribute_proto("transB", 1)]);
             x = writer.batch_norm(&linear, &slot.bn, config.embedding_size);
             continue;
         }
@@ -309,7 +302,7 @@ pub(super) fn export_mobilefacenet(config: &MobileFaceNetConfig, state: &StateDi
         }
         if slot.closes_residual {
             let sum = writer.fresh(&slot.path.replace(".project.conv", ".add"));
-            writer.node("Add", &[&x, &unit_input], &sum, |_| {});
+            writer.node("Add", &[&x, &unit_input], &sum, Vec::new());
             x = sum;
         }
     }

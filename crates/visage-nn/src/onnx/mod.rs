@@ -1,4 +1,5 @@
-//! IResNet weights from and to ONNX.
+//! Backbone weights from and to ONNX: IResNet here, MobileFaceNet in its
+//! own submodule (re-exported here).
 //!
 //! **Import.** PyTorch's ONNX export in eval mode (what insightface's
 //! `torch2onnx.py` does) folds every conv → BatchNorm pair into the
@@ -19,8 +20,14 @@
 //! **Export.** The graph written is the unfolded network (Conv, BatchNormalization,
 //! PRelu, Add, MaxPool for AdaFace's subsampling shortcut, Flatten, Gemm),
 //! initializers named by the PyTorch keys, opset 13, a dynamic batch axis.
+//!
+//! **The file format.** [`onnx_pb`] holds prost types generated from a subset
+//! of `onnx.proto` (scripts/onnx/generate.sh; the build needs no protoc);
+//! [`proto`] decodes a model with them into the checked [`proto::Graph`] the
+//! import reads, and export fills the same types for prost to encode.
 
 mod mobilefacenet;
+pub mod onnx_pb;
 pub mod proto;
 
 pub use mobilefacenet::{read_onnx_mobilefacenet, read_onnx_mobilefacenet_bytes};
@@ -37,7 +44,12 @@ use crate::iresnet::{IResNetConfig, IResNetLayout};
 use crate::layers::BN_EPSILON;
 use crate::state_dict::{HostTensor, StateDict};
 use crate::{Backbone, BackboneShape};
-use proto::{Attribute, Graph, Node, Writer};
+use onnx_pb::attribute_proto::AttributeType;
+use onnx_pb::tensor_proto::DataType;
+use onnx_pb::tensor_shape_proto::{dimension, Dimension};
+use onnx_pb::type_proto;
+use onnx_pb::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto};
+use proto::{Attribute, Graph, Node};
 
 /// Reads the weights of an IResNet ONNX export (folded or not) into a state
 /// dict under `config`'s reference keys.
@@ -382,7 +394,7 @@ struct GraphWriter<'a> {
     /// the layout fixes (AdaFace's affine-free feature BN).
     torch_key: &'a dyn Fn(&str) -> Option<String>,
     state: &'a StateDict,
-    graph: Writer,
+    graph: GraphProto,
     /// Names of initializers already written (a tensor is written once).
     written: BTreeMap<String, ()>,
     counter: usize,
@@ -406,19 +418,19 @@ impl GraphWriter<'_> {
         };
         if self.written.insert(name.clone(), ()).is_none() {
             let dims = shape_override.unwrap_or(tensor.shape.clone());
-            proto::write_tensor(&mut self.graph, 5, &name, &dims, &tensor.values);
+            self.graph.initializer.push(proto::tensor_proto(&name, &dims, &tensor.values));
         }
         name
     }
 
-    fn node(&mut self, op_type: &str, inputs: &[&str], output: &str, attributes: impl FnOnce(&mut Writer)) {
+    fn node(&mut self, op_type: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) {
         let name = self.fresh(op_type);
-        self.graph.message(1, |node| {
-            for input in inputs {
-                node.string(1, input);
-            }
-            node.string(2, output).string(3, &name).string(4, op_type);
-            attributes(node);
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|input| input.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: Some(name),
+            op_type: Some(op_type.to_string()),
+            attribute,
         });
     }
 
@@ -430,16 +442,15 @@ impl GraphWriter<'_> {
         let weight = self.initializer(&format!("{burn_path}.weight"), None, || unreachable!("convs are stored"));
         let output = self.fresh(burn_path);
         let kernel = self.state.tensors[&weight].shape[2];
-        self.node("Conv", &[input, &weight], &output, |node| {
-            ints_attribute(node, "kernel_shape", &[kernel, kernel]);
-            ints_attribute(node, "strides", &[stride, stride]);
-            ints_attribute(node, "pads", &[padding; 4]);
-            if groups > 1 {
-                node.message(5, |attribute| {
-                    attribute.string(1, "group").varint(3, groups as i64).varint(20, 2);
-                });
-            }
-        });
+        let mut attributes = vec![
+            ints_attribute_proto("kernel_shape", &[kernel, kernel]),
+            ints_attribute_proto("strides", &[stride, stride]),
+            ints_attribute_proto("pads", &[padding; 4]),
+        ];
+        if groups > 1 {
+            attributes.push(int_attribute_proto("group", groups as i64));
+        }
+        self.node("Conv", &[input, &weight], &output, attributes);
         output
     }
 
@@ -453,61 +464,61 @@ impl GraphWriter<'_> {
         ];
         let output = self.fresh(bn);
         let inputs = [input, &names[0], &names[1], &names[2], &names[3]];
-        self.node("BatchNormalization", &inputs, &output, |node| {
-            node.message(5, |attribute| {
-                attribute.string(1, "epsilon").float(2, BN_EPSILON as f32).varint(20, 1);
-            });
-        });
+        let epsilon = AttributeProto {
+            name: Some("epsilon".into()),
+            r#type: Some(AttributeType::Float as i32),
+            f: Some(BN_EPSILON as f32),
+            ..AttributeProto::default()
+        };
+        self.node("BatchNormalization", &inputs, &output, vec![epsilon]);
         output
     }
 
     fn prelu(&mut self, input: &str, prelu: &str, channels: usize) -> String {
         let slope = self.initializer(&format!("{prelu}.alpha"), Some(vec![channels, 1, 1]), || unreachable!("slopes are stored"));
         let output = self.fresh(prelu);
-        self.node("PRelu", &[input, &slope], &output, |_| {});
+        self.node("PRelu", &[input, &slope], &output, Vec::new());
         output
     }
 }
 
-fn ints_attribute(node: &mut Writer, name: &str, values: &[usize]) {
-    node.message(5, |attribute| {
-        attribute.string(1, name);
-        for &value in values {
-            attribute.varint(8, value as i64);
-        }
-        attribute.varint(20, 7);
-    });
+/// An `INTS` attribute.
+fn ints_attribute_proto(name: &str, values: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: values.iter().map(|&value| value as i64).collect(),
+        ..AttributeProto::default()
+    }
 }
 
-/// A tensor type `[dims…]` of FLOAT, `batch` as the symbolic first axis.
-fn value_info(writer: &mut Writer, field: u32, name: &str, dims: &[usize]) {
-    writer.message(field, |info| {
-        info.string(1, name).message(2, |kind| {
-            kind.message(1, |tensor| {
-                tensor.varint(1, proto::FLOAT).message(2, |shape| {
-                    shape.message(1, |dim| {
-                        dim.string(2, "batch");
-                    });
-                    for &size in dims {
-                        shape.message(1, |dim| {
-                            dim.varint(1, size as i64);
-                        });
-                    }
-                });
-            });
-        });
-    });
+/// An `INT` attribute.
+fn int_attribute_proto(name: &str, value: i64) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(value), ..AttributeProto::default() }
+}
+
+/// A value named `name` of tensor type `[batch, dims…]` FLOAT, `batch` the symbolic first axis.
+fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
+    let dimension = |value| Dimension { value: Some(value) };
+    let dim = std::iter::once(dimension(dimension::Value::DimParam("batch".into())))
+        .chain(dims.iter().map(|&size| dimension(dimension::Value::DimValue(size as i64))))
+        .collect();
+    let tensor = type_proto::Tensor { elem_type: Some(DataType::Float as i32), shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto { name: Some(name.into()), r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)) }) }
 }
 
 /// ONNX IR version 7 and opset 13: read by every ONNX Runtime since 1.7.
 const IR_VERSION: i64 = 7;
 const OPSET: i64 = 13;
+/// The name of an exported graph's input: faces `[batch, 3, size, size]`,
+/// normalised as the model's configuration says.
 pub const INPUT_NAME: &str = "data";
+/// The name of an exported graph's output: raw features `[batch, embedding size]`.
 pub const OUTPUT_NAME: &str = "features";
 
 fn export_iresnet(config: &IResNetConfig, state: &StateDict) -> Vec<u8> {
     let torch_key = |path: &str| config.torch_key(path);
-    let mut writer = GraphWriter { torch_key: &torch_key, state, graph: Writer::default(), written: BTreeMap::new(), counter: 0 };
+    let mut writer = GraphWriter { torch_key: &torch_key, state, graph: GraphProto::default(), written: BTreeMap::new(), counter: 0 };
     let x = writer.conv(INPUT_NAME, "conv1", 1, 1);
     let x = writer.batch_norm(&x, "bn1", config.stem_width);
     let mut x = writer.prelu(&x, "prelu", config.stem_width);
@@ -532,35 +543,29 @@ fn export_iresnet(config: &IResNetConfig, state: &StateDict) -> Vec<u8> {
             } else if stride > 1 {
                 // AdaFace's MaxPool2d(1, stride): subsampling
                 let output = writer.fresh(&format!("{prefix}.subsample"));
-                writer.node("MaxPool", &[&x], &output, |node| {
-                    ints_attribute(node, "kernel_shape", &[1, 1]);
-                    ints_attribute(node, "strides", &[stride, stride]);
-                });
+                writer.node(
+                    "MaxPool",
+                    &[&x],
+                    &output,
+                    vec![ints_attribute_proto("kernel_shape", &[1, 1]), ints_attribute_proto("strides", &[stride, stride])],
+                );
                 output
             } else {
                 x.clone()
             };
             let sum = writer.fresh(&format!("{prefix}.add"));
-            writer.node("Add", &[&residual, &shortcut], &sum, |_| {});
+            writer.node("Add", &[&residual, &shortcut], &sum, Vec::new());
             x = sum;
             channels = width;
         }
     }
     let x = writer.batch_norm(&x, "bn2", channels);
     let flat = writer.fresh("flatten");
-    writer.node("Flatten", &[&x], &flat, |node| {
-        node.message(5, |attribute| {
-            attribute.string(1, "axis").varint(3, 1).varint(20, 2);
-        });
-    });
+    writer.node("Flatten", &[&x], &flat, vec![int_attribute_proto("axis", 1)]);
     let weight = writer.initializer("fc.weight", None, || unreachable!("fc is stored"));
     let bias = writer.initializer("fc.bias", None, || unreachable!("fc is stored"));
     let fc = writer.fresh("fc");
-    writer.node("Gemm", &[&flat, &weight, &bias], &fc, |node| {
-        node.message(5, |attribute| {
-            attribute.string(1, "transB").varint(3, 1).varint(20, 2);
-        });
-    });
+    writer.node("Gemm", &[&flat, &weight, &bias], &fc, vec![int_attribute_proto("transB", 1)]);
     let features = writer.batch_norm(&fc, "features", config.embedding_size);
     writer.finish(&features, "visage-iresnet", config.input_size, config.embedding_size)
 }
@@ -569,20 +574,16 @@ impl GraphWriter<'_> {
     /// Names `features` the graph's output, declares input and output and
     /// wraps the graph in a ModelProto.
     fn finish(mut self, features: &str, graph_name: &str, input_size: usize, embedding_size: usize) -> Vec<u8> {
-        self.node("Identity", &[features], OUTPUT_NAME, |_| {});
-        value_info(&mut self.graph, 11, INPUT_NAME, &[3, input_size, input_size]);
-        value_info(&mut self.graph, 12, OUTPUT_NAME, &[embedding_size]);
-        self.graph.string(2, graph_name);
-        finish_model(&self.graph)
+        self.node("Identity", &[features], OUTPUT_NAME, Vec::new());
+        self.graph.input.push(value_info(INPUT_NAME, &[3, input_size, input_size]));
+        self.graph.output.push(value_info(OUTPUT_NAME, &[embedding_size]));
+        self.graph.name = Some(graph_name.into());
+        let model = ModelProto {
+            ir_version: Some(IR_VERSION),
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+            producer_name: Some("visage".into()),
+            graph: Some(self.graph),
+        };
+        prost::Message::encode_to_vec(&model)
     }
-}
-
-fn finish_model(graph: &Writer) -> Vec<u8> {
-    let writer = graph;
-    let mut model = Writer::default();
-    model.varint(1, IR_VERSION).string(2, "visage").bytes(7, &writer.bytes);
-    model.message(8, |opset| {
-        opset.string(1, "").varint(2, OPSET);
-    });
-    model.bytes
 }
