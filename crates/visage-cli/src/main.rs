@@ -30,9 +30,9 @@ enum Command {
     Heads(commands::heads::HeadsCommand),
     /// Evaluation: ROC/TAR@FAR, cluster metrics, quality ERC, magnitudes, plots and reports.
     #[command(subcommand)]
-    Eval(visage_eval::cli::EvalCommand),
+    Eval(commands::eval::EvalCommand),
     /// Cluster embeddings (DBSCAN, agglomerative, k-means) into a labels file.
-    Cluster(visage_eval::cli::ClusterArgs),
+    Cluster(commands::cluster::ClusterArgs),
     /// Speed against the reference tools, measured in the same run (prints ratios).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -84,8 +84,8 @@ fn main() -> ExitCode {
         Command::Model(command) => command.run(),
         Command::Gallery(command) => command.run(),
         Command::Serve(command) => command.run(),
-        Command::Eval(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
-        Command::Cluster(command) => command.run().map_err(|e| commands::Failure { message: e.to_string(), exit_code: e.exit_code() as u8 }),
+        Command::Eval(command) => command.run(),
+        Command::Cluster(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

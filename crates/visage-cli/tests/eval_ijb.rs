@@ -1,8 +1,9 @@
 //! `visage eval ijb` against the NumPy template pooling and scikit-learn ROC
-//! of scripts/reference/eval_fixtures.py (tiny IJB-style meta layout).
+//! of scripts/reference/eval_fixtures.py (tiny IJB-style meta layout),
+//! through the `visage` binary.
 
-mod common;
-use common::*;
+mod eval_common;
+use eval_common::*;
 
 fn ijb(extra: &[&str]) -> serde_json::Value {
     let meta = fixture("ijb/meta");

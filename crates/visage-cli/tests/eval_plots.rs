@@ -1,9 +1,9 @@
-//! Charts and the HTML report through the command line: files are written,
-//! PNGs are real images with ink on them, the report is self-contained.
-//! (Readability was checked by eye; see docs in the crate README.)
+//! Charts and the HTML report through the `visage` binary: files are
+//! written, PNGs are real images with ink on them, the report is
+//! self-contained. (Readability was checked by eye; see visage-eval's README.)
 
-mod common;
-use common::*;
+mod eval_common;
+use eval_common::*;
 use std::path::PathBuf;
 
 fn out_dir() -> PathBuf {

@@ -1,8 +1,9 @@
 //! `visage eval roc` against the shared worked example and scikit-learn
-//! fixtures (scripts/reference/eval_fixtures.py), plus bad-input handling.
+//! fixtures (scripts/reference/eval_fixtures.py), plus bad-input handling,
+//! through the `visage` binary.
 
-mod common;
-use common::*;
+mod eval_common;
+use eval_common::*;
 
 #[test]
 fn matches_the_shared_roc_small_example() {
@@ -77,21 +78,17 @@ fn missing_file_exits_2() {
     assert!(err.1.contains("/nonexistent/scores.csv"));
 }
 
-/// The same contract through the real `visage` binary, when it has been built
-/// (`cargo build -p visage-cli`, or VISAGE_BIN=path).
+/// The contract as a script sees it: JSON on stdout, exit 2 and the file and
+/// line on stderr.
 #[test]
-fn real_binary_roc_and_exit_code() {
-    let Some(bin) = visage_binary() else {
-        eprintln!("visage binary not built; in-process tests cover the contract");
-        return;
-    };
+fn binary_roc_and_exit_code() {
     let csv = fixture("roc_ties.csv");
-    let (code, stdout, stderr) = run_binary(&bin, &["eval", "roc", "--scores", csv.to_str().unwrap(), "--json"]);
+    let (code, stdout, stderr) = run_binary(&["eval", "roc", "--scores", csv.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_json_close(&got, &read_json(&fixture("roc_ties.expected.json")), 1e-9, "binary roc_ties");
     let bad = fixture("metrics_truth.txt"); // not a scores CSV
-    let (code, _, stderr) = run_binary(&bin, &["eval", "roc", "--scores", bad.to_str().unwrap(), "--json"]);
+    let (code, _, stderr) = run_binary(&["eval", "roc", "--scores", bad.to_str().unwrap(), "--json"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("metrics_truth.txt:1:"), "{stderr}");
 }

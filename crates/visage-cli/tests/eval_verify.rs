@@ -1,28 +1,11 @@
-//! `visage eval verify` and the `.bin` reader against the NumPy
-//! re-statement of insightface's protocol and files written by real Python
-//! `pickle` (protocols 2 and 4) — scripts/reference/eval_fixtures.py.
+//! `visage eval verify` against the NumPy re-statement of insightface's
+//! protocol, on `.bin` sets written by real Python `pickle` (protocols 2
+//! and 4) and on a pair list — scripts/reference/eval_fixtures.py — through
+//! the `visage` binary. (The `.bin` reader itself: visage-eval's
+//! tests/library_reference.rs.)
 
-mod common;
-use common::*;
-use visage_eval::io::verification_bin::read_verification_bin;
-
-#[test]
-fn bin_reader_reads_python_pickles() {
-    let want = read_json(&fixture("verify_bin.expected.json"));
-    for proto in [2, 4] {
-        let set = read_verification_bin(&fixture(&format!("verify_p{proto}.bin"))).unwrap();
-        assert_eq!(set.images.len() as u64, want["n_images"].as_u64().unwrap());
-        let lengths: Vec<u64> = set.images.iter().map(|b| b.len() as u64).collect();
-        let want_lengths: Vec<u64> = want["lengths"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert_eq!(lengths, want_lengths, "protocol {proto}");
-        for (img, first) in set.images.iter().zip(want["first_bytes"].as_array().unwrap()) {
-            let first: Vec<u8> = first.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
-            assert_eq!(&img[..first.len()], first.as_slice());
-        }
-        let issame: Vec<bool> = want["issame"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
-        assert_eq!(set.issame, issame);
-    }
-}
+mod eval_common;
+use eval_common::*;
 
 #[test]
 fn ten_fold_accuracy_matches_reference_from_bin_and_pairs() {

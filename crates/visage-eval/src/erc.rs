@@ -15,6 +15,7 @@
 
 use serde::Serialize;
 
+use crate::io::erc_csv::QualityPairs;
 use crate::roc::{roc_summary, LabelledScores};
 
 /// Default target false-match rate (MagFace's ERC figures use FMR = 1e-3).
@@ -63,6 +64,16 @@ pub fn erc_curve(name: &str, scores: &[f64], is_same: &[bool], pair_quality: &[f
         .collect();
     let area = fractions.windows(2).zip(fnmr.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0).sum();
     ErcCurve { name: name.to_string(), threshold, fractions: fractions.to_vec(), fnmr, area }
+}
+
+/// The ERC of every quality measure of `pairs`, in column order, all at one
+/// threshold fixed on the unfiltered pairs at `target_fmr` and over
+/// [`default_fractions`]. `pairs` must hold both genuine and impostor pairs
+/// (as [`read_erc_csv`](crate::io::erc_csv::read_erc_csv) guarantees).
+pub fn erc_curves(pairs: &QualityPairs, target_fmr: f64) -> Vec<ErcCurve> {
+    let threshold = fixed_threshold(&pairs.scores, &pairs.is_same, target_fmr);
+    let fractions = default_fractions();
+    pairs.pair_quality.iter().map(|(name, q)| erc_curve(name, &pairs.scores, &pairs.is_same, q, threshold, &fractions)).collect()
 }
 
 #[cfg(test)]

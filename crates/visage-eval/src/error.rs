@@ -42,13 +42,18 @@ impl EvalError {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// [`EvalError::Io`]: `path` could not be read.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EvalError::Io { path: path.into(), source }
     }
-    pub(crate) fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+    /// [`EvalError::Parse`]: line `line` (1-based) of `path` is wrong.
+    pub fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         EvalError::Parse { path: path.into(), line, message: message.into() }
     }
-    pub(crate) fn content(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    /// [`EvalError::Content`]: `path` reads but cannot be evaluated, also
+    /// against another input (a caller checking that two files agree uses it
+    /// to name the file at fault in the same format).
+    pub fn content(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         EvalError::Content { path: path.into(), message: message.into() }
     }
 }

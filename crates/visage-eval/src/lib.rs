@@ -5,9 +5,7 @@
 //! - [`metrics`]: clustering metrics (pairwise, B-cubed, NMI).
 //! - [`cluster`]: k-means, agglomerative, DBSCAN; magnitude analysis.
 //! - [`io`]: readers of scores CSV, embeddings (`.npy`/CSV), labels.
-//! - [`cli`]: `visage eval …` and `visage cluster` argument types.
 
-pub mod cli;
 pub mod cluster;
 pub mod erc;
 pub mod error;

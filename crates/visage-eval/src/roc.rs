@@ -16,8 +16,11 @@
 //! [`crate::sort`]); AUC is accumulated in integers, so it is exact up to
 //! the final division.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
+use crate::io::scores_csv::read_scores_csv;
 use crate::sort::{key_score, sorted_keys};
 
 /// Default FAR targets of the `visage eval roc` contract: 1e-6 … 1e-1.
@@ -107,6 +110,31 @@ impl RocSummary {
     pub fn threshold_at_far(&self, target_far: f64) -> f64 {
         self.tar_at_far.iter().find(|t| t.far == target_far).map(|t| t.threshold).unwrap_or(f64::INFINITY)
     }
+}
+
+/// One evaluated system of a comparison: its display name, its ROC summary
+/// and, when asked for, the scores themselves (for histograms).
+#[derive(Debug, Clone)]
+pub struct NamedRoc {
+    pub name: String,
+    pub summary: RocSummary,
+    /// The scores the summary was computed from; `None` unless kept.
+    pub scores: Option<LabelledScores>,
+}
+
+/// Reads each `(name, scores CSV)` system with
+/// [`read_scores_csv`](crate::io::scores_csv::read_scores_csv) and computes
+/// its [`roc_summary`] at `fars`, in the order given. `keep_scores` keeps the
+/// scores in [`NamedRoc::scores`] (8 bytes per pair); otherwise they are
+/// dropped once summarised. The first unreadable or invalid file is the error.
+pub fn evaluate_score_files(systems: &[(String, PathBuf)], fars: &[f64], keep_scores: bool) -> crate::Result<Vec<NamedRoc>> {
+    let mut out = Vec::with_capacity(systems.len());
+    for (name, path) in systems {
+        let scores = read_scores_csv(path)?;
+        let summary = roc_summary(&scores, fars);
+        out.push(NamedRoc { name: name.clone(), summary, scores: keep_scores.then_some(scores) });
+    }
+    Ok(out)
 }
 
 /// Computes the exact ROC summary. Panics if a class is empty (call

@@ -89,6 +89,22 @@ pub fn kfold_accuracy(distances: &[f64], issame: &[bool], config: &VerificationC
     VerificationResult { accuracy_mean: mean, accuracy_std: var.sqrt(), fold_accuracy, fold_threshold }
 }
 
+/// The whole protocol on embeddings: [`combine_with_flip`], the
+/// [`squared_distances`] of `pairs` (0-based rows of `embeddings`, every
+/// index below its row count) and [`kfold_accuracy`] against `issame` (one
+/// flag per pair). `flipped`, when given, has the shape of `embeddings`.
+pub fn evaluate_pairs(
+    embeddings: &Array2<f64>,
+    flipped: Option<&Array2<f64>>,
+    pairs: &[(usize, usize)],
+    issame: &[bool],
+    config: &VerificationConfig,
+) -> VerificationResult {
+    let combined = combine_with_flip(embeddings, flipped);
+    let distances = squared_distances(&combined, pairs);
+    kfold_accuracy(&distances, issame, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,47 +1,28 @@
-//! Shared helpers of the integration tests: the command line exactly as the
-//! `visage` binary mounts it (`visage eval …`, `visage cluster …`), run
-//! in-process, and the real binary when it has been built.
-#![allow(dead_code)]
+//! Helpers of the `visage eval …` / `visage cluster` tests: the built
+//! `visage` binary run with arguments, visage-eval's reference fixtures and
+//! the shared worked examples, and tolerant JSON comparison.
+#![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::{Parser, Subcommand};
-use visage_eval::cli::{CliError, ClusterArgs, EvalCommand};
-
-#[derive(Parser)]
-#[command(name = "visage")]
-struct Visage {
-    #[command(subcommand)]
-    command: Top,
-}
-
-#[derive(Subcommand)]
-enum Top {
-    #[command(subcommand)]
-    Eval(EvalCommand),
-    Cluster(ClusterArgs),
-}
-
+/// A reference fixture of visage-eval (`crates/visage-eval/tests/fixtures`,
+/// written by scripts/reference/eval_fixtures.py).
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../visage-eval/tests/fixtures").join(name)
 }
 
 pub fn shared_example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/examples").join(name)
 }
 
-/// Runs `visage <args>` in-process; `Ok(stdout)` or the error and its exit code.
+/// Runs `visage <args>`: `Ok(stdout)` on exit 0, else the exit code and standard error.
 pub fn run(args: &[&str]) -> Result<String, (i32, String)> {
-    let parsed = Visage::try_parse_from(std::iter::once("visage").chain(args.iter().copied())).map_err(|e| (2, e.to_string()))?;
-    let mut out = Vec::new();
-    let result: Result<(), CliError> = match &parsed.command {
-        Top::Eval(cmd) => cmd.run_to(&mut out),
-        Top::Cluster(cmd) => cmd.run_to(&mut out),
-    };
-    match result {
-        Ok(()) => Ok(String::from_utf8(out).unwrap()),
-        Err(e) => Err((e.exit_code(), e.to_string())),
+    let (code, stdout, stderr) = run_binary(args);
+    if code == 0 {
+        Ok(stdout)
+    } else {
+        Err((code, stderr))
     }
 }
 
@@ -54,20 +35,9 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The built `visage` binary, if any (`VISAGE_BIN`, else next to this test's target dir).
-pub fn visage_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("VISAGE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("visage");
-    // a binary built before `eval` was mounted is stale, not a failure of this crate
-    let mounted = candidate.exists() && Command::new(&candidate).args(["eval", "--help"]).output().is_ok_and(|o| o.status.success());
-    mounted.then_some(candidate)
-}
-
-pub fn run_binary(bin: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin).args(args).output().expect("run visage");
+/// The exit code, standard output and standard error of `visage <args>`.
+pub fn run_binary(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("run visage");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

@@ -18,7 +18,7 @@ use super::union_find::UnionFind;
 use ndarray::Array2;
 
 /// Cluster-to-cluster distance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Linkage {
     /// Mean pairwise distance (UPGMA).

@@ -11,7 +11,7 @@ use std::ops::Range;
 use ndarray::{s, Array2, ArrayView2, Axis};
 
 /// Distance between embeddings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// `1 − cos(x, y)`: the usual face-embedding distance.

@@ -103,6 +103,41 @@ pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeRe
     MagnitudeReport { clusters, overall_correlation: pearson(&all_mag, &all_sim) }
 }
 
+/// Count, mean, population standard deviation, minimum and maximum of a
+/// set of feature magnitudes (`visage eval magnitudes`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MagnitudeStats {
+    pub count: usize,
+    pub mean: f64,
+    /// Population standard deviation (divides by `count`, NumPy's default).
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Statistics of `values`. An empty slice gives count 0, mean and std 0,
+/// min `+∞` and max `−∞` (the empty fold's identities).
+pub fn magnitude_stats(values: &[f64]) -> MagnitudeStats {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|m| (m - mean) * (m - mean)).sum::<f64>() / n;
+    MagnitudeStats {
+        count: values.len(),
+        mean,
+        std: var.sqrt(),
+        min: values.iter().copied().fold(f64::INFINITY, f64::min),
+        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
+/// `values` split by `labels` (same length): those of clustered rows
+/// (label ≥ 0) and those of noise (label < 0), each in input order.
+pub fn split_by_noise(values: &[f64], labels: &[i64]) -> (Vec<f64>, Vec<f64>) {
+    assert_eq!(values.len(), labels.len(), "one label per value");
+    let part = |noise: bool| values.iter().zip(labels).filter(|(_, &l)| (l < 0) == noise).map(|(&v, _)| v).collect();
+    (part(false), part(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
