@@ -20,7 +20,7 @@ pub mod similarity;
 pub mod warp;
 
 pub use align::{align_face, alignment_transform, Landmarks, ALIGNED_SIZE, ARCFACE_TEMPLATE_112};
-pub use atomic::{write_atomically, write_png};
+pub use atomic::{write_atomically, write_atomically_with, write_png, AtomicOptions};
 pub use decode::{decode_rgb, load_rgb, DecodeOptions};
 pub use embedding::FaceEmbedding;
 pub use error::{ImageError, Result};

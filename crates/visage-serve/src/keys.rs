@@ -15,7 +15,6 @@
 //! so keys added or removed while it runs take effect on the next request.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -115,14 +114,9 @@ fn update_keys<T>(path: &Path, change: impl FnOnce(&mut Vec<KeyEntry>) -> Result
     let mut keys = read_keys(path)?;
     let result = change(&mut keys)?;
     let text = serde_json::to_string_pretty(&KeysFile { format: KEYS_FORMAT.into(), keys }).expect("serialisable");
-    let temp = path.with_extension("tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file =
-            std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp).map_err(|e| ServeError::io(&temp, e))?;
-        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| ServeError::io(&temp, e))?;
-    }
-    std::fs::rename(&temp, path).map_err(|e| ServeError::io(path, e))?;
+    // Owner-only and synced before the rename: the file is the service's only record of its keys.
+    let options = visage_image::AtomicOptions { mode: Some(0o600), sync: true };
+    visage_image::write_atomically_with(path, text.as_bytes(), options).map_err(|e| ServeError::io(path, e))?;
     Ok(result)
 }
 

@@ -18,7 +18,7 @@
 //! the store (deleted by another process sharing a PostgreSQL gallery) is
 //! removed when it is next asked for.
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -63,17 +63,9 @@ impl ThumbnailStore {
     /// file renamed into place, so readers never see half a JPEG; no fsync.
     pub fn put(&self, name: &str, jpeg: &[u8]) -> Result<(), ServeError> {
         let path = self.path(name);
-        // Unique per writer, so two enrolments of one name never share a temporary file.
-        let temp = path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temp)
-            .and_then(|mut file| std::io::Write::write_all(&mut file, jpeg));
-        written.map_err(|e| ServeError::io(&temp, e))?;
-        std::fs::rename(&temp, &path).map_err(|e| ServeError::io(&path, e))
+        // Temporary names are unique per write, so two enrolments of one name never share one.
+        let options = visage_image::AtomicOptions { mode: Some(0o600), sync: false };
+        visage_image::write_atomically_with(&path, jpeg, options).map_err(|e| ServeError::io(&path, e))
     }
 
     /// `name`'s JPEG bytes; `None` when there is none or it cannot be read.
