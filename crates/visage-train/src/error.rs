@@ -40,7 +40,9 @@ impl TrainError {
     pub fn is_bad_input(&self) -> bool {
         use std::io::ErrorKind::*;
         match self {
-            TrainError::Read { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            TrainError::Read { source, .. } => {
+                matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof)
+            }
             TrainError::Write { .. } | TrainError::Diverged { .. } => false,
             TrainError::Data(e) => e.is_bad_input(),
             TrainError::Backbone(e) => e.is_bad_input(),

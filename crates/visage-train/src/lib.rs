@@ -33,6 +33,8 @@ pub mod model;
 pub mod optimizer;
 pub mod parallel;
 pub mod schedule;
+mod source;
+mod step;
 pub mod trainer;
 pub mod verification;
 

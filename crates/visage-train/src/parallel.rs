@@ -25,9 +25,10 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
 use burn::tensor::backend::{AutodiffBackend, DeviceOps};
 use burn::tensor::{ElementConversion, Tensor};
-use visage_heads::{AdaFaceState, CentreShard, HeadError, MarginHead, PartialFc};
+use visage_heads::{AdaFaceState, HeadError, MarginHead, PartialFc};
 
 use crate::model::TrainModel;
+use crate::step::head_loss;
 
 /// One worker's part of a batch, already on its device.
 pub struct Shard<B: AutodiffBackend> {
@@ -77,16 +78,7 @@ pub fn shard_gradients<B: AutodiffBackend>(
                     let rows = shard.labels.len();
                     let features = model.backbone.forward(shard.images);
                     let norm_sum: f32 = features.clone().powf_scalar(2.0).sum_dim(1).sqrt().sum().into_scalar().elem();
-                    let (loss, correct) = match partial_fc {
-                        Some(pfc) => {
-                            let centres = CentreShard { centres: model.centres.val(), first_class: 0 };
-                            (pfc.forward(&mut head, features, std::slice::from_ref(&centres), &shard.labels, step)?.output.loss, None)
-                        }
-                        None => {
-                            let output = head.forward(features, model.centres.val(), &shard.labels)?;
-                            (output.loss, Some(crate::trainer::correct_top1(output.logits, &shard.labels)))
-                        }
-                    };
+                    let (loss, correct) = head_loss(&mut head, partial_fc, features, model.centres.val(), &shard.labels, step)?;
                     let share = rows as f32 / total as f32;
                     let loss = loss.mul_scalar(share);
                     let weighted_loss: f32 = loss.clone().into_scalar().elem();
