@@ -14,6 +14,7 @@ use visage_heads::{HeadConfig, MarginHead};
 use super::Failure;
 
 mod accuracy;
+mod gallery;
 mod infer;
 mod train;
 
@@ -26,7 +27,7 @@ pub enum BenchCommand {
     /// `visage analyze` end to end (photos/s) against the Python reference pipeline.
     Analyze(infer::AnalyzeBenchArgs),
     /// Exact top-k gallery search against measured memory bandwidth; HNSW recall and speed.
-    Gallery(super::gallery::GalleryBenchArgs),
+    Gallery(gallery::GalleryBenchArgs),
     /// One training step (IResNet + ArcFace + SGD) against PyTorch on the same architecture.
     Train(train::TrainBenchArgs),
     /// Accuracy of detector × recogniser × setting chains on the shared real photo sets (docs/accuracy.md).
