@@ -1,4 +1,4 @@
-//! The accuracy guard (issue 15): the default chain, as `visage analyze`
+//! The accuracy guard: the default chain, as `visage analyze`
 //! runs it, on the shared real photo sets must not fall below the figures
 //! recorded in docs/accuracy.md. Runs `visage bench accuracy` through the
 //! binary; fails (never skips) when ../shared/data is missing.

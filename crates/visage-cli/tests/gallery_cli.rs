@@ -1,5 +1,5 @@
 //! `visage gallery …` through the real binary on the bundled photos
-//! (examples/photos) and models: the acceptance contract of issue 8.
+//! (examples/photos) and models: the contract users' scripts rely on.
 
 mod common;
 

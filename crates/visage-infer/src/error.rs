@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong between a file on disk and an embedding.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    /// A file (photo, model, config, wheel, cache entry) cannot be read or written.
+    /// A file (model, config, wheel, cache entry) cannot be read or written.
     #[error("{path}: cannot read: {source}")]
     Io {
         /// The file.
@@ -17,45 +17,12 @@ pub enum InferError {
         source: std::io::Error,
     },
 
-    /// The bytes are not in a format the decoder reads.
-    #[error("{path}: not an image (expected JPEG, PNG, WebP or BMP)")]
-    NotAnImage {
-        /// The photo.
-        path: PathBuf,
-    },
-
-    /// The header declares more pixels than [`crate::DecodeOptions::max_pixels`];
-    /// refused before any pixel buffer is allocated.
-    #[error("{path}: {width}×{height} = {pixels} pixels is above the limit of {max_pixels} (refused before decoding; raise DecodeOptions::max_pixels to accept it)")]
-    ImageTooLarge {
-        /// The photo.
-        path: PathBuf,
-        /// Declared width in pixels.
-        width: u32,
-        /// Declared height in pixels.
-        height: u32,
-        /// `width × height`.
-        pixels: u64,
-        /// The limit in force.
-        max_pixels: u64,
-    },
-
-    /// The decoder failed (corrupt or truncated data, or a decoder panic caught).
-    #[error("{path}: cannot decode the image (truncated or corrupt?): {source}")]
-    Decode {
-        /// The photo.
-        path: PathBuf,
-        /// The image crate's error.
-        #[source]
-        source: image::ImageError,
-    },
-
-    /// A JPEG without its end-of-image marker: an incomplete file.
-    #[error("{path}: truncated JPEG (no end-of-image marker after the last scan): the file is incomplete")]
-    Truncated {
-        /// The photo.
-        path: PathBuf,
-    },
+    /// A photo cannot be read or decoded: not an image, more pixels than
+    /// [`crate::DecodeOptions::max_pixels`] (refused before decoding), corrupt
+    /// or truncated data, or a file that cannot be read. visage-image's error,
+    /// whose message names the photo.
+    #[error(transparent)]
+    Image(visage_image::ImageError),
 
     /// The detector found no face in the photo.
     #[error("{path}: no face found")]
@@ -126,8 +93,11 @@ impl InferError {
     pub fn is_bad_input(&self) -> bool {
         use std::io::ErrorKind::*;
         match self {
-            InferError::Io { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            InferError::Io { source, .. } => {
+                matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof)
+            }
             InferError::Runtime(_) | InferError::Model { .. } => false,
+            InferError::Image(e) => e.is_bad_input(),
             _ => true,
         }
     }
@@ -147,14 +117,10 @@ pub type Result<T, E = InferError> = std::result::Result<T, E>;
 /// Decoding and alignment errors from visage-image keep their variants here.
 impl From<visage_image::ImageError> for InferError {
     fn from(error: visage_image::ImageError) -> Self {
-        use visage_image::ImageError as E;
         match error {
-            E::Io { path, source } => Self::Io { path, source },
-            E::NotAnImage { path } => Self::NotAnImage { path },
-            E::ImageTooLarge { path, width, height, pixels, max_pixels } => Self::ImageTooLarge { path, width, height, pixels, max_pixels },
-            E::Decode { path, source } => Self::Decode { path, source },
-            E::Truncated { path } => Self::Truncated { path },
-            E::Alignment(message) => Self::Alignment(message),
+            // The pipeline adds the photo's path to alignment errors.
+            visage_image::ImageError::Alignment(message) => Self::Alignment(message),
+            other => Self::Image(other),
         }
     }
 }

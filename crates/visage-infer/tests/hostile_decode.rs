@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::{ExtendedColorType, ImageEncoder, Rgb, RgbImage};
+use visage_image::ImageError;
 use visage_infer::detector::letterbox::Letterbox;
 use visage_infer::{decode_rgb, DecodeOptions, InferError};
 
@@ -101,13 +102,13 @@ fn twenty_thousand_by_one_and_one_by_twenty_thousand_decode_and_letterbox() {
 
 #[test]
 fn gigapixel_headers_are_refused_before_decoding_in_every_format() {
-    let too_large = |err: &InferError| matches!(err, InferError::ImageTooLarge { .. });
+    let too_large = |err: &InferError| matches!(err, InferError::Image(ImageError::ImageTooLarge { .. }));
     for (width, height) in [(100_000u32, 100_000u32), (u32::MAX, 1), (1, 0x7fff_ffff)] {
         let started = Instant::now();
         let err = decode_no_panic(&png_declaring(width, height), "png").unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         // PNG caps each side at 2^31 − 1: a larger one is a header error.
-        assert!(too_large(&err) || (width > 0x7fff_ffff && matches!(err, InferError::Decode { .. })), "{width}×{height}: {err}");
+        assert!(too_large(&err) || (width > 0x7fff_ffff && matches!(err, InferError::Image(ImageError::Decode { .. }))), "{width}×{height}: {err}");
         assert!(err.to_string().starts_with("upload/photo.img: "), "{err}");
     }
     let err = decode_no_panic(&png_declaring(100_000, 100_000), "png").unwrap_err();
@@ -121,7 +122,7 @@ fn gigapixel_headers_are_refused_before_decoding_in_every_format() {
     bytes[18..22].copy_from_slice(&60_000i32.to_le_bytes());
     bytes[22..26].copy_from_slice(&(-60_000i32).to_le_bytes());
     let err = decode_no_panic(&bytes, "bmp").unwrap_err();
-    assert!(too_large(&err) || matches!(err, InferError::Decode { .. }), "{err}");
+    assert!(too_large(&err) || matches!(err, InferError::Image(ImageError::Decode { .. })), "{err}");
     assert!(err.to_string().starts_with("upload/photo.img: "), "{err}");
 
     // WebP lossless: 14-bit (width − 1) and (height − 1) after the 0x2f signature at byte 20.
@@ -131,14 +132,14 @@ fn gigapixel_headers_are_refused_before_decoding_in_every_format() {
     let declared = (packed & !((1 << 28) - 1)) | 16_382 | (16_382 << 14);
     bytes[21..25].copy_from_slice(&declared.to_le_bytes());
     let err = decode_no_panic(&bytes, "webp").unwrap_err();
-    assert!(matches!(err, InferError::ImageTooLarge { width: 16_383, height: 16_383, .. }), "{err}");
+    assert!(matches!(err, InferError::Image(ImageError::ImageTooLarge { width: 16_383, height: 16_383, .. })), "{err}");
 
     // JPEG: SOF0 declaring 65535×65535.
     let mut bytes = jpeg(&gradient(16, 8));
     let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     bytes[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
     let err = decode_no_panic(&bytes, "jpeg").unwrap_err();
-    assert!(matches!(err, InferError::ImageTooLarge { width: 65_535, height: 65_535, .. }), "{err}");
+    assert!(matches!(err, InferError::Image(ImageError::ImageTooLarge { width: 65_535, height: 65_535, .. })), "{err}");
 }
 
 /// A JPEG with an APP1 Exif block holding `tiff` (from the byte-order mark on).

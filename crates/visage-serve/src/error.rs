@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use visage_gallery::GalleryError;
+use visage_image::ImageError;
 use visage_infer::InferError;
 
 /// A failed request.
@@ -63,10 +64,9 @@ impl ApiError {
     /// (unreadable → 400, too many pixels → 413); model failures are 500.
     pub fn from_infer(error: InferError) -> Self {
         let status = match &error {
-            InferError::NotAnImage { .. } | InferError::Decode { .. } | InferError::Truncated { .. } | InferError::NotAligned { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            InferError::ImageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            InferError::Image(ImageError::NotAnImage { .. } | ImageError::Decode { .. } | ImageError::Truncated { .. })
+            | InferError::NotAligned { .. } => StatusCode::BAD_REQUEST,
+            InferError::Image(ImageError::ImageTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => return Self::server_fault("the face models failed on this photo", &error),
         };
         Self::new(status, error.to_string())
