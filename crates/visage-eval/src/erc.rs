@@ -29,10 +29,13 @@ pub fn default_fractions() -> Vec<f64> {
 /// One quality measure's curve.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErcCurve {
+    /// The quality measure's name (its CSV column prefix).
     pub name: String,
     /// Fixed decision threshold (accept `score ≥ threshold`).
     pub threshold: f64,
+    /// Reject fractions r as given, ascending ([`default_fractions`]: 0, 0.01, …, 0.95).
     pub fractions: Vec<f64>,
+    /// FNMR of the genuine pairs kept at each fraction (same order), in [0, 1].
     pub fnmr: Vec<f64>,
     /// Trapezoidal area under FNMR(r) over the fractions.
     pub area: f64,

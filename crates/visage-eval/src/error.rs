@@ -9,20 +9,38 @@ use std::path::PathBuf;
 /// What went wrong while reading or evaluating user input.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    /// The file could not be opened or read.
+    /// The file could not be opened or read — or, for [`write_labels`] and
+    /// [`write_html`], written (the message still says "cannot read").
+    ///
+    /// [`write_labels`]: crate::io::labels::write_labels
+    /// [`write_html`]: crate::report::write_html
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file (or folder) at fault.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// A line (or record) of the file is not what the format says.
     #[error("{path}:{line}: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
+    Parse {
+        /// The file at fault.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// The file is well-formed but its content cannot be evaluated
     /// (empty, one class only, lengths that do not match, ...).
     #[error("{path}: {message}")]
-    Content { path: PathBuf, message: String },
+    Content {
+        /// The file (or folder) at fault.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// Arguments or in-memory inputs that cannot be evaluated.
     #[error("{0}")]
     Invalid(String),
@@ -58,4 +76,5 @@ impl EvalError {
     }
 }
 
+/// Result of this crate's fallible functions, [`EvalError`] by default.
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

@@ -31,12 +31,16 @@ pub struct PoolingOptions {
 
 /// Template features, rows in ascending template id.
 pub struct Templates {
+    /// Template ids, ascending.
     pub ids: Vec<i64>,
+    /// One L2-normalised feature per template (rows in `ids` order), so a
+    /// dot product of two rows is their cosine.
     pub features: Array2<f64>,
     index: HashMap<i64, usize>,
 }
 
 impl Templates {
+    /// The row of `features` holding `template`, if it had any face.
     pub fn row(&self, template: i64) -> Option<usize> {
         self.index.get(&template).copied()
     }
@@ -98,20 +102,32 @@ pub fn pair_scores(templates: &Templates, pairs: &[(i64, i64, bool)]) -> Result<
     Ok(scores)
 }
 
+/// True positive identification rate at one false positive identification
+/// rate target (NIST IR 8238's TPIR@FPIR).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct TpirAtFpir {
+    /// The FPIR target: the share of non-mated probes allowed a top score ≥ the threshold.
     pub fpir: f64,
+    /// Share of mated probes whose right subject is top-1 with a score ≥ the threshold.
     pub tpir: f64,
 }
 
+/// Open-set 1:N identification of probe templates against a gallery.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentificationResult {
+    /// Probes whose subject is enrolled in the gallery.
     pub mated_probes: usize,
+    /// Probes whose subject is not in the gallery.
     pub non_mated_probes: usize,
+    /// Share of mated probes whose subject ranks first (`cmc[0]`).
     pub rank1: f64,
+    /// Share of mated probes whose subject is among the first 5 (the last
+    /// CMC entry when there are fewer subjects).
     pub rank5: f64,
     /// CMC: identification rate at ranks 1 … 20 (or the number of subjects).
     pub cmc: Vec<f64>,
+    /// One entry per FPIR target, in the order given; empty unless there are
+    /// both mated and non-mated probes.
     pub tpir_at_fpir: Vec<TpirAtFpir>,
 }
 

@@ -10,34 +10,43 @@ use crate::plot::{to_svg_string, Chart};
 
 /// A titled part of the report.
 pub struct Section {
+    /// The section's heading (plain text; escaped when rendered).
     pub title: String,
-    /// Header row and body rows.
+    /// Header row and body rows (plain text cells).
     pub table: Option<(Vec<String>, Vec<Vec<String>>)>,
+    /// SVG documents, inlined after the table and note in this order.
     pub svgs: Vec<String>,
+    /// A short explanation printed under the table (plain text).
     pub note: Option<String>,
 }
 
 impl Section {
+    /// An empty section titled `title`.
     pub fn new(title: impl Into<String>) -> Self {
         Section { title: title.into(), table: None, svgs: Vec::new(), note: None }
     }
 
+    /// Sets the table: a header row and body rows (rows need not have the header's length).
     pub fn with_table(mut self, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
         self.table = Some((header, rows));
         self
     }
 
+    /// Renders `chart` to SVG now and appends it; fails as [`crate::plot::render`] does.
     pub fn with_chart(mut self, chart: &impl Chart) -> Result<Self> {
         self.svgs.push(to_svg_string(chart)?);
         Ok(self)
     }
 
+    /// Sets the note, shown in smaller grey type under the table.
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self
     }
 }
 
+/// `text` with `&`, `<`, `>` and `"` as HTML entities, safe in element
+/// content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -85,6 +94,9 @@ p.note{{color:#555;font-size:.9em}}</style></head><body>\n<h1>{t}</h1>\n",
     html
 }
 
+/// Writes [`render_html`] to `path` (created or truncated). A failure is an
+/// [`EvalError::Io`] naming `path`; its message says "cannot read", the
+/// variant's wording for every I/O error.
 pub fn write_html(path: &Path, title: &str, sections: &[Section]) -> Result<()> {
     std::fs::write(path, render_html(title, sections)).map_err(|e| EvalError::io(path, e))
 }

@@ -1,7 +1,8 @@
 //! Exact ROC of a verification system, and the numbers read from it:
 //! AUC, EER and TAR@FAR.
 //!
-//! Definitions (the evaluation issue; scikit-learn's `roc_curve` conventions):
+//! Definitions (scikit-learn's `roc_curve` / `roc_auc_score` conventions, so
+//! the numbers equal the reference fixtures computed with it):
 //! - a threshold `t` accepts a pair when `score ≥ t`; the ROC points are the
 //!   operating points at every distinct score, from `+∞` (accept nothing,
 //!   point (0, 0)) down to the lowest score (accept everything, point (1, 1)).
@@ -29,7 +30,9 @@ pub const DEFAULT_FARS: [f64; 6] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 /// Scores of genuine (same identity) and impostor (different identity) pairs.
 #[derive(Debug, Clone, Default)]
 pub struct LabelledScores {
+    /// Scores of same-identity pairs (higher = more alike), any order, no NaN.
     pub genuine: Vec<f64>,
+    /// Scores of different-identity pairs, same scale.
     pub impostor: Vec<f64>,
 }
 
@@ -61,6 +64,7 @@ impl LabelledScores {
 /// One operating point: accept `score ≥ threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RocPoint {
+    /// The lowest score accepted (`+∞` for the point (0, 0)).
     pub threshold: f64,
     /// False accept rate = FPR.
     pub far: f64,
@@ -71,7 +75,9 @@ pub struct RocPoint {
 /// TAR at one FAR target.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TarAtFar {
+    /// The FAR target, as asked.
     pub far: f64,
+    /// The highest TAR among ROC points whose FAR is ≤ the target, in [0, 1].
     pub tar: f64,
     /// The threshold of the chosen ROC point (`+∞` when no pair may be accepted).
     #[serde(skip)]
@@ -81,12 +87,18 @@ pub struct TarAtFar {
 /// Everything `visage eval roc` reports, plus a thinned curve for plots.
 #[derive(Debug, Clone)]
 pub struct RocSummary {
+    /// Area under the ROC, in [0, 1]: the probability that a genuine pair
+    /// outscores an impostor pair, ties counting ½.
     pub auc: f64,
+    /// Equal error rate: min over thresholds of max(FAR, FRR), in [0, 1].
     pub eer: f64,
     /// Threshold at which the EER is attained.
     pub eer_threshold: f64,
+    /// One entry per FAR target, in the order asked.
     pub tar_at_far: Vec<TarAtFar>,
+    /// Number of genuine pairs.
     pub n_genuine: u64,
+    /// Number of impostor pairs.
     pub n_impostor: u64,
     /// ROC points thinned for drawing (≤ a few thousand, endpoints kept).
     pub curve: Vec<RocPoint>,
@@ -95,12 +107,16 @@ pub struct RocSummary {
 /// Contract output of `visage eval roc --json`.
 #[derive(Debug, Serialize)]
 pub struct RocReport {
+    /// As [`RocSummary::auc`].
     pub auc: f64,
+    /// As [`RocSummary::eer`].
     pub eer: f64,
+    /// `{"far", "tar"}` per target (thresholds are not part of the contract).
     pub tar_at_far: Vec<TarAtFar>,
 }
 
 impl RocSummary {
+    /// The numbers of the JSON contract, without counts, thresholds or curve.
     pub fn report(&self) -> RocReport {
         RocReport { auc: self.auc, eer: self.eer, tar_at_far: self.tar_at_far.clone() }
     }
@@ -116,14 +132,15 @@ impl RocSummary {
 /// and, when asked for, the scores themselves (for histograms).
 #[derive(Debug, Clone)]
 pub struct NamedRoc {
+    /// Display name (legend, report rows, `--json`'s `name`).
     pub name: String,
+    /// Its ROC summary at the FAR targets asked for.
     pub summary: RocSummary,
     /// The scores the summary was computed from; `None` unless kept.
     pub scores: Option<LabelledScores>,
 }
 
-/// Reads each `(name, scores CSV)` system with
-/// [`read_scores_csv`](crate::io::scores_csv::read_scores_csv) and computes
+/// Reads each `(name, scores CSV)` system with [`read_scores_csv`] and computes
 /// its [`roc_summary`] at `fars`, in the order given. `keep_scores` keeps the
 /// scores in [`NamedRoc::scores`] (8 bytes per pair); otherwise they are
 /// dropped once summarised. The first unreadable or invalid file is the error.

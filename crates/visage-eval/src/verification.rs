@@ -15,6 +15,7 @@ use serde::Serialize;
 /// Protocol parameters; defaults are insightface's.
 #[derive(Debug, Clone)]
 pub struct VerificationConfig {
+    /// Number of folds (10); [`kfold_accuracy`] clamps it to `2 ..= pairs`.
     pub folds: usize,
     /// Candidate thresholds on the squared distance.
     pub thresholds: Vec<f64>,
@@ -27,11 +28,16 @@ impl Default for VerificationConfig {
     }
 }
 
+/// The protocol's outcome (`visage eval verify --json` prints this struct).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerificationResult {
+    /// Mean of the fold accuracies, in [0, 1] (the number papers report for LFW & co.).
     pub accuracy_mean: f64,
+    /// Population standard deviation of the fold accuracies (NumPy's `std`).
     pub accuracy_std: f64,
+    /// Accuracy on each test fold, in fold order.
     pub fold_accuracy: Vec<f64>,
+    /// The squared-distance threshold chosen on the other folds, per fold.
     pub fold_threshold: Vec<f64>,
 }
 
@@ -90,8 +96,8 @@ pub fn kfold_accuracy(distances: &[f64], issame: &[bool], config: &VerificationC
 }
 
 /// The whole protocol on embeddings: [`combine_with_flip`], the
-/// [`squared_distances`] of `pairs` (0-based rows of `embeddings`, every
-/// index below its row count) and [`kfold_accuracy`] against `issame` (one
+/// [`squared_distances`] of `pairs` (0-based rows of `embeddings`; an index
+/// past the last row panics) and [`kfold_accuracy`] against `issame` (one
 /// flag per pair). `flipped`, when given, has the shape of `embeddings`.
 pub fn evaluate_pairs(
     embeddings: &Array2<f64>,

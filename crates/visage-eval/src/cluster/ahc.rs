@@ -38,18 +38,26 @@ pub enum AhcStop {
     Clusters(usize),
 }
 
+/// Parameters of [`ahc`] (scikit-learn's `AgglomerativeClustering` with
+/// `linkage`, `metric` and either `distance_threshold` or `n_clusters`).
 #[derive(Debug, Clone, Copy)]
 pub struct AhcConfig {
+    /// How the distance between two clusters follows from their members'.
     pub linkage: Linkage,
+    /// Distance between two embeddings.
     pub metric: Metric,
+    /// Where the dendrogram is cut.
     pub stop: AhcStop,
 }
 
 /// One merge of the dendrogram: the clusters holding points `a` and `b` joined at `height`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Merge {
+    /// A point (row index) of one of the two clusters.
     pub a: usize,
+    /// A point (row index) of the other cluster.
     pub b: usize,
+    /// Linkage distance of the two clusters when merged, in the metric's units.
     pub height: f64,
 }
 
@@ -165,7 +173,9 @@ pub fn nn_chain(mut dist: Vec<f32>, n: usize, linkage: Linkage) -> Vec<Merge> {
     merges
 }
 
-/// Flat labels from a dendrogram cut.
+/// Flat labels of the `n` points from a dendrogram cut: merges applied from
+/// the lowest height up (all below the threshold, or the `n − k` lowest),
+/// clusters numbered 0, 1, … in order of their first point.
 pub fn cut(merges: &[Merge], n: usize, stop: AhcStop) -> Vec<i64> {
     let mut order: Vec<&Merge> = merges.iter().collect();
     order.sort_by(|x, y| x.height.total_cmp(&y.height));
@@ -180,7 +190,9 @@ pub fn cut(merges: &[Merge], n: usize, stop: AhcStop) -> Vec<i64> {
     sets.labels()
 }
 
-/// Clusters the rows of `x`.
+/// Clusters the rows of `x` (one embedding per row): labels 0, 1, … in order
+/// of each cluster's first row; never `-1`. Needs n² · 4 bytes for the
+/// distance matrix; 0 or 1 rows give all-zero labels.
 pub fn ahc(x: &Array2<f64>, config: &AhcConfig) -> Vec<i64> {
     let n = x.nrows();
     if n <= 1 {

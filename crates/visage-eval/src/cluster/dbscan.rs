@@ -16,8 +16,12 @@ use ndarray::Array2;
 /// DBSCAN parameters (scikit-learn's defaults: `eps = 0.5`, `min_samples = 5`).
 #[derive(Debug, Clone, Copy)]
 pub struct DbscanConfig {
+    /// Neighbourhood radius, in the metric's units: `d(x, y) ≤ eps` makes
+    /// neighbours (cosine distance lies in [0, 2]).
     pub eps: f64,
+    /// Neighbours within `eps`, the point itself included, that make a core point.
     pub min_samples: usize,
+    /// Distance between two embeddings.
     pub metric: Metric,
 }
 
@@ -27,13 +31,17 @@ impl Default for DbscanConfig {
     }
 }
 
+/// DBSCAN labels of the rows of `x` (one embedding per row): clusters 0, 1, …
+/// numbered as described above, `-1` for noise.
 pub fn dbscan(x: &Array2<f64>, config: &DbscanConfig) -> Vec<i64> {
     let data = Prepared::new(x, config.metric);
     let neighbors = radius_neighbors(&data, config.eps);
     labels_from_neighbors(&neighbors, config.min_samples)
 }
 
-/// The graph part of DBSCAN, given the neighbourhoods.
+/// The graph part of DBSCAN, given each point's neighbourhood (indices,
+/// itself included, as [`radius_neighbors`] returns them): the same labels
+/// as [`dbscan`].
 pub fn labels_from_neighbors(neighbors: &[Vec<u32>], min_samples: usize) -> Vec<i64> {
     let n = neighbors.len();
     let is_core: Vec<bool> = neighbors.iter().map(|nb| nb.len() >= min_samples).collect();

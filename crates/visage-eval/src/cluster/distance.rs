@@ -40,12 +40,16 @@ pub fn row_norms(x: &Array2<f64>) -> Vec<f64> {
 /// Embeddings prepared for a metric: normalised rows for cosine, and the
 /// squared norms used by the euclidean expansion.
 pub struct Prepared {
+    /// The embeddings, L2-normalised for cosine, as given for euclidean.
     pub rows: Array2<f64>,
+    /// Squared L2 norm of each row of `rows` (for cosine ≈ 1, or 0 for an all-zero row).
     pub sq_norms: Vec<f64>,
+    /// The metric the rows were prepared for.
     pub metric: Metric,
 }
 
 impl Prepared {
+    /// Copies `x` (one embedding per row), normalising the rows for cosine.
     pub fn new(x: &Array2<f64>, metric: Metric) -> Self {
         let rows = match metric {
             Metric::Cosine => normalize_rows(x),
@@ -55,10 +59,12 @@ impl Prepared {
         Prepared { rows, sq_norms, metric }
     }
 
+    /// Number of embeddings.
     pub fn len(&self) -> usize {
         self.rows.nrows()
     }
 
+    /// Whether there are no embeddings.
     pub fn is_empty(&self) -> bool {
         self.rows.nrows() == 0
     }

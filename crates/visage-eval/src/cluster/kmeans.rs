@@ -19,15 +19,25 @@ use super::distance::{normalize_rows, Metric};
 /// its classic default, `max_iter = 300`, `tol = 1e-4`).
 #[derive(Debug, Clone, Copy)]
 pub struct KmeansConfig {
+    /// Number of clusters; [`kmeans`] clamps it to `1 ..= rows`.
     pub k: usize,
+    /// k-means++ seedings, each run to convergence; the lowest inertia wins
+    /// (0 counts as 1).
     pub restarts: usize,
+    /// Lloyd iterations per restart at most.
     pub max_iter: usize,
+    /// Convergence: stop when the squared centre shift summed over centres is
+    /// at most `tol` × the mean per-feature variance of the rows clustered.
     pub tol: f64,
+    /// Seed of the generator shared by all restarts (same seed, same labels).
     pub seed: u64,
+    /// Cosine clusters L2-normalised rows; euclidean the rows as given.
     pub metric: Metric,
 }
 
 impl KmeansConfig {
+    /// `k` clusters under `metric` with the other parameters at their
+    /// defaults: 10 restarts, 300 iterations, `tol` 1e-4, seed 0.
     pub fn new(k: usize, metric: Metric) -> Self {
         KmeansConfig { k, restarts: 10, max_iter: 300, tol: 1e-4, seed: 0, metric }
     }
@@ -36,8 +46,14 @@ impl KmeansConfig {
 /// Result of the best restart.
 #[derive(Debug, Clone)]
 pub struct KmeansFit {
+    /// Cluster of each row, `0 .. k` (never `-1`); numbering follows the
+    /// seeding, not the rows.
     pub labels: Vec<i64>,
+    /// The k centres (k × columns), in the space clustered (unit rows'
+    /// means for cosine, so not themselves unit length).
     pub centres: Array2<f64>,
+    /// Sum of squared euclidean distances of the rows to their centres, in
+    /// that space (scikit-learn's `inertia_`).
     pub inertia: f64,
 }
 

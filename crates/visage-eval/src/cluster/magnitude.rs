@@ -9,11 +9,14 @@ use serde::Serialize;
 
 use super::distance::{normalize_rows, row_norms};
 
+/// One cluster of a [`MagnitudeReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterMagnitudes {
+    /// The cluster's label.
     pub label: i64,
     /// Member indices, highest magnitude first.
     pub members_by_magnitude: Vec<usize>,
+    /// L2 norm of each member's raw embedding, same order (non-increasing).
     pub magnitudes: Vec<f64>,
     /// Cosine similarity of each member (same order) to the cluster centre.
     pub centre_similarity: Vec<f64>,
@@ -22,13 +25,19 @@ pub struct ClusterMagnitudes {
     pub correlation: Option<f64>,
 }
 
+/// MagFace's magnitude analysis of a clustering (`visage cluster
+/// --magnitude-report`): the JSON written is this struct.
 #[derive(Debug, Clone, Serialize)]
 pub struct MagnitudeReport {
+    /// One entry per cluster, by ascending label.
     pub clusters: Vec<ClusterMagnitudes>,
     /// Correlation over all clustered faces (noise excluded).
     pub overall_correlation: Option<f64>,
 }
 
+/// Pearson's correlation coefficient of two equally long samples, in
+/// [−1, 1]; `None` below 3 values, for different lengths, or when either
+/// sample is constant.
 pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     let n = a.len();
     if n < 3 || n != b.len() {
@@ -72,7 +81,8 @@ fn average_ranks(values: &[f64]) -> Vec<f64> {
     ranks
 }
 
-/// `embeddings` are the raw (unnormalised) features; noise (`-1`) is skipped.
+/// The magnitude report of a clustering: `embeddings` are the raw
+/// (unnormalised) features, one row per label; noise (`-1`) is skipped.
 pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeReport {
     let magnitudes = row_norms(embeddings);
     let unit = normalize_rows(embeddings);
@@ -107,16 +117,20 @@ pub fn magnitude_report(embeddings: &Array2<f64>, labels: &[i64]) -> MagnitudeRe
 /// set of feature magnitudes (`visage eval magnitudes`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MagnitudeStats {
+    /// Number of values.
     pub count: usize,
+    /// Arithmetic mean.
     pub mean: f64,
     /// Population standard deviation (divides by `count`, NumPy's default).
     pub std: f64,
+    /// Smallest value.
     pub min: f64,
+    /// Largest value.
     pub max: f64,
 }
 
 /// Statistics of `values`. An empty slice gives count 0, mean and std 0,
-/// min `+∞` and max `−∞` (the empty fold's identities).
+/// min `+∞` and max `−∞` (serialised to JSON as `null`).
 pub fn magnitude_stats(values: &[f64]) -> MagnitudeStats {
     let n = values.len().max(1) as f64;
     let mean = values.iter().sum::<f64>() / n;
@@ -130,8 +144,9 @@ pub fn magnitude_stats(values: &[f64]) -> MagnitudeStats {
     }
 }
 
-/// `values` split by `labels` (same length): those of clustered rows
-/// (label ≥ 0) and those of noise (label < 0), each in input order.
+/// `values` split by `labels` (same length, else a panic): those of
+/// clustered rows (label ≥ 0) and those of noise (label < 0), each in input
+/// order.
 pub fn split_by_noise(values: &[f64], labels: &[i64]) -> (Vec<f64>, Vec<f64>) {
     assert_eq!(values.len(), labels.len(), "one label per value");
     let part = |noise: bool| values.iter().zip(labels).filter(|(_, &l)| (l < 0) == noise).map(|(&v, _)| v).collect();

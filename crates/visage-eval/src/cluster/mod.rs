@@ -22,11 +22,11 @@ use ndarray::Array2;
 /// pick the method at run time (`visage cluster --method …`).
 #[derive(Debug, Clone, Copy)]
 pub enum Method {
-    /// [`dbscan`]: density-based, leaves noise (`-1`).
+    /// [`dbscan()`]: density-based, leaves noise (`-1`).
     Dbscan(DbscanConfig),
-    /// [`ahc`]: agglomerative, cut at a distance or a cluster count.
+    /// [`ahc()`]: agglomerative, cut at a distance or a cluster count.
     Ahc(AhcConfig),
-    /// [`kmeans`]: the labels of the best restart (lowest inertia).
+    /// [`kmeans()`]: the labels of the best restart (lowest inertia).
     Kmeans(KmeansConfig),
 }
 

@@ -1,16 +1,19 @@
 //! Disjoint sets with path halving and union by size — shared by DBSCAN
 //! (core components) and agglomerative clustering (cutting the dendrogram).
 
+/// Disjoint sets over `0 .. n`, each element starting alone.
 pub struct UnionFind {
     parent: Vec<usize>,
     size: Vec<usize>,
 }
 
 impl UnionFind {
+    /// `n` singleton sets.
     pub fn new(n: usize) -> Self {
         UnionFind { parent: (0..n).collect(), size: vec![1; n] }
     }
 
+    /// The representative of `i`'s set (halving the path on the way).
     pub fn find(&mut self, mut i: usize) -> usize {
         while self.parent[i] != i {
             self.parent[i] = self.parent[self.parent[i]];

@@ -66,14 +66,18 @@ fn check_matrix(matrix: Array2<f64>, path: &Path) -> Result<Array2<f64>> {
 pub struct NpyDtype {
     /// 4 (float32) or 8 (float64).
     pub item_bytes: usize,
+    /// `>` in the descr (big-endian); `<` is little-endian.
     pub big_endian: bool,
 }
 
 /// What a `.npy` header declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NpyHeader {
+    /// Element type and byte order (`descr`).
     pub dtype: NpyDtype,
+    /// Whether the data is column-major (`fortran_order: True`).
     pub fortran_order: bool,
+    /// The declared dimensions, as claimed (not yet checked against the file size).
     pub shape: Vec<u64>,
     /// Where the array data starts (magic, version, length field and header).
     pub data_offset: u64,

@@ -11,12 +11,17 @@ use crate::io::text::{for_each_line_in, open_text, shorten, split_fields, LineCt
 /// Pairs with several per-face quality measures.
 #[derive(Debug, Clone, Default)]
 pub struct QualityPairs {
+    /// Comparison score of each pair (higher = more alike).
     pub scores: Vec<f64>,
+    /// Whether each pair is genuine (label 1).
     pub is_same: Vec<bool>,
     /// `(name, pair quality = min of the two faces)` per measure.
     pub pair_quality: Vec<(String, Vec<f64>)>,
 }
 
+/// Reads an ERC CSV; refuses a header that is not `score,label` followed by
+/// `<name>_1,<name>_2` pairs, non-finite numbers, labels other than 0/1, an
+/// empty file and a file with only one class.
 pub fn read_erc_csv(path: &Path) -> Result<QualityPairs> {
     read_erc_csv_from(open_text(path)?, path)
 }

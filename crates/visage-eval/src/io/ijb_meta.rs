@@ -13,8 +13,11 @@ use crate::io::text::{for_each_line_in, open_text, shorten, LineCtx};
 /// One face of `*_face_tid_mid.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaceRecord {
+    /// The face crop's file name, as in the detector-score file.
     pub image: String,
+    /// The template (set of faces of one subject) the face belongs to.
     pub template: i64,
+    /// The media (photo or video) it comes from; a template averages its faces per media first.
     pub media: i64,
 }
 
@@ -22,6 +25,7 @@ fn fields(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// Reads `*_face_tid_mid.txt`: one face per line, in the order of the feature rows.
 pub fn read_face_tid_mid(path: &Path) -> Result<Vec<FaceRecord>> {
     read_face_tid_mid_from(open_text(path)?, path)
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::error::{EvalError, Result};
 use crate::io::text::{for_each_line_in, open_text, LineCtx};
 
+/// Reads a label file; refuses non-integers and an empty file.
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     read_labels_from(open_text(path)?, path)
 }
@@ -25,6 +26,8 @@ pub fn read_labels_from(reader: impl BufRead, path: &Path) -> Result<Vec<i64>> {
     Ok(labels)
 }
 
+/// Writes `labels`, one per line, creating or truncating `path`; a failure is
+/// [`EvalError::Io`] naming it.
 pub fn write_labels(path: &Path, labels: &[i64]) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| EvalError::io(path, e))?;
     let mut out = std::io::BufWriter::new(file);

@@ -10,6 +10,9 @@ use crate::io::text::{for_each_line_in, open_text, LineCtx};
 /// Row pairs and their is-same flags.
 pub type PairList = (Vec<(usize, usize)>, Vec<bool>);
 
+/// Reads a pair list; refuses lines without exactly 3 fields, negative or
+/// non-integer indices, flags other than 0/1 and an empty file. Indices are
+/// not checked against an embedding matrix here.
 pub fn read_pair_list(path: &Path) -> Result<PairList> {
     read_pair_list_from(open_text(path)?, path)
 }

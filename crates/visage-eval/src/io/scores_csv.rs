@@ -11,6 +11,7 @@ use crate::error::{EvalError, Result};
 use crate::io::text::{for_each_line_in, open_text, shorten, split_fields, LineCtx};
 use crate::roc::LabelledScores;
 
+/// The header line a scores CSV must start with.
 pub const SCORES_HEADER: &str = "score,label";
 
 /// Reads a scores CSV; refuses a wrong header, non-numeric or NaN scores,

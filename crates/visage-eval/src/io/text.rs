@@ -67,11 +67,14 @@ pub fn for_each_line_in(mut reader: impl BufRead, path: &Path, mut visit: impl F
 
 /// Context for parsing fields of one line.
 pub struct LineCtx<'a> {
+    /// The file being read.
     pub path: &'a Path,
+    /// 1-based number of the line.
     pub line: usize,
 }
 
 impl LineCtx<'_> {
+    /// [`EvalError::Parse`] at this file and line.
     pub fn error(&self, message: impl Into<String>) -> EvalError {
         EvalError::parse(PathBuf::from(self.path), self.line, message)
     }
@@ -92,6 +95,7 @@ impl LineCtx<'_> {
         Ok(value)
     }
 
+    /// An integer (surrounding spaces ignored), the column named on error.
     pub fn i64_field(&self, column: &str, text: &str) -> Result<i64> {
         text.trim().parse().map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", shorten(text.trim()))))
     }

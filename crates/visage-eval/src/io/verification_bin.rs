@@ -12,7 +12,9 @@ use crate::error::{EvalError, Result};
 /// A verification set: encoded images (JPEG/PNG bytes, not decoded here) and pair flags.
 #[derive(Debug, Clone)]
 pub struct VerificationSet {
+    /// The `2N` encoded images in file order (shared with the parsed pickle, not copied).
     pub images: Vec<Rc<Vec<u8>>>,
+    /// One flag per pair: whether images `2i` and `2i + 1` show the same person.
     pub issame: Vec<bool>,
 }
 
@@ -23,6 +25,9 @@ impl VerificationSet {
     }
 }
 
+/// Reads a `.bin` set: the whole file into memory, then
+/// [`parse_verification_bin`]. A file that is not such a pickle is
+/// [`EvalError::Content`].
 pub fn read_verification_bin(path: &Path) -> Result<VerificationSet> {
     let data = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
     parse_verification_bin(&data, path)

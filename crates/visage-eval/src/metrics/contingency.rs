@@ -4,16 +4,22 @@
 use std::collections::HashMap;
 
 /// Label value that marks DBSCAN noise. Each noise item counts as its own
-/// singleton cluster (the evaluation issue), not as one big "noise" cluster.
+/// singleton cluster, not as one big "noise" cluster: noise means "not
+/// grouped", and pooling it would score every two noise faces as grouped
+/// together.
 pub const NOISE: i64 = -1;
 
 /// Sparse contingency table: `cells[(t, p)] = n_tp`, row sums `truth_sizes`,
 /// column sums `pred_sizes`.
 #[derive(Debug, Clone)]
 pub struct Contingency {
+    /// Number of items labelled.
     pub n: u64,
+    /// Item counts of the non-zero cells, in order of first occurrence.
     pub cells: Vec<u64>,
+    /// Size of each true class (dense ids in order of first occurrence).
     pub truth_sizes: Vec<u64>,
+    /// Size of each predicted cluster (same numbering scheme).
     pub pred_sizes: Vec<u64>,
     /// For each non-zero cell, its (truth index, pred index).
     pub cell_index: Vec<(usize, usize)>,
@@ -41,6 +47,7 @@ fn dense_ids(labels: &[i64]) -> (Vec<usize>, usize) {
 }
 
 impl Contingency {
+    /// The table of `truth` against `pred` (one label per item in each).
     /// Panics when the lengths differ (callers check and report it).
     pub fn new(truth: &[i64], pred: &[i64]) -> Self {
         assert_eq!(truth.len(), pred.len(), "labelings of different lengths");

@@ -10,15 +10,23 @@ use serde::Serialize;
 
 pub use contingency::{Contingency, NOISE};
 
-/// The `visage eval clusters --json` contract.
+/// The `visage eval clusters --json` contract. Every value lies in [0, 1],
+/// 1 = the predicted clusters are exactly the identities.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ClusterScores {
+    /// Share of same-cluster pairs that are same-identity ([`pairwise`]; 1 with no such pair).
     pub pairwise_precision: f64,
+    /// Share of same-identity pairs put in one cluster (1 with no such pair).
     pub pairwise_recall: f64,
+    /// Harmonic mean of the two pairwise rates.
     pub pairwise_f: f64,
+    /// Per-face share of its cluster that has its identity, averaged ([`bcubed`]).
     pub bcubed_precision: f64,
+    /// Per-face share of its identity that is in its cluster, averaged.
     pub bcubed_recall: f64,
+    /// Harmonic mean of the two B-cubed rates.
     pub bcubed_f: f64,
+    /// Normalised mutual information, arithmetic normalisation ([`nmi`]).
     pub nmi: f64,
 }
 

@@ -17,6 +17,8 @@ fn entropy(sizes: &[u64], n: f64) -> f64 {
         .sum()
 }
 
+/// NMI of the two labelings of `table`, in [0, 1] (definition and limit
+/// cases above).
 pub fn nmi(table: &Contingency) -> f64 {
     let (k_t, k_p) = (table.truth_sizes.len(), table.pred_sizes.len());
     if (k_t == 1 && k_p == 1) || table.n == 0 {

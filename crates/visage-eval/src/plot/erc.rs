@@ -7,8 +7,11 @@ use plotters::prelude::*;
 use super::{colour, err, font::FAMILY, Chart};
 use crate::erc::ErcCurve;
 
+/// The ERC chart of several quality measures (x: reject fraction, y: FNMR).
 pub struct ErcChart<'a> {
+    /// Caption above the chart.
     pub title: String,
+    /// One line each, in the legend's order.
     pub curves: &'a [ErcCurve],
 }
 

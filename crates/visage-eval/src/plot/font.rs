@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use plotters::style::FontStyle;
 
+/// The family name the bundled font is registered under; charts ask plotters for it.
 pub const FAMILY: &str = "sans-serif";
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

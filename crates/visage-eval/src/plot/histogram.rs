@@ -8,20 +8,31 @@ use super::{colour, err, font::FAMILY, Chart};
 
 /// Densities of one series over shared bins.
 pub struct Density {
+    /// Legend entry: the series name and its count of finite values, `name (n = N)`.
     pub name: String,
+    /// Density per bin (count / (n · bin width)), so the bars have unit area;
+    /// all zero for a series without finite values.
     pub counts: Vec<f64>,
 }
 
+/// Overlaid density histograms of several series on shared bins.
 pub struct HistogramChart {
+    /// Caption above the chart.
     pub title: String,
+    /// Label of the x axis (the y axis is "Density").
     pub x_desc: String,
+    /// Left edge of the first bin: the smallest finite value of any series.
     pub lo: f64,
+    /// Right edge of the last bin: the largest finite value (`lo + 1` when all are equal).
     pub hi: f64,
+    /// The series, in legend and colour order.
     pub series: Vec<Density>,
 }
 
 impl HistogramChart {
-    /// Bins `[lo, hi]` (from all series) into `bins` equal bins; each series normalised to unit area.
+    /// Bins `[lo, hi]` (from all series) into `bins` equal bins; each series
+    /// normalised to unit area. Non-finite values are left out; with none
+    /// finite at all the range is [0, 1]. `bins` must be at least 1.
     pub fn new(title: &str, x_desc: &str, series: &[(&str, &[f64])], bins: usize) -> Self {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for (_, values) in series {

@@ -12,15 +12,22 @@ pub use plotters::chart::SeriesLabelPosition;
 /// One named series of `(x, y)` points, drawn in order.
 #[derive(Clone, Debug)]
 pub struct Line {
+    /// Legend entry.
     pub name: String,
+    /// `(x, y)` points; non-finite ones are skipped when drawing.
     pub points: Vec<(f64, f64)>,
 }
 
+/// Lines on linear axes fitted to the finite data (y padded by 5 %).
 #[derive(Clone, Debug)]
 pub struct LineChart {
+    /// Caption above the chart.
     pub title: String,
+    /// Label of the x axis.
     pub x_desc: String,
+    /// Label of the y axis.
     pub y_desc: String,
+    /// The series, in legend and colour order.
     pub lines: Vec<Line>,
     /// Draw a dot at every point (for a few points per line, e.g. severity levels).
     pub markers: bool,
@@ -29,10 +36,12 @@ pub struct LineChart {
 }
 
 impl LineChart {
+    /// A chart without markers, its legend (when shown) in the upper right corner.
     pub fn new(title: impl Into<String>, x_desc: impl Into<String>, y_desc: impl Into<String>, lines: Vec<Line>) -> Self {
         Self { title: title.into(), x_desc: x_desc.into(), y_desc: y_desc.into(), lines, markers: false, legend: SeriesLabelPosition::UpperRight }
     }
 
+    /// Draw a dot at every point as well.
     pub fn with_markers(mut self) -> Self {
         self.markers = true;
         self
@@ -112,7 +121,9 @@ fn tick_label(value: f64, span: f64) -> String {
 /// Several line charts on one canvas, `columns` per row (e.g. loss, accuracy,
 /// learning rate and feature norm of a run as one PNG).
 pub struct ChartGrid {
+    /// The charts, row by row; the canvas is split evenly among the cells.
     pub charts: Vec<LineChart>,
+    /// Charts per row (0 counts as 1).
     pub columns: usize,
 }
 

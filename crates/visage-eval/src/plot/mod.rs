@@ -18,7 +18,9 @@ use plotters::prelude::*;
 use crate::error::EvalError;
 use crate::plot::font::FAMILY;
 
+/// Width of every chart, in pixels (PNG) or SVG user units.
 pub const WIDTH: u32 = 900;
+/// Height of every chart, in the same units.
 pub const HEIGHT: u32 = 620;
 
 /// Line colours: distinguishable, dark enough on white.
@@ -33,12 +35,15 @@ pub const COLOURS: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
+/// The colour of series `i`, cycling through [`COLOURS`].
 pub fn colour(i: usize) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
 /// A chart that can draw itself on any plotters backend.
 pub trait Chart {
+    /// Draws the whole chart on `root` (white background included); the
+    /// error is the backend's message.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
@@ -63,8 +68,11 @@ pub(crate) fn err<E: std::fmt::Debug>(e: E) -> String {
 
 /// Where a chart goes.
 pub enum Target<'a> {
+    /// An SVG file, created or truncated.
     Svg(&'a Path),
+    /// An RGB PNG file, created or truncated.
     Png(&'a Path),
+    /// An SVG document written into the string (for inlining in HTML).
     SvgString(&'a mut String),
 }
 

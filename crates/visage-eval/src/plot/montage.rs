@@ -14,8 +14,11 @@ pub struct MontageError(pub String);
 
 /// One tile: a face crop and the line of text under it.
 pub struct Tile<'a> {
+    /// The face crop, drawn at its own size in the top-left of its cell.
     pub crop: &'a RgbImage,
+    /// Text under the crop, shortened with `…` to the cell's width.
     pub caption: String,
+    /// Red frame and red caption (e.g. a low-quality or dropped face).
     pub flagged: bool,
 }
 

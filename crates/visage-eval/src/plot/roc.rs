@@ -7,7 +7,9 @@ use plotters::prelude::*;
 use super::{colour, err, font::FAMILY, log_label, Chart};
 use crate::roc::RocPoint;
 
+/// ROC curves of several systems: TAR (linear) against FAR (log axis).
 pub struct RocChart<'a> {
+    /// Caption above the chart.
     pub title: String,
     /// `(system name, thinned curve)`.
     pub systems: Vec<(&'a str, &'a [RocPoint])>,
