@@ -351,11 +351,8 @@ impl Detector {
             let input = self.preprocessor().prepare(&canvas);
             let scale = (f64::from(source.width()) / f64::from(w)) as f32;
             // The size floor is in the original photo's pixels.
-            let floor = self.min_face_px;
-            self.min_face_px = floor * scale;
-            let found = self.detect_prepared(&input);
-            self.min_face_px = floor;
-            faces = refine::unpad(found?, offset)
+            let found = self.detect_with_floor(&input, self.min_face_px * scale)?;
+            faces = refine::unpad(found, offset)
                 .into_iter()
                 .map(|d| Detection { bbox: d.bbox.map(|v| v / scale), score: d.score, landmarks: d.landmarks.map(|[x, y]| [x / scale, y / scale]) })
                 .collect();
@@ -404,6 +401,12 @@ impl Detector {
     /// Faces in the photo `input` was prepared from (by this detector's
     /// [`DetectorPreprocessor`]), in photo pixels.
     pub fn detect_prepared(&mut self, input: &DetectorInput) -> Result<Vec<Detection>> {
+        self.detect_with_floor(input, self.min_face_px)
+    }
+
+    /// [`Self::detect_prepared`] keeping faces at least `min_face_px` wide and
+    /// high in the prepared photo's pixels.
+    fn detect_with_floor(&mut self, input: &DetectorInput, min_face_px: f32) -> Result<Vec<Detection>> {
         let expected = self.input_size;
         let fits = if self.fit_input {
             input.input_size.0 <= expected.0.div_ceil(32) * 32 && input.input_size.1 <= expected.1.div_ceil(32) * 32
@@ -430,7 +433,7 @@ impl Detector {
                 score: d.score,
                 landmarks: d.landmarks.map(|[x, y]| to_photo(x, y)),
             })
-            .filter(|d| d.width() >= self.min_face_px && d.height() >= self.min_face_px)
+            .filter(|d| d.width() >= min_face_px && d.height() >= min_face_px)
             .collect();
         if let Some(n) = self.max_faces {
             if faces.len() > n {
