@@ -41,4 +41,4 @@ pub use onnx::{load_onnx_weights, read_onnx_iresnet, read_onnx_mobilefacenet, st
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
 pub use seeded::{materialize, with_backend_rng};
 pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
-pub use weights::{load_weights, read_weights_config, save_weights, WEIGHTS_CONFIG_KEY};
+pub use weights::{load_network, load_weights, read_weights_config, save_weights, WEIGHTS_CONFIG_KEY};

@@ -37,6 +37,26 @@ pub fn load_weights<B: Backend>(
     }
 }
 
+/// Loads a network from a weights file whose architecture is either recorded
+/// in it or given: a visage `.safetensors` file carries its [`BackboneConfig`]
+/// (see [`save_weights`]); for anything else (`.onnx`, PyTorch checkpoints)
+/// `config` says what to build. Returns the backbone and its shape.
+pub fn load_network<B: Backend>(
+    path: &std::path::Path,
+    config: &BackboneConfig,
+    family: CheckpointFamily,
+    device: &B::Device,
+) -> Result<(Backbone<B>, BackboneShape), NnError> {
+    let config = if path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("safetensors")) {
+        read_weights_config(path)?
+    } else {
+        config.clone()
+    };
+    let shape = config.shape()?;
+    let backbone = load_weights::<B>(path, family, &shape, device)?;
+    Ok((backbone, shape))
+}
+
 /// Header key under which [`save_weights`] stores the backbone's config (JSON).
 pub const WEIGHTS_CONFIG_KEY: &str = "visage.backbone";
 

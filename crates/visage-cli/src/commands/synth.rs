@@ -269,15 +269,11 @@ impl SynthArgs {
             return Err(bad_input(&"no such file or folder"));
         }
         let normalization = parse_normalization(&self.normalization)?;
-        let config = if has_extension(&path, "safetensors") {
-            visage_nn::read_weights_config(&path).map_err(|e| bad_input(&e))?
-        } else {
-            let arch: Arch = self.arch.parse().map_err(|e| bad_input(&e))?;
-            let width_scale = (arch == Arch::Mobilefacenet).then_some(self.width_scale);
-            BackboneConfig { embedding_size: self.embedding_size, width_scale, ..BackboneConfig::new(arch) }
-        };
-        let shape = config.shape().map_err(|e| bad_input(&e))?;
-        let backbone = visage_nn::load_weights::<B>(&path, CheckpointFamily::Auto, &shape, device).map_err(|e| bad_input(&e))?;
+        // The architecture options are used only when the file does not record its own.
+        let arch: Arch = self.arch.parse().map_err(|e| bad_input(&e))?;
+        let width_scale = (arch == Arch::Mobilefacenet).then_some(self.width_scale);
+        let config = BackboneConfig { embedding_size: self.embedding_size, width_scale, ..BackboneConfig::new(arch) };
+        let (backbone, shape) = visage_nn::load_network::<B>(&path, &config, CheckpointFamily::Auto, device).map_err(|e| bad_input(&e))?;
         Ok((backbone, shape, normalization))
     }
 
