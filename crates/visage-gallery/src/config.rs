@@ -16,27 +16,42 @@ use visage_eval::roc::{roc_summary, LabelledScores};
 use crate::error::{GalleryError, Result};
 use crate::model::QualityPolicy;
 
-/// Bumped when the on-disk layout changes incompatibly.
+/// The version of what a gallery stores (its config and, through it, the
+/// backends' layouts); bumped when that changes incompatibly. A gallery of
+/// another version is refused on open (embedded: `Corrupt`; PostgreSQL:
+/// `Unsupported`).
 pub const GALLERY_FORMAT_VERSION: u32 = 1;
 
+/// A gallery's settings, fixed at creation except the threshold
+/// ([`crate::GalleryStore::set_threshold`]). Stored as `gallery.json` (and
+/// in each snapshot) by the embedded store, as the `visage_config` row by
+/// PostgreSQL, and carried in every export.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GalleryConfig {
+    /// [`GALLERY_FORMAT_VERSION`] of the build that created the gallery.
     pub format_version: u32,
     /// Length of every template.
     pub embedding_size: usize,
     /// The recogniser config name the templates come from: templates of
     /// different models are not comparable, so searches must use the same one.
     pub recognizer: String,
+    /// The screen every enrolled face passes ([`QualityPolicy::screen`]).
     pub quality: QualityPolicy,
+    /// When a search's top match counts as the same person.
     pub threshold: DecisionThreshold,
 }
 
 impl GalleryConfig {
+    /// A config of the current [`GALLERY_FORMAT_VERSION`]. Nothing is
+    /// checked here; a zero `embedding_size` is refused when a PostgreSQL
+    /// gallery is created.
     pub fn new(embedding_size: usize, recognizer: impl Into<String>, quality: QualityPolicy, threshold: DecisionThreshold) -> Self {
         Self { format_version: GALLERY_FORMAT_VERSION, embedding_size, recognizer: recognizer.into(), quality, threshold }
     }
 
-    /// Refuses queries or templates of another length.
+    /// Refuses queries or templates of another length with
+    /// [`GalleryError::DimensionMismatch`] (bad input: they come from another
+    /// recogniser); `what` names the vector in the message.
     pub fn check_dimension(&self, what: &str, len: usize) -> Result<()> {
         if len != self.embedding_size {
             return Err(GalleryError::DimensionMismatch { what: what.to_string(), expected: self.embedding_size, found: len });
@@ -48,7 +63,9 @@ impl GalleryConfig {
 /// Accept a match when `score ≥ cosine`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecisionThreshold {
+    /// The lowest cosine similarity accepted as the same person, in −1 to 1.
     pub cosine: f32,
+    /// How the value was chosen.
     pub origin: ThresholdOrigin,
 }
 
@@ -57,40 +74,53 @@ pub struct DecisionThreshold {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ThresholdOrigin {
     /// The recogniser config's `same_person_cosine`.
-    Recognizer { recognizer: String },
+    Recognizer {
+        /// The recogniser config's name.
+        recognizer: String,
+    },
     /// Given by hand.
     Manual,
     /// Calibrated on a scores file for a target FAR.
     Calibrated {
+        /// The scores file (as the caller named it) the ROC was computed on.
         scores: String,
+        /// The false-accept rate asked for, in (0, 1).
         target_far: f64,
         /// FAR on the calibration impostors at the chosen threshold.
         achieved_far: f64,
         /// TAR on the calibration genuine pairs at the chosen threshold.
         tar: f64,
+        /// Genuine (same-person) pairs in the scores file.
         genuine_pairs: u64,
+        /// Impostor pairs in the scores file: the smallest FAR it can
+        /// measure is `1 / impostor_pairs`.
         impostor_pairs: u64,
     },
 }
 
 impl DecisionThreshold {
+    /// A threshold given by hand; `Invalid` (bad input) outside −1 to 1.
     pub fn manual(cosine: f32) -> Result<Self> {
         check_cosine(cosine)?;
         Ok(Self { cosine, origin: ThresholdOrigin::Manual })
     }
 
+    /// The recogniser config's `same_person_cosine`; `Invalid` outside −1 to 1
+    /// (a broken config).
     pub fn from_recognizer(recognizer: &str, same_person_cosine: f32) -> Result<Self> {
         check_cosine(same_person_cosine)?;
         Ok(Self { cosine: same_person_cosine, origin: ThresholdOrigin::Recognizer { recognizer: recognizer.to_string() } })
     }
 
-    /// Reads a scores CSV and calibrates on it ([`calibrate_threshold`]).
+    /// Reads a scores CSV (`score,label`, label 1 = same person) and
+    /// calibrates on it ([`calibrate_threshold`]). An unreadable or
+    /// malformed file is [`GalleryError::Calibration`] (bad input).
     pub fn calibrate_from_file(scores_csv: &Path, target_far: f64) -> Result<Self> {
         let scores = visage_eval::io::scores_csv::read_scores_csv(scores_csv).map_err(|e| GalleryError::Calibration(e.to_string()))?;
         calibrate_threshold(&scores, target_far, &scores_csv.display().to_string())
     }
 
-    /// Whether a search score is a match.
+    /// Whether a search score (a cosine) is a match: `score ≥ cosine`.
     pub fn accepts(&self, score: f32) -> bool {
         score >= self.cosine
     }

@@ -21,6 +21,8 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Candidate-list size while searching: higher = better recall, slower search (≥ k).
     pub ef_search: usize,
+    /// Seed of the builder's random level assignment. PostgreSQL's index
+    /// ignores it and `ef_construction` (pgvector builds with its own defaults).
     pub seed: u64,
 }
 
@@ -74,6 +76,8 @@ impl HnswIndex {
         Self { map: Some(map), dim, params }
     }
 
+    /// The parameters the index was built with (the embedded store rebuilds
+    /// its cached index when a search asks for others).
     pub fn params(&self) -> HnswParams {
         self.params
     }

@@ -21,6 +21,8 @@
 //! The search benchmark and the throwaway PostgreSQL server the tests use
 //! live in visage-lab.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod embedded;
 pub mod error;
@@ -47,7 +49,9 @@ pub use store::{
     check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse,
 };
 
-/// Where a gallery lives, as the `--gallery` argument names it.
+/// Where a gallery lives, as the `--gallery` argument names it. Without the
+/// `postgres` feature every operation on a `Postgres` location fails with
+/// [`GalleryError::Unsupported`] (bad input) saying how to rebuild.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GalleryLocation {
     /// An embedded gallery directory.
@@ -57,6 +61,9 @@ pub enum GalleryLocation {
 }
 
 impl GalleryLocation {
+    /// Reads a `--gallery` value: a `postgres://` or `postgresql://` URL is a
+    /// PostgreSQL gallery, anything else a directory path. Never fails; a
+    /// URL is only checked when the gallery is opened.
     pub fn parse(text: &str) -> Self {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             GalleryLocation::Postgres(text.to_string())
@@ -65,7 +72,10 @@ impl GalleryLocation {
         }
     }
 
-    /// Whether a gallery exists there.
+    /// Whether a gallery exists there (embedded: `gallery.json` is a file in
+    /// the directory, never an error; PostgreSQL: the database holds the
+    /// schema-version table, which takes a connection, so a malformed URL is
+    /// `Invalid` and an unreachable server `Database`).
     pub fn exists(&self) -> Result<bool> {
         match self {
             GalleryLocation::Directory(dir) => Ok(EmbeddedStore::exists(dir)),
@@ -90,7 +100,8 @@ impl GalleryLocation {
         }
     }
 
-    /// Creates a gallery there with `config`.
+    /// Creates a gallery there with `config`; refused (`Invalid`, bad input)
+    /// when one exists already.
     pub fn create(&self, config: GalleryConfig) -> Result<Box<dyn GalleryStore>> {
         match self {
             GalleryLocation::Directory(dir) => Ok(Box::new(EmbeddedStore::create(dir, config)?)),

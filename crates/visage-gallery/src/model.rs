@@ -44,26 +44,34 @@ pub struct Template {
 /// A person in the gallery.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
+    /// The gallery's number for the identity (an import gives a new one).
     pub id: IdentityId,
+    /// Unique within the gallery; how callers address the identity ([`check_name`]).
     pub name: String,
     /// Free-form JSON the caller attaches (`null` when none).
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// Every enrolled face, oldest first; never empty in a stored identity.
     pub templates: Vec<Template>,
 }
 
 /// What listings show of an identity: everything but the vectors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IdentitySummary {
+    /// [`Identity::id`].
     pub id: IdentityId,
+    /// [`Identity::name`].
     pub name: String,
+    /// [`Identity::metadata`].
     pub metadata: serde_json::Value,
+    /// How many faces are enrolled.
     pub templates: usize,
-    /// The best face's magnitude.
+    /// The largest magnitude `‖x‖` among its faces (0 with none).
     pub best_quality: f32,
 }
 
 impl Identity {
+    /// The identity without its vectors, as listings show it.
     pub fn summary(&self) -> IdentitySummary {
         IdentitySummary {
             id: self.id,
@@ -110,6 +118,8 @@ pub struct FaceSample {
     pub magnitude: f32,
     /// `[x1, y1, x2, y2]` in photo pixels, when the face was detected.
     pub bbox: Option<[f32; 4]>,
+    /// Where the face came from (becomes [`Template::source`]); refusals
+    /// name it, and idempotent enrolments fingerprint it.
     pub source: String,
 }
 
@@ -140,19 +150,30 @@ pub enum Refusal {
     NoFace,
     /// The photo could not be read or decoded.
     Unreadable {
+        /// The decoder's or the pipeline's error.
         message: String,
     },
+    /// The face's box is narrower or shorter than the gallery's
+    /// [`QualityPolicy::min_face_px`].
     TooSmall {
+        /// Box width, photo pixels.
         width: f32,
+        /// Box height, photo pixels.
         height: f32,
+        /// The gallery's minimum side, photo pixels.
         min_face_px: f32,
     },
+    /// The face's magnitude is below the gallery's
+    /// [`QualityPolicy::min_magnitude`].
     LowQuality {
+        /// The face's `‖x‖`.
         magnitude: f32,
+        /// The gallery's minimum `‖x‖`.
         min_magnitude: f32,
     },
     /// The embedding has NaN/∞ or is not unit length (a model failure).
     BadEmbedding {
+        /// Which: "not finite", or the norm found.
         message: String,
     },
 }
@@ -176,7 +197,9 @@ impl std::fmt::Display for Refusal {
 /// A face that was refused, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RefusedFace {
+    /// The face's [`FaceSample::source`] (or the photo's path at the CLI).
     pub source: String,
+    /// Why; in JSON its fields sit beside `source`, with a `reason` code.
     #[serde(flatten)]
     pub refusal: Refusal,
 }
@@ -274,11 +297,14 @@ pub fn check_metadata(what: &str, metadata: &serde_json::Value) -> Result<()> {
 pub mod f32_base64 {
     use super::*;
 
+    /// Writes `values` as one base64 string (4 bytes per value).
     pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
     }
 
+    /// Reads a base64 string back; refuses invalid base64 and a byte count
+    /// that is not a multiple of 4.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Vec<f32>, D::Error> {
         let text = String::deserialize(deserializer)?;
         let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)?;

@@ -30,11 +30,16 @@ const CHUNK_ROWS: usize = 4096;
 /// One search hit: a row's identity and its cosine similarity to the query.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored {
+    /// The identity whose pooled template the row holds.
     pub id: IdentityId,
+    /// Dot product of the row and the query: their cosine for unit vectors.
     pub score: f32,
 }
 
-/// The pooled templates of a gallery, one row per identity.
+/// The pooled templates of a gallery, one row per identity. Row order is
+/// insertion order until a removal moves the last row into the gap, so
+/// ties in [`TemplateMatrix::top_k`] go to the earlier row, not
+/// necessarily the lower id.
 #[derive(Clone, Debug, Default)]
 pub struct TemplateMatrix {
     dim: usize,
@@ -44,37 +49,45 @@ pub struct TemplateMatrix {
 }
 
 impl TemplateMatrix {
+    /// An empty matrix of `dim`-long rows.
     pub fn new(dim: usize) -> Self {
         Self { dim, ..Self::default() }
     }
 
     /// A matrix over `values` (row-major, `ids.len()` rows of `dim`).
+    /// Panics when the lengths disagree (a programming error).
     pub fn from_rows(dim: usize, values: Vec<f32>, ids: Vec<IdentityId>) -> Self {
         assert_eq!(values.len(), dim * ids.len(), "values must hold ids.len() rows of dim");
         let row_of = ids.iter().enumerate().map(|(row, &id)| (id, row)).collect();
         Self { dim, values, ids, row_of }
     }
 
+    /// Length of every row.
     pub fn dim(&self) -> usize {
         self.dim
     }
 
+    /// Number of rows (identities).
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    /// Whether the matrix has no rows.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
+    /// Row `row` (by position, not id); panics past the last row.
     pub fn row(&self, row: usize) -> &[f32] {
         &self.values[row * self.dim..(row + 1) * self.dim]
     }
 
+    /// The identity of each row, in row order.
     pub fn ids(&self) -> &[IdentityId] {
         &self.ids
     }
 
+    /// All rows, row-major (`len() × dim()` values).
     pub fn values(&self) -> &[f32] {
         &self.values
     }

@@ -68,6 +68,8 @@ pub struct EnrolOutcome {
     pub created: bool,
     /// Templates added.
     pub accepted: usize,
+    /// The faces the quality screen refused, each with its reason, in the
+    /// order given.
     pub refused: Vec<RefusedFace>,
 }
 
@@ -76,18 +78,23 @@ pub struct EnrolOutcome {
 /// `/v1/search` (`{"faces": [{"box", "quality", "decision", "matches"}]}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
+    /// One entry per face found in the photo, in the detector's order;
+    /// empty when it has none.
     pub faces: Vec<FaceMatches>,
 }
 
 /// One face of a searched photo and what the gallery holds for it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaceMatches {
+    /// The face's box `[x1, y1, x2, y2]` in photo pixels (JSON key `box`).
     #[serde(rename = "box")]
     pub bbox: [f32; 4],
-    /// The feature magnitude.
+    /// The feature magnitude `‖x‖` (its scale depends on the recogniser).
     pub quality: f32,
-    /// The top match when it passes the gallery's threshold, else `None`.
+    /// The top match's name when it passes the gallery's threshold, else
+    /// `None` (JSON `null`: not anyone in the gallery).
     pub decision: Option<String>,
+    /// The top-k identities, best first.
     pub matches: Vec<Match>,
 }
 
@@ -102,8 +109,10 @@ impl FaceMatches {
 /// One identity found by a search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Match {
+    /// The identity's id; left out of JSON (ids mean nothing outside the gallery).
     #[serde(skip)]
     pub id: IdentityId,
+    /// The identity's name (JSON key `identity`).
     #[serde(rename = "identity")]
     pub name: String,
     /// Cosine similarity of the query and the identity's pooled template.
@@ -127,11 +136,16 @@ pub enum ImportConflict {
     Merge,
 }
 
+/// What an import did, counted in the export's identities.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ImportReport {
+    /// Identities created under new ids.
     pub created: usize,
+    /// Identities whose templates were added to an existing one of the same name.
     pub merged: usize,
+    /// Identities left out because the name exists ([`ImportConflict::Skip`]).
     pub skipped: usize,
+    /// Templates added, over created and merged identities.
     pub templates: usize,
 }
 
@@ -141,16 +155,22 @@ pub struct ImportReport {
 pub struct GalleryExport {
     /// Always [`EXPORT_FORMAT`].
     pub format: String,
+    /// The exported gallery's settings: an import checks its embedding size
+    /// and recogniser against the target's (`visage gallery import` creates
+    /// a missing gallery with all of it).
     pub config: GalleryConfig,
+    /// Every identity with its templates and metadata, ordered by id.
     pub identities: Vec<Identity>,
 }
 
+/// The format marker of [`GalleryExport`]; an import refuses any other.
 pub const EXPORT_FORMAT: &str = "visage-gallery-export/1";
 
 impl GalleryExport {
-    /// Parses an export file. Exports of galleries written before metadata
-    /// was bounded may nest deeper than serde_json's default limit allows;
-    /// this reads them (see [`crate::json`]).
+    /// Parses an export file. Metadata accepted before enrolment bounded its
+    /// depth can nest deeper than serde_json's default limit allows; this
+    /// reads such exports (see [`crate::json`]). The export is not checked
+    /// here: `import` does that. The error is the parser's message.
     pub fn from_json(bytes: &[u8]) -> std::result::Result<Self, String> {
         crate::json::from_json(bytes)
     }
@@ -221,9 +241,17 @@ pub fn screen_faces(config: &GalleryConfig, faces: &[FaceSample]) -> Result<(Vec
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportStep {
     /// Create `export.identities[index]` (with its metadata) under a new id.
-    Create { index: usize },
+    Create {
+        /// Position in `export.identities`.
+        index: usize,
+    },
     /// Add `export.identities[index]`'s templates to existing identity `id`.
-    Merge { index: usize, id: IdentityId },
+    Merge {
+        /// Position in `export.identities`.
+        index: usize,
+        /// The target gallery's identity of the same name.
+        id: IdentityId,
+    },
 }
 
 /// The part of `import` every backend shares: checks the export and that it
@@ -299,6 +327,7 @@ pub trait GalleryStore: Send + Sync {
     /// Where the gallery lives (a directory or a connection URL without its password).
     fn location(&self) -> String;
 
+    /// The gallery's settings, including a threshold set since it was opened.
     fn config(&self) -> Result<GalleryConfig>;
 
     /// Replaces the decision threshold (one durable write).
@@ -344,6 +373,7 @@ pub trait GalleryStore: Send + Sync {
     /// Number of identities.
     fn len(&self) -> Result<usize>;
 
+    /// Whether the gallery holds no identity.
     fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }

@@ -42,8 +42,10 @@ pub trait LockGuard: Send + Sync {}
 pub enum LockFailure {
     /// Another process holds it; `holder` is the pid the last writer recorded.
     Busy {
+        /// The pid in the lock file, when it holds one (see `Busy`).
         holder: Option<u32>,
     },
+    /// Opening or locking the lock file failed.
     Io(io::Error),
 }
 

@@ -113,11 +113,15 @@ impl Default for OpenOptions {
 /// What a gallery remembers of an enrolment made with an idempotency key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
+    /// The client's key (1 to 128 visible ASCII characters).
     pub key: String,
     /// [`enrolment_fingerprint`] of the request: the same key with another request is refused.
     pub fingerprint: u32,
+    /// The identity the enrolment wrote to.
     pub id: IdentityId,
+    /// Whether that enrolment created the identity.
     pub created: bool,
+    /// Templates that enrolment added.
     pub accepted: usize,
 }
 
@@ -301,6 +305,13 @@ impl EmbeddedStore {
         Self::open(dir, OpenOptions { read_only: false, ..options })
     }
 
+    /// Opens the gallery in `dir`: takes the lock (shared when
+    /// `options.read_only`), loads the snapshot and replays the log. A
+    /// writable open also cuts a torn last record off the log (keeping a
+    /// copy beside it) and makes the files owner-only. Errors:
+    /// `NotAGallery` without `gallery.json`, `Locked` when another process
+    /// holds the lock past `options.lock_timeout`, `Corrupt` for damaged
+    /// files or a `format_version` this build does not read, `Io` otherwise.
     pub fn open(dir: &Path, options: OpenOptions) -> Result<Self> {
         let fs = options.fs.clone();
         let fs = fs.as_ref();

@@ -20,14 +20,21 @@ use crate::error::{GalleryError, Result};
 use crate::json::from_json;
 use crate::model::{Identity, IdentityId};
 
+/// The header's format marker; a snapshot with another is refused as `Corrupt`.
 pub const SNAPSHOT_FORMAT: &str = "visage-gallery-snapshot/1";
 
+/// The snapshot's first line.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SnapshotHeader {
+    /// Always [`SNAPSHOT_FORMAT`].
     pub format: String,
     /// Every log record up to and including this sequence number is in the snapshot.
     pub last_seq: u64,
+    /// The id the next new identity gets (ids are never reused, so this can
+    /// exceed every id in the snapshot).
     pub next_id: IdentityId,
+    /// The gallery's settings as of `last_seq` (the threshold may differ
+    /// from `gallery.json`'s, which records the creation config).
     pub config: GalleryConfig,
     /// The idempotency keys still remembered, oldest first (absent in snapshots written before keys existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -21,7 +21,9 @@ use std::path::Path;
 use super::fs::{FileHandle, FileSystem};
 use crate::error::{GalleryError, Result};
 
+/// The first 4 bytes of every record.
 pub const MAGIC: [u8; 4] = *b"VGW1";
+/// Bytes before the payload: magic, length, CRC-32, seq.
 pub const HEADER_LEN: usize = 20;
 /// Refuses absurd lengths before allocating (a torn length field can say anything).
 pub const MAX_PAYLOAD: usize = 1 << 31;
@@ -29,13 +31,16 @@ pub const MAX_PAYLOAD: usize = 1 << 31;
 /// One record as read back.
 #[derive(Debug)]
 pub struct LogRecord {
+    /// The transaction's sequence number, strictly increasing through the log.
     pub seq: u64,
+    /// The transaction: a JSON list of changes.
     pub payload: Vec<u8>,
 }
 
 /// Everything readable in a log file.
 #[derive(Debug)]
 pub struct LogContents {
+    /// The valid records, in file order.
     pub records: Vec<LogRecord>,
     /// Bytes of whole, valid records.
     pub valid_len: u64,
@@ -43,6 +48,7 @@ pub struct LogContents {
     pub torn_bytes: u64,
 }
 
+/// One record's bytes, header and payload, as the module docs lay them out.
 pub fn encode(seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
     record.extend_from_slice(&MAGIC);
@@ -206,7 +212,8 @@ fn keep_cut_bytes(fs: &dyn FileSystem, path: &Path, valid_len: u64) -> Result<()
     fs.sync_dir(dir).map_err(|e| GalleryError::io(dir, e))
 }
 
-/// Where [`keep_cut_bytes`] puts the bytes cut off `log` at `offset`.
+/// Where a writable open keeps the bytes it cuts off `log` at `offset`:
+/// `wal.log.cut-OFFSET-CRC`, CRC being the CRC-32 of those bytes in hex.
 pub fn cut_bytes_path(log: &Path, offset: u64, tail: &[u8]) -> std::path::PathBuf {
     let name = log.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "wal.log".into());
     log.with_file_name(format!("{name}.cut-{offset}-{:08x}", crc32fast::hash(tail)))
@@ -266,6 +273,7 @@ impl LogWriter {
         self.len
     }
 
+    /// Whether the log holds no record.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -306,6 +306,11 @@ impl PostgresStore {
         Self::create_with(url, config, &PostgresOptions::default())
     }
 
+    /// [`PostgresStore::create`] with `options`. All of it is one
+    /// transaction under the migration lock: a database that already holds
+    /// a gallery is refused (`Invalid`) and a failure leaves nothing behind.
+    /// A read-only `options` or an `embedding_size` of 0 is refused before
+    /// any statement runs.
     pub fn create_with(url: &str, config: GalleryConfig, options: &PostgresOptions) -> Result<Self> {
         let mut store = Self::connect(url, options)?;
         store.refuse_if_read_only()?;
@@ -340,6 +345,9 @@ impl PostgresStore {
         Self::open_with(url, &PostgresOptions::default())
     }
 
+    /// [`PostgresStore::open`] with `options`. A database without the
+    /// schema is `Invalid` (not a gallery); a schema or format newer than
+    /// this build is `Unsupported`.
     pub fn open_with(url: &str, options: &PostgresOptions) -> Result<Self> {
         let mut store = Self::connect(url, options)?;
         let (pool, location, read_only) = (store.pool.clone(), store.location.clone(), store.read_only);
