@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Reference fixtures for crates/visage-eval (independent of the Rust code).
 
-Writes data and the numbers scikit-learn / scipy / NumPy give for them under
+Writes data and the numbers scikit-learn / NumPy give for them under
 crates/visage-eval/tests/fixtures/. Deterministic (fixed seeds); run from the
 repository root:
 
-    pip install scikit-learn numpy scipy
+    pip install scikit-learn numpy
     python3 scripts/reference/eval_fixtures.py
 
-Definitions follow the evaluation issue: accept score >= t; AUC =
+Definitions (scikit-learn's conventions): accept score >= t; AUC =
 sklearn roc_auc_score; EER = min over thresholds of max(FAR, FRR); TAR@FAR =
 highest TPR among ROC points with FPR <= FAR; DBSCAN noise counts as one
 singleton cluster per item in the cluster metrics.

@@ -81,8 +81,13 @@ pub(super) fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<
 /// FAR targets (and `ijb`'s FPIR targets, under the same message) are
 /// rates: finite, in [0, 1].
 fn check_fars(fars: &[f64]) -> Result<(), Failure> {
-    match fars.iter().find(|f| !(f.is_finite() && **f >= 0.0 && **f <= 1.0)) {
-        Some(f) => Err(Failure::bad_input(format!("--far {f}: expected rates between 0 and 1"))),
+    check_rates("--far", fars)
+}
+
+/// Every value of option `option` is a rate in [0, 1].
+fn check_rates(option: &str, rates: &[f64]) -> Result<(), Failure> {
+    match rates.iter().find(|f| !(f.is_finite() && **f >= 0.0 && **f <= 1.0)) {
+        Some(f) => Err(Failure::bad_input(format!("{option} {f}: expected rates between 0 and 1"))),
         None => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ use visage_eval::plot::{self, roc::RocChart};
 use visage_eval::roc::{roc_summary, RocSummary, DEFAULT_FARS};
 use visage_eval::EvalError;
 
-use super::{cannot_write, check_fars, input, print_json};
+use super::{cannot_write, check_fars, check_rates, input, print_json};
 use crate::commands::Failure;
 
 /// Arguments of `visage eval ijb`.
@@ -65,7 +65,7 @@ struct Evaluation {
 impl IjbArgs {
     pub fn run(&self, out: &mut dyn Write) -> Result<(), Failure> {
         check_fars(&self.far)?;
-        check_fars(&self.fpir)?;
+        check_rates("--fpir", &self.fpir)?;
         let r = self.evaluate().map_err(input)?;
         if self.json {
             let report = serde_json::json!({
