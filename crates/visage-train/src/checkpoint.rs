@@ -1,7 +1,7 @@
 //! Checkpoints: everything needed to continue a run exactly where it was.
 //!
 //! `out_dir/checkpoints/step-00001234/` holds `model.bin` (backbone +
-//! centres, full precision), `optimizer.bin` (momenta) and `state.json` (steps
+//! centres, full precision), `optimizer.bin` (SGD momenta or AdamW moments) and `state.json` (steps
 //! done, the head with AdaFace's running statistics, the config). It is
 //! written as `.step-00001234.tmp/` and renamed into place, so a kill at any
 //! moment leaves either the whole checkpoint or none of it; the newest
@@ -22,18 +22,25 @@ use crate::error::{Result, TrainError};
 use crate::model::TrainModel;
 use crate::optimizer::AnyOptimizer;
 
+/// A checkpoint's `state.json`: where the loop stood, with what a resume
+/// needs besides the weights and the optimiser's moments.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainState {
     /// Optimiser steps taken so far (the next step's index).
     pub steps_done: u64,
+    /// The margin head with its state (AdaFace's running mean and standard
+    /// deviation of the feature norms; the other heads keep none).
     pub head: MarginHead,
     /// The config the run was started with; a resume must use the same.
     pub config: TrainConfig,
+    /// The batch-mean loss of the last step before saving (NaN when no step
+    /// ran since the run started or resumed).
     pub last_loss: f32,
 }
 
 const PREFIX: &str = "step-";
 
+/// `out_dir/checkpoints`, where every `step-NNNNNNNN/` of a run lies.
 pub fn checkpoints_dir(out_dir: &Path) -> PathBuf {
     out_dir.join("checkpoints")
 }

@@ -55,33 +55,58 @@ use visage_nn::{Arch, BackboneConfig, BackboneShape, CheckpointFamily, IResNetLa
 use crate::error::{Result, TrainError};
 use crate::imprint::CentreInit;
 
+/// A whole `train.toml`. Unknown keys are refused; [`TrainConfig::load`]
+/// and [`TrainConfig::parse`] check the ranges. A checkpoint stores it, and
+/// a resume must present an equal one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Where checkpoints and logs go (relative paths are relative to the config file).
     pub out_dir: PathBuf,
+    /// Passes over the data, at least 1 (arcface_torch's MS1MV2 configs
+    /// train 20, MagFace 25, AdaFace 26). Only full batches count: the
+    /// run is `epochs × ⌊samples / batch_size⌋` steps.
     pub epochs: u64,
+    /// Samples per optimiser step, split over the workers when there are
+    /// several; default 128 (arcface_torch's per-GPU batch).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Seeds the network's initial draw, the shuffle and augmentation of
+    /// every epoch and the dropout masks of every step; default 2048, as
+    /// arcface_torch.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// `[backbone]`: the network and where its weights start.
     pub backbone: BackboneSection,
+    /// `[head]`: the margin head (`kind` plus its parameters, visage-heads'
+    /// defaults for those left out). `subcenter` heads train K centres per class.
     pub head: HeadConfig,
+    /// `[partial_fc]`: when present, each step's softmax covers every class
+    /// of the batch plus a random sample of the others, `max(positives,
+    /// ⌈sample_rate·C⌉)` centres (`sample_rate` default 0.1); the logged
+    /// accuracy is then empty.
     #[serde(default)]
     pub partial_fc: Option<PartialFcConfig>,
+    /// `[data]`: the training images and how they are fed.
     pub data: DataSection,
+    /// `[optimizer]`: SGD (default) or AdamW.
     #[serde(default)]
     pub optimizer: OptimizerSection,
+    /// `[schedule]`: learning rate per step; default polynomial decay without warm-up.
     #[serde(default)]
     pub schedule: ScheduleSection,
+    /// `[checkpoint]`: how often to save and how many to keep.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
     /// Clip the backbone's gradients to this global L2 norm, as arcface_torch's
-    /// `clip_grad_norm_(backbone.parameters(), 5)` (see `clip`).
+    /// `clip_grad_norm_(backbone.parameters(), 5)` (see [`crate::clip`]);
+    /// positive; default none. The class centres are never clipped.
     #[serde(default)]
     pub grad_clip_norm: Option<f32>,
+    /// `[verification]`: `.bin` sets evaluated during training; default none.
     #[serde(default)]
     pub verification: Option<VerificationSection>,
+    /// `[parallel]`: workers per step; default one.
     #[serde(default)]
     pub parallel: ParallelSection,
     /// Where the class centres start: `random` (default) or `class_means`
@@ -100,7 +125,8 @@ fn is_random(init: &CentreInit) -> bool {
 pub struct ParallelSection {
     /// Workers that each take a shard of every batch: one per device when
     /// the backend has that many (GPUs `index, index + 1, …` from `--device`),
-    /// otherwise threads sharing the device (the CPU).
+    /// otherwise threads sharing the device (the CPU). In 1..=`batch_size`;
+    /// default 1. See [`crate::parallel`] for what differs from one worker.
     #[serde(default = "one")]
     pub workers: usize,
 }
@@ -121,9 +147,11 @@ fn one() -> usize {
 pub struct VerificationSection {
     /// `.bin` sets (relative paths are relative to the config file).
     pub sets: Vec<PathBuf>,
-    /// Evaluate every this many steps (and at the end).
+    /// Evaluate every this many steps (and at the end); at least 1, default
+    /// 2000 (arcface_torch's `verbose`).
     #[serde(default = "default_verify_every")]
     pub every_steps: u64,
+    /// Images per forward pass while evaluating; at least 1, default 64.
     #[serde(default = "default_verify_batch")]
     pub batch_size: usize,
 }
@@ -147,23 +175,38 @@ fn default_seed() -> u64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackboneSection {
+    /// The network: `iresnet18/34/50/100/200` (`r18` …) or `mobilefacenet`
+    /// / `mobilefacenet_large` (`mbf`, `mbf_large`).
     pub arch: Arch,
+    /// Length D of the feature (and of each class centre); default 512, as
+    /// all three recipes.
     #[serde(default = "default_embedding_size")]
     pub embedding_size: usize,
+    /// Dropout probability before the final FC layer, in [0, 1); default 0
+    /// (arcface_torch's). Above 0, each step's masks are drawn from (seed,
+    /// step), so a resumed run draws the same ones.
     #[serde(default)]
     pub dropout: f64,
+    /// IResNet module tree: `insightface` (default; arcface_torch and
+    /// MagFace) or `adaface` (AdaFace's `IR_*`).
     #[serde(default)]
     pub layout: IResNetLayout,
     /// MobileFaceNet's width multiplier (insightface's `scale`; 1 = the
     /// paper's network, the Paddle ArcFace model's): see visage-nn's `BackboneConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width_scale: Option<usize>,
+    /// IResNet only: residual blocks in each of the four stages, replacing
+    /// the arch's (e.g. `[1, 1, 1, 1]` for small experiments).
     #[serde(default)]
     pub blocks_per_stage: Option<[usize; 4]>,
+    /// IResNet only: channels of the four stages (the arch's: 64, 128, 256, 512).
     #[serde(default)]
     pub stage_widths: Option<[usize; 4]>,
+    /// IResNet only: channels of the stem convolution (the arch's: 64).
     #[serde(default)]
     pub stem_width: Option<usize>,
+    /// IResNet only: side of the square input in pixels (the arch's: 112);
+    /// the loader resizes every image to it.
     #[serde(default)]
     pub input_size: Option<usize>,
     /// Start from pretrained weights instead of a random draw: a PyTorch
@@ -182,6 +225,9 @@ fn default_embedding_size() -> usize {
 }
 
 impl BackboneSection {
+    /// The layer shapes this section describes: the arch's, with the IResNet
+    /// overrides applied and checked. The error names what is wrong
+    /// (an override on a MobileFaceNet, an invalid shape).
     pub fn shape(&self) -> std::result::Result<BackboneShape, String> {
         let named = BackboneConfig {
             arch: self.arch,
@@ -211,11 +257,17 @@ impl BackboneSection {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// `[data]`: where the training images come from and how they are fed.
 pub struct DataSection {
-    /// A RecordIO `.rec` (with its `.idx` beside it) or an image folder.
+    /// A RecordIO `.rec` (with its `.idx` beside it) or an image folder with
+    /// one sub-folder per identity (labels in sorted folder order); relative
+    /// to the config file.
     pub source: PathBuf,
+    /// Pixel convention of the network's input; default `arcface`. Match the
+    /// family of `init_from`'s weights when fine-tuning.
     #[serde(default)]
     pub normalization: NormalizationChoice,
+    /// Decoding threads of the loader; default 2, at least 1 is used.
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Random horizontal flip with probability 0.5 (every recipe uses it).
@@ -236,13 +288,17 @@ fn yes() -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NormalizationChoice {
+    /// RGB, `(x − 127.5) / 127.5` (insightface, arcface_torch).
     #[default]
     Arcface,
+    /// BGR, `x / 255` (MagFace).
     Magface,
+    /// BGR, `(x / 255 − 0.5) / 0.5` (AdaFace).
     Adaface,
 }
 
 impl NormalizationChoice {
+    /// The channel order, mean and scale the loader applies.
     pub fn normalization(self) -> Normalization {
         let family = match self {
             Self::Arcface => ModelFamily::Arcface,
@@ -253,28 +309,40 @@ impl NormalizationChoice {
     }
 }
 
+/// `[optimizer]`, tagged by `kind`: one optimiser for the backbone and the
+/// class centres together.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum OptimizerSection {
     /// PyTorch's SGD: `v ← μ·v + (g + λ·w)`, `w ← w − lr·v` (no dampening).
+    /// The defaults are all three recipes'.
     Sgd {
+        /// Peak learning rate (before the schedule scales it); positive, default 0.1.
         #[serde(default = "default_lr")]
         lr: f64,
+        /// Momentum μ; default 0.9, 0 turns momentum off.
         #[serde(default = "default_momentum")]
         momentum: f64,
+        /// L2 weight decay λ added to the gradient; default 5e-4, 0 turns it off.
         #[serde(default = "default_weight_decay")]
         weight_decay: f64,
     },
-    /// AdamW (decoupled weight decay), PyTorch's defaults for betas and eps.
+    /// AdamW (decoupled weight decay), PyTorch's defaults for betas and eps;
+    /// lr and decay are arcface_torch's ViT configs'.
     Adamw {
+        /// Peak learning rate; positive, default 1e-3.
         #[serde(default = "default_adamw_lr")]
         lr: f64,
+        /// Decay of the first moment; default 0.9.
         #[serde(default = "default_beta1")]
         beta1: f32,
+        /// Decay of the second moment; default 0.999.
         #[serde(default = "default_beta2")]
         beta2: f32,
+        /// Added to the second moment's root; default 1e-8.
         #[serde(default = "default_eps")]
         eps: f32,
+        /// Decoupled weight decay (`w ← w − lr·λ·w`); default 0.1.
         #[serde(default = "default_adamw_weight_decay")]
         weight_decay: f32,
     },
@@ -287,6 +355,7 @@ impl Default for OptimizerSection {
 }
 
 impl OptimizerSection {
+    /// The peak learning rate, whichever the optimiser.
     pub fn lr(&self) -> f64 {
         match self {
             Self::Sgd { lr, .. } | Self::Adamw { lr, .. } => *lr,
@@ -319,21 +388,29 @@ fn default_adamw_weight_decay() -> f32 {
     0.1
 }
 
+/// `[schedule]`, tagged by `kind`: how the learning rate moves over the
+/// run (see [`crate::schedule::LrSchedule::lr`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum ScheduleSection {
     /// arcface_torch's `PolyScheduler`: linear warm-up, then `lr·(1 − progress)^power`.
     Poly {
+        /// Epochs of linear warm-up from 0 (fractions allowed, rounded to
+        /// steps); default 0, as arcface_torch's MS1MV2 configs.
         #[serde(default)]
         warmup_epochs: f64,
+        /// Exponent of the decay; default 2, as arcface_torch.
         #[serde(default = "default_power")]
         power: f64,
     },
     /// MultiStepLR: ×`gamma` at each milestone epoch (MagFace 10/18/22, AdaFace 12/20/24).
     Step {
+        /// Epochs (0-based) from which each drop applies; strictly increasing.
         milestones: Vec<u64>,
+        /// Factor per milestone passed; default 0.1.
         #[serde(default = "default_gamma")]
         gamma: f64,
+        /// Epochs of linear warm-up from 0 before the steps; default 0.
         #[serde(default)]
         warmup_epochs: f64,
     },
@@ -352,13 +429,15 @@ fn default_gamma() -> f64 {
     0.1
 }
 
+/// `[checkpoint]`: when checkpoints are written and how many stay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSection {
-    /// Save every this many steps (and always at the end).
+    /// Save every this many steps (and always at the end); at least 1,
+    /// default 1000. A resume restarts from the last one saved.
     #[serde(default = "default_every")]
     pub every_steps: u64,
-    /// Checkpoints kept on disk (the newest).
+    /// Checkpoints kept on disk (the newest); at least 1, default 2.
     #[serde(default = "default_keep")]
     pub keep: usize,
 }

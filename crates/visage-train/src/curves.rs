@@ -14,13 +14,20 @@ use crate::metrics::HEADER;
 /// The columns of `metrics.csv` the curves need, one entry per logged step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Curves {
+    /// The step index (0-based), as a number for the charts' x axis.
     pub steps: Vec<f64>,
+    /// The epoch the step belongs to (0-based).
     pub epochs: Vec<u64>,
+    /// The learning rate the step used.
     pub lr: Vec<f64>,
+    /// The batch-mean loss (MagFace's regulariser included).
     pub loss: Vec<f64>,
-    /// NaN where the step logged none (Partial FC).
+    /// Top-1 on the batch with the margin applied, in [0, 1]; NaN where the
+    /// step logged none (Partial FC).
     pub accuracy: Vec<f64>,
+    /// Mean L2 norm of the batch's features before normalisation.
     pub mean_feature_norm: Vec<f64>,
+    /// Training throughput of the step.
     pub images_per_s: Vec<f64>,
 }
 
@@ -32,6 +39,10 @@ impl Curves {
         Self::parse(&text).map_err(|message| TrainError::Config { path: file, message })
     }
 
+    /// Parses the text of a `metrics.csv`: columns found by name in the
+    /// header, so extra or reordered columns are fine. The error names the
+    /// missing column or the line and column of a bad cell, or says no step
+    /// is logged yet.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         let mut lines = text.lines();
         let header = lines.next().unwrap_or_default();
@@ -95,8 +106,11 @@ impl Curves {
 /// Where the curves of one run went.
 #[derive(Clone, Debug)]
 pub struct CurvesReport {
+    /// The HTML page written.
     pub html: PathBuf,
+    /// The PNG/SVG written, when one was asked for.
     pub image: Option<PathBuf>,
+    /// Steps the log held.
     pub steps: usize,
 }
 

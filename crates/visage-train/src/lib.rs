@@ -8,6 +8,10 @@
 //! - [`model`]: backbone + class centres as one burn module;
 //! - [`optimizer`]: SGD with momentum + weight decay, or AdamW, as PyTorch
 //!   defines them;
+//! - [`clip`]: arcface_torch's gradient clipping, one L2 norm over the
+//!   whole backbone;
+//! - [`imprint`]: class centres started at the class means of a pretrained
+//!   backbone's features, for fine-tuning;
 //! - [`parallel`]: data-parallel steps over several workers/devices;
 //! - [`checkpoint`]: model + optimiser + position + head state, written
 //!   atomically, found again on resume;
@@ -20,6 +24,8 @@
 //!
 //! The experiments built on the loop (the magnitude, cleaning and
 //! fine-tuning demos) live in visage-lab.
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod clean;

@@ -8,8 +8,10 @@ use visage_nn::{materialize, Backbone, BackboneShape};
 
 use crate::error::Result;
 
+/// The trained parameters: a checkpoint's `model.bin` is this module's record.
 #[derive(Module, Debug)]
 pub struct TrainModel<B: Backend> {
+    /// The network: `N × 3 × S × S` images to `N × D` features.
     pub backbone: Backbone<B>,
     /// `classes·K × D` centres (row `c·K + j` = sub-centre `j` of class `c`).
     pub centres: Param<Tensor<B, 2>>,

@@ -17,8 +17,12 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::config::OptimizerSection;
 use crate::error::{Result, TrainError};
 
+/// The optimiser a config names, over module `M`; its state (momenta or
+/// moments) is saved in every checkpoint as `optimizer.bin`.
 pub enum AnyOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
+    /// SGD with PyTorch's momentum (no dampening) and L2 weight decay.
     Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
+    /// AdamW with decoupled weight decay.
     AdamW(OptimizerAdaptor<AdamW, M, B>),
 }
 
@@ -40,6 +44,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
         }
     }
 
+    /// One update of `module` with `grads` at learning rate `lr`.
     pub fn step(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         match self {
             Self::Sgd(optim) => optim.step(lr, module, grads),
@@ -66,6 +71,9 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> AnyOptimizer<M, B> {
         saved.map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), message: format!("cannot save the optimiser: {e}") })
     }
 
+    /// This optimiser with the state saved at `path` (+ `.bin`) on `device`;
+    /// [`TrainError::Checkpoint`] when the file is missing or does not hold
+    /// this optimiser's state.
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self> {
         let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
         let fail =

@@ -32,18 +32,24 @@ use crate::step::head_loss;
 
 /// One worker's part of a batch, already on its device.
 pub struct Shard<B: AutodiffBackend> {
+    /// The worker's device; its forward and backward pass run there.
     pub device: B::Device,
+    /// `n_k × 3 × S × S` normalised images.
     pub images: Tensor<B, 4>,
+    /// Class of each image, `n_k` of them.
     pub labels: Vec<usize>,
 }
 
 /// The combined result of one data-parallel forward/backward pass.
 pub struct ParallelGradients {
+    /// Each shard's gradients (of its weighted loss) with its device, for
+    /// `Optimizer::step_multi`, which sums them.
     pub grads: MultiGradientsParams,
     /// The batch-mean loss (shard losses weighted by their share).
     pub loss: f32,
     /// Top-1 over the whole batch, `None` with Partial FC.
     pub accuracy: Option<f32>,
+    /// Mean L2 norm of the batch's features, over all shards.
     pub mean_feature_norm: f32,
     /// The head after the step (AdaFace: the shards' statistics averaged).
     pub head: MarginHead,
@@ -59,7 +65,11 @@ struct ShardResult {
     head: MarginHead,
 }
 
-/// Forward and backward of every shard, each on its own thread.
+/// Forward and backward of every shard, each on its own thread, with a copy
+/// of `model` forked to the shard's device and a copy of `head`. `step`
+/// seeds Partial FC's class sampling. Fails with the first shard's
+/// [`HeadError`] in shard order (non-finite features among them); a worker
+/// that panics panics the caller.
 pub fn shard_gradients<B: AutodiffBackend>(
     model: &TrainModel<B>,
     head: &MarginHead,

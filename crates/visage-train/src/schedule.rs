@@ -12,10 +12,13 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
+    /// `base_lr` scaled per step over `epochs × steps_per_epoch` steps
+    /// (`steps_per_epoch` 0 counts as 1).
     pub fn new(base_lr: f64, section: ScheduleSection, steps_per_epoch: u64, epochs: u64) -> Self {
         Self { base_lr, section, steps_per_epoch: steps_per_epoch.max(1), total_steps: steps_per_epoch.max(1) * epochs }
     }
 
+    /// Steps in the whole run.
     pub fn total_steps(&self) -> u64 {
         self.total_steps
     }

@@ -9,7 +9,9 @@ use crate::error::Result;
 
 /// The training data: an insightface RecordIO file or an image folder.
 pub enum TrainSource {
+    /// A `.rec` with its `.idx` (labels from the record headers).
     Record(RecordDataset),
+    /// One sub-folder per identity, labels in sorted folder-name order.
     Folder(ImageFolder),
 }
 

@@ -35,6 +35,7 @@ pub use crate::source::TrainSource;
 use crate::step::{head_loss, with_step_rng};
 use crate::verification::VerificationSet;
 
+/// How [`train`] runs, beyond the config; [`Default`] starts afresh and runs to the end.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Continue from the newest checkpoint in `out_dir` when there is one.
@@ -44,15 +45,23 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
 }
 
-/// What the caller sees after every step (for a progress bar).
+/// What the caller sees after every step (for a progress bar); a step whose
+/// batch had no readable sample is counted but not reported.
 #[derive(Clone, Debug)]
 pub struct StepReport {
+    /// Steps done, this one included (1-based).
     pub steps_done: u64,
+    /// Steps of the whole run: `epochs × batches per epoch`.
     pub total_steps: u64,
+    /// The step's epoch (0-based).
     pub epoch: u64,
+    /// The learning rate the step used.
     pub lr: f64,
+    /// The batch-mean loss.
     pub loss: f32,
+    /// Top-1 on the batch with the margin applied, in [0, 1]; `None` with Partial FC.
     pub accuracy: Option<f32>,
+    /// The step's throughput (loading excluded).
     pub images_per_s: f64,
     /// Samples left out so far because they could not be read.
     pub skipped_samples: u64,
@@ -73,17 +82,41 @@ impl StepReport {
     }
 }
 
+/// How a call to [`train`] ended (at the last step, or at `stop_after`).
 #[derive(Clone, Debug)]
 pub struct TrainSummary {
+    /// Steps done in total, those before a resume included.
     pub steps_done: u64,
+    /// Steps of the whole run.
     pub total_steps: u64,
+    /// The loss of the last step this call took (NaN when it took none).
     pub last_loss: f32,
+    /// The checkpoint this call resumed from, if it did.
     pub resumed_from: Option<PathBuf>,
+    /// The newest checkpoint written or resumed from (none when stopped
+    /// before the first `checkpoint.every_steps`).
     pub last_checkpoint: Option<PathBuf>,
+    /// The run's `metrics.csv`.
     pub metrics: PathBuf,
 }
 
-/// Trains (or resumes) the run `config` describes on `device`.
+/// Trains (or resumes) the run `config` describes on `device`, calling
+/// `on_step` after every step.
+///
+/// Writes under `out_dir`: `metrics.csv` (one row per step),
+/// `checkpoints/step-NNNNNNNN/` every `checkpoint.every_steps` steps and at
+/// the end, and `verification.csv` when the config has a `[verification]`
+/// section. With `options.resume` and a checkpoint in `out_dir`, the run
+/// continues from it and the logs are cut back to it; the result is the
+/// same, to the bit, as a run that never stopped (see the module docs; with
+/// more than two workers BatchNorm's running averages may differ in the
+/// last bit, see [`crate::parallel`]).
+///
+/// Errors: [`TrainError::Config`]/[`TrainError::Data`] when the data do not
+/// make a run, [`TrainError::Checkpoint`] when the checkpoint to resume from
+/// was made with another config or does not load, [`TrainError::Diverged`]
+/// when the loss or the features stop being finite (the last checkpoint is
+/// kept), [`TrainError::Write`] when the output cannot be written.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,

@@ -18,7 +18,9 @@ use crate::error::{Result, TrainError};
 
 /// One decoded verification set, ready to embed.
 pub struct VerificationSet {
+    /// The file's stem (`lfw` for `lfw.bin`), as logged in `verification.csv`.
     pub name: String,
+    /// The `.bin` file.
     pub path: PathBuf,
     faces: Vec<RgbImage>,
     issame: Vec<bool>,
@@ -43,6 +45,7 @@ impl VerificationSet {
         Ok(Self { name, path: path.to_path_buf(), faces, issame: set.issame })
     }
 
+    /// Pairs in the set (each two consecutive images).
     pub fn pairs(&self) -> usize {
         self.issame.len()
     }

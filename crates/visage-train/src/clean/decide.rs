@@ -11,6 +11,7 @@ pub struct SampleDecision {
     pub nearest_subcentre: usize,
     /// Its angle to its class's dominant sub-centre, in degrees.
     pub angle_deg: f64,
+    /// Whether `angle_deg` is at most the threshold (the sample stays).
     pub kept: bool,
 }
 
@@ -24,6 +25,7 @@ pub struct ClassDecision {
 }
 
 impl ClassDecision {
+    /// The class's samples (the readable ones that were embedded).
     pub fn samples(&self) -> usize {
         self.nearest_counts.iter().sum()
     }
@@ -34,9 +36,12 @@ impl ClassDecision {
     }
 }
 
+/// What [`decide`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decisions {
+    /// One per sample, in the order of the cosine rows.
     pub samples: Vec<SampleDecision>,
+    /// One per class, by label (`classes` of them, empty classes included).
     pub classes: Vec<ClassDecision>,
 }
 

@@ -20,7 +20,8 @@
 //! - `dropped.csv`: one row per dropped sample (path or record key, class,
 //!   angle to the dominant sub-centre, nearest and dominant sub-centre);
 //! - `summary.json`: counts and the dominant sub-centre's share per class;
-//! - `montages/<class>.png`: the dropped faces of each class, worst first.
+//! - `montages/<class>.png` (`montages/class-<label>.png` for RecordIO):
+//!   the dropped faces of each class, worst first.
 //!
 //! Every file is written beside its target and renamed into place.
 
@@ -45,11 +46,14 @@ use crate::source::TrainSource;
 /// dominant sub-centre is taken as noise.
 pub const DEFAULT_MAX_ANGLE_DEG: f64 = 75.0;
 
+/// How [`clean`] decides and how it runs; [`Default`] is the paper's 75°,
+/// 128 images per forward pass and 64 faces per montage.
 #[derive(Clone, Debug)]
 pub struct CleanOptions {
-    /// Drop samples further than this from their class's dominant sub-centre.
+    /// Drop samples further than this from their class's dominant
+    /// sub-centre, in degrees, in (0, 180]; a sample exactly at it stays.
     pub max_angle_deg: f64,
-    /// Images per forward pass.
+    /// Images per forward pass (0 counts as 1).
     pub batch_size: usize,
     /// At most this many dropped faces per class in its montage (the worst).
     pub montage_faces: usize,
@@ -64,8 +68,12 @@ impl Default for CleanOptions {
 /// What [`clean`] wrote, with the summary it wrote as JSON.
 #[derive(Clone, Debug)]
 pub struct CleanReport {
+    /// What `summary.json` holds.
     pub summary: CleanSummary,
+    /// `out_dir/summary.json`.
     pub summary_json: PathBuf,
+    /// The rows of `dropped.csv`, in its order: by label, the largest angle
+    /// first within a class, then by index.
     pub dropped: Vec<DroppedSample>,
 }
 

@@ -20,17 +20,26 @@ use crate::source::TrainSource;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataFormat {
+    /// An image folder, one sub-folder per identity (`"folder"` in JSON).
     Folder,
+    /// An insightface `.rec` with its `.idx` (`"recordio"` in JSON).
     Recordio,
 }
 
+/// One class's line in `summary.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassSummary {
+    /// The class index the network was trained with.
     pub label: usize,
+    /// The identity folder's name, or the label as text for RecordIO.
     pub name: String,
+    /// Readable samples of the class (`kept + dropped`).
     pub samples: usize,
+    /// Samples within the threshold, copied into the cleaned dataset.
     pub kept: usize,
+    /// Samples beyond the threshold, listed in `dropped.csv`.
     pub dropped: usize,
+    /// The sub-centre most of the class's samples are nearest to (0 for an empty class).
     pub dominant_subcentre: usize,
     /// Fraction of the class's samples nearest to the dominant sub-centre.
     pub dominant_share: f64,
@@ -38,47 +47,69 @@ pub struct ClassSummary {
     pub nearest_counts: Vec<usize>,
 }
 
+/// A sample that could not be read or decoded.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Unreadable {
+    /// Its file, or `train.rec#key K` for RecordIO.
     pub sample: String,
+    /// The read or decode error, as text.
     pub reason: String,
 }
 
 /// `summary.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CleanSummary {
+    /// The checkpoint folder whose sub-centres decided (the newest one when a
+    /// run folder was named).
     pub checkpoint: PathBuf,
+    /// Steps the checkpoint's run had taken.
     pub steps_done: u64,
+    /// The dataset that was cleaned, as given.
     pub data: PathBuf,
+    /// Its format, which the cleaned copy keeps.
     pub format: DataFormat,
     /// The cleaned dataset: a folder, or the `.rec` (its `.idx` beside it).
     pub cleaned: PathBuf,
+    /// `out_dir/dropped.csv`.
     pub dropped_csv: PathBuf,
+    /// `out_dir/montages`, one PNG per class that lost samples.
     pub montages: PathBuf,
+    /// The threshold used, in degrees.
     pub max_angle_deg: f64,
+    /// K of the checkpoint's `subcenter` head, at least 2.
     pub subcentres_per_class: usize,
+    /// Readable samples, all classes (`kept + dropped`).
     pub samples: usize,
+    /// Samples in the cleaned dataset.
     pub kept: usize,
+    /// Samples left out, the rows of `dropped.csv`.
     pub dropped: usize,
     /// Samples that could not be read (left out of everything, the cleaned set included).
     pub unreadable: Vec<Unreadable>,
+    /// One per class, by label, empty classes included.
     pub classes: Vec<ClassSummary>,
 }
 
-/// One row of `dropped.csv` (also what the noise demo reads back).
+/// One row of `dropped.csv`; [`read_dropped_csv`] reads the file back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DroppedSample {
     /// The file (folder input) or `train.rec#key K` (RecordIO).
     pub sample: String,
     /// Index in the source (the loader's order).
     pub index: usize,
+    /// Its class index.
     pub label: usize,
+    /// Its class's name (folder name, or the label for RecordIO).
     pub class: String,
+    /// Its angle to the dominant sub-centre of its class, in degrees (written with 4 decimals).
     pub angle_deg: f64,
+    /// The sub-centre of its class it is closest to.
     pub nearest_subcentre: usize,
+    /// Its class's dominant sub-centre.
     pub dominant_subcentre: usize,
 }
 
+/// The first line of `dropped.csv`; [`read_dropped_csv`] refuses a file without it.
 pub const DROPPED_CSV_HEADER: &str = "sample,index,label,class,angle_deg,nearest_subcentre,dominant_subcentre";
 
 /// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
@@ -105,7 +136,9 @@ impl DroppedSample {
     }
 }
 
-/// Reads a `dropped.csv` back.
+/// Reads a `dropped.csv` back. Fails with [`TrainError::Read`] when the file
+/// cannot be read and [`TrainError::Config`] (naming the line) on a wrong
+/// header, a row without 7 fields or a field that is not a number.
 pub fn read_dropped_csv(path: &Path) -> Result<Vec<DroppedSample>> {
     let text = std::fs::read_to_string(path).map_err(|source| TrainError::Read { path: path.to_path_buf(), source })?;
     let bad = |line: usize, message: String| TrainError::Config { path: path.to_path_buf(), message: format!("line {line}: {message}") };
