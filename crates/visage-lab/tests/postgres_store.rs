@@ -5,7 +5,7 @@
 //! errors that name what is wrong, calls from inside a tokio runtime, and
 //! HNSW recall against exact search.
 //!
-//! `cargo test -p visage-gallery --features pgserver --test postgres_store`
+//! `cargo test -p visage-lab --test postgres_store`
 
 use std::sync::Arc;
 
