@@ -71,7 +71,9 @@ impl ImageError {
     pub fn is_bad_input(&self) -> bool {
         use std::io::ErrorKind::*;
         match self {
-            ImageError::Io { source, .. } => matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof),
+            ImageError::Io { source, .. } => {
+                matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof)
+            }
             _ => true,
         }
     }
