@@ -172,6 +172,11 @@ fn default_seed() -> u64 {
 }
 
 /// A visage-nn backbone, with the IResNet shape open to small experiments.
+///
+/// The first five fields are visage-nn's [`BackboneConfig`] ([`Self::network`]
+/// gives it); they are repeated here rather than `#[serde(flatten)]`ed
+/// because serde cannot combine `flatten` with `deny_unknown_fields`, and a
+/// misspelt key in `train.toml` must be an error, not a silent default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackboneSection {
@@ -225,18 +230,22 @@ fn default_embedding_size() -> usize {
 }
 
 impl BackboneSection {
-    /// The layer shapes this section describes: the arch's, with the IResNet
-    /// overrides applied and checked. The error names what is wrong
-    /// (an override on a MobileFaceNet, an invalid shape).
-    pub fn shape(&self) -> std::result::Result<BackboneShape, String> {
-        let named = BackboneConfig {
+    /// The named network this section starts from (before the IResNet overrides).
+    pub fn network(&self) -> BackboneConfig {
+        BackboneConfig {
             arch: self.arch,
             embedding_size: self.embedding_size,
             dropout: self.dropout,
             layout: self.layout,
             width_scale: self.width_scale,
-        };
-        let shape = named.shape().map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// The layer shapes this section describes: the arch's, with the IResNet
+    /// overrides applied and checked. The error names what is wrong
+    /// (an override on a MobileFaceNet, an invalid shape).
+    pub fn shape(&self) -> std::result::Result<BackboneShape, String> {
+        let shape = self.network().shape().map_err(|e| e.to_string())?;
         let overrides = self.blocks_per_stage.is_some() || self.stage_widths.is_some() || self.stem_width.is_some() || self.input_size.is_some();
         match shape {
             BackboneShape::IResNet(mut resnet) if overrides => {
