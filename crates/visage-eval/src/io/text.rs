@@ -6,8 +6,10 @@
 //! Lines are read with a length cap so a file without newlines (a binary
 //! file passed by mistake, or one built to exhaust memory) is refused after
 //! [`MAX_LINE_BYTES`] instead of being buffered whole; every reader is one
-//! pass over the bytes.
+//! pass over the bytes, which tests check by counting the bytes examined
+//! ([`bytes_examined_on_this_thread`]) rather than by timing a read.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,30 @@ use crate::error::{EvalError, Result};
 /// CSV embedding row (4096 dimensions at ~25 characters each is 100 KB);
 /// 1 MiB leaves room for that and bounds the buffer a hostile file can grow.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static BYTES_EXAMINED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Adds `bytes` to this thread's [`bytes_examined_on_this_thread`]: one
+/// increment per line or per field, never per byte.
+fn examined(bytes: usize) {
+    BYTES_EXAMINED.with(|count| count.set(count.get() + bytes as u64));
+}
+
+/// The work this thread's text readers have done so far, in bytes: every
+/// byte a line scan ([`for_each_line_in`]) took from its input, newlines
+/// included (of a line that is too long, at most [`MAX_LINE_BYTES`] + 2),
+/// plus the bytes of every field parsed by [`LineCtx`]'s `*_field` methods.
+///
+/// For tests, which bound it by the input's size instead of timing a read:
+/// a reader that makes one pass examines each byte at most twice (once in
+/// its line, once in its field); one that re-read the input per line or
+/// re-parsed a row per field would count a multiple of the input that
+/// grows with its length.
+pub fn bytes_examined_on_this_thread() -> u64 {
+    BYTES_EXAMINED.with(Cell::get)
+}
 
 /// Reads `path` line by line, calling `visit(line_number, line)` for every
 /// non-blank line (1-based numbers; `\r\n` endings accepted).
@@ -44,6 +70,8 @@ pub fn for_each_line_in(mut reader: impl BufRead, path: &Path, mut visit: impl F
         if n == 0 {
             return Ok(());
         }
+        // `read_until` stops at the newline: it examined the `n` bytes it took.
+        examined(n);
         line_no += 1;
         let mut content: &[u8] = &buf;
         let complete = content.last() == Some(&b'\n');
@@ -84,6 +112,7 @@ impl LineCtx<'_> {
     /// own "above every score" threshold; both (and overflowing literals
     /// such as `1e999`) are refused with the column named.
     pub fn f64_field(&self, column: &str, text: &str) -> Result<f64> {
+        examined(text.len());
         let text = text.trim();
         let value: f64 = text.parse().map_err(|_| self.error(format!("column `{column}`: expected a number, found `{}`", shorten(text))))?;
         if value.is_nan() {
@@ -97,11 +126,13 @@ impl LineCtx<'_> {
 
     /// An integer (surrounding spaces ignored), the column named on error.
     pub fn i64_field(&self, column: &str, text: &str) -> Result<i64> {
+        examined(text.len());
         text.trim().parse().map_err(|_| self.error(format!("column `{column}`: expected an integer, found `{}`", shorten(text.trim()))))
     }
 
     /// A 0/1 label (`1` = same identity).
     pub fn label_field(&self, column: &str, text: &str) -> Result<bool> {
+        examined(text.len());
         match text.trim() {
             "1" => Ok(true),
             "0" => Ok(false),
