@@ -34,42 +34,70 @@ use visage_train::error::{Result, TrainError};
 use visage_train::trainer::{train, RunOptions};
 use visage_train::verification::embed;
 
+/// What [`run_noise_demo`] trains on, which noise levels it tries and where
+/// it writes.
 #[derive(Clone, Debug)]
 pub struct NoiseDemoOptions {
     /// A train.toml with a `subcenter` head; its `data.source` is the clean training folder.
+    /// Every run of the demo uses its settings (the ArcFace runs with K = 1, same s and m).
     pub config: TrainConfig,
+    /// Held-out images, one sub-folder per class with the training folder's
+    /// class names: the verification pairs are drawn from them.
     pub heldout: PathBuf,
-    /// Fractions of training labels to flip, e.g. 0, 0.1, …, 0.4.
+    /// Fractions of training labels to flip, e.g. 0, 0.1, …, 0.4; each in
+    /// [0, 1) (`visage clean noise-demo` checks; [`flip_plan`] clamps to [0, 1]).
     pub fractions: Vec<f64>,
+    /// Root of the outputs: per fraction `noise-NN/` (NN = percent) holding
+    /// the noisy copy `data/`, `flipped.csv`, the cleaned copy `cleaned/` and
+    /// the three runs; each of these is deleted and rewritten.
     pub out_dir: PathBuf,
     /// Seed of the flips and of the negative pairs.
     pub seed: u64,
+    /// Cleaning threshold in degrees, in (0, 180]: a sample further than
+    /// this from its class's dominant sub-centre is dropped (the paper's
+    /// 75°, [`visage_train::clean::DEFAULT_MAX_ANGLE_DEG`], is the CLI's default).
     pub max_angle_deg: f64,
 }
 
+/// One noise fraction's outcome: cleaning as a detector of the flipped
+/// labels, and the three runs' held-out verification accuracy.
 #[derive(Clone, Debug, Serialize)]
 pub struct NoiseLevelResult {
+    /// Fraction of training labels flipped on purpose, as given in the options.
     pub fraction: f64,
+    /// Training samples N (the same at every level).
     pub samples: usize,
+    /// Samples given a wrong label: round(fraction·N).
     pub flipped: usize,
+    /// Samples the sub-centre cleaning dropped from the noisy copy.
     pub dropped: usize,
+    /// Dropped samples that had been flipped: the true detections.
     pub dropped_flipped: usize,
     /// Flipped among dropped (NaN when nothing is dropped).
     pub precision: f64,
     /// Dropped among flipped (NaN when nothing is flipped).
     pub recall: f64,
-    /// Fraction of the cleaned set whose label is still wrong.
+    /// Fraction of the cleaned set whose label is still wrong: flipped
+    /// samples not dropped over samples kept.
     pub noise_after_cleaning: f64,
-    /// Held-out verification accuracy (mean of 10 folds) of each run.
+    /// Held-out verification accuracy in [0, 1] (mean of 10 folds, threshold
+    /// chosen on the other nine) of the sub-centre run on the noisy data.
     pub verification_subcenter_raw: f64,
+    /// The same for the ArcFace run (K = 1) on the noisy data.
     pub verification_arcface_raw: f64,
+    /// The same for the ArcFace run on the cleaned data.
     pub verification_arcface_cleaned: f64,
 }
 
+/// The whole experiment (`results.json` of `visage clean noise-demo`).
 #[derive(Clone, Debug, Serialize)]
 pub struct NoiseDemoResult {
+    /// Held-out pairs every run is verified on: all same-class pairs and as
+    /// many different-class ones ([`heldout_pairs`]).
     pub heldout_pairs: usize,
+    /// The cleaning threshold used, in degrees from the dominant sub-centre.
     pub max_angle_deg: f64,
+    /// One per noise fraction, in the options' order.
     pub levels: Vec<NoiseLevelResult>,
 }
 
@@ -141,7 +169,9 @@ pub fn heldout_pairs(labels: &[usize], seed: u64) -> Vec<(usize, usize, bool)> {
     pairs
 }
 
-/// Precision and recall of `dropped` as a detector of `flipped` (sample indices).
+/// Precision and recall of `dropped` as a detector of `flipped` (sample indices):
+/// `(hits, hits / dropped, hits / flipped)` with hits = |flipped ∩ dropped|;
+/// a ratio whose denominator is 0 is NaN.
 pub fn detection_scores(flipped: &BTreeSet<usize>, dropped: &BTreeSet<usize>) -> (usize, f64, f64) {
     let hits = flipped.intersection(dropped).count();
     let ratio = |a: usize, b: usize| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
@@ -149,6 +179,13 @@ pub fn detection_scores(flipped: &BTreeSet<usize>, dropped: &BTreeSet<usize>) ->
 }
 
 /// Runs the whole experiment; `log` gets one line per stage.
+///
+/// Per fraction it trains three networks with the config's schedule, so it
+/// takes three full trainings per fraction. Errors: [`TrainError::Config`]
+/// when the config's head is not `subcenter`, the held-out classes differ
+/// from the training folder's, or two training files share a file name
+/// (samples are matched across the copies by file name); otherwise what training, cleaning,
+/// loading a checkpoint or writing the noisy copy returns.
 pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B::Device, mut log: impl FnMut(&str)) -> Result<NoiseDemoResult> {
     let base = &options.config;
     let HeadConfig::SubCenter(subcenter) = &base.head else {

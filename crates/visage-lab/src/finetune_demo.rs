@@ -36,17 +36,25 @@ use visage_train::verification::embed;
 pub struct QualityReport {
     /// Spearman's ρ between severity and magnitude over every (probe, level)
     /// of each degradation, clean level included: −1 is a perfect ordering.
+    /// One `(degradation name, ρ)` per [`Degradation::ALL`]; 0 when ρ is undefined.
     pub spearman: Vec<(String, f64)>,
-    /// Mean magnitude per level, per degradation (level 0 = clean).
+    /// Mean magnitude ‖x‖ per level, per degradation: `(name, means)` with
+    /// [`LADDER_STEPS`]` + 1` means, level 0 = clean.
     pub mean_magnitude: Vec<(String, Vec<f64>)>,
     /// Area under the ERC of magnitude (lower: rejecting low-magnitude
     /// probes removes more of the false non-matches).
     pub erc_area: f64,
     /// FNMR at the fixed threshold with nothing rejected, and with 20 % and
-    /// 50 % of the genuine pairs rejected by magnitude.
+    /// 50 % of the genuine pairs rejected by magnitude: `(reject fraction, FNMR)`,
+    /// both in [0, 1].
     pub fnmr_at_reject: [(f64, f64); 3],
+    /// Cosine decision threshold (accept score ≥ threshold), fixed on all
+    /// pairs at FMR 1e-3.
     pub threshold: f64,
+    /// Pairs of a probe and a gallery crop of the same identity, over every
+    /// probe level.
     pub genuine_pairs: usize,
+    /// Pairs of a probe and a gallery crop of different identities.
     pub impostor_pairs: usize,
     /// Every (probe, gallery) pair, in a fixed order for a given split: the
     /// same pairs for any network, so qualities of one network can be judged
@@ -55,25 +63,33 @@ pub struct QualityReport {
     pub pairs: Pairs,
 }
 
-/// Scores, labels and probe qualities of the evaluation's pairs.
+/// Scores, labels and probe qualities of the evaluation's pairs: three
+/// parallel vectors, one entry per (probe, gallery crop) pair. Probes come
+/// clean first, then each degradation's levels 1…[`LADDER_STEPS`] in
+/// [`Degradation::ALL`]'s order; within each, probe-major.
 #[derive(Debug, Clone, Default)]
 pub struct Pairs {
+    /// Cosine between the probe's and the clean gallery crop's features, in [−1, 1].
     pub scores: Vec<f64>,
+    /// Whether probe and gallery crop are the same identity (a genuine pair).
     pub is_same: Vec<bool>,
+    /// The probe's feature magnitude ‖x‖: the pair's quality (the gallery side is clean).
     pub probe_magnitude: Vec<f64>,
 }
 
 /// ERC area of `quality` on the comparator that produced `pairs`' scores
 /// (threshold fixed at FMR 1e-3 on them). With one network's scores and two
 /// networks' magnitudes, the recognition is the same and only the ordering
-/// by quality differs.
+/// by quality differs. `quality` has one value per pair, in `pairs`' order
+/// (another report's [`Pairs::probe_magnitude`] of the same split fits).
+/// Lower is better.
 pub fn erc_area(pairs: &Pairs, quality: &[f64]) -> f64 {
     let threshold = fixed_threshold(&pairs.scores, &pairs.is_same, DEFAULT_TARGET_FMR);
     erc_curve("quality", &pairs.scores, &pairs.is_same, quality, threshold, &default_fractions()).area
 }
 
 impl QualityReport {
-    /// The mean of the per-degradation ρ.
+    /// The mean of the per-degradation ρ (0 when there is none).
     pub fn mean_spearman(&self) -> f64 {
         self.spearman.iter().map(|(_, rho)| rho).sum::<f64>() / self.spearman.len().max(1) as f64
     }
@@ -90,7 +106,11 @@ fn unit_rows(features: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
     (unit, norms)
 }
 
-/// See the module doc. `batch` bounds the faces per forward pass.
+/// Measures how well `backbone`'s magnitudes track quality on `split` (step 3
+/// of the module doc): held-out crops embedded clean and at levels
+/// 1…[`LADDER_STEPS`] of each degradation, scored by cosine against the
+/// clean gallery crops. The degradations are seeded per crop and level, so
+/// two networks see the same probes. `batch` bounds the faces per forward pass.
 pub fn evaluate_quality<B: Backend>(
     backbone: &Backbone<B>,
     normalization: Normalization,

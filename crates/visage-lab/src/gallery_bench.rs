@@ -27,19 +27,32 @@ use serde::Serialize;
 use visage_gallery::hnsw::{recall_at_k, HnswIndex, HnswParams};
 use visage_gallery::search::{Scored, TemplateMatrix};
 
+/// What [`run`] generates and times; [`Default`] is `visage bench gallery`'s
+/// defaults (1 000 000 × 512, top-10, 15 queries, batches of 8, HNSW over
+/// 20 000 rows with 200 queries, seed 1).
 #[derive(Clone, Debug)]
 pub struct BenchSettings {
+    /// Templates in the gallery matrix; it takes `rows × dim × 4` bytes of
+    /// memory (2.05 GB at the defaults). Default 1 000 000.
     pub rows: usize,
+    /// Values per template (f32). Default 512.
     pub dim: usize,
+    /// Matches returned per query (top-k). Default 10.
     pub k: usize,
-    /// Single-query searches timed (each a full pass).
+    /// Single-query searches timed (each a full pass), each paired with one
+    /// bandwidth pass; at least 1. Default 15.
     pub queries: usize,
-    /// Queries per pass in the batched measurement.
+    /// Queries per pass in the batched measurement (timed 5 times). Default 8.
     pub batch: usize,
     /// Rows of the HNSW comparison (a prefix of the matrix; building is slow).
+    /// Capped at `rows`. Default 20 000.
     pub hnsw_rows: usize,
+    /// Probes searched both exactly and with HNSW for recall@k. Default 200.
     pub hnsw_queries: usize,
+    /// The HNSW index's build and search settings; `ef_search` should be at least `k`.
     pub hnsw: HnswParams,
+    /// Seed of the matrix; the timed probes use `seed + 1`, the HNSW probes
+    /// `seed + 2`. Default 1.
     pub seed: u64,
 }
 
@@ -49,11 +62,14 @@ impl Default for BenchSettings {
     }
 }
 
-/// Median and range of repeated measurements.
+/// Median and range of repeated measurements, in the measurement's unit.
 #[derive(Clone, Debug, Serialize)]
 pub struct Spread {
+    /// The middle value (the mean of the middle two for an even count).
     pub median: f64,
+    /// The lowest value.
     pub min: f64,
+    /// The highest value.
     pub max: f64,
 }
 
@@ -66,17 +82,26 @@ impl Spread {
     }
 }
 
+/// What [`run`] measured (the JSON of `visage bench gallery --json`). GB
+/// are 10^9 bytes; rates are wall-clock.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// Templates in the matrix.
     pub rows: usize,
+    /// Values per template.
     pub dim: usize,
+    /// Matches per query.
     pub k: usize,
+    /// Threads of the rayon pool that generated, summed and searched.
     pub threads: usize,
+    /// Size of the matrix, `rows × dim × 4` bytes, in GB.
     pub matrix_gb: f64,
+    /// Seconds to generate the random matrix (in parallel).
     pub generate_s: f64,
-    /// Read bandwidth of a sum over the matrix, GB/s.
+    /// Read bandwidth of a sum over the matrix, GB/s, over `queries` passes
+    /// interleaved with the exact searches.
     pub read_bandwidth_gbs: Spread,
-    /// Exact single-query searches per second.
+    /// Exact single-query searches per second, one timing per query.
     pub exact_qps: Spread,
     /// Exact-search read rate (matrix bytes × queries/s), GB/s, median.
     pub exact_gbs: f64,
@@ -84,17 +109,24 @@ pub struct BenchReport {
     pub exact_bandwidth_fraction: f64,
     /// `exact_gbs / highest read bandwidth seen`: the conservative figure on a shared machine.
     pub exact_fraction_of_peak_bandwidth: f64,
-    /// Exact searches per second with `batch` queries per pass.
+    /// Exact searches per second with `batch` queries per pass, over 5 passes.
     pub exact_batched_qps: Spread,
+    /// Queries per pass in the batched measurement.
     pub batch: usize,
+    /// Rows the HNSW index holds (the first `hnsw_rows` of the matrix).
     pub hnsw_rows: usize,
+    /// Seconds to build the HNSW index.
     pub hnsw_build_s: f64,
+    /// The index's `ef_search` (candidate list while searching).
     pub hnsw_ef_search: usize,
+    /// Fraction of the exact top-k ids that HNSW's top-k found, over the
+    /// `hnsw_queries` probes (recall@k against exact search on the same rows), in [0, 1].
     pub hnsw_recall_at_k: f64,
     /// Fraction of queries whose best match HNSW found (what a decision uses).
     pub hnsw_top1_agreement: f64,
+    /// HNSW searches per second, one query at a time over all the probes (one timed pass).
     pub hnsw_qps: f64,
-    /// Exact single-query searches per second on the same `hnsw_rows`.
+    /// Exact single-query searches per second on the same `hnsw_rows` and probes (one timed pass).
     pub exact_qps_on_hnsw_rows: f64,
 }
 
@@ -164,7 +196,10 @@ fn parallel_sum(values: &[f32]) -> f32 {
         .sum()
 }
 
-/// Runs the benchmark; `progress` gets a line per stage.
+/// Runs the benchmark; `progress` gets a line per stage. Holds the whole
+/// matrix in memory (`rows × dim × 4` bytes) until the HNSW stage, which
+/// copies its prefix. Panics when `settings.queries` is 0 (no timing to
+/// take a median of).
 pub fn run(settings: &BenchSettings, mut progress: impl FnMut(&str)) -> BenchReport {
     let BenchSettings { rows, dim, k, .. } = *settings;
     let started = Instant::now();
@@ -273,14 +308,22 @@ pub mod pgvector {
     use visage_gallery::postgres::PostgresStore;
     use visage_gallery::store::{GalleryStore, ImportConflict, Match};
 
+    /// What [`run`] loads and times; [`Default`]: 100 000 × 512,
+    /// top-10, 100 queries, `ef_search` 40, 100 and 200, seed 1.
     #[derive(Clone, Debug)]
     pub struct PgBenchSettings {
+        /// Templates loaded: the first `rows` of the benchmark's random matrix
+        /// for the same seed. Default 100 000.
         pub rows: usize,
+        /// Values per template; the new gallery is created with it. Default 512.
         pub dim: usize,
+        /// Matches per query. Default 10.
         pub k: usize,
+        /// Probes timed in each search mode, one statement each. Default 100.
         pub queries: usize,
         /// HNSW runs, one per `ef_search`.
         pub ef_search: Vec<usize>,
+        /// Seed of the matrix; the probes use `seed + 2`. Default 1.
         pub seed: u64,
     }
 
@@ -290,21 +333,37 @@ pub mod pgvector {
         }
     }
 
+    /// pgvector's HNSW index searched at one `ef_search`.
     #[derive(Clone, Debug, Serialize)]
     pub struct PgHnswRun {
+        /// pgvector's `hnsw.ef_search` asked for in this run (candidate list
+        /// while searching; the store raises it to `k` and caps it at 1000).
         pub ef_search: usize,
+        /// Queries per second, one query per statement over all the probes
+        /// after one warm-up query (client round trip included).
         pub qps: f64,
+        /// Fraction of the in-memory exact top-k ids found, in [0, 1].
         pub recall_at_k: f64,
+        /// Fraction of queries whose exact best match came first.
         pub top1_agreement: f64,
     }
 
+    /// What [`run`] measured (`"pgvector"` in `visage bench gallery --json`).
     #[derive(Clone, Debug, Serialize)]
     pub struct PgBenchReport {
+        /// Templates loaded.
         pub rows: usize,
+        /// Values per template.
         pub dim: usize,
+        /// Matches per query.
         pub k: usize,
+        /// Probes timed in each search mode.
         pub queries: usize,
+        /// Seconds to import every row as one identity, in one transaction,
+        /// with the search index dropped.
         pub load_s: f64,
+        /// Seconds to build pgvector's HNSW index after the load (pgvector's
+        /// defaults m 16, ef_construction 64; cosine; `maintenance_work_mem` 4 GB).
         pub index_build_s: f64,
         /// pgvector exact search (`ORDER BY <#>`, sequential scan), one query per statement.
         pub exact_qps: f64,
@@ -312,6 +371,7 @@ pub mod pgvector {
         pub exact_recall_at_k: f64,
         /// The in-memory exact search on the same rows, for scale.
         pub embedded_exact_qps: f64,
+        /// One run per `ef_search` of the settings, in their order.
         pub hnsw: Vec<PgHnswRun>,
     }
 
@@ -326,7 +386,9 @@ pub mod pgvector {
         agree as f64 / exact.len() as f64
     }
 
-    /// Runs the comparison in the (empty) database at `url`.
+    /// Runs the comparison in the (empty) database at `url`; `progress` gets a
+    /// line per stage. Errors are the store's: the database cannot be reached,
+    /// already holds a gallery, or a statement fails.
     pub fn run(url: &str, settings: &PgBenchSettings, mut progress: impl FnMut(&str)) -> visage_gallery::Result<PgBenchReport> {
         let PgBenchSettings { rows, dim, k, queries, .. } = *settings;
         let matrix = TemplateMatrix::from_rows(dim, random_unit_matrix(rows, dim, settings.seed), (1..=rows as u64).collect());

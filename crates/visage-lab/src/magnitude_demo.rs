@@ -32,45 +32,66 @@ use visage_train::model::TrainModel;
 use visage_train::optimizer::AnyOptimizer;
 use visage_train::verification::embed;
 
+/// What [`evaluate_run`] embeds and how finely it steps the severities;
+/// [`DemoOptions::new`] gives the defaults (run's training data as gallery,
+/// 5 steps, 128 images per pass).
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
-    /// Held-out images, one sub-folder per class (the training classes, same names).
+    /// Held-out images, one sub-folder per class (the training classes, same
+    /// names, else [`evaluate_run`] fails with [`TrainError::Config`]); each is
+    /// resized to the network's input side if it differs.
     pub heldout: PathBuf,
     /// Clean images whose mean features are the class centres; `None`: the run's training data.
     pub gallery: Option<PathBuf>,
-    /// Severity levels after the clean one, per degradation.
+    /// Severity levels after the clean one, per degradation, equally spaced
+    /// up to [`Degradation::default_severities`]' top (blur σ = side/12 px,
+    /// noise σ = 100 grey levels, occlusion 40 % of the area). Default 5.
     pub steps: usize,
-    /// Images per forward pass.
+    /// Images per forward pass (bounds memory, not the result). Default 128.
     pub batch_size: usize,
 }
 
 impl DemoOptions {
+    /// Options for the held-out folder `heldout`: gallery `None` (the run's
+    /// training data), 5 severity steps, 128 images per forward pass.
     pub fn new(heldout: impl Into<PathBuf>) -> Self {
         Self { heldout: heldout.into(), gallery: None, steps: 5, batch_size: 128 }
     }
 }
 
+/// One severity level of one degradation, over every held-out image.
 #[derive(Clone, Debug, Serialize)]
 pub struct LevelResult {
+    /// In the degradation's unit ([`Degradation::unit`]: blur σ in pixels,
+    /// noise σ in 8-bit grey levels, occluded fraction of the area); 0 = clean.
     pub severity: f64,
+    /// Mean over the held-out images of the raw (not normalised) feature
+    /// magnitude ‖x‖ at this severity.
     pub mean_magnitude: f64,
-    /// Fraction of held-out images whose nearest class centre is their own class.
+    /// Identification accuracy in [0, 1]: fraction of held-out images whose nearest class centre is their own class.
     pub accuracy: f64,
 }
 
+/// One degradation applied to every held-out image at each severity level,
+/// and how the magnitude followed it. Every ρ is in [−1, 1].
 #[derive(Clone, Debug, Serialize)]
 pub struct LadderResult {
+    /// The degradation stepped through (blur, noise or occlusion).
     pub degradation: Degradation,
-    /// Clean first, then increasing severity.
+    /// Clean first, then increasing severity: `steps + 1` levels.
     pub levels: Vec<LevelResult>,
-    /// Spearman's ρ of (severity, magnitude) over every image at every level.
+    /// Spearman's ρ of (severity, magnitude) over every image at every level;
+    /// strongly negative means magnitude ranks the inputs by quality. NaN when
+    /// undefined (a constant magnitude or severity, or fewer than 3 pairs).
     pub spearman_rho: f64,
     /// The mean over images of each image's own ρ of (severity, magnitude):
-    /// how consistently one image's magnitude falls as it degrades.
+    /// how consistently one image's magnitude falls as it degrades. Images
+    /// whose ρ is undefined are left out; 0 when none has one.
     pub per_image_rho: f64,
     /// Spearman's ρ of (magnitude, cosine to the image's own class centre)
     /// over every image at every level: MagFace's "a larger magnitude sits
-    /// closer to its class" (§3.3, Fig. 1), the property a quality score needs.
+    /// closer to its class" (§3.3, Fig. 1), the property a quality score
+    /// needs. NaN when undefined.
     pub magnitude_cosine_rho: f64,
 }
 
@@ -81,34 +102,57 @@ impl LadderResult {
     }
 }
 
+/// One run's (one checkpoint's) results on every degradation, as
+/// [`evaluate_run`] returns and [`write_report`] tabulates them.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {
     /// The run's folder name (e.g. `digits-magface`).
     pub name: String,
-    /// The margin head it was trained with.
+    /// The margin head it was trained with: its config `kind` (`magface`, `arcface`, …).
     pub head: String,
+    /// The checkpoint folder evaluated (the one holding `state.json`).
     pub checkpoint: PathBuf,
+    /// Optimiser steps the checkpoint had taken, from its `state.json`.
     pub steps_done: u64,
+    /// Number of held-out images, each embedded at every level of every ladder.
     pub heldout_images: usize,
+    /// One per degradation, in [`Degradation::ALL`]'s order (blur, noise, occlusion).
     pub ladders: Vec<LadderResult>,
 }
 
 impl RunResult {
-    /// Accuracy on the clean held-out images.
+    /// Accuracy in [0, 1] on the clean held-out images (level 0 of the first
+    /// ladder); NaN when there is no ladder.
     pub fn clean_accuracy(&self) -> f64 {
         self.ladders.first().and_then(|l| l.levels.first()).map_or(f64::NAN, |l| l.accuracy)
     }
 
+    /// Mean ‖x‖ of the clean held-out images (level 0 of the first ladder),
+    /// the reference the report's relative magnitudes divide by; NaN when
+    /// there is no ladder.
     pub fn clean_mean_magnitude(&self) -> f64 {
         self.ladders.first().and_then(|l| l.levels.first()).map_or(f64::NAN, |l| l.mean_magnitude)
     }
 
+    /// The ladder of `degradation`; `None` only if the result was built
+    /// without it ([`evaluate_run`] fills every one).
     pub fn ladder(&self, degradation: Degradation) -> Option<&LadderResult> {
         self.ladders.iter().find(|l| l.degradation == degradation)
     }
 }
 
 /// Evaluates `run`: a run folder (its newest checkpoint) or one checkpoint folder.
+///
+/// The network runs in eval mode; the held-out images are embedded clean and
+/// at every level of every [`Degradation`] (each image's noise and occluder
+/// fixed by its index, so the levels differ only in severity), and
+/// identification is by cosine to the class centres of the gallery.
+///
+/// Errors: [`TrainError::Checkpoint`] when `run` holds no checkpoint, its
+/// `state.json` is invalid or its backbone settings are; [`TrainError::Read`]
+/// when `state.json` cannot be read; [`TrainError::Config`] when the held-out
+/// classes differ from the gallery's; data errors when a folder cannot be
+/// scanned or an image decoded; checkpoint errors when the weights do not load.
 pub fn evaluate_run<B: AutodiffBackend>(run: &Path, options: &DemoOptions, device: &B::Device) -> Result<RunResult> {
     let checkpoint_dir = if run.join("state.json").is_file() {
         run.to_path_buf()
@@ -310,8 +354,11 @@ pub fn charts(results: &[RunResult]) -> (LineChart, LineChart) {
     (magnitude, accuracy)
 }
 
-/// One self-contained HTML page: a summary row per run, both charts, and
-/// every level's numbers.
+/// Writes `html`: one self-contained HTML page with a summary row per run
+/// (clean accuracy and ‖x‖, pooled and per-image ρ per degradation, ρ of
+/// magnitude against cosine to the own centre), both [`charts`], and every
+/// level's numbers. A failure to render or write is a [`TrainError::Config`]
+/// naming `html`.
 pub fn write_report(results: &[RunResult], html: &Path) -> Result<()> {
     let report_error = |e: visage_eval::EvalError| TrainError::Config { path: html.to_path_buf(), message: e.to_string() };
     let (magnitude_chart, accuracy_chart) = charts(results);

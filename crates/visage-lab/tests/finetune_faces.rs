@@ -61,7 +61,7 @@ fn magface_fine_tuning_orders_faces_by_quality_better() {
     eprintln!("ERC area on the tuned scores: pretrained magnitude {:.4}, tuned magnitude {:.4}", on_tuned.0, on_tuned.1);
     eprintln!("ERC area on the pretrained scores: pretrained magnitude {:.4}, tuned magnitude {:.4}", on_pretrained.0, on_pretrained.1);
     // 1. The ERC of the fine-tuned network (its scores, its magnitudes) beats
-    //    the pretrained one's: measured 0.166 → 0.117 (0.118 before the unbiased BatchNorm running variance), mostly better recognition.
+    //    the pretrained one's: measured 0.166 → 0.117, mostly better recognition.
     assert!(after.erc_area < 0.85 * before.erc_area, "ERC area {} → {}", before.erc_area, after.erc_area);
     // 2. On the same pairs and scores, the tuned magnitude is the better
     //    quality measure on either network's scores (measured 0.1175 vs
