@@ -31,6 +31,7 @@
 mod machine;
 mod value;
 
+pub use machine::element_steps_on_this_thread;
 pub use value::{Items, Pairs, StorageRef, TensorRef, Value, DEBUG_ITEMS};
 
 /// The deepest nesting of containers read. Python's pickler recurses into

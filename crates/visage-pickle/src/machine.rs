@@ -20,10 +20,39 @@ use crate::{Options, PickleError, Python2Str, StorageRef, TensorRef, Unmodelled,
 
 /// A value on the stack, in the memo or in a container: finished, or a
 /// container of the arena (`Value` cells never hold containers).
-#[derive(Clone)]
 enum Cell {
     Value(Value),
     Node(usize),
+}
+
+thread_local! {
+    /// Cells cloned and dict keys compared by this thread's parses.
+    static ELEMENT_STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_step() {
+    ELEMENT_STEPS.set(ELEMENT_STEPS.get().wrapping_add(1));
+}
+
+/// How many cells (stack, memo and container entries) this thread's parses
+/// have cloned, plus how many dict keys they have compared: the element-level
+/// work a memo GET, DUP, call or SETITEM does, so tests can bound it by the
+/// stream's length instead of timing it. Sharing clones one cell per GET or
+/// DUP and a dict finds a key in about one comparison; copying a memoised
+/// container clones every cell of it, and a dict that scanned its keys would
+/// compare each new key with all before it.
+pub fn element_steps_on_this_thread() -> u64 {
+    ELEMENT_STEPS.get()
+}
+
+impl Clone for Cell {
+    fn clone(&self) -> Self {
+        count_step();
+        match self {
+            Cell::Value(value) => Cell::Value(value.clone()),
+            Cell::Node(index) => Cell::Node(*index),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,12 +88,39 @@ struct Node {
 
 /// A dict key compared as Python compares it, for the key types plain data
 /// and state dicts use (`True == 1`, `2.0 == 2`); other keys are not merged.
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Eq)]
 enum Key {
     None,
     Int(i64),
     Str(Rc<String>),
     Bytes(Rc<Vec<u8>>),
+}
+
+impl PartialEq for Key {
+    /// As derived, counted by [`element_steps_on_this_thread`].
+    fn eq(&self, other: &Self) -> bool {
+        count_step();
+        match (self, other) {
+            (Key::None, Key::None) => true,
+            (Key::Int(a), Key::Int(b)) => a == b,
+            (Key::Str(a), Key::Str(b)) => a == b,
+            (Key::Bytes(a), Key::Bytes(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    /// As derived (written out because `PartialEq` is).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Key::None => {}
+            Key::Int(n) => n.hash(state),
+            Key::Str(s) => s.hash(state),
+            Key::Bytes(b) => b.hash(state),
+        }
+    }
 }
 
 impl Key {
