@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::Backend;
 use visage_heads::case::{CaseError, HeadCase};
 
@@ -21,7 +19,6 @@ const HEAD: &str = r#""head": {"kind": "cosface"}"#;
 fn deep_nesting_is_refused_without_recursing_into_it() {
     for depth in [129, 10_000, 1_000_000] {
         let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        let started = Instant::now();
         // At the top level, as the head, as a row, as a number, as a label.
         for text in [
             deep.clone(),
@@ -34,8 +31,10 @@ fn deep_nesting_is_refused_without_recursing_into_it() {
             let err = error(&text);
             assert!(err.contains("recursion limit exceeded") || err.contains("expected") || err.contains("(top level)"), "depth {depth}: {err}");
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "depth {depth}: {:?}", started.elapsed());
     }
+    // Not timed: every text above ends in an error, on the test thread's
+    // stack, which a descent of 10⁶ levels would overflow (an abort, not a
+    // failure), and the error is the refusal itself.
     assert_eq!(error(&format!(r#"{{"embeddings": [[{}]]}}"#, "[1]")), "field `embeddings[0][0]`: expected a number, got an array");
     assert_eq!(error(r#"{"embeddings": [[{"a": 1}]]}"#), "field `embeddings[0][0]`: expected a number, got an object");
     assert_eq!(error(r#"{"labels": [[0]]}"#), "field `labels[0]`: expected a non-negative integer, got an array");
@@ -136,13 +135,15 @@ fn values_that_overflow_float32_inside_the_head_are_an_error_not_nan() {
 
 #[test]
 fn a_large_case_costs_memory_in_proportion_to_its_numbers() {
-    // 2000 × 512 numbers (≈ 4 MB of text) parse in well under a second.
+    // 2000 × 512 numbers (≈ 4 MB of text) parse into f64 rows.
     let row = format!("[{}]", vec!["0.125"; 512].join(","));
     let rows = vec![row.as_str(); 2000].join(",");
     let labels = vec!["0"; 2000].join(",");
     let text = format!(r#"{{{HEAD}, "embeddings": [{rows}], "weights": [{row}], "labels": [{labels}]}}"#);
-    let started = Instant::now();
     let case = HeadCase::from_json(&text).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // Not timed (speed is the benches' job): the shape and the last value
+    // read prove that all 1 025 024 numbers were parsed, and the capacities
+    // that each row is a buffer of f64s at most twice its length.
+    assert!(case.embeddings.iter().chain(&case.weights).all(|row| row.capacity() <= 2 * row.len()));
     assert_eq!((case.embeddings.len(), case.embeddings[1999].len(), case.embeddings[1999][511]), (2000, 512, 0.125));
 }

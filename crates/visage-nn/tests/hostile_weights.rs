@@ -8,7 +8,6 @@ mod common;
 
 use std::io::{Cursor, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use visage_nn::onnx::proto::{self, Writer};
 use visage_nn::onnx::read_onnx_iresnet_bytes;
@@ -202,10 +201,11 @@ fn a_pickle_bomb_inside_an_archive_is_refused_quickly() {
     let mut pickle = b"\x80\x02N".to_vec();
     pickle.extend(std::iter::repeat_n(*b"2\x86", 100_000).flatten());
     pickle.push(b'.');
-    let start = Instant::now();
     let message = format_error(read(&archive(&pickle, &[])));
     assert!(message.contains("archive/data.pkl") && message.contains("nested more than 1000 deep"), "{message}");
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    // Not timed: refused at the TUPLE2 that makes level 1001, byte
+    // 3 + 2 × 1000 + 1 of the pickle's 200 004; the offset proves it early.
+    assert!(message.contains("pickle byte 2004: "), "{message}");
 }
 
 #[test]
