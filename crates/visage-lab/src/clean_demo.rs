@@ -97,6 +97,8 @@ pub struct NoiseDemoResult {
     pub heldout_pairs: usize,
     /// The cleaning threshold used, in degrees from the dominant sub-centre.
     pub max_angle_deg: f64,
+    /// Sub-centres per class (`k`) of the sub-centre ArcFace runs, from the config's head.
+    pub subcenters: usize,
     /// One per noise fraction, in the options' order.
     pub levels: Vec<NoiseLevelResult>,
 }
@@ -273,7 +275,7 @@ pub fn run_noise_demo<B: AutodiffBackend>(options: &NoiseDemoOptions, device: &B
         ));
         levels.push(level);
     }
-    Ok(NoiseDemoResult { heldout_pairs: pairs.len(), max_angle_deg: options.max_angle_deg, levels })
+    Ok(NoiseDemoResult { heldout_pairs: pairs.len(), max_angle_deg: options.max_angle_deg, subcenters: subcenter.k, levels })
 }
 
 fn visage_data_section(base: &TrainConfig, source: &Path) -> visage_train::config::DataSection {
@@ -370,7 +372,7 @@ pub fn charts(result: &NoiseDemoResult) -> (LineChart, LineChart) {
         vec![
             series("ArcFace on raw data", &|l| l.verification_arcface_raw, &all),
             series("ArcFace on cleaned data", &|l| l.verification_arcface_cleaned, &all),
-            series("sub-centre ArcFace (k = 3) on raw data", &|l| l.verification_subcenter_raw, &all),
+            series(&format!("sub-centre ArcFace (k = {}) on raw data", result.subcenters), &|l| l.verification_subcenter_raw, &all),
         ],
     )
     .with_markers()
