@@ -37,9 +37,9 @@ pub struct Scored {
 }
 
 /// The pooled templates of a gallery, one row per identity. Row order is
-/// insertion order until a removal moves the last row into the gap, so
-/// ties in [`TemplateMatrix::top_k`] go to the earlier row, not
-/// necessarily the lower id.
+/// insertion order until a removal moves the last row into the gap; ties in
+/// [`TemplateMatrix::top_k`] go to the lower id (the identity enrolled
+/// first, as the PostgreSQL store orders them), whatever the rows' order.
 #[derive(Clone, Debug, Default)]
 pub struct TemplateMatrix {
     dim: usize,
@@ -119,7 +119,7 @@ impl TemplateMatrix {
         self.values.truncate(last * self.dim);
     }
 
-    /// The `k` best rows for each query, best first (ties: the earlier row).
+    /// The `k` best rows for each query, best first (ties: the lower id).
     /// Every query must have length [`Self::dim`].
     pub fn top_k(&self, queries: &[&[f32]], k: usize) -> Vec<Vec<Scored>> {
         for query in queries {
@@ -139,8 +139,9 @@ impl TemplateMatrix {
                 |mut heaps, (chunk, values)| {
                     let first_row = chunk * CHUNK_ROWS;
                     for (offset, row) in values.chunks_exact(self.dim).enumerate() {
+                        let id = self.ids[first_row + offset];
                         for (heap, query) in heaps.iter_mut().zip(queries) {
-                            heap.offer(dot(row, query), (first_row + offset) as u32);
+                            heap.offer(dot(row, query), id);
                         }
                     }
                     heaps
@@ -157,17 +158,17 @@ impl TemplateMatrix {
             );
         heaps
             .into_iter()
-            .map(|heap| heap.into_sorted().into_iter().map(|c| Scored { id: self.ids[c.row as usize], score: c.score }).collect())
+            .map(|heap| heap.into_sorted().into_iter().map(|c| Scored { id: c.id, score: c.score }).collect())
             .collect()
     }
 }
 
-/// A row and its score, ordered so that the heap's top is the worst kept:
-/// lower score is worse; at equal score the later row is worse.
+/// An identity and its score, ordered so that the heap's top is the worst
+/// kept: lower score is worse; at equal score the higher id is worse.
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
     score: f32,
-    row: u32,
+    id: IdentityId,
 }
 
 impl PartialEq for Candidate {
@@ -184,7 +185,7 @@ impl PartialOrd for Candidate {
 impl Ord for Candidate {
     /// "Greater" = worse, so `BinaryHeap` (a max-heap) keeps the worst on top.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.score.total_cmp(&self.score).then(self.row.cmp(&other.row))
+        other.score.total_cmp(&self.score).then(self.id.cmp(&other.id))
     }
 }
 
@@ -201,8 +202,8 @@ impl TopK {
     }
 
     #[inline]
-    fn offer(&mut self, score: f32, row: u32) {
-        let candidate = Candidate { score, row };
+    fn offer(&mut self, score: f32, id: IdentityId) {
+        let candidate = Candidate { score, id };
         if self.heap.len() < self.k {
             self.heap.push(candidate);
         } else if let Some(mut worst) = self.heap.peek_mut() {
@@ -214,7 +215,7 @@ impl TopK {
 
     fn merge(&mut self, other: TopK) {
         for candidate in other.heap {
-            self.offer(candidate.score, candidate.row);
+            self.offer(candidate.score, candidate.id);
         }
     }
 
@@ -335,10 +336,19 @@ mod tests {
     }
 
     #[test]
-    fn ties_prefer_the_earlier_row() {
+    fn ties_prefer_the_lower_id_whatever_the_row_order() {
         let matrix = TemplateMatrix::from_rows(1, vec![0.5, 0.5, 0.5], vec![1, 2, 3]);
         let hits = matrix.top_k(&[&[1.0]], 2);
         assert_eq!(hits[0].iter().map(|h| h.id).collect::<Vec<_>>(), vec![1, 2]);
+        // Removing id 1 moves the last row (id 3) into row 0: id 2 still wins the tie.
+        let mut moved = matrix.clone();
+        moved.remove(1);
+        assert_eq!(moved.ids(), &[3, 2]);
+        let hits = moved.top_k(&[&[1.0]], 1);
+        assert_eq!(hits[0][0].id, 2);
+        // Rows given in any order.
+        let reversed = TemplateMatrix::from_rows(1, vec![0.5, 0.5, 0.5], vec![9, 5, 7]);
+        assert_eq!(reversed.top_k(&[&[1.0]], 3)[0].iter().map(|h| h.id).collect::<Vec<_>>(), vec![5, 7, 9]);
     }
 
     #[test]
