@@ -156,10 +156,7 @@ impl TemplateMatrix {
                     a
                 },
             );
-        heaps
-            .into_iter()
-            .map(|heap| heap.into_sorted().into_iter().map(|c| Scored { id: c.id, score: c.score }).collect())
-            .collect()
+        heaps.into_iter().map(|heap| heap.into_sorted().into_iter().map(|c| Scored { id: c.id, score: c.score }).collect()).collect()
     }
 }
 
