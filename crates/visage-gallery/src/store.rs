@@ -337,29 +337,25 @@ pub trait GalleryStore: Send + Sync {
     /// accepted ones to identity `name`, creating it when it does not exist.
     /// `metadata`, when given, replaces the identity's metadata. One
     /// transaction: all accepted templates or none.
-    fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome>;
+    fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
+        self.enrol_idempotent(None, name, metadata, faces)
+    }
 
     /// [`GalleryStore::enrol`], safe to retry when `idempotency_key` is
     /// given: the key is recorded in the enrolment's transaction, and a
     /// later call with the same key and the same request returns the first
     /// outcome (with the identity as it is now, `None` if removed since)
     /// without writing; the same key with a different request is a
-    /// bad-input error. With `None` it is `enrol`. Backends that cannot
-    /// record keys refuse a key rather than risk a double enrolment.
+    /// bad-input error. With `None` it is `enrol`. Every backend records
+    /// keys; one that could not would have to refuse a key
+    /// ([`GalleryError::Unsupported`]) rather than risk a double enrolment.
     fn enrol_idempotent(
         &self,
         idempotency_key: Option<&str>,
         name: &str,
         metadata: Option<serde_json::Value>,
         faces: &[FaceSample],
-    ) -> Result<EnrolOutcome> {
-        match idempotency_key {
-            None => self.enrol(name, metadata, faces),
-            Some(_) => {
-                Err(GalleryError::Unsupported { location: self.location(), message: "this gallery backend does not record idempotency keys".into() })
-            }
-        }
-    }
+    ) -> Result<EnrolOutcome>;
 
     /// Deletes an identity and its templates; returns what was removed.
     fn remove(&self, name: &str) -> Result<IdentitySummary>;

@@ -516,10 +516,6 @@ impl GalleryStore for EmbeddedStore {
         self.commit(&mut inner, vec![Change::SetThreshold { threshold }])
     }
 
-    fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
-        self.enrol_idempotent(None, name, metadata, faces)
-    }
-
     fn enrol_idempotent(
         &self,
         idempotency_key: Option<&str>,

@@ -664,10 +664,6 @@ impl GalleryStore for PostgresStore {
         })
     }
 
-    fn enrol(&self, name: &str, metadata: Option<serde_json::Value>, faces: &[FaceSample]) -> Result<EnrolOutcome> {
-        self.enrol_idempotent(None, name, metadata, faces)
-    }
-
     /// The key is claimed by inserting its row first in the enrolment's
     /// transaction: a concurrent retry with the same key blocks on that
     /// row until the first commits, then finds it and returns its outcome.
