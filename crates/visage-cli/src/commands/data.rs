@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use visage_data::recordio::{IndexSource, RecordDataset};
-use visage_data::{pack_folder, DataError, ImageFolder, PackOptions};
+use visage_data::{pack_folder, ImageFolder, PackOptions};
 
 use super::Failure;
 
@@ -66,12 +66,6 @@ pub struct InfoArgs {
     json: bool,
 }
 
-/// Reading or content errors are the input's fault (2); failing to write
-/// the output is not (1): [`DataError::is_bad_input`].
-fn failure(error: DataError) -> Failure {
-    Failure::from(error)
-}
-
 impl PackArgs {
     pub fn run(&self) -> Result<(), Failure> {
         if !self.aligned {
@@ -79,7 +73,7 @@ impl PackArgs {
                 "detecting and aligning faces while packing is not implemented yet: pass --aligned for a folder of aligned 112×112 crops",
             ));
         }
-        let folder = ImageFolder::scan(&self.folder).map_err(failure)?;
+        let folder = ImageFolder::scan(&self.folder)?;
         let bar = ProgressBar::new(folder.len() as u64).with_style(
             ProgressStyle::with_template("{spinner} packing {pos}/{len} images [{bar:40}] {elapsed_precise} (eta {eta})")
                 .expect("valid template")
@@ -88,7 +82,7 @@ impl PackArgs {
         let options = PackOptions { jpeg_quality: self.quality, ..PackOptions::default() };
         let report = pack_folder(&folder, &self.out, &options, |done, _| bar.set_position(done as u64));
         bar.finish_and_clear();
-        let report = report.map_err(failure)?;
+        let report = report?;
         for (path, why) in &report.skipped {
             eprintln!("skipped {}: {why}", path.display());
         }
@@ -131,7 +125,7 @@ struct InfoJson {
 
 impl InfoArgs {
     pub fn run(&self) -> Result<(), Failure> {
-        let dataset = RecordDataset::open(&self.file).map_err(failure)?;
+        let dataset = RecordDataset::open(&self.file)?;
         let records = dataset.records();
         let (index, corrupt_regions) = match records.index_source() {
             IndexSource::IdxFile(path) => (Some(path.display().to_string()), 0),

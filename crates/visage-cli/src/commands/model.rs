@@ -82,7 +82,7 @@ impl ImportArgs {
         if !self.file.is_file() {
             return Err(Failure::bad_input(format!("{}: no such file", self.file.display())));
         }
-        let backbone = visage_nn::load_weights::<Cpu>(&self.file, family, &shape, &Default::default()).map_err(nn_failure)?;
+        let backbone = visage_nn::load_weights::<Cpu>(&self.file, family, &shape, &Default::default())?;
         let out = if self.out.is_dir() { self.out.join("backbone.safetensors") } else { self.out.clone() };
         if has_extension(&out, "onnx") {
             write_onnx(&backbone, &shape, &out)?;
@@ -112,9 +112,9 @@ impl ExportArgs {
         let device = Default::default();
         let (backbone, shape) = if has_extension(&self.input, "safetensors") {
             let bad_input = |error: visage_nn::NnError| Failure::bad_input(error.to_string());
-            let config = visage_nn::read_weights_config(&self.input).map_err(nn_failure)?;
+            let config = visage_nn::read_weights_config(&self.input)?;
             let shape = config.shape().map_err(bad_input)?;
-            let backbone = visage_nn::load_weights::<Cpu>(&self.input, CheckpointFamily::Auto, &shape, &device).map_err(nn_failure)?;
+            let backbone = visage_nn::load_weights::<Cpu>(&self.input, CheckpointFamily::Auto, &shape, &device)?;
             (backbone, shape)
         } else if self.input.is_dir() {
             let (backbone, state) = visage_train::checkpoint::load_backbone::<Cpu>(&self.input, &device).map_err(Failure::from)?;
@@ -193,14 +193,4 @@ fn table(info: &ModelInfo) -> String {
         info.macs as f64 / 1e9,
         info.feature_dim,
     )
-}
-
-/// A weights file that cannot be read: exit 2 when its bytes are at fault,
-/// 1 when the file system is.
-fn nn_failure(error: visage_nn::NnError) -> Failure {
-    if error.is_bad_input() {
-        Failure::bad_input(error.to_string())
-    } else {
-        Failure::other(error.to_string())
-    }
 }

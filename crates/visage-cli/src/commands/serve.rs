@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use visage_gallery::GalleryLocation;
 use visage_infer::{DecodeOptions, DetectorConfig};
-use visage_serve::{ModelSpec, Scope, ServeError, ServeOptions};
+use visage_serve::{ModelSpec, Scope, ServeOptions};
 
 use super::face_models::{detector_config_path, DetectorArgs, RecognizerArgs, DEFAULT_RECOGNIZER};
 use super::Failure;
@@ -152,10 +152,6 @@ enum ScopeArg {
     Write,
 }
 
-fn failure(error: ServeError) -> Failure {
-    Failure::from(error)
-}
-
 impl ServeCommand {
     pub fn run(&self) -> Result<(), Failure> {
         match &self.command {
@@ -174,13 +170,13 @@ impl KeysCommand {
                     ScopeArg::Write => Scope::Write,
                 };
                 let path = file.path();
-                let (key, entry) = visage_serve::add_key(&path, scope, label).map_err(failure)?;
+                let (key, entry) = visage_serve::add_key(&path, scope, label)?;
                 eprintln!("visage: added {} key {} to {} (shown once: store it now)", entry.scope, entry.id, path.display());
                 println!("{key}");
                 Ok(())
             }
             KeysCommand::List { file } => {
-                let keys = visage_serve::read_keys(&file.path()).map_err(failure)?;
+                let keys = visage_serve::read_keys(&file.path())?;
                 println!("id\tscope\tcreated_unix_s\tlabel");
                 for key in keys {
                     println!("{}\t{}\t{}\t{}", key.id, key.scope, key.created_unix_s, key.label);
@@ -188,7 +184,7 @@ impl KeysCommand {
                 Ok(())
             }
             KeysCommand::Remove { id, file } => {
-                let removed = visage_serve::remove_key(&file.path(), id).map_err(failure)?;
+                let removed = visage_serve::remove_key(&file.path(), id)?;
                 println!("removed {} key {} ({})", removed.scope, removed.id, removed.label);
                 Ok(())
             }
@@ -248,7 +244,7 @@ impl ServeArgs {
         options.max_faces_per_photo = self.max_faces_per_photo.max(1);
         options.max_faces_per_request = self.max_faces_per_request.max(1);
         let models = self.models()?;
-        let keys = visage_serve::read_keys(&options.keys_file).map_err(failure)?;
+        let keys = visage_serve::read_keys(&options.keys_file)?;
         if keys.is_empty() {
             eprintln!(
                 "visage: no API keys in {} yet: every {} needs one. Create one with\n  visage serve keys add --keys {} --scope write",
@@ -262,8 +258,7 @@ impl ServeArgs {
             eprintln!(
                 "visage: serving on http://{address}/ ({workers} model workers, queue {queue}); ctrl-c or SIGTERM stops after the requests in flight"
             );
-        })
-        .map_err(failure)?;
+        })?;
         eprintln!("visage: stopped");
         Ok(())
     }

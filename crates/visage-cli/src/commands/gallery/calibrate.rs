@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use visage_gallery::DecisionThreshold;
 
-use super::{describe_origin, failure, GalleryArg};
+use super::{describe_origin, GalleryArg};
 use crate::commands::Failure;
 
 #[derive(Debug, Args)]
@@ -30,10 +30,9 @@ impl CalibrateArgs {
             (Some(scores), Some(far), None) => DecisionThreshold::calibrate_from_file(scores, far),
             (None, None, Some(cosine)) => DecisionThreshold::manual(cosine),
             _ => return Err(Failure::bad_input("give --scores S.csv --far F, or --threshold COSINE")),
-        }
-        .map_err(failure)?;
+        }?;
         let store = self.gallery.open(false)?;
-        store.set_threshold(threshold.clone()).map_err(failure)?;
+        store.set_threshold(threshold.clone())?;
         println!("{}: threshold {} ({})", store.location(), threshold.cosine, describe_origin(&threshold));
         Ok(())
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use visage_gallery::{FaceSample, GallerySetup, QualityPolicy, Refusal, RefusedFace};
 use visage_infer::{InferError, PhotoFace};
 
-use super::{failure, GalleryArg};
+use super::GalleryArg;
 use crate::commands::face_models::{expand_inputs, largest_face, DetectorArgs, RecognizerArgs};
 use crate::commands::Failure;
 
@@ -68,7 +68,7 @@ impl EnrolArgs {
             }
             None => None,
         };
-        visage_gallery::model::check_name(&self.name).map_err(failure)?;
+        visage_gallery::model::check_name(&self.name)?;
         let location = self.gallery.location();
         let recognizer_config = self.recognizer.config()?;
         let setup = GallerySetup {
@@ -78,7 +78,7 @@ impl EnrolArgs {
             quality: QualityPolicy { min_magnitude: self.min_quality, min_face_px: self.min_face_px },
         };
         // Fail on a wrong location or recogniser before running any model.
-        let existing = location.open_for(&setup, false).map_err(failure)?;
+        let existing = location.open_for(&setup, false)?;
         let files = expand_inputs(&self.images)?;
         if files.is_empty() {
             return Err(Failure::bad_input("no photos (JPEG, PNG, WebP, BMP) given"));
@@ -101,9 +101,9 @@ impl EnrolArgs {
                 report_refusals(&refused);
                 return Err(Failure::bad_input(format!("nothing enrolled: none of the {} photos has a usable face", files.len())));
             }
-            None => location.create_for(&setup, faces[0].embedding.len()).map_err(failure)?,
+            None => location.create_for(&setup, faces[0].embedding.len())?,
         };
-        let outcome = store.enrol(&self.name, metadata, &faces).map_err(failure)?;
+        let outcome = store.enrol(&self.name, metadata, &faces)?;
         refused.extend(outcome.refused.iter().cloned());
         refused.sort_by(|a, b| a.source.cmp(&b.source));
         let enrolled: Vec<EnrolledJson> = faces

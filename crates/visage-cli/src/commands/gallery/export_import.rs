@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use visage_gallery::{GalleryExport, ImportConflict};
 
-use super::{failure, GalleryArg};
+use super::GalleryArg;
 use crate::commands::Failure;
 
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct ExportArgs {
 impl ExportArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(true)?;
-        let export = store.export().map_err(failure)?;
+        let export = store.export()?;
         let text = serde_json::to_string(&export).expect("serialisable");
         if self.out == Path::new("-") {
             println!("{text}");
@@ -59,18 +59,14 @@ impl ImportArgs {
         let export =
             GalleryExport::from_json(&bytes).map_err(|e| Failure::bad_input(format!("{}: not a gallery export: {e}", self.file.display())))?;
         let location = self.gallery.location();
-        let store = if location.exists().map_err(failure)? {
-            location.open(false).map_err(failure)?
-        } else {
-            location.create(export.config.clone()).map_err(failure)?
-        };
+        let store = if location.exists()? { location.open(false)? } else { location.create(export.config.clone())? };
         let on_conflict = match self.on_conflict {
             OnConflict::Fail => ImportConflict::Fail,
             OnConflict::Skip => ImportConflict::Skip,
             OnConflict::Merge => ImportConflict::Merge,
         };
         let report = store.import(&export, on_conflict).map_err(|e| {
-            let failure = failure(e);
+            let failure = Failure::from(e);
             Failure { message: format!("{}: {}", self.file.display(), failure.message), ..failure }
         })?;
         println!(

@@ -5,7 +5,7 @@ use clap::Args;
 use serde::Serialize;
 use visage_gallery::GalleryConfig;
 
-use super::{describe_origin, failure, GalleryArg};
+use super::{describe_origin, GalleryArg};
 use crate::commands::Failure;
 
 #[derive(Debug, Args)]
@@ -25,8 +25,8 @@ struct ListJson {
 impl ListArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(true)?;
-        let config = store.config().map_err(failure)?;
-        let identities = store.list().map_err(failure)?;
+        let config = store.config()?;
+        let identities = store.list()?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&ListJson { config, identities }).expect("serialisable"));
             return Ok(());
@@ -59,7 +59,7 @@ pub struct RemoveArgs {
 impl RemoveArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(false)?;
-        let removed = store.remove(&self.name).map_err(failure)?;
+        let removed = store.remove(&self.name)?;
         println!("removed {} ({} templates)", removed.name, removed.templates);
         Ok(())
     }

@@ -12,7 +12,7 @@ mod manage;
 mod search;
 
 use clap::{Args, Subcommand};
-use visage_gallery::{DecisionThreshold, GalleryError, GalleryLocation, GalleryStore};
+use visage_gallery::{DecisionThreshold, GalleryLocation, GalleryStore};
 
 use super::Failure;
 use calibrate::CalibrateArgs;
@@ -68,13 +68,8 @@ impl GalleryArg {
     }
 
     fn open(&self, read_only: bool) -> Result<Box<dyn GalleryStore>, Failure> {
-        self.location().open(read_only).map_err(failure)
+        self.location().open(read_only).map_err(Failure::from)
     }
-}
-
-/// Library errors → exit 2 for bad input, 1 for the machine.
-fn failure(error: GalleryError) -> Failure {
-    Failure::from(error)
 }
 
 /// Where the threshold came from, in words, as `list` and `calibrate` print it.

@@ -10,7 +10,7 @@ use clap::Args;
 use visage_gallery::{FaceMatches, GallerySetup, HnswParams, SearchResponse};
 use visage_infer::InferError;
 
-use super::{failure, GalleryArg};
+use super::GalleryArg;
 use crate::commands::face_models::{DetectorArgs, RecognizerArgs};
 use crate::commands::Failure;
 
@@ -39,8 +39,7 @@ impl SearchArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let store = self.gallery.open(true)?;
         let recognizer_config = self.recognizer.config()?;
-        let config =
-            GallerySetup::new(recognizer_config.name.clone(), recognizer_config.same_person_cosine).check(store.as_ref()).map_err(failure)?;
+        let config = GallerySetup::new(recognizer_config.name.clone(), recognizer_config.same_person_cosine).check(store.as_ref())?;
         let mut pipeline = self.detector.pipeline(&self.recognizer, false, false)?;
         let mut result = None;
         pipeline.run(std::slice::from_ref(&self.image), |outcome| result = Some(outcome.result));
@@ -54,8 +53,7 @@ impl SearchArgs {
             store.search_approximate(&queries, self.k, HnswParams { ef_search: self.k.max(100), ..HnswParams::default() })
         } else {
             store.search(&queries, self.k)
-        }
-        .map_err(failure)?;
+        }?;
         let json = SearchResponse {
             faces: faces
                 .iter()
