@@ -60,6 +60,9 @@ enum Command {
     /// Recognition backbones: architecture, parameters, FLOPs, input and feature shapes.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
+    /// Face models (detectors, recognisers): which are bundled, present or missing; sources, licences, hashes.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
     /// A gallery of enrolled people: enrol, search (1:N), list, remove, export, import, calibrate.
     #[command(subcommand)]
     Gallery(commands::gallery::GalleryCommand),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => args.run(),
         Command::Clean(args) => args.run(),
         Command::Model(command) => command.run(),
+        Command::Models(command) => command.run(),
         Command::Gallery(command) => command.run(),
         Command::Serve(command) => command.run(),
         Command::Eval(command) => command.run(),

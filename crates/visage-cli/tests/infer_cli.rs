@@ -31,7 +31,19 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn detect_prints_json_lines_and_draws() {
     let drawing = scratch("t1.png");
-    let out = visage(&["detect", "--json", "--detector", "scrfd", &photo("_multi/insightface_t1.jpg"), "--draw", drawing.to_str().unwrap()]);
+    // SCRFD is not bundled (non-commercial licence): its file comes from the shared models.
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/models");
+    let out = visage(&[
+        "detect",
+        "--json",
+        "--detector",
+        "scrfd",
+        "--models-dir",
+        models.to_str().unwrap(),
+        &photo("_multi/insightface_t1.jpg"),
+        "--draw",
+        drawing.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     let found = json["faces"].as_array().unwrap();

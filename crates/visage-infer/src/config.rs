@@ -8,6 +8,8 @@
 //! file = "arcface_mobileface_128d_paddle.onnx"
 //! sha256 = "0a08…"           # optional: checked when the model is loaded
 //! family = "arcface"         # arcface | magface | adaface | other
+//! source = "…"               # optional: where the file comes from
+//! licence = "Apache-2.0"     # optional: the file's licence
 //! [normalization]            # optional for a known family, required for "other"
 //! channel_order = "rgb"
 //! mean = [127.5, 127.5, 127.5]
@@ -54,6 +56,12 @@ pub struct RecognizerConfig {
     /// are different operating points.
     #[serde(default)]
     pub cluster_cosine: Option<f32>,
+    /// Where the ONNX file comes from (`visage models list` shows it).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The ONNX file's licence, in a few words.
+    #[serde(default)]
+    pub licence: Option<String>,
 }
 
 impl RecognizerConfig {

@@ -64,6 +64,16 @@ pub enum InferError {
         message: String,
     },
 
+    /// The model file a config names is in none of the folders searched (see
+    /// [`crate::ModelRegistry::locate`]); the message says where to put it.
+    #[error("{file}: {message}")]
+    ModelNotFound {
+        /// The file the config names.
+        file: PathBuf,
+        /// Which model, the folders searched, and where it comes from.
+        message: String,
+    },
+
     /// A recogniser config ([`crate::RecognizerConfig`]) is not valid TOML
     /// of the expected fields, or its values are inconsistent.
     #[error("{path}: invalid recogniser config: {message}")]

@@ -15,11 +15,14 @@
 //!   5 landmarks in photo pixels;
 //! - [`preprocess`] + [`config`] = [`recognizer`]: per-model normalisation,
 //!   batching, flip TTA, raw feature, its norm and the unit embedding;
+//! - [`registry`] + [`bundled`]: model names resolved to configs and
+//!   files; the default models compiled in, written to the cache on first use;
 //! - [`pipeline`]: all of it over many photos, decoding on worker threads
 //!   while the model thread detects and embeds, in bounded memory.
 
 #![warn(missing_docs)]
 
+pub mod bundled;
 mod checksum;
 pub mod config;
 pub mod detector;
@@ -43,7 +46,7 @@ pub use onnxruntime::{environment, locate_onnxruntime, ONNXRUNTIME_VERSION};
 pub use pipeline::{FacePipeline, PhotoFace, PhotoFaces, PhotoOutcome, PipelineOptions, StageTimes};
 pub use preprocess::{ChannelOrder, Normalization};
 pub use recognizer::{FaceEmbedding, Recognizer};
-pub use registry::ModelRegistry;
+pub use registry::{CatalogEntry, ModelKind, ModelRegistry, ModelStatus};
 pub use similarity::Similarity;
 pub use warp::warp_affine_bilinear;
 

@@ -67,12 +67,7 @@ pub fn locate_onnxruntime() -> Result<PathBuf> {
 /// `$VISAGE_CACHE/onnxruntime/<version>`, else `$XDG_CACHE_HOME/visage/…`,
 /// else `~/.cache/visage/…`.
 pub fn cache_dir() -> Result<PathBuf> {
-    let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let root = env_dir("VISAGE_CACHE")
-        .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("visage")))
-        .or_else(|| env_dir("HOME").map(|d| d.join(".cache/visage")))
-        .ok_or_else(|| InferError::Runtime("no cache directory: set VISAGE_CACHE (or HOME), or ORT_DYLIB_PATH".into()))?;
-    Ok(root.join("onnxruntime").join(ONNXRUNTIME_VERSION))
+    Ok(crate::bundled::cache_root()?.join("onnxruntime").join(ONNXRUNTIME_VERSION))
 }
 
 /// Asks pip for the pinned wheel, into `download_dir`.

@@ -140,7 +140,7 @@ impl ServeError {
         match self {
             ServeError::Gallery(e) => e.is_bad_input(),
             ServeError::Keys { .. } | ServeError::Config(_) => true,
-            ServeError::Infer(InferError::Config { .. } | InferError::DetectorConfig { .. }) => true,
+            ServeError::Infer(InferError::Config { .. } | InferError::DetectorConfig { .. } | InferError::ModelNotFound { .. }) => true,
             _ => false,
         }
     }

@@ -16,6 +16,7 @@ use super::Failure;
 mod accuracy;
 mod gallery;
 mod infer;
+mod scripts;
 mod train;
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +58,10 @@ pub struct TorchArgs {
     /// CPU threads for PyTorch (match the cores visage uses).
     #[arg(long, default_value_t = 2)]
     torch_threads: usize,
+    /// A folder laid out as the repository's scripts/ to run the reference
+    /// from [default: the copies compiled into this binary].
+    #[arg(long)]
+    scripts_dir: Option<PathBuf>,
     /// cpu, cuda, cuda:N or torch (see `visage train --help`).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -179,16 +184,17 @@ impl HeadsBenchArgs {
     }
 
     fn run_torch(&self, python: &PathBuf) -> Result<Vec<Timing>, Failure> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench/heads_torch.py");
+        let scripts = scripts::ReferenceScripts::new(self.torch.scripts_dir.as_deref())?;
+        let script = scripts.path("bench/heads_torch.py")?;
         let join = |v: Vec<String>| v.join(",");
         let output = Command::new(python)
-            .arg(script)
+            .arg(&script)
             .args(["--classes", &join(self.classes.iter().map(ToString::to_string).collect())])
             .args(["--batch", &self.batch.to_string(), "--dim", &self.dim.to_string()])
             .args(["--runs", &self.runs.to_string(), "--threads", &self.torch.torch_threads.to_string()])
             .args(["--heads", &join(self.heads.clone())])
             .output()
-            .map_err(|e| Failure::other(format!("running {} {script}: {e}", python.display())))?;
+            .map_err(|e| Failure::other(format!("running {} {}: {e}", python.display(), script.display())))?;
         if !output.status.success() {
             return Err(Failure::other(format!("the PyTorch reference failed:\n{}", String::from_utf8_lossy(&output.stderr))));
         }

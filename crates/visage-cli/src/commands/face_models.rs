@@ -12,53 +12,44 @@ use visage_infer::{
 
 use super::Failure;
 
-/// The repository's `models/` folder: the bundled detector and recogniser configs.
-pub fn configs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+/// The model registry every command resolves names through
+/// ([`ModelRegistry::standard`]): the configs and default models compiled
+/// into the binary, with `models_dir` (else `$VISAGE_MODELS_DIR`) searched
+/// first for model files.
+pub fn registry(models_dir: Option<&Path>) -> Result<ModelRegistry, Failure> {
+    ModelRegistry::standard(models_dir).map_err(Failure::from)
 }
 
-/// Where ONNX files are looked for when `--models-dir` is not given, in
-/// order: `$VISAGE_MODELS_DIR`, the repository's `models/` (the bundled
-/// demo models), `shared/data/models` beside the repository.
-pub fn default_models_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("VISAGE_MODELS_DIR").map(PathBuf::from).into_iter().collect();
-    dirs.push(configs_dir());
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/models"));
-    dirs
-}
-
-/// The model registry every command resolves names through: the configs in
-/// [`configs_dir`], files searched along `models_dir` when given, else
-/// [`default_models_dirs`].
-pub fn registry(models_dir: Option<&Path>) -> ModelRegistry {
-    let search = match models_dir {
-        Some(dir) => vec![dir.to_path_buf()],
-        None => default_models_dirs(),
-    };
-    ModelRegistry::new(configs_dir(), search)
+/// A model's load error with the model named first; the exit code stays the
+/// error's own (a missing file or config is bad input, a runtime failure is not).
+fn about(model: &str, error: visage_infer::InferError) -> Failure {
+    let mut failure = Failure::from(error);
+    failure.message = format!("{model}: {}", failure.message);
+    failure
 }
 
 /// Padding for a retry when a detector config turns it on without a fraction.
 pub const DEFAULT_PAD_RETRY: f32 = 0.25;
 
-/// Short detector names for `--detector` ([`visage_infer::registry::DETECTOR_ALIASES`]).
-pub fn detector_config_path(choice: &str) -> PathBuf {
-    registry(None).detector_config_path(choice)
+/// The detector config a `--detector` choice names (a short name of
+/// [`visage_infer::registry::DETECTOR_ALIASES`], a config name or a path).
+pub fn detector_config(choice: &str) -> Result<DetectorConfig, Failure> {
+    registry(None)?.detector_config(choice).map_err(Failure::from)
 }
 
-/// `NAME` → `models/NAME.toml`; anything ending in `.toml` is a path.
-pub fn config_path(choice: &str) -> PathBuf {
-    registry(None).config_path(choice)
+/// The recogniser config a `--recognizer` choice names (a config name or a path).
+pub fn recognizer_config(choice: &str) -> Result<RecognizerConfig, Failure> {
+    registry(None)?.recognizer_config(choice).map_err(Failure::from)
 }
 
 #[derive(Debug, Args)]
 pub struct DetectorArgs {
-    /// Face detector: scrfd (SCRFD-2.5G), yunet (YuNet-2023mar), a config name
-    /// in models/ or a path to a detector config (.toml).
+    /// Face detector: yunet (YuNet-2023mar, bundled), scrfd (SCRFD-2.5G), a
+    /// config name of `visage models list` or a path to a detector config (.toml).
     #[arg(long, default_value = "yunet")]
     pub detector: String,
-    /// Folder with the ONNX files the configs name [default: the first of
-    /// $VISAGE_MODELS_DIR, the repository's models/, shared/data/models that has the file].
+    /// Folder searched first for the ONNX files the configs name [default:
+    /// the folders of $VISAGE_MODELS_DIR]; the bundled models come after it.
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Keep at most this many faces per photo (the largest).
@@ -90,7 +81,7 @@ pub const DEFAULT_RECOGNIZER: &str = visage_infer::registry::DEFAULT_RECOGNIZER;
 
 #[derive(Debug, Args)]
 pub struct RecognizerArgs {
-    /// Recogniser: a config name in models/ or a path to a recogniser config (.toml).
+    /// Recogniser: a config name of `visage models list` or a path to a recogniser config (.toml).
     #[arg(long, default_value = DEFAULT_RECOGNIZER)]
     pub recognizer: String,
     /// Flip test-time augmentation (mean of the face's and its mirror's
@@ -142,16 +133,21 @@ impl RecognizerArgs {
     }
 
     pub fn config(&self) -> Result<RecognizerConfig, Failure> {
-        RecognizerConfig::load(&config_path(&self.recognizer)).map_err(Failure::from)
+        recognizer_config(&self.recognizer)
     }
 }
 
 impl DetectorArgs {
-    /// The folder holding `file`: `--models-dir` when given, else the first
-    /// default folder that has it (else the first default, so the error
-    /// names where the file was expected).
-    pub fn models_dir_for(&self, file: &Path) -> PathBuf {
-        registry(self.models_dir.as_deref()).models_dir_for(file)
+    /// The model registry with this command's `--models-dir`.
+    pub fn registry(&self) -> Result<ModelRegistry, Failure> {
+        registry(self.models_dir.as_deref())
+    }
+
+    /// The folder holding the model file a config names (the first search
+    /// folder that has it), or an error naming the folders searched.
+    pub fn models_dir_for(&self, name: &str, file: &Path, source: Option<&str>) -> Result<PathBuf, Failure> {
+        let path = self.registry()?.locate(name, file, source).map_err(Failure::from)?;
+        Ok(path.parent().map(Path::to_path_buf).unwrap_or_default())
     }
 
     pub fn decode_options(&self) -> DecodeOptions {
@@ -159,12 +155,10 @@ impl DetectorArgs {
     }
 
     pub fn load_detector(&self) -> Result<Detector, Failure> {
-        let config_path = detector_config_path(&self.detector);
-        let config = DetectorConfig::load(&config_path).map_err(Failure::from)?;
+        let config = detector_config(&self.detector)?;
         // The model a config names may be missing or unreadable: an environment
-        // problem, reported with the config that named it.
-        let detector = Detector::from_config(&config, &self.models_dir_for(&config.file))
-            .map_err(|e| Failure::other(format!("{}: {e}", config_path.display())))?;
+        // problem, reported with the detector that named it.
+        let detector = self.registry()?.load_detector(&self.detector).map_err(|e| about(&format!("detector `{}`", config.name), e))?;
         let mut detector = detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size);
         if let Some(refine) = self.refine_landmarks {
             detector = detector.with_refine_landmarks(refine);
@@ -182,8 +176,8 @@ impl DetectorArgs {
 
     /// The recogniser of `config`; `flip_tta` overrides the config's setting.
     pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: Option<bool>) -> Result<Recognizer, Failure> {
-        let recognizer = Recognizer::from_config(config, &self.models_dir_for(&config.file))
-            .map_err(|e| Failure::other(format!("recogniser `{}`: {e}", config.name)))?;
+        let models_dir = self.models_dir_for(&config.name, &config.file, config.source.as_deref())?;
+        let recognizer = Recognizer::from_config(config, &models_dir).map_err(|e| about(&format!("recogniser `{}`", config.name), e))?;
         Ok(match flip_tta {
             Some(flip) => recognizer.with_flip_tta(flip),
             None => recognizer,
@@ -193,7 +187,13 @@ impl DetectorArgs {
     /// Detector (unless the inputs are `aligned` crops) + recogniser as one pipeline.
     pub fn pipeline(&self, recognizer: &RecognizerArgs, aligned: bool, keep_crops: bool) -> Result<FacePipeline, Failure> {
         let config = recognizer.config()?;
-        let recognizer = self.load_recognizer(&config, recognizer.flip_override())?;
+        let recognizer = self.load_recognizer(&config, recognizer.flip_override()).map_err(|mut failure| {
+            // A config given as a path is named, so the message points at the file to fix.
+            if recognizer.recognizer.ends_with(".toml") {
+                failure.message = format!("{}: {}", recognizer.recognizer, failure.message);
+            }
+            failure
+        })?;
         let detector = if aligned { None } else { Some(self.load_detector()?) };
         let mut options = PipelineOptions { decode: self.decode_options(), keep_crops, ..PipelineOptions::default() };
         if let Some(threads) = self.decode_threads {
@@ -204,7 +204,7 @@ impl DetectorArgs {
 
     /// The detector's config name, for reports.
     pub fn detector_name(&self) -> String {
-        DetectorConfig::load(&detector_config_path(&self.detector)).map_or_else(|_| self.detector.clone(), |c| c.name)
+        detector_config(&self.detector).map_or_else(|_| self.detector.clone(), |c| c.name)
     }
 }
 

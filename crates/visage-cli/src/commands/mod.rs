@@ -12,6 +12,7 @@ mod face_models;
 pub mod gallery;
 pub mod heads;
 pub mod model;
+pub mod models;
 pub mod quality;
 pub mod serve;
 pub mod synth;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use visage_gallery::GalleryLocation;
-use visage_infer::{DecodeOptions, DetectorConfig};
+use visage_infer::DecodeOptions;
 use visage_serve::{ModelSpec, Scope, ServeOptions};
 
-use super::face_models::{detector_config_path, DetectorArgs, RecognizerArgs, DEFAULT_RECOGNIZER};
+use super::face_models::{detector_config, DetectorArgs, RecognizerArgs, DEFAULT_RECOGNIZER};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -194,7 +194,7 @@ impl KeysCommand {
 
 impl ServeArgs {
     fn models(&self) -> Result<ModelSpec, Failure> {
-        // The CLI's model lookup (names, --models-dir, the default folders), shared with detect/embed/gallery.
+        // The CLI's model lookup (names, --models-dir, the bundled models), shared with detect/embed/gallery.
         let detector_args = DetectorArgs {
             detector: self.detector.clone(),
             models_dir: self.models_dir.clone(),
@@ -207,10 +207,10 @@ impl ServeArgs {
             refine_landmarks: None,
         };
         let recognizer = RecognizerArgs::named(self.recognizer.clone()).config()?;
-        let detector = DetectorConfig::load(&detector_config_path(&self.detector)).map_err(Failure::from)?;
+        let detector = detector_config(&self.detector)?;
         Ok(ModelSpec {
-            detector_dir: detector_args.models_dir_for(&detector.file),
-            recognizer_dir: detector_args.models_dir_for(&recognizer.file),
+            detector_dir: detector_args.models_dir_for(&detector.name, &detector.file, detector.source.as_deref())?,
+            recognizer_dir: detector_args.models_dir_for(&recognizer.name, &recognizer.file, recognizer.source.as_deref())?,
             detector,
             recognizer,
             flip_tta: self.flip_tta,

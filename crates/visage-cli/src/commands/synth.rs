@@ -15,7 +15,7 @@ use visage_infer::{ModelFamily, Normalization, RgbImage};
 use visage_nn::{Arch, Backbone, BackboneConfig, BackboneShape, CheckpointFamily};
 use visage_synth::{embed_faces, synthesize, SynthConfig, SynthError};
 
-use super::face_models::{config_path, largest_face, registry, FaceModelArgs};
+use super::face_models::{largest_face, recognizer_config, registry, FaceModelArgs};
 use super::Failure;
 
 /// The bundled network synthesis runs through by default (the original
@@ -223,7 +223,7 @@ impl SynthArgs {
         let grid = montage(&tiles, columns).map_err(|e| Failure::other(e.to_string()))?;
         write_png(&grid, &self.out.join("grid.png")).map_err(Failure::from)?;
         let report = SynthJson {
-            model: self.model_path().display().to_string(),
+            model: self.model_path()?.display().to_string(),
             settings: &self.synth_config(),
             check_with: self.check_with.clone(),
             results,
@@ -252,13 +252,16 @@ impl SynthArgs {
         }
     }
 
-    fn model_path(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(|| registry(None).model_path(Path::new(DEFAULT_MODEL)))
+    fn model_path(&self) -> Result<PathBuf, Failure> {
+        match &self.model {
+            Some(path) => Ok(path.clone()),
+            None => registry(None)?.locate(DEFAULT_MODEL, Path::new(DEFAULT_MODEL), None).map_err(Failure::from),
+        }
     }
 
     /// The network on `B`, its shape and its input convention.
     fn load_network<B: AutodiffBackend>(&self, device: &B::Device) -> Result<(Backbone<B>, BackboneShape, Normalization), Failure> {
-        let path = self.model_path();
+        let path = self.model_path()?;
         let bad_input = |e: &dyn std::fmt::Display| Failure::bad_input(format!("{}: {e}", path.display()));
         if path.is_dir() {
             let (backbone, state) = visage_train::checkpoint::load_backbone::<B>(&path, device).map_err(|e| bad_input(&e))?;
@@ -344,7 +347,7 @@ impl SynthArgs {
     /// `None` for targets without a photo.
     fn check_cosines(&self, outcome: &Outcome) -> Result<Option<Vec<Option<Check>>>, Failure> {
         let Some(name) = &self.check_with else { return Ok(None) };
-        let config = visage_infer::RecognizerConfig::load(&config_path(name)).map_err(Failure::from)?;
+        let config = recognizer_config(name)?;
         let mut recognizer = self.models.detector.load_recognizer(&config, Some(false))?;
         let embed = |recognizer: &mut visage_infer::Recognizer, faces: &[RgbImage]| recognizer.embed(faces).map_err(Failure::from);
         let images = embed(&mut recognizer, &outcome.images)?;

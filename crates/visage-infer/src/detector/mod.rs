@@ -119,6 +119,8 @@ impl DetectorFamily {
 ///                                  # rescaled full-resolution second looks (refine.rs)
 /// fit_input = true                 # optional, dynamic models: input = the photo's
 ///                                  # own size (≤ input_size) padded to 32
+/// source = "opencv/opencv_zoo …"   # optional: where the file comes from
+/// licence = "MIT"                  # optional: the file's licence
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +162,12 @@ pub struct DetectorConfig {
     /// 32, as OpenCV runs YuNet, instead of letterboxing into `input_size`.
     #[serde(default)]
     pub fit_input: bool,
+    /// Where the ONNX file comes from (`visage models list` shows it).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The ONNX file's licence, in a few words.
+    #[serde(default)]
+    pub licence: Option<String>,
 }
 
 impl DetectorConfig {

@@ -60,7 +60,10 @@ pub struct AccuracyBenchArgs {
     /// Write the Markdown table here.
     #[arg(long, value_name = "OUT.md")]
     markdown: Option<PathBuf>,
-    /// Folder with the ONNX files the configs name.
+    /// Folder searched first for the ONNX files the configs name [default:
+    /// --data's models/ when it exists (the shared models: SCRFD and the
+    /// other recognisers), else the folders of $VISAGE_MODELS_DIR]; the
+    /// bundled models come after it.
     #[arg(long)]
     models_dir: Option<PathBuf>,
 }
@@ -202,7 +205,7 @@ impl AccuracyBenchArgs {
     fn measure(&self, chain: &Chain, sets: &[PhotoSet]) -> Result<ChainScores, Failure> {
         let detector = DetectorArgs {
             detector: chain.detector.clone(),
-            models_dir: self.models_dir.clone(),
+            models_dir: self.models_dir.clone().or_else(|| Some(self.data.join("models")).filter(|d| d.is_dir())),
             max_faces: None,
             min_face_size: 0.0,
             max_pixels: visage_infer::DecodeOptions::default().max_pixels,

@@ -13,20 +13,19 @@ use visage_infer::{OnnxModel, Recognizer, RecognizerConfig, RgbImage};
 
 use super::super::face_models::{expand_inputs, registry, RecognizerArgs, DEFAULT_RECOGNIZER};
 use super::super::Failure;
+use super::scripts::ReferenceScripts;
 
 /// The folder holding the ONNX file `file`: `given`, else the first of the
 /// default model folders that has it (the rule of `visage embed`).
-fn models_dir_for(given: &Option<PathBuf>, file: &Path) -> PathBuf {
-    registry(given.as_deref()).models_dir_for(file)
+fn models_dir_for(given: &Option<PathBuf>, file: &Path) -> Result<PathBuf, Failure> {
+    let path = registry(given.as_deref())?.locate(&file.to_string_lossy(), file, None).map_err(Failure::from)?;
+    Ok(path.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
-/// `shared/data/<rest>` beside the repository (where the defaults live).
+/// `../shared/data/<rest>`: where the benchmarks' default photos are when
+/// run from the repository's root (the shared data sits beside the clone).
 fn shared_data(rest: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rest)
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench").join(name)
+    Path::new("../shared/data").join(rest)
 }
 
 /// Sorts the runs' seconds and returns their median.
@@ -79,12 +78,16 @@ pub struct EmbedBenchArgs {
     /// Recogniser: a config name in models/ or a path to a recogniser config (.toml).
     #[arg(long, default_value = "arcface_mobileface_128d_paddle")]
     recognizer: String,
-    /// Folder with the ONNX files [default: the first of $VISAGE_MODELS_DIR, the
-    /// repository's models/, shared/data/models that has the file].
+    /// Folder searched first for the ONNX files [default: the folders of
+    /// $VISAGE_MODELS_DIR]; the bundled models come after it.
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    /// A folder laid out as the repository's scripts/ to run the Python side
+    /// from [default: the copies compiled into this binary].
+    #[arg(long)]
+    scripts_dir: Option<PathBuf>,
     /// Aligned crops of the model's input size (folders searched recursively)
-    /// [default: shared/data/reference/aligned].
+    /// [default: ../shared/data/reference/aligned, from the repository's root].
     #[arg(long)]
     crops: Option<PathBuf>,
     /// Batch sizes to measure (a model with a fixed batch dimension runs only its own).
@@ -138,7 +141,7 @@ impl EmbedBenchArgs {
             return Err(Failure::bad_input("--runs, --rounds, --threads and every --batches value must be ≥ 1"));
         }
         let config = RecognizerArgs::named(self.recognizer.clone()).config()?;
-        let model_file = config.model_path(&models_dir_for(&self.models_dir, Path::new(&config.file)));
+        let model_file = config.model_path(&models_dir_for(&self.models_dir, Path::new(&config.file))?);
         let model = OnnxModel::load_with_threads(&model_file, Some(self.threads)).map_err(Failure::from)?;
         let fixed_batch = model.inputs().first().and_then(|input| input.dims.first().copied().flatten());
         let mut recognizer = Recognizer::new(model, config.normalization(), false).map_err(Failure::from)?;
@@ -183,8 +186,11 @@ impl EmbedBenchArgs {
             }
             let Some(python) = &self.ort_python else { continue };
             let emb_out = scratch.join("ort_batch1.npy");
-            let timings: Vec<EmbedTiming> =
-                run_python(python, &script("infer_ort.py"), &self.python_args(&config, &model_file, &files, &scratch.0)?)?;
+            let timings: Vec<EmbedTiming> = run_python(
+                python,
+                &ReferenceScripts::new(self.scripts_dir.as_deref())?.path("bench/infer_ort.py")?,
+                &self.python_args(&config, &model_file, &files, &scratch.0)?,
+            )?;
             for timing in timings {
                 match reference.iter_mut().find(|r| r.batch == timing.batch) {
                     Some(pooled) => pooled.runs_s.extend(timing.runs_s),
@@ -293,7 +299,8 @@ fn lowest_row_cosine(ours: &[visage_infer::FaceEmbedding], reference_npy: &Path)
 
 #[derive(Debug, Args)]
 pub struct AnalyzeBenchArgs {
-    /// Photo folders [default: shared/data/faces_small and shared/data/faces].
+    /// Photo folders [default: ../shared/data/faces_small and ../shared/data/faces,
+    /// from the repository's root].
     dirs: Vec<PathBuf>,
     /// Threads on both sides: RAYON_NUM_THREADS and --decode-threads for
     /// `visage analyze` (ONNX Runtime keeps its default, one intra-op thread
@@ -306,10 +313,14 @@ pub struct AnalyzeBenchArgs {
     /// Untimed runs first (file cache, ONNX Runtime library).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Folder with the ONNX files [default: the first of $VISAGE_MODELS_DIR, the
-    /// repository's models/, shared/data/models that has the file].
+    /// Folder searched first for the ONNX files [default: the folders of
+    /// $VISAGE_MODELS_DIR]; the bundled models come after it.
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    /// A folder laid out as the repository's scripts/ to run the Python side
+    /// from [default: the copies compiled into this binary].
+    #[arg(long)]
+    scripts_dir: Option<PathBuf>,
     /// A Python with onnxruntime, OpenCV and scikit-learn (scripts/bench/infer.sh
     /// installs one) for the reference pipeline; without it only visage is timed.
     #[arg(long)]
@@ -407,7 +418,9 @@ impl AnalyzeBenchArgs {
             }
         };
         let scratch = ScratchDir::new("analyze")?;
-        let models_dir = models_dir_for(&self.models_dir, Path::new(PYTHON_DETECTOR));
+        let scripts = ReferenceScripts::new(self.scripts_dir.as_deref())?;
+        let pipeline_script = scripts.path("bench/infer_pipeline.py")?;
+        let models_dir = models_dir_for(&self.models_dir, Path::new(PYTHON_DETECTOR))?;
         let mut rows = Vec::new();
         for dir in &dirs {
             if !dir.is_dir() {
@@ -434,7 +447,7 @@ impl AnalyzeBenchArgs {
             let summary_file = scratch.join("pipeline.json");
             let python_command = self.pipeline_python.as_ref().map(|python| {
                 let mut command = Command::new(python);
-                command.arg(script("infer_pipeline.py")).arg(dir).arg("--out").arg(&summary_file).arg("--models-dir").arg(&models_dir);
+                command.arg(&pipeline_script).arg(dir).arg("--out").arg(&summary_file).arg("--models-dir").arg(&models_dir);
                 command.args(["--threads", &self.threads.to_string(), "--distance-threshold", &distance_threshold.to_string()]);
                 command
             });

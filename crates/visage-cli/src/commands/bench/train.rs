@@ -113,13 +113,14 @@ impl TrainBenchArgs {
     }
 
     fn run_torch(&self, python: &PathBuf) -> Result<StepTiming, Failure> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench/train_torch.py");
+        let scripts = super::scripts::ReferenceScripts::new(self.torch.scripts_dir.as_deref())?;
+        let script = scripts.path("bench/train_torch.py")?;
         let output = Command::new(python)
-            .arg(script)
+            .arg(&script)
             .args(["--arch", &self.arch, "--batch", &self.batch.to_string(), "--classes", &self.classes.to_string()])
             .args(["--runs", &self.runs.to_string(), "--threads", &self.torch.torch_threads.to_string()])
             .output()
-            .map_err(|e| Failure::other(format!("running {} {script}: {e}", python.display())))?;
+            .map_err(|e| Failure::other(format!("running {} {}: {e}", python.display(), script.display())))?;
         if !output.status.success() {
             return Err(Failure::other(format!("the PyTorch reference failed:\n{}", String::from_utf8_lossy(&output.stderr))));
         }
