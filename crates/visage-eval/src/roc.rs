@@ -50,6 +50,32 @@ impl LabelledScores {
         out
     }
 
+    /// Scores and labels held in memory (the Python package's `roc`), checked
+    /// as [`read_scores_csv`] checks a file: the same number of each, every
+    /// score finite, every label 0 or 1 (1 = same identity), both classes
+    /// present. The message names the first offending position (0-based).
+    pub fn from_labels(scores: &[f64], labels: &[f64]) -> std::result::Result<Self, String> {
+        if scores.len() != labels.len() {
+            return Err(format!("{} scores but {} labels: expected one label per score", scores.len(), labels.len()));
+        }
+        if scores.is_empty() {
+            return Err("no scores: a ROC needs genuine (label 1) and impostor (label 0) pairs".into());
+        }
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            return Err(format!("score {i} is {}: scores must be finite", scores[i]));
+        }
+        let mut out = LabelledScores::default();
+        for (i, (&score, &label)) in scores.iter().zip(labels).enumerate() {
+            match label {
+                1.0 => out.genuine.push(score),
+                0.0 => out.impostor.push(score),
+                other => return Err(format!("label {i} is {other}: expected 0 or 1")),
+            }
+        }
+        out.check_both_classes()?;
+        Ok(out)
+    }
+
     /// A ROC needs both classes; the message says which one is missing.
     pub fn check_both_classes(&self) -> std::result::Result<(), String> {
         match (self.genuine.is_empty(), self.impostor.is_empty()) {
@@ -58,6 +84,15 @@ impl LabelledScores {
             (false, true) => Err("only genuine pairs (label 1): a ROC needs impostor pairs (label 0) too".into()),
             (false, false) => Ok(()),
         }
+    }
+}
+
+/// Refuses FAR (or FPIR) targets that are not rates: each must be finite
+/// and in [0, 1]. `option` names them in the message (`--far`, `fars`).
+pub fn check_rates(option: &str, rates: &[f64]) -> crate::Result<()> {
+    match rates.iter().find(|f| !(f.is_finite() && **f >= 0.0 && **f <= 1.0)) {
+        Some(f) => Err(crate::EvalError::Invalid(format!("{option} {f}: expected rates between 0 and 1"))),
+        None => Ok(()),
     }
 }
 
@@ -339,6 +374,20 @@ mod tests {
 
     fn summary(genuine: &[f64], impostor: &[f64], fars: &[f64]) -> RocSummary {
         roc_summary(&LabelledScores { genuine: genuine.to_vec(), impostor: impostor.to_vec() }, fars)
+    }
+
+    #[test]
+    fn scores_in_memory_are_checked_as_a_file_is() {
+        let scores = LabelledScores::from_labels(&[0.9, 0.2, 0.8], &[1.0, 0.0, 1.0]).unwrap();
+        assert_eq!((scores.genuine, scores.impostor), (vec![0.9, 0.8], vec![0.2]));
+        assert_eq!(LabelledScores::from_labels(&[0.9], &[1.0, 0.0]).unwrap_err(), "1 scores but 2 labels: expected one label per score");
+        assert_eq!(LabelledScores::from_labels(&[0.9, f64::NAN], &[1.0, 0.0]).unwrap_err(), "score 1 is NaN: scores must be finite");
+        assert_eq!(LabelledScores::from_labels(&[0.9, 0.1], &[1.0, 2.0]).unwrap_err(), "label 1 is 2: expected 0 or 1");
+        assert!(LabelledScores::from_labels(&[0.9, 0.1], &[1.0, 1.0]).unwrap_err().starts_with("only genuine pairs"));
+        assert!(LabelledScores::from_labels(&[], &[]).unwrap_err().starts_with("no scores"));
+        assert!(check_rates("fars", &[0.0, 1e-3, 1.0]).is_ok());
+        assert_eq!(check_rates("--far", &[1e-3, 1.5]).unwrap_err().to_string(), "--far 1.5: expected rates between 0 and 1");
+        assert!(check_rates("fars", &[f64::NAN]).is_err());
     }
 
     /// Hand-computed: genuine {0.9, 0.8, 0.4}, impostor {0.7, 0.3}.

@@ -44,7 +44,7 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use model::{check_metadata, pool_templates, FaceSample, Identity, IdentityId, IdentitySummary, QualityPolicy, Refusal, RefusedFace, Template};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use setup::GallerySetup;
+pub use setup::{EnrolReport, EnrolledFace, GallerySetup};
 pub use store::{
     check_enrolment, decide, EnrolOutcome, FaceMatches, GalleryExport, GalleryStore, ImportConflict, ImportReport, Match, SearchResponse,
 };

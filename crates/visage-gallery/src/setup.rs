@@ -7,9 +7,11 @@
 //! from the recogniser config's `same_person_cosine`; with neither it cannot
 //! be created.
 
+use serde::Serialize;
+
 use crate::config::{DecisionThreshold, GalleryConfig};
 use crate::error::{GalleryError, Result};
-use crate::model::QualityPolicy;
+use crate::model::{FaceSample, QualityPolicy, RefusedFace};
 use crate::store::GalleryStore;
 use crate::GalleryLocation;
 
@@ -85,5 +87,93 @@ impl GalleryLocation {
             )
         })?;
         self.create_for(setup, embedding_size)
+    }
+}
+
+/// What an enrolment of photos did: the JSON of `visage gallery enrol
+/// --json`, which the Python package's `Gallery.enrol` returns too.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnrolReport {
+    /// The identity's name.
+    pub name: String,
+    /// Whether the identity was created by this enrolment.
+    pub created: bool,
+    /// The faces that became templates, in the order given.
+    pub enrolled: Vec<EnrolledFace>,
+    /// Photos without a usable face and faces the quality screen refused,
+    /// sorted by source.
+    pub refused: Vec<RefusedFace>,
+    /// The identity's templates after the enrolment (0 when nothing was written).
+    pub templates: usize,
+    /// Templates this enrolment added ([`crate::EnrolOutcome::accepted`]).
+    #[serde(skip)]
+    pub accepted: usize,
+    /// Where the gallery is ([`GalleryStore::location`]); `None` when there
+    /// was no gallery and no face to create one with, so nothing was written.
+    #[serde(skip)]
+    pub location: Option<String>,
+}
+
+/// One enrolled face of an [`EnrolReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnrolledFace {
+    /// The face's [`FaceSample::source`].
+    pub source: String,
+    /// Its magnitude `‖x‖`.
+    pub quality: f32,
+}
+
+impl GalleryLocation {
+    /// Enrols one face per photo as `name`, the step after the face models
+    /// ran: `existing` is what [`Self::open_for`] gave before they ran (so a
+    /// wrong location or recogniser fails before any model does), `faces`
+    /// the photos' faces and `refused` the photos that had none. Without a
+    /// gallery the first face creates one of its embedding length for
+    /// `setup`; without a face either, nothing is written and the report's
+    /// `location` is `None`. The gallery's quality screen may refuse more
+    /// faces; a report with nothing enrolled is not an error here (the
+    /// caller says so, after showing the refusals).
+    pub fn enrol_photos(
+        &self,
+        existing: Option<Box<dyn GalleryStore>>,
+        setup: &GallerySetup,
+        name: &str,
+        metadata: Option<serde_json::Value>,
+        faces: &[FaceSample],
+        mut refused: Vec<RefusedFace>,
+    ) -> Result<EnrolReport> {
+        let store = match (existing, faces.first()) {
+            (Some(store), _) => store,
+            (None, Some(first)) => self.create_for(setup, first.embedding.len())?,
+            (None, None) => {
+                refused.sort_by(|a, b| a.source.cmp(&b.source));
+                return Ok(EnrolReport {
+                    name: name.to_string(),
+                    created: false,
+                    enrolled: Vec::new(),
+                    refused,
+                    templates: 0,
+                    accepted: 0,
+                    location: None,
+                });
+            }
+        };
+        let outcome = store.enrol(name, metadata, faces)?;
+        refused.extend(outcome.refused.iter().cloned());
+        refused.sort_by(|a, b| a.source.cmp(&b.source));
+        let enrolled = faces
+            .iter()
+            .filter(|f| !outcome.refused.iter().any(|r| r.source == f.source))
+            .map(|f| EnrolledFace { source: f.source.clone(), quality: f.magnitude })
+            .collect();
+        Ok(EnrolReport {
+            name: name.to_string(),
+            created: outcome.created,
+            enrolled,
+            refused,
+            templates: outcome.identity.as_ref().map_or(0, |i| i.templates),
+            accepted: outcome.accepted,
+            location: Some(store.location()),
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use visage_eval::cluster::{self, magnitude::magnitude_report, AhcConfig, AhcStop, DbscanConfig, KmeansConfig};
+use visage_eval::cluster::{self, magnitude::magnitude_report, MethodKind, MethodOptions};
 use visage_eval::io::embeddings::read_embeddings;
 use visage_eval::io::labels::write_labels;
 use visage_eval::EvalError;
@@ -125,32 +125,25 @@ impl ClusterArgs {
     }
 
     /// The method and its parameters from the options, checked against each
-    /// other and against the `rows` embeddings to cluster.
+    /// other and against the `rows` embeddings to cluster (by visage-eval's
+    /// [`MethodOptions::method`], flags named as typed).
     fn method(&self, rows: usize) -> Result<cluster::Method, Failure> {
-        let metric = self.metric.into();
-        Ok(match self.method {
-            ClusterMethod::Dbscan => {
-                let eps = self.eps.ok_or_else(|| Failure::bad_input("--method dbscan needs --eps"))?;
-                if !(eps.is_finite() && eps >= 0.0) || self.min_samples == 0 {
-                    return Err(Failure::bad_input("--eps must be ≥ 0 and --min-samples ≥ 1"));
-                }
-                cluster::Method::Dbscan(DbscanConfig { eps, min_samples: self.min_samples, metric })
-            }
-            ClusterMethod::Ahc => {
-                let stop = match (self.threshold, self.k) {
-                    (Some(t), None) if t.is_finite() => AhcStop::DistanceThreshold(t),
-                    (None, Some(k)) if k >= 1 => AhcStop::Clusters(k),
-                    _ => return Err(Failure::bad_input("--method ahc needs exactly one of --threshold T or --k K (≥ 1)")),
-                };
-                cluster::Method::Ahc(AhcConfig { linkage: self.linkage.into(), metric, stop })
-            }
-            ClusterMethod::Kmeans => {
-                let k = self.k.filter(|&k| k >= 1).ok_or_else(|| Failure::bad_input("--method kmeans needs --k K (≥ 1)"))?;
-                if k > rows {
-                    return Err(Failure::bad_input(format!("--k {k} exceeds the {rows} embeddings")));
-                }
-                cluster::Method::Kmeans(KmeansConfig { restarts: self.restarts.max(1), seed: self.seed, ..KmeansConfig::new(k, metric) })
-            }
-        })
+        let kind = match self.method {
+            ClusterMethod::Dbscan => MethodKind::Dbscan,
+            ClusterMethod::Ahc => MethodKind::Ahc,
+            ClusterMethod::Kmeans => MethodKind::Kmeans,
+        };
+        let options = MethodOptions {
+            kind,
+            metric: self.metric.into(),
+            eps: self.eps,
+            min_samples: self.min_samples,
+            linkage: self.linkage.into(),
+            threshold: self.threshold,
+            k: self.k,
+            restarts: self.restarts,
+            seed: self.seed,
+        };
+        options.method(rows, |name| format!("--{}", name.replace('_', "-"))).map_err(input)
     }
 }

@@ -84,10 +84,7 @@ fn check_fars(fars: &[f64]) -> Result<(), Failure> {
     check_rates("--far", fars)
 }
 
-/// Every value of option `option` is a rate in [0, 1].
+/// Every value of option `option` is a rate in [0, 1] (visage-eval's [`visage_eval::roc::check_rates`]).
 fn check_rates(option: &str, rates: &[f64]) -> Result<(), Failure> {
-    match rates.iter().find(|f| !(f.is_finite() && **f >= 0.0 && **f <= 1.0)) {
-        Some(f) => Err(Failure::bad_input(format!("{option} {f}: expected rates between 0 and 1"))),
-        None => Ok(()),
-    }
+    visage_eval::roc::check_rates(option, rates).map_err(input)
 }

@@ -50,7 +50,10 @@ fn is_npy(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-fn check_matrix(matrix: Array2<f64>, path: &Path) -> Result<Array2<f64>> {
+/// Refuses an embedding matrix that cannot be clustered or scored: no rows,
+/// no columns, or a value that is not finite. `path` names the source in
+/// errors (a file, or a name for an array held in memory).
+pub fn check_matrix(matrix: Array2<f64>, path: &Path) -> Result<Array2<f64>> {
     if matrix.nrows() == 0 || matrix.ncols() == 0 {
         return Err(EvalError::content(path, format!("empty matrix ({}×{}): expected one row per face", matrix.nrows(), matrix.ncols())));
     }

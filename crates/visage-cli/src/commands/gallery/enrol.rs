@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde::Serialize;
 use visage_gallery::{FaceSample, GallerySetup, QualityPolicy, Refusal, RefusedFace};
 use visage_infer::{InferError, PhotoFace};
 
@@ -45,21 +44,6 @@ pub struct EnrolArgs {
     detector: DetectorArgs,
 }
 
-#[derive(Serialize)]
-struct EnrolJson<'a> {
-    name: &'a str,
-    created: bool,
-    enrolled: Vec<EnrolledJson>,
-    refused: Vec<RefusedFace>,
-    templates: usize,
-}
-
-#[derive(Serialize)]
-struct EnrolledJson {
-    source: String,
-    quality: f32,
-}
-
 impl EnrolArgs {
     pub fn run(&self) -> Result<(), Failure> {
         let metadata = match &self.metadata {
@@ -95,41 +79,28 @@ impl EnrolArgs {
             }
         });
         let faces: Vec<FaceSample> = faces.into_iter().flatten().collect();
-        let store = match existing {
-            Some(store) => store,
-            None if faces.is_empty() => {
-                report_refusals(&refused);
-                return Err(Failure::bad_input(format!("nothing enrolled: none of the {} photos has a usable face", files.len())));
-            }
-            None => location.create_for(&setup, faces[0].embedding.len())?,
+        let report = location.enrol_photos(existing, &setup, &self.name, metadata, &faces, refused)?;
+        let Some(store_location) = &report.location else {
+            report_refusals(&report.refused);
+            return Err(Failure::bad_input(format!("nothing enrolled: none of the {} photos has a usable face", files.len())));
         };
-        let outcome = store.enrol(&self.name, metadata, &faces)?;
-        refused.extend(outcome.refused.iter().cloned());
-        refused.sort_by(|a, b| a.source.cmp(&b.source));
-        let enrolled: Vec<EnrolledJson> = faces
-            .iter()
-            .filter(|f| !outcome.refused.iter().any(|r| r.source == f.source))
-            .map(|f| EnrolledJson { source: f.source.clone(), quality: f.magnitude })
-            .collect();
-        let templates = outcome.identity.as_ref().map_or(0, |i| i.templates);
         if self.json {
-            let json = EnrolJson { name: &self.name, created: outcome.created, enrolled, refused: refused.clone(), templates };
-            println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
+            println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
         } else {
-            for face in &enrolled {
+            for face in &report.enrolled {
                 println!("enrolled {} as {} (quality ‖x‖ = {:.3})", face.source, self.name, face.quality);
             }
-            if outcome.accepted > 0 {
-                let verb = if outcome.created { "created" } else { "now has" };
-                println!("{}: {verb} {templates} templates in {}", self.name, store.location());
+            if report.accepted > 0 {
+                let verb = if report.created { "created" } else { "now has" };
+                println!("{}: {verb} {} templates in {store_location}", self.name, report.templates);
             }
         }
-        report_refusals(&refused);
-        if outcome.accepted == 0 {
+        report_refusals(&report.refused);
+        if report.accepted == 0 {
             return Err(Failure::bad_input(format!("nothing enrolled: all {} photos refused", files.len())));
         }
-        if self.detector.strict && !refused.is_empty() {
-            return Err(Failure::bad_input(format!("{} of {} photos refused (--strict)", refused.len(), files.len())));
+        if self.detector.strict && !report.refused.is_empty() {
+            return Err(Failure::bad_input(format!("{} of {} photos refused (--strict)", report.refused.len(), files.len())));
         }
         Ok(())
     }
