@@ -29,20 +29,44 @@ fn dependencies(manifest: &Path) -> BTreeSet<String> {
     names
 }
 
-/// Crate name → its workspace dependencies, from crates/*/Cargo.toml.
-fn workspace_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let mut graph = BTreeMap::new();
-    for entry in std::fs::read_dir(repo().join("crates")).unwrap() {
-        let dir = entry.unwrap().path();
-        let manifest = dir.join("Cargo.toml");
-        if !manifest.is_file() {
-            continue;
+/// The workspace's member folders: every crate under crates/, and python/
+/// (the Python package, crate visage-python).
+fn member_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("crates")).unwrap().map(|entry| entry.unwrap().path()).collect();
+    dirs.push(repo().join("python"));
+    dirs.retain(|dir| dir.join("Cargo.toml").is_file());
+    dirs
+}
+
+/// The `name` of a manifest's `[package]` section.
+fn package_name(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[package]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim).and_then(|rest| rest.strip_prefix('=')).filter(|_| inside) {
+            return value.trim().trim_matches('"').to_string();
         }
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    }
+    panic!("{}: no [package] name", manifest.display())
+}
+
+/// Crate name → (its manifest, its workspace dependencies), from every member's Cargo.toml.
+fn workspace_manifests() -> BTreeMap<String, (PathBuf, BTreeSet<String>)> {
+    let mut graph = BTreeMap::new();
+    for dir in member_dirs() {
+        let manifest = dir.join("Cargo.toml");
+        let name = package_name(&manifest);
         let deps = dependencies(&manifest).into_iter().filter(|d| d.starts_with("visage-")).collect();
-        graph.insert(name, deps);
+        assert!(graph.insert(name.clone(), (manifest, deps)).is_none(), "two members are called {name}");
     }
     graph
+}
+
+/// Crate name → its workspace dependencies.
+fn workspace_graph() -> BTreeMap<String, BTreeSet<String>> {
+    workspace_manifests().into_iter().map(|(name, (_, deps))| (name, deps)).collect()
 }
 
 /// The crate table of docs/ARCHITECTURE.md: crate → the `visage-*` names in its "depends on" column.
@@ -95,13 +119,14 @@ fn reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, target: &str)
 fn the_architecture_table_matches_the_manifests() {
     let actual = workspace_graph();
     let documented = documented_graph();
-    assert!(actual.len() >= 14, "found only {} crates under crates/", actual.len());
+    assert!(actual.len() >= 16, "found only {} workspace members", actual.len());
+    assert!(actual.contains_key("visage-python"), "python/ (visage-python) is not found as a member");
     for (name, deps) in &actual {
         let Some(listed) = documented.get(name) else { panic!("docs/ARCHITECTURE.md has no row for {name}") };
         assert_eq!(listed, deps, "docs/ARCHITECTURE.md lists other workspace dependencies for {name} than its Cargo.toml");
     }
     for name in documented.keys() {
-        assert!(actual.contains_key(name), "docs/ARCHITECTURE.md lists {name}, which is not a crate under crates/");
+        assert!(actual.contains_key(name), "docs/ARCHITECTURE.md lists {name}, which is not a workspace member (crates/*, python/)");
     }
 }
 
@@ -136,8 +161,8 @@ fn the_training_side_links_no_model_runtime_and_nothing_is_circular() {
         assert!(graph.contains_key(name), "{name} is missing");
         assert!(!reaches(&graph, name, "visage-infer"), "{name} depends on visage-infer (and so on ONNX Runtime)");
     }
-    for name in graph.keys() {
-        let manifest = repo().join("crates").join(name).join("Cargo.toml");
+    for (name, (manifest, _)) in workspace_manifests() {
+        let name = name.as_str();
         let direct = dependencies(&manifest);
         if name != "visage-infer" {
             assert!(!direct.contains("ort"), "{name} depends on ort directly; ONNX Runtime belongs to visage-infer");

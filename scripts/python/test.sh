@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Python package as a user gets it: a fresh virtual environment
+# (target/python-venv), `pip install ./python`, then the pytest suite of
+# python/tests against the `visage` binary (VISAGE_BIN, default
+# target/debug/visage, which `cargo test --workspace` builds).
+#
+# In CI the wheel is built with the workspace's dev profile into the
+# workspace's target directory, so it reuses the debug artifacts the test
+# build left (maturin's PEP 517 backend passes MATURIN_PEP517_ARGS to cargo);
+# only the crates whose features differ in a build of visage-python alone,
+# pyo3/numpy and the package itself are compiled. Measured on 2 cores:
+# about 2 minutes after `cargo test --workspace`, 25 s when nothing changed
+# (docs/python.md). Set VISAGE_PYTHON_PROFILE=release for an optimised wheel.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo="$PWD"
+
+python="${PYTHON:-python3}"
+venv="$repo/target/python-venv"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+export MATURIN_PEP517_ARGS="--profile ${VISAGE_PYTHON_PROFILE:-dev}"
+export VISAGE_BIN="${VISAGE_BIN:-$repo/target/debug/visage}"
+
+if [ ! -x "$VISAGE_BIN" ]; then
+    echo "scripts/python/test.sh: the visage binary $VISAGE_BIN does not exist: run cargo build -p visage-cli (or cargo test --workspace) first" >&2
+    exit 1
+fi
+
+echo "== fresh venv $venv"
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+
+echo "== pip install ./python ($MATURIN_PEP517_ARGS)"
+"$venv/bin/python" -m pip install ./python
+
+echo "== pytest python/tests (VISAGE_BIN=$VISAGE_BIN)"
+"$venv/bin/python" -m pip install --quiet pytest numpy
+# Run from the repository root with the installed package: python/ itself is
+# not on sys.path, so `import visage` is the installed wheel, not the sources.
+"$venv/bin/pytest" -q python/tests "$@"
