@@ -1,5 +1,5 @@
 """PyTorch CPU reference for `visage bench heads`: forward + backward of the
-ArcFace, MagFace and AdaFace heads, written from docs/spec/heads.md (same formulas as
+ArcFace, MagFace, AdaFace and SV-AM-Softmax heads, written from docs/spec/heads.md (same formulas as
 visage, float32), timed the same way. Prints one JSON object per line:
 {"head", "classes", "batch", "dim", "loss", "median_s", "runs_s"}.
 
@@ -61,6 +61,16 @@ def adaface(x, w, labels, state):
     return F.cross_entropy(replace_target(cos, labels, target, s), labels)
 
 
+def svam(x, w, labels, state):
+    s, m, t = 32.0, 0.35, 1.2
+    cos = normalised_cosines(x, w)
+    cos_t = cos.gather(1, labels[:, None])
+    # Support vectors: non-target classes with cos > cos_target - m (a detached indicator).
+    support = (cos.detach() > cos_t.detach() - m).scatter(1, labels[:, None], False)
+    logits = s * torch.where(support, t * cos + t - 1.0, cos)
+    return F.cross_entropy(logits.scatter(1, labels[:, None], s * (cos_t - m)), labels)
+
+
 def hashed_uniform(rows, cols, seed):
     """u(i, j) = ((i·73856093 ^ j·19349663 ^ seed·83492791) mod 2^32)/2^32 − 0.5, exactly as
     visage's benchmark computes it, so both sides see identical inputs."""
@@ -70,7 +80,7 @@ def hashed_uniform(rows, cols, seed):
     return (h.to(torch.float64) / 4294967296.0 - 0.5).to(torch.float32)
 
 
-HEADS = {"arcface": arcface, "magface": magface, "adaface": adaface}
+HEADS = {"arcface": arcface, "magface": magface, "adaface": adaface, "svam": svam}
 
 
 def main():
@@ -80,7 +90,7 @@ def main():
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--heads", default="arcface,magface,adaface")
+    parser.add_argument("--heads", default="arcface,magface,adaface,svam")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for classes in [int(c) for c in args.classes.split(",")]:

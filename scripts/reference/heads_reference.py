@@ -47,6 +47,7 @@ DEFAULTS = {
     "magface": {"s": 64.0, "l_a": 10.0, "u_a": 110.0, "l_m": 0.45, "u_m": 0.8,
                 "lambda_g": 35.0, "easy_margin": True},
     "adaface": {"s": 64.0, "m": 0.4, "h": 0.333, "t_alpha": 0.01, "eps": 1e-3},
+    "svam": {"s": 32.0, "m": 0.35, "t": 1.2},
 }
 REQUIRED = {"combined": ("m1", "m2", "m3")}
 ALLOWED = {k: set(v) | set(REQUIRED.get(k, ())) for k, v in DEFAULTS.items()}
@@ -74,6 +75,8 @@ def resolve_params(head):
         check_magface_bound(p)
     if kind == "subcenter":
         p["k"] = int(p["k"])
+    if kind == "svam" and not p["t"] >= 1.0:
+        raise HeadError(f"svam: t = {p['t']} must be at least 1")
     return kind, p
 
 
@@ -139,6 +142,16 @@ def adaface_frozen(x, p, state):
     return {"s_hat": s_hat, "state": {"batch_mean": mu, "batch_std": sigma}}
 
 
+def svam_frozen(x, w, y, p):
+    """SV-AM-Softmax's detached support-vector indicator, from the unperturbed
+    input: I_ik = [cos_ik > cos_iy - m] for the non-target classes k != y_i."""
+    cos = cosines(x, w)
+    idx = np.arange(len(y))
+    support = cos > (cos[idx, y] - p["m"])[:, None]
+    support[idx, y] = False
+    return {"support": support}
+
+
 def head_loss(kind, p, x, w, y, frozen=None):
     """Batch-mean loss of one head. `frozen` holds detached values (adaface)."""
     idx = np.arange(len(y))
@@ -180,6 +193,10 @@ def head_loss(kind, p, x, w, y, frozen=None):
     elif kind == "combined":
         theta = np.arccos(cos_t)
         target = np.cos(p["m1"] * theta + p["m2"]) - p["m3"]
+    elif kind == "svam":
+        t = p["t"]
+        logits = np.where(frozen["support"], t * cos + t - 1.0, cos)
+        return cross_entropy(s * with_target(logits, y, cos_t - p["m"]), y)
     elif kind == "magface":
         l_a, u_a, l_m, u_m = p["l_a"], p["u_a"], p["l_m"], p["u_m"]
         a = np.clip(np.linalg.norm(x, axis=1), l_a, u_a)      # not detached
@@ -235,6 +252,8 @@ def evaluate(case):
     frozen = None
     if kind == "adaface":
         frozen = adaface_frozen(x, p, case.get("state"))
+    if kind == "svam":
+        frozen = svam_frozen(x, w, y, p)
 
     def f():
         return head_loss(kind, p, x, w, y, frozen)
@@ -341,6 +360,11 @@ def safety_margins(case, frozen=None):
     if kind == "combined":
         # cos(m1*theta + m2) has its extremum at m1*theta + m2 = pi; keep clear.
         out["angle_to_pi"] = float(np.min(np.abs(p["m1"] * theta + p["m2"] - math.pi)))
+    if kind == "svam":
+        # The indicator is a step: no stencil may cross cos_ik = cos_iy - m.
+        gap = np.abs(raw - (raw[idx, y] - p["m"])[:, None])
+        gap[idx, y] = np.inf
+        out["support_vector_boundary"] = float(np.min(gap))
     if kind == "adaface":
         eps = p["eps"]
         tp = theta - p["m"] * frozen["s_hat"]
@@ -444,6 +468,16 @@ def fixture_cases():
         lambda r: dict(build_case(r, {"kind": "adaface"}, 6, 3, [1, 0, 2, 1],
                                   [3.0, 31.0, 27.0, 58.0], thetas=[1.2, 0.9, 1.7, 2.1]),
                        state={"batch_mean": 30.0, "batch_std": 6.0}))
+    # --- svam --------------------------------------------------------------
+    add("svam_default", "s=32, m=0.35, t=1.2; targets at several angles so some samples have many support vectors and some none",
+        lambda r: build_case(r, {"kind": "svam"}, 6, 5, [0, 3, 1, 4, 2, 1], rnorms(r, 6),
+                             thetas=[0.3, 1.2, 1.7, 0.8, 2.2, None]))
+    add("svam_s64_m04_t15", "s=64, m=0.4, t=1.5, C=4",
+        lambda r: build_case(r, {"kind": "svam", "s": 64.0, "m": 0.4, "t": 1.5}, 7, 4,
+                             [1, 0, 3, 2, 0], rnorms(r, 5), thetas=[1.0, 1.9, 0.5, 1.4, None]))
+    add("svam_t1", "t=1 (CosFace's logits; support vectors change nothing), s=30, m=0.35",
+        lambda r: build_case(r, {"kind": "svam", "s": 30.0, "m": 0.35, "t": 1.0}, 5, 4,
+                             [2, 1, 0, 3], rnorms(r, 4), thetas=[1.3, 0.6, 2.0, None]))
     return cases
 
 

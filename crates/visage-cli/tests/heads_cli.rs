@@ -84,6 +84,22 @@ fn bad_cases_exit_2_naming_the_field() {
         r#"{"head": {"kind": "subcenter", "k": 3}, "embeddings": [[1, 2]], "weights": [[1, 0], [0, 1]], "labels": [0]}"#,
         &["weights", "multiple of k = 3"],
     );
+    // SV-AM-Softmax's t < 1 would weigh hard negatives less: refused.
+    assert_bad_input(&format!(r#"{{"head": {{"kind": "svam", "t": 0.9}}, {ok_rest}}}"#), &["svam", "`t`", "0.9", "at least 1"]);
+}
+
+#[test]
+fn svam_by_hand() {
+    // x₁ = (3, 4), label 1: cos_y = 0.8, cos₀ = 0.6 > 0.8 − 0.35, a support vector:
+    // logits 32·(1.2·0.6 + 0.2) = 29.44 and 32·(0.8 − 0.35) = 14.4.
+    // x₂ = (1, 0), label 0: cos_y = 1, cos₁ = 0 < 0.65, not one: logits 32·0.65 = 20.8 and 0.
+    let out = eval_stdin(r#"{"head": {"kind": "svam"}, "embeddings": [[3, 4], [1, 0]], "weights": [[1, 0], [0, 1]], "labels": [1, 0]}"#);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ce = |target: f64, other: f64| (target.exp() + other.exp()).ln() - target;
+    let expected = (ce(14.4, 29.44) + ce(20.8, 0.0)) / 2.0;
+    let loss = result["loss"].as_f64().unwrap();
+    assert!((loss - expected).abs() < 1e-5 * expected, "loss {loss}, by hand {expected}");
 }
 
 #[test]
@@ -119,7 +135,7 @@ fn demo_runs_every_head() {
     let out = visage(&["heads", "demo"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for kind in ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface"] {
+    for kind in ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface", "svam"] {
         assert!(stdout.contains(&format!("  {kind} ")), "{kind} missing from:\n{stdout}");
     }
 }

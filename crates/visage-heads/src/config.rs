@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::HeadError;
 use crate::heads::{
     adaface::AdaFaceConfig, arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, magface::MagFaceConfig,
-    normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig, subcenter::SubCenterConfig,
+    normface::NormFaceConfig, softmax::SoftmaxConfig, sphereface::SphereFaceConfig, subcenter::SubCenterConfig, svam::SvAmConfig,
 };
 
 /// A head and its parameters, tagged by `kind` (one of [`HeadConfig::KINDS`]); each
@@ -37,11 +37,14 @@ pub enum HeadConfig {
     MagFace(MagFaceConfig),
     /// `adaface`: a margin driven by the feature norm relative to running batch statistics.
     AdaFace(AdaFaceConfig),
+    /// `svam`: SV-AM-Softmax, the CosFace target with the support vectors' logits weighted by `t`.
+    SvAm(SvAmConfig),
 }
 
 impl HeadConfig {
     /// Every kind's name as written in configs.
-    pub const KINDS: [&'static str; 9] = ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface"];
+    pub const KINDS: [&'static str; 10] =
+        ["softmax", "normface", "sphereface", "cosface", "arcface", "combined", "subcenter", "magface", "adaface", "svam"];
 
     /// The `kind` tag this variant is written with (an entry of [`KINDS`](Self::KINDS)).
     pub fn kind(&self) -> &'static str {
@@ -55,6 +58,7 @@ impl HeadConfig {
             Self::SubCenter(_) => "subcenter",
             Self::MagFace(_) => "magface",
             Self::AdaFace(_) => "adaface",
+            Self::SvAm(_) => "svam",
         }
     }
 
@@ -74,6 +78,7 @@ impl HeadConfig {
             Self::SubCenter(c) => c.validate(),
             Self::MagFace(c) => c.validate(),
             Self::AdaFace(c) => c.validate(),
+            Self::SvAm(c) => c.validate(),
         }
     }
 
@@ -97,6 +102,7 @@ impl HeadConfig {
             Self::SubCenter(c) => Some(c.s),
             Self::MagFace(c) => Some(c.s),
             Self::AdaFace(c) => Some(c.s),
+            Self::SvAm(c) => Some(c.s),
         }
     }
 }

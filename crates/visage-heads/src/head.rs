@@ -143,8 +143,9 @@ impl MarginHead {
             _ => (RowInputs::None, None),
         };
 
-        let mut shard_logits = Vec::with_capacity(shards.len());
-        let mut target_columns = Vec::with_capacity(shards.len());
+        // Per shard: the sample's target column there (if its label lives in
+        // that shard) and, for the cosine heads, the B × classes cosines.
+        let mut prepared = Vec::with_capacity(shards.len());
         for (shard, &classes) in shards.iter().zip(&shard_classes) {
             let device = shard.centres.device();
             let local_labels: Vec<Option<usize>> = labels
@@ -155,20 +156,51 @@ impl MarginHead {
                 Tensor::<B, 2, Int>::from_data(TensorData::new(local_labels.iter().map(|l| l.unwrap_or(0) as i64).collect(), [batch, 1]), &device);
             let no_target = Tensor::<B, 2, Bool>::from_data(TensorData::new(local_labels.iter().map(Option::is_none).collect(), [batch, 1]), &device);
             let rows = on_device(directions.clone(), &device);
-            let (logits, target_logit) = if is_softmax {
-                let logits = rows.matmul(shard.centres.clone().transpose());
-                let target_logit = logits.clone().gather(1, target_index);
-                (logits, target_logit)
-            } else {
-                let cosines = self.class_cosines(rows, shard, classes, per_class)?;
-                let cos_target = cosines.clone().gather(1, target_index.clone()).clamp(-1.0, 1.0);
-                let target_logit = self.target_logit(cos_target.clone(), &row_inputs, &device);
-                let scale = self.config.scale().expect("cosine heads have a scale");
-                // Only the target column changes: add (target − s·cos_target) there.
-                // A B×1 scatter-add keeps the backward pass B×1 too (a gather).
-                let correction = (target_logit.clone() - cos_target * scale).mask_fill(no_target.clone(), 0.0);
-                let logits = (cosines * scale).scatter(1, target_index, correction, IndexingUpdateOp::Add);
-                (logits, target_logit)
+            let cosines = if is_softmax { None } else { Some(self.class_cosines(rows.clone(), shard, classes, per_class)?) };
+            prepared.push((rows, target_index, no_target, cosines));
+        }
+
+        // SV-AM-Softmax decides its support vectors against the target cosine,
+        // which lives in one shard: all-reduce it (detached, as the indicator is).
+        let support_threshold = match &self.config {
+            HeadConfig::SvAm(config) => {
+                let cos_target = prepared
+                    .iter()
+                    .map(|(_, target_index, no_target, cosines)| {
+                        let cosines = cosines.as_ref().expect("svam is a cosine head").clone().detach();
+                        on_device(cosines.gather(1, target_index.clone()).clamp(-1.0, 1.0).mask_fill(no_target.clone(), 0.0), &home)
+                    })
+                    .reduce(|a, b| a + b)
+                    .expect("at least one shard");
+                Some(cos_target - config.m)
+            }
+            _ => None,
+        };
+
+        let mut shard_logits = Vec::with_capacity(shards.len());
+        let mut target_columns = Vec::with_capacity(shards.len());
+        for (shard, (rows, target_index, no_target, cosines)) in shards.iter().zip(prepared) {
+            let device = shard.centres.device();
+            let (logits, target_logit) = match cosines {
+                None => {
+                    let logits = rows.matmul(shard.centres.clone().transpose());
+                    let target_logit = logits.clone().gather(1, target_index);
+                    (logits, target_logit)
+                }
+                Some(cosines) => {
+                    let cos_target = cosines.clone().gather(1, target_index.clone()).clamp(-1.0, 1.0);
+                    let target_logit = self.target_logit(cos_target.clone(), &row_inputs, &device);
+                    let scale = self.config.scale().expect("cosine heads have a scale");
+                    let mut scaled = cosines.clone() * scale;
+                    if let (HeadConfig::SvAm(config), Some(threshold)) = (&self.config, &support_threshold) {
+                        scaled = scaled + support_vector_boost(cosines, on_device(threshold.clone(), &device), &target_index, &no_target, config);
+                    }
+                    // Only the target column changes: add (target − s·cos_target) there.
+                    // A B×1 scatter-add keeps the backward pass B×1 too (a gather).
+                    let correction = (target_logit.clone() - cos_target * scale).mask_fill(no_target.clone(), 0.0);
+                    let logits = scaled.scatter(1, target_index, correction, IndexingUpdateOp::Add);
+                    (logits, target_logit)
+                }
             };
             target_columns.push(on_device(target_logit.mask_fill(no_target, 0.0), &home));
             shard_logits.push(logits);
@@ -216,6 +248,7 @@ impl MarginHead {
             (HeadConfig::NormFace(c), _) => cos_target * c.s,
             (HeadConfig::SphereFace(c), _) => c.target_logit(cos_target),
             (HeadConfig::CosFace(c), _) => c.target_logit(cos_target),
+            (HeadConfig::SvAm(c), _) => (cos_target - c.m) * c.s,
             (HeadConfig::ArcFace(c), _) => c.target_logit(cos_target),
             (HeadConfig::Combined(c), _) => c.target_logit(cos_target),
             (HeadConfig::SubCenter(c), _) => c.arcface().target_logit(cos_target),
@@ -224,6 +257,25 @@ impl MarginHead {
             (config, _) => unreachable!("{} has no cosine target rule or lacks its row inputs", config.kind()),
         }
     }
+}
+
+/// SV-AM-Softmax's change to the non-target logits of one shard: a support
+/// vector's logit `s·(t·cos + t − 1)` is `s·cos + s·(t − 1)·(cos + 1)`, so this
+/// returns `s·(t − 1)·(cos + 1)·I` with the detached indicator
+/// `I = [cos > cos_target − m]`, zero in the target column (whose margin the
+/// caller applies). The gradient through a support vector's cosine is `s·t`.
+fn support_vector_boost<B: Backend>(
+    cosines: Tensor<B, 2>,
+    threshold: Tensor<B, 2>,
+    target_index: &Tensor<B, 2, Int>,
+    no_target: &Tensor<B, 2, Bool>,
+    config: &crate::heads::svam::SvAmConfig,
+) -> Tensor<B, 2> {
+    let indicator = (cosines.clone().detach() - threshold).greater_elem(0.0).float();
+    // The target column always passes its own test (m ≥ 0): take it out.
+    let in_target = indicator.clone().gather(1, target_index.clone()).mask_fill(no_target.clone(), 0.0);
+    let indicator = indicator.scatter(1, target_index.clone(), in_target.neg(), IndexingUpdateOp::Add);
+    (cosines + 1.0) * indicator * (config.s * (config.t - 1.0))
 }
 
 /// Floor under max-shifted logits before `exp`. At s = 64 logits span up to 128,

@@ -1,5 +1,5 @@
 //! Margin heads for face recognition — softmax, NormFace, SphereFace, CosFace,
-//! ArcFace, combined margins, sub-center ArcFace, MagFace and AdaFace — and
+//! ArcFace, combined margins, sub-center ArcFace, MagFace, AdaFace and SV-AM-Softmax — and
 //! Partial FC, exactly as `docs/spec/heads.md` defines them, generic over burn's
 //! backend so autodiff gives both gradients.
 

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, evaluate, evaluate_sharded};
 use proptest::prelude::*;
 use visage_heads::heads::{
-    arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, normface::NormFaceConfig, subcenter::SubCenterConfig,
+    arcface::ArcFaceConfig, combined::CombinedConfig, cosface::CosFaceConfig, normface::NormFaceConfig, subcenter::SubCenterConfig, svam::SvAmConfig,
 };
 use visage_heads::{HeadConfig, PartialFcConfig};
 
@@ -79,10 +79,25 @@ proptest! {
 
     #[test]
     fn sharded_softmax_equals_one_shard((x, w, y) in batch(1), split in 1usize..3) {
-        for config in [HeadConfig::ArcFace(ArcFaceConfig::default()), HeadConfig::CosFace(CosFaceConfig::default())] {
+        for config in [
+            HeadConfig::ArcFace(ArcFaceConfig::default()),
+            HeadConfig::CosFace(CosFaceConfig::default()),
+            // The support vectors are decided against the target cosine, which lives in one shard.
+            HeadConfig::SvAm(SvAmConfig { t: 1.4, ..SvAmConfig::default() }),
+        ] {
             let full = evaluate(config, &x, &w, &y).unwrap();
             let sharded = evaluate_sharded(config, &x, &w, &y, split, None).unwrap();
             assert_close(&sharded, &full, 1e-5, "sharded");
         }
+    }
+
+    #[test]
+    fn svam_is_cosface_at_t_one_and_never_below_it((x, w, y) in batch(1), s in 8.0f64..64.0, m in 0.0f64..0.5, t in 1.0f64..2.0) {
+        let cosface = evaluate(HeadConfig::CosFace(CosFaceConfig { s, m }), &x, &w, &y).unwrap();
+        let at_one = evaluate(HeadConfig::SvAm(SvAmConfig { s, m, t: 1.0 }), &x, &w, &y).unwrap();
+        assert_close(&at_one, &cosface, 1e-6, "svam t=1");
+        // t > 1 only raises support vectors' logits (t·cos + t − 1 ≥ cos): the loss cannot drop.
+        let svam = evaluate(HeadConfig::SvAm(SvAmConfig { s, m, t }), &x, &w, &y).unwrap();
+        prop_assert!(svam.loss >= cosface.loss * (1.0 - 1e-6), "svam {} < cosface {}", svam.loss, cosface.loss);
     }
 }

@@ -86,7 +86,7 @@ pub struct HeadsBenchArgs {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Heads to measure.
-    #[arg(long, value_delimiter = ',', default_value = "arcface,magface,adaface")]
+    #[arg(long, value_delimiter = ',', default_value = "arcface,magface,adaface,svam")]
     heads: Vec<String>,
     #[command(flatten)]
     torch: TorchArgs,

@@ -11,6 +11,7 @@ pub mod normface;
 pub mod softmax;
 pub mod sphereface;
 pub mod subcenter;
+pub mod svam;
 
 use crate::error::HeadError;
 
