@@ -249,20 +249,42 @@ def evaluate(case):
     y = np.array(case["labels"], dtype=np.int64)
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1] or len(y) != x.shape[0]:
         raise HeadError("shape mismatch between embeddings, weights and labels")
+    # Partial FC: the head over the kept classes only (labels renumbered to
+    # their position among them); the other rows of W do not enter the loss,
+    # so their finite-difference gradient is exactly 0. Shards do not change
+    # the mathematics (the softmax over shards is the softmax over all kept
+    # classes), so the reference ignores them.
+    kept_rows = None
+    yk = y
+    partial = case.get("partial_fc")
+    if partial is not None:
+        sampled = partial.get("sampled")
+        if sampled is None:
+            raise HeadError("partial_fc: the reference needs the kept classes (partial_fc.sampled)")
+        K = p.get("k", 1) if kind == "subcenter" else 1
+        kept_rows = np.array([c * K + j for c in sampled for j in range(K)], dtype=np.int64)
+        position = {c: i for i, c in enumerate(sampled)}
+        yk = np.array([position[int(label)] for label in y], dtype=np.int64)
+
+    def rows():
+        return w if kept_rows is None else w[kept_rows]
+
     frozen = None
     if kind == "adaface":
         frozen = adaface_frozen(x, p, case.get("state"))
     if kind == "svam":
-        frozen = svam_frozen(x, w, y, p)
+        frozen = svam_frozen(x, rows(), yk, p)
 
     def f():
-        return head_loss(kind, p, x, w, y, frozen)
+        return head_loss(kind, p, x, rows(), yk, frozen)
 
     out = {"loss": f(),
            "grad_embeddings": fd_grad(f, x).tolist(),
            "grad_weights": fd_grad(f, w).tolist()}
     if kind == "adaface":
         out["state"] = frozen["state"]
+    if partial is not None:
+        out["sampled_classes"] = list(map(int, partial["sampled"]))
     return out
 
 
@@ -375,6 +397,19 @@ def safety_margins(case, frozen=None):
 MIN_MARGIN = 1e-2
 
 
+def kept_only(case):
+    """A Partial FC case restricted to its kept classes (what the head sees)."""
+    partial = case.get("partial_fc")
+    if partial is None:
+        return case
+    kind, p = resolve_params(case["head"])
+    K = p.get("k", 1) if kind == "subcenter" else 1
+    sampled = partial["sampled"]
+    w = [case["weights"][c * K + j] for c in sampled for j in range(K)]
+    position = {c: i for i, c in enumerate(sampled)}
+    return dict(case, weights=w, labels=[position[label] for label in case["labels"]], partial_fc=None)
+
+
 def fixture_cases():
     """(name, description, builder) in a fixed order; each builder gets its own rng."""
     cases = []
@@ -478,6 +513,21 @@ def fixture_cases():
     add("svam_t1", "t=1 (CosFace's logits; support vectors change nothing), s=30, m=0.35",
         lambda r: build_case(r, {"kind": "svam", "s": 30.0, "m": 0.35, "t": 1.0}, 5, 4,
                              [2, 1, 0, 3], rnorms(r, 4), thetas=[1.3, 0.6, 2.0, None]))
+    # --- partial fc -------------------------------------------------------
+    def with_partial(case, **partial):
+        return dict(case, partial_fc=partial)
+
+    add("partial_fc_arcface", "arcface defaults over 3 of 6 classes kept (the 2 positives + 1 negative), 2 shards of 4 and 2",
+        lambda r: with_partial(build_case(r, {"kind": "arcface"}, 6, 6, [1, 4, 1, 4], rnorms(r, 4),
+                                          thetas=[0.7, 1.3, 1.1, 0.9]),
+                               shards=[4, 2], sampled=[1, 2, 4]))
+    add("partial_fc_subcenter", "sub-center ArcFace K=2 over 3 of 5 classes kept, one shard",
+        lambda r: with_partial(build_case(r, {"kind": "subcenter", "k": 2}, 5, 10, [0, 3, 3, 0], rnorms(r, 4)),
+                               sampled=[0, 2, 3]))
+    add("partial_fc_svam", "svam defaults over 5 of 7 classes kept, 3 shards (3, 2, 2): support vectors only among the kept classes",
+        lambda r: with_partial(build_case(r, {"kind": "svam"}, 6, 7, [2, 5, 6, 2, 5], rnorms(r, 5),
+                                          thetas=[0.6, 1.2, 0.9, 1.5, None]),
+                               shards=[3, 2, 2], sampled=[0, 2, 4, 5, 6]))
     return cases
 
 
@@ -501,7 +551,7 @@ def generate(outdir):
             if kind == "adaface":
                 x = np.array(case["embeddings"])
                 frozen = adaface_frozen(x, p, case.get("state"))
-            margins = safety_margins(case, frozen)
+            margins = safety_margins(kept_only(case), frozen)
             if all(v > MIN_MARGIN for v in margins.values()):
                 break
         else:

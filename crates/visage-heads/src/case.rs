@@ -1,6 +1,7 @@
 //! The `visage heads eval` contract: one batch given as JSON (head, embeddings,
-//! weights, labels, optional AdaFace state) in; loss, both gradients of the
-//! batch-mean loss and the updated state out. Checked field by field so a bad
+//! weights, labels, optional AdaFace state, optional Partial FC) in; loss,
+//! both gradients of the batch-mean loss, the updated state and the classes
+//! Partial FC kept out. Checked field by field so a bad
 //! case is refused with the name of the field at fault.
 
 use burn::tensor::{backend::AutodiffBackend, Tensor, TensorData};
@@ -11,8 +12,9 @@ use thiserror::Error;
 
 use crate::config::HeadConfig;
 use crate::error::HeadError;
-use crate::head::{host_values, MarginHead};
+use crate::head::{host_values, CentreShard, MarginHead};
 use crate::heads::adaface::AdaFaceState;
+use crate::partial_fc::{PartialFc, PartialFcConfig};
 
 /// One batch to evaluate, as read from JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,32 @@ pub struct HeadCase {
     pub labels: Vec<usize>,
     /// AdaFace's running statistics before this batch (default μ = 20, σ = 100).
     pub state: Option<AdaFaceState>,
+    /// Partial FC over the class centres, when given.
+    pub partial_fc: Option<CasePartialFc>,
+}
+
+/// The `partial_fc` object of a case: the class centres split into shards
+/// (default: one) and either the kept classes given (`sampled`, so an
+/// independent reference can check the result) or Partial FC's sampler
+/// (`sample_rate`, `seed`, `step`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePartialFc {
+    /// Fraction of each shard's classes kept (default 0.1), when `sampled` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
+    /// Seed of the sampler (default 0), when `sampled` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Training step the sample is drawn for (default 0), when `sampled` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// Classes per shard, in order, summing to the case's classes (default: one shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Vec<usize>>,
+    /// The kept classes (global ids, ascending, every label among them), instead of sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<Vec<usize>>,
 }
 
 /// What one batch produces.
@@ -41,6 +69,9 @@ pub struct HeadCaseResult {
     /// AdaFace's running statistics after this batch's update.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<AdaFaceState>,
+    /// With Partial FC: the classes kept (ascending); the other classes' weight rows get zero gradient.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sampled_classes: Option<Vec<usize>>,
 }
 
 /// Why a case was refused or could not be evaluated.
@@ -78,7 +109,7 @@ fn field_error(field: impl Into<String>, reason: impl Into<String>) -> CaseError
     CaseError::Field { field: field.into(), reason: reason.into() }
 }
 
-const FIELDS: [&str; 5] = ["head", "embeddings", "weights", "labels", "state"];
+const FIELDS: [&str; 6] = ["head", "embeddings", "weights", "labels", "state", "partial_fc"];
 
 impl HeadCase {
     /// Parses and checks a case. The matrices and labels are read straight
@@ -124,9 +155,61 @@ impl HeadCase {
                 Some(state)
             }
         };
-        let case = Self { head, embeddings, weights, labels, state };
+        let partial_fc = match raw.partial_fc {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(serde_json::from_value::<CasePartialFc>(value).map_err(|e| field_error("partial_fc", e.to_string()))?),
+        };
+        let case = Self { head, embeddings, weights, labels, state, partial_fc };
         case.check_shapes()?;
+        case.check_partial_fc()?;
         Ok(case)
+    }
+
+    fn check_partial_fc(&self) -> Result<(), CaseError> {
+        let Some(partial) = &self.partial_fc else { return Ok(()) };
+        let classes = self.weights.len() / self.head.centres_per_class();
+        if let Some(shards) = &partial.shards {
+            if shards.is_empty() || shards.contains(&0) || shards.iter().sum::<usize>() != classes {
+                return Err(field_error("partial_fc.shards", format!("{shards:?}: expected positive class counts summing to the {classes} classes")));
+            }
+        }
+        if let Some(sampled) = &partial.sampled {
+            if partial.sample_rate.is_some() || partial.seed.is_some() || partial.step.is_some() {
+                return Err(field_error("partial_fc.sampled", "give either the sampled classes or sample_rate/seed/step, not both"));
+            }
+            if !sampled.windows(2).all(|w| w[0] < w[1]) {
+                return Err(field_error("partial_fc.sampled", "the classes must be ascending and distinct"));
+            }
+            if let Some(&class) = sampled.iter().find(|&&c| c >= classes) {
+                return Err(field_error("partial_fc.sampled", format!("class {class} is out of range: there are {classes} classes")));
+            }
+            if let Some((i, label)) = self.labels.iter().enumerate().find(|(_, l)| sampled.binary_search(l).is_err()) {
+                return Err(field_error("partial_fc.sampled", format!("labels[{i}] = {label} is not among them: every positive class is kept")));
+            }
+            let sizes = partial.shards.clone().unwrap_or_else(|| vec![classes]);
+            let mut first = 0;
+            for (index, size) in sizes.into_iter().enumerate() {
+                if !sampled.iter().any(|c| (first..first + size).contains(c)) {
+                    return Err(field_error(
+                        "partial_fc.sampled",
+                        format!("shard {index} (classes {first}..{}) keeps no class: every shard keeps at least one", first + size),
+                    ));
+                }
+                first += size;
+            }
+        } else {
+            PartialFc::new(self.partial_fc_config())?;
+        }
+        Ok(())
+    }
+
+    fn partial_fc_config(&self) -> PartialFcConfig {
+        let defaults = PartialFcConfig::default();
+        let partial = self.partial_fc.as_ref();
+        PartialFcConfig {
+            sample_rate: partial.and_then(|p| p.sample_rate).unwrap_or(defaults.sample_rate),
+            seed: partial.and_then(|p| p.seed).unwrap_or(defaults.seed),
+        }
     }
 
     fn check_shapes(&self) -> Result<(), CaseError> {
@@ -161,8 +244,43 @@ impl HeadCase {
         }
         let embeddings = to_tensor::<B>(&self.embeddings, device).require_grad();
         let weights = to_tensor::<B>(&self.weights, device).require_grad();
-        let output = head.forward(embeddings.clone(), weights.clone(), &self.labels)?;
-        let gradients = output.loss.backward();
+        let (loss, sampled_classes) = match &self.partial_fc {
+            None => (head.forward(embeddings.clone(), weights.clone(), &self.labels)?.loss, None),
+            Some(partial) => {
+                let per_class = self.head.centres_per_class();
+                let classes = self.weights.len() / per_class;
+                let sizes = partial.shards.clone().unwrap_or_else(|| vec![classes]);
+                let mut shards = Vec::with_capacity(sizes.len());
+                let mut first_class = 0;
+                for size in sizes {
+                    let rows = first_class * per_class..(first_class + size) * per_class;
+                    shards.push(CentreShard { centres: weights.clone().slice([rows, 0..self.weights[0].len()]), first_class });
+                    first_class += size;
+                }
+                let output = match &partial.sampled {
+                    Some(sampled) => {
+                        let kept = shards
+                            .iter()
+                            .map(|shard| {
+                                let end = shard.first_class + shard.centres.dims()[0] / per_class;
+                                sampled.iter().copied().filter(|c| (shard.first_class..end).contains(c)).collect()
+                            })
+                            .collect();
+                        PartialFc::forward_with_classes(&mut head, embeddings.clone(), &shards, &self.labels, kept)?
+                    }
+                    None => PartialFc::new(self.partial_fc_config())?.forward(
+                        &mut head,
+                        embeddings.clone(),
+                        &shards,
+                        &self.labels,
+                        partial.step.unwrap_or(0),
+                    )?,
+                };
+                let kept: Vec<usize> = output.sampled.iter().flat_map(|s| s.classes.iter().copied()).collect();
+                (output.output.loss, Some(kept))
+            }
+        };
+        let gradients = loss.backward();
         let grad = |t: &Tensor<B, 2>, rows: usize| -> Vec<Vec<f64>> {
             match t.grad(&gradients) {
                 Some(g) => rows_of(host_values(g), rows),
@@ -170,10 +288,11 @@ impl HeadCase {
             }
         };
         let result = HeadCaseResult {
-            loss: host_values(output.loss)[0],
+            loss: host_values(loss)[0],
             grad_embeddings: grad(&embeddings, self.embeddings.len()),
             grad_weights: grad(&weights, self.weights.len()),
             state: head.adaface_state(),
+            sampled_classes,
         };
         // JSON has no NaN: a non-finite number would be written as `null`
         // and read back as a missing value, so it is an error here instead.
@@ -235,6 +354,7 @@ struct RawCase {
     weights: Option<Vec<Vec<f64>>>,
     labels: Option<Vec<usize>>,
     state: Option<Value>,
+    partial_fc: Option<Value>,
 }
 
 /// Where a visitor leaves the field error it found: serde's own error type
@@ -269,6 +389,7 @@ impl<'de> Visitor<'de> for CaseVisitor<'_> {
                 "weights" => raw.weights.replace(map.next_value_seed(MatrixSeed { name: "weights", slot })?).is_some(),
                 "labels" => raw.labels.replace(map.next_value_seed(LabelsSeed { slot })?).is_some(),
                 "state" => raw.state.replace(map.next_value()?).is_some(),
+                "partial_fc" => raw.partial_fc.replace(map.next_value()?).is_some(),
                 unknown => return Err(refuse(slot, unknown, format!("unknown field; expected one of {}", FIELDS.join(", ")))),
             };
             if seen {

@@ -123,17 +123,51 @@ impl PartialFc {
         step: u64,
     ) -> Result<PartialFcOutput<B>, HeadError> {
         let per_class = head.config().centres_per_class();
+        let kept = shards
+            .iter()
+            .enumerate()
+            .map(|(index, shard)| self.sample_shard(index, shard.first_class, shard.centres.dims()[0] / per_class, labels, step))
+            .collect();
+        Self::forward_with_classes(head, features, shards, labels, kept)
+    }
+
+    /// [`forward`](Self::forward) over classes chosen by the caller instead of
+    /// sampled: `kept[i]` holds the global ids of the classes kept from shard
+    /// `i`, ascending, within the shard, and together they must hold every
+    /// label. `visage heads eval` uses it to evaluate a case whose sampled
+    /// classes are given, so an independent reference can check it.
+    ///
+    /// # Errors
+    /// [`HeadError::Shape`] when `kept` does not have one ascending, in-range
+    /// list per shard, [`HeadError::LabelOutOfRange`] for a label that no
+    /// shard holds or none keeps, and every error of [`MarginHead::forward_sharded`].
+    pub fn forward_with_classes<B: Backend>(
+        head: &mut MarginHead,
+        features: Tensor<B, 2>,
+        shards: &[CentreShard<B>],
+        labels: &[usize],
+        kept: Vec<Vec<usize>>,
+    ) -> Result<PartialFcOutput<B>, HeadError> {
+        let per_class = head.config().centres_per_class();
+        if kept.len() != shards.len() {
+            return Err(HeadError::Shape { what: format!("{} lists of kept classes for {} shards", kept.len(), shards.len()) });
+        }
         let mut sampled = Vec::with_capacity(shards.len());
         let mut sampled_shards = Vec::with_capacity(shards.len());
         // Class id → its column in the concatenation of the kept classes.
         let mut compact_label: std::collections::HashMap<usize, usize> = Default::default();
         let mut kept_so_far = 0;
         let mut total_classes = 0;
-        for (index, shard) in shards.iter().enumerate() {
+        for (index, (shard, kept)) in shards.iter().zip(kept).enumerate() {
             let [rows, _] = shard.centres.dims();
             let classes = rows / per_class;
             total_classes += classes;
-            let kept = self.sample_shard(index, shard.first_class, classes, labels, step);
+            let range = shard.first_class..shard.first_class + classes;
+            if kept.is_empty() || !kept.windows(2).all(|w| w[0] < w[1]) || !kept.iter().all(|c| range.contains(c)) {
+                return Err(HeadError::Shape {
+                    what: format!("the kept classes of shard {index} must be ascending, distinct and within {}..{}", range.start, range.end),
+                });
+            }
             let centres = if kept.len() == classes {
                 shard.centres.clone()
             } else {

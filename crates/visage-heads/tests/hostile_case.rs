@@ -89,7 +89,7 @@ fn mismatched_lengths_and_bad_numbers_name_the_field() {
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "labels": [0]"#, "field `labels`: given twice"),
         (
             r#""embeddings": [[1, 2]], "weights": [[1, 0]], "labels": [0], "classes": 1000000000000"#,
-            "field `classes`: unknown field; expected one of head, embeddings, weights, labels, state",
+            "field `classes`: unknown field; expected one of head, embeddings, weights, labels, state, partial_fc",
         ),
         (r#""embeddings": [[1, 2]], "weights": [[1, 0]]"#, "field `labels`: missing"),
     ];

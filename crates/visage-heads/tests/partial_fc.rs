@@ -100,3 +100,53 @@ fn sharded_partial_fc_samples_each_shard_and_keeps_all_positives() {
         assert!(out.grad_centres[class * dim..(class + 1) * dim].iter().all(|&g| g == 0.0), "class {class} was not sampled");
     }
 }
+
+/// `heads eval` with Partial FC's sampler: the kept classes obey the rule
+/// (every positive, max(#positives, ⌈r·C⌉) per shard), and evaluating the
+/// same batch with those classes given (what the float64 reference checks in
+/// the partial_fc_* fixtures) gives the same loss and gradients.
+#[test]
+fn a_sampled_case_equals_the_case_with_its_classes_given() {
+    use visage_heads::case::HeadCase;
+    type Backend = burn::backend::Autodiff<burn::backend::Flex>;
+    let weights: Vec<String> =
+        (0..10).map(|i| format!("[{}, {}, {}]", (i as f64 * 0.7).sin() + 1.5, (i as f64 * 1.3).cos(), 0.2 * i as f64 - 1.0)).collect();
+    let case = |partial: &str| {
+        format!(
+            r#"{{"head": {{"kind": "arcface"}}, "embeddings": [[3, 1, 2], [-1, 4, 0.5], [2, -2, 1]], "weights": [{}], "labels": [1, 7, 1], "partial_fc": {partial}}}"#,
+            weights.join(", ")
+        )
+    };
+    let sampled = HeadCase::from_json(&case(r#"{"sample_rate": 0.3, "seed": 11, "step": 4, "shards": [6, 4]}"#))
+        .unwrap()
+        .evaluate::<Backend>(&Default::default())
+        .unwrap();
+    let kept = sampled.sampled_classes.clone().unwrap();
+    // Shard 0 (classes 0..6): positive 1, ⌈0.3·6⌉ = 2 kept; shard 1 (6..10): positive 7, ⌈0.3·4⌉ = 2 kept.
+    assert_eq!(kept.iter().filter(|&&c| c < 6).count(), 2, "{kept:?}");
+    assert_eq!(kept.iter().filter(|&&c| c >= 6).count(), 2, "{kept:?}");
+    assert!(kept.contains(&1) && kept.contains(&7), "{kept:?}");
+    let given = HeadCase::from_json(&case(&format!(r#"{{"shards": [6, 4], "sampled": {kept:?}}}"#)))
+        .unwrap()
+        .evaluate::<Backend>(&Default::default())
+        .unwrap();
+    assert_eq!(given.loss, sampled.loss);
+    assert_eq!(given.grad_weights, sampled.grad_weights);
+    assert_eq!(given.grad_embeddings, sampled.grad_embeddings);
+    for (row, grad) in sampled.grad_weights.iter().enumerate() {
+        assert_eq!(grad.iter().all(|&g| g == 0.0), !kept.contains(&row), "row {row}: only kept centres get gradient");
+    }
+    // Bad Partial FC fields are refused by name.
+    for (partial, mentions) in [
+        (r#"{"shards": [6, 5]}"#, "partial_fc.shards"),
+        (r#"{"sampled": [1, 2]}"#, "labels[1] = 7 is not among them"),
+        (r#"{"sampled": [2, 1, 7]}"#, "ascending"),
+        (r#"{"sampled": [1, 7], "seed": 3}"#, "not both"),
+        (r#"{"shards": [2, 4, 4], "sampled": [1, 7]}"#, "shard 1 (classes 2..6) keeps no class"),
+        (r#"{"sample_rate": 0}"#, "sample_rate"),
+        (r#"{"rate": 0.5}"#, "unknown field"),
+    ] {
+        let err = HeadCase::from_json(&case(partial)).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(mentions), "{partial}: {err}");
+    }
+}

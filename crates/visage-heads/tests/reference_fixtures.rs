@@ -47,6 +47,7 @@ fn check_case(input: &Path) -> String {
     assert!(loss_error < LOSS_RTOL, "{name}: loss {} vs reference {} (rel. error {loss_error:e})", ours.loss, expected.loss);
     assert!(grad_x < GRAD_RTOL, "{name}: grad_embeddings off by {grad_x:e} of the largest entry");
     assert!(grad_w < GRAD_RTOL, "{name}: grad_weights off by {grad_w:e} of the largest entry");
+    assert_eq!(ours.sampled_classes, expected.sampled_classes, "{name}: the kept classes");
     if let Some(reference_state) = expected.state {
         let state = ours.state.expect("adaface returns its state");
         let mean_error = (state.batch_mean - reference_state.batch_mean).abs() / reference_state.batch_mean.abs();
