@@ -1,9 +1,10 @@
 """Shared fixtures: the `visage` binary whose outputs the package must equal,
 the photos, and one FaceAnalysis for the whole session.
 
-The binary is $VISAGE_BIN (default: target/debug/visage of this repository).
-A missing binary or photo folder fails the tests that need it; nothing is
-skipped.
+The binary is $VISAGE_BIN (default: target/debug/visage of this repository);
+the PostgreSQL gallery test starts a server with $VISAGE_PGSERVER (default:
+target/debug/examples/pgserver). A missing binary or photo folder fails the
+tests that need it; nothing is skipped.
 """
 
 import csv

@@ -2,6 +2,10 @@
 enrolled by the command line and one enrolled from Python give the same
 searches, each searched both ways; and the errors."""
 
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -139,7 +143,43 @@ def test_gallery_errors(app, tmp_path):
         visage.Gallery(42, app)
 
 
-def test_postgres_urls_are_postgres_galleries(app):
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL + pgvector server for this module: visage-lab's
+    pgserver example (built by `cargo test --workspace`; $VISAGE_PGSERVER),
+    stopped and deleted when its standard input closes."""
+    binary = Path(os.environ.get("VISAGE_PGSERVER", REPO / "target" / "debug" / "examples" / "pgserver"))
+    if not binary.is_file():
+        pytest.fail(f"{binary} does not exist: build it with cargo build -p visage-lab --example pgserver, or set VISAGE_PGSERVER")
+    server = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = server.stdout.readline().strip()
+    if not url.startswith("postgres://"):
+        server.kill()
+        pytest.fail(f"pgserver did not start: {url!r} {server.stderr.read()}")
+    yield url
+    server.stdin.close()
+    server.wait(timeout=60)
+
+
+def test_a_postgres_gallery_equals_the_embedded_one(cli, app, galleries, postgres_url):
+    by_cli, _, cli_reports, _ = galleries
+    gallery = visage.Gallery(postgres_url, app)
+    for name, files in PEOPLE.items():
+        assert gallery.enrol(name, [photo(f) for f in files]) == cli_reports[name]
+    assert sorted(identity["name"] for identity in gallery.list()) == sorted(PEOPLE)
+    for query in QUERIES:
+        got = gallery.search(photo(query), k=3)
+        # the CLI on the same PostgreSQL gallery: the same store code, the same numbers
+        same_search(got, cli_json(cli, "gallery", "search", photo(query), "--gallery", postgres_url, "--json", "-k", "3")["faces"])
+        # the embedded gallery of the same people: pgvector's cosine in float, within 1e-5
+        embedded = cli_json(cli, "gallery", "search", photo(query), "--gallery", by_cli, "--json", "-k", "3")["faces"]
+        assert [f["decision"] for f in got] == [f["decision"] for f in embedded]
+        for fa, fb in zip(got, embedded):
+            assert [m["identity"] for m in fa["matches"]] == [m["identity"] for m in fb["matches"]]
+            assert all(abs(ma["score"] - mb["score"]) < 1e-5 for ma, mb in zip(fa["matches"], fb["matches"]))
+
+
+def test_an_unreachable_postgres_gallery_is_a_visage_error(app):
     # Port 9 (discard) on localhost has no PostgreSQL: the store's own
     # connection error comes back as visage.Error, not a crash.
     gallery = visage.Gallery("postgres://visage@127.0.0.1:9/visage", app)

@@ -2,7 +2,9 @@
 # The Python package as a user gets it: a fresh virtual environment
 # (target/python-venv), `pip install ./python`, then the pytest suite of
 # python/tests against the `visage` binary (VISAGE_BIN, default
-# target/debug/visage, which `cargo test --workspace` builds).
+# target/debug/visage) and, for the PostgreSQL gallery, visage-lab's
+# pgserver example (VISAGE_PGSERVER, default target/debug/examples/pgserver);
+# `cargo test --workspace` builds both.
 #
 # In CI the wheel is built with the workspace's dev profile into the
 # workspace's target directory, so it reuses the debug artifacts the test
@@ -20,11 +22,14 @@ venv="$repo/target/python-venv"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 export MATURIN_PEP517_ARGS="--profile ${VISAGE_PYTHON_PROFILE:-dev}"
 export VISAGE_BIN="${VISAGE_BIN:-$repo/target/debug/visage}"
+export VISAGE_PGSERVER="${VISAGE_PGSERVER:-$repo/target/debug/examples/pgserver}"
 
-if [ ! -x "$VISAGE_BIN" ]; then
-    echo "scripts/python/test.sh: the visage binary $VISAGE_BIN does not exist: run cargo build -p visage-cli (or cargo test --workspace) first" >&2
-    exit 1
-fi
+for needed in "$VISAGE_BIN" "$VISAGE_PGSERVER"; do
+    if [ ! -x "$needed" ]; then
+        echo "scripts/python/test.sh: $needed does not exist: run cargo test --workspace (or cargo build -p visage-cli; cargo build -p visage-lab --example pgserver) first" >&2
+        exit 1
+    fi
+done
 
 echo "== fresh venv $venv"
 rm -rf "$venv"
