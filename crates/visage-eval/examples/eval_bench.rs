@@ -5,8 +5,9 @@
 //!
 //! usage:
 //!   eval_bench roc SCORES.npy LABELS.npy OUT.json
-//!   eval_bench dbscan X.npy EPS MIN_SAMPLES OUT_LABELS.txt
+//!   eval_bench dbscan X.npy EPS MIN_SAMPLES OUT_LABELS.txt [f32]   (f32: the f32 screen, not the fastest)
 //!   eval_bench ahc X.npy THRESHOLD OUT_LABELS.txt
+//!   eval_bench roc-csv SCORES.csv OUT.json   (reading the CSV timed apart from the ROC)
 
 use std::fs::File;
 use std::path::Path;
@@ -14,9 +15,13 @@ use std::time::Instant;
 
 use ndarray::Array1;
 use ndarray_npy::ReadNpyExt;
+use visage_eval::cluster::dbscan::labels_from_neighbors;
+use visage_eval::cluster::distance::Prepared;
+use visage_eval::cluster::neighbors::{radius_neighbors_screened, Screen};
 use visage_eval::cluster::{ahc, dbscan, AhcConfig, AhcStop, DbscanConfig, Linkage, Metric};
 use visage_eval::io::embeddings::read_embeddings;
 use visage_eval::io::labels::write_labels;
+use visage_eval::io::scores_csv::read_scores_csv;
 use visage_eval::roc::{roc_summary, LabelledScores, DEFAULT_FARS};
 
 /// CPU seconds (user + system) this process has used so far, from
@@ -50,11 +55,27 @@ fn main() {
             std::fs::write(&args[3], serde_json::to_string(&summary.report()).unwrap()).unwrap();
             println!("{{\"task\":\"roc\",\"n\":{},\"seconds\":{secs:.4},\"cpu_seconds\":{cpu:.2}}}", scores.len());
         }
+        Some("roc-csv") => {
+            let (t, cpu) = (Instant::now(), cpu_seconds());
+            let scores = read_scores_csv(Path::new(&args[1])).unwrap();
+            let (read_secs, read_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+            let summary = roc_summary(&scores, &DEFAULT_FARS);
+            let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+            std::fs::write(&args[2], serde_json::to_string(&summary.report()).unwrap()).unwrap();
+            let n = scores.genuine.len() + scores.impostor.len();
+            println!("{{\"task\":\"roc-csv\",\"n\":{n},\"read_seconds\":{read_secs:.4},\"read_cpu_seconds\":{read_cpu:.2},\"seconds\":{secs:.4},\"cpu_seconds\":{cpu:.2}}}");
+        }
         Some("dbscan") => {
             let x = read_embeddings(Path::new(&args[1])).unwrap();
             let config = DbscanConfig { eps: args[2].parse().unwrap(), min_samples: args[3].parse().unwrap(), metric: Metric::Cosine };
+            let screen = if args.get(5).map(String::as_str) == Some("f32") { Screen::F32 } else { Screen::Fastest };
             let (t, cpu) = (Instant::now(), cpu_seconds());
-            let labels = dbscan(&x, &config);
+            let labels = if screen == Screen::Fastest {
+                dbscan(&x, &config)
+            } else {
+                let data = Prepared::new(&x, config.metric);
+                labels_from_neighbors(&radius_neighbors_screened(&data, config.eps, screen), config.min_samples)
+            };
             let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
             write_labels(Path::new(&args[4]), &labels).unwrap();
             println!("{{\"task\":\"dbscan\",\"n\":{},\"seconds\":{secs:.4},\"cpu_seconds\":{cpu:.2}}}", x.nrows());
