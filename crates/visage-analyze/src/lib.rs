@@ -8,6 +8,8 @@
 //! - [`collect`]: pipeline outcomes → faces (with crops) and failed photos;
 //! - [`identities`]: faces → persons (average-linkage cosine clustering);
 //! - [`quality`]: which faces are low quality (magnitude outliers);
+//! - [`magnitude_figures`]: MagFace's figures (mean face per magnitude bin,
+//!   magnitude against centrality in the person);
 //! - [`montage`]: face crops in a captioned grid (PNG);
 //! - [`heatmap`]: the face-by-face cosine similarity matrix as a picture;
 //! - [`report`]: the self-contained HTML report; [`summary`]: the same as JSON.
@@ -17,6 +19,7 @@
 pub mod collect;
 pub mod heatmap;
 pub mod identities;
+pub mod magnitude_figures;
 /// Captioned face grids: visage-eval's plots, shared with the training side.
 pub mod montage {
     pub use visage_eval::plot::montage::*;
@@ -27,6 +30,7 @@ pub mod summary;
 
 pub use collect::{Face, FaceCollection, PhotoFailure};
 pub use identities::{group_identities, GroupingRule, IdentityConfig};
+pub use magnitude_figures::{FigureOptions, MagnitudeFigures};
 pub use quality::{flag_low_quality, LowQualityRule};
 
 use std::path::Path;
@@ -44,7 +48,13 @@ pub struct Analysis {
     pub low_quality_below: f32,
     /// What the analysis ran with.
     pub settings: Settings,
+    /// MagFace's figures over the persons (`None` without faces);
+    /// [`Analysis::with_figure_options`] redraws them with other bins.
+    pub magnitude_figures: Option<MagnitudeFigures>,
 }
+
+/// What [`MagnitudeFigures`] says the analysis's clusters are.
+const PERSONS: &str = "persons found by visage analyze";
 
 /// What the analysis ran with, shown in the report so a reader can rerun it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -68,7 +78,23 @@ impl Analysis {
         let magnitudes: Vec<f32> = collection.faces.iter().map(|f| f.magnitude).collect();
         let person = group_identities(&embeddings, &magnitudes, identity);
         let (low_quality, low_quality_below) = flag_low_quality(&magnitudes, rule);
-        Self { collection, person, low_quality, low_quality_below, settings }
+        let clusters: Vec<i64> = person.iter().map(|&p| p as i64).collect();
+        // The default binning is always valid: the only failure left is crops
+        // of different sizes, which the pipeline never makes; no figure then.
+        let magnitude_figures = MagnitudeFigures::compute(&collection.faces, &clusters, PERSONS, &FigureOptions::default()).ok().flatten();
+        Self { collection, person, low_quality, low_quality_below, settings, magnitude_figures }
+    }
+
+    /// The same analysis with MagFace's figures made with `options` (other
+    /// bins, another k).
+    ///
+    /// # Errors
+    /// [`visage_eval::EvalError::Invalid`] for bin edges that are not finite
+    /// and strictly increasing, or no bins.
+    pub fn with_figure_options(mut self, options: &FigureOptions) -> Result<Self, visage_eval::EvalError> {
+        let clusters: Vec<i64> = self.person.iter().map(|&p| p as i64).collect();
+        self.magnitude_figures = MagnitudeFigures::compute(&self.collection.faces, &clusters, PERSONS, options)?;
+        Ok(self)
     }
 
     /// Number of persons found (0 without faces).

@@ -11,6 +11,7 @@ use visage_eval::plot::{histogram::HistogramChart, to_svg_string};
 use visage_eval::report::escape;
 
 use crate::heatmap::{css_gradient, similarity_heatmap, SCALE_HIGH, SCALE_LOW};
+use crate::magnitude_figures::rho_text;
 use crate::{Analysis, AnalyzeError};
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}\
@@ -41,6 +42,7 @@ pub fn render(analysis: &Analysis) -> Result<String, AnalyzeError> {
     low_quality(&mut html, analysis)?;
     heatmap(&mut html, analysis)?;
     magnitudes(&mut html, analysis)?;
+    magnitude_figures(&mut html, analysis)?;
     failures(&mut html, analysis);
     settings(&mut html, analysis);
     html.push_str("<p class=\"note\">Made by visage analyze.</p></body></html>\n");
@@ -165,6 +167,32 @@ fn magnitudes(html: &mut String, analysis: &Analysis) -> Result<(), AnalyzeError
     let svg = to_svg_string(&chart).map_err(|e| AnalyzeError::Draw { what: "the magnitude histogram".into(), message: e.to_string() })?;
     let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
     let _ = writeln!(html, "<h2>Magnitudes</h2><div class=\"chart\">{body}</div>");
+    Ok(())
+}
+
+/// MagFace's two figures: the mean face of each magnitude bin, and magnitude
+/// against how central each face sits in its person.
+fn magnitude_figures(html: &mut String, analysis: &Analysis) -> Result<(), AnalyzeError> {
+    let Some(figures) = &analysis.magnitude_figures else { return Ok(()) };
+    let row = figures.mean_face_picture()?;
+    let svg = figures.centrality_svg()?;
+    let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+    let _ = writeln!(
+        html,
+        "<h2>MagFace's figures</h2><h3>Mean face per magnitude bin</h3><p class=\"note\">Every face's aligned crop averaged with the others of its magnitude bin ({}), \
+with the bin's range of ‖x‖, its count and mean magnitude. If magnitude is quality, the faces grow sharper from left to right.</p>\
+<p><img alt=\"mean face per magnitude bin\" style=\"max-width:100%\" src=\"data:image/png;base64,{}\"></p>\
+<h3>Magnitude against centrality in the person</h3><p class=\"note\">Left: each face's cosine to the mean direction of the other faces of its person \
+(Spearman ρ {} over {} faces; persons of one face have none). Right: GCN-V's confidence over its {} most similar faces (ρ {} over {} faces). \
+MagFace's claim: high-magnitude faces sit near their person's centre (ρ &gt; 0).</p><div class=\"chart\">{body}</div>",
+        escape(&figures.binning.to_string()),
+        encode(&row, image::ImageFormat::Png, "the mean faces")?,
+        rho_text(figures.centre_cosine.spearman_rho),
+        figures.centre_cosine.faces,
+        figures.knn_confidence.k.unwrap_or(0),
+        rho_text(figures.knn_confidence.spearman_rho),
+        figures.knn_confidence.faces,
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Analysis, PhotoFailure, Settings};
+use crate::{Analysis, MagnitudeFigures, PhotoFailure, Settings};
 
 /// The JSON document `write_summary` writes: the analysis without pictures or embeddings.
 #[derive(Serialize)]
@@ -23,6 +23,10 @@ pub struct Summary<'a> {
     pub settings: &'a Settings,
     /// Seconds per pipeline stage, summed over photos.
     pub times: &'a visage_infer::StageTimes,
+    /// MagFace's figures in numbers: magnitude bins (edges, counts, mean
+    /// magnitudes, faces) and the centrality of each face in its person with
+    /// Spearman's ρ (`null` without faces).
+    pub magnitude_figures: Option<&'a MagnitudeFigures>,
 }
 
 /// One face in the summary.
@@ -94,6 +98,7 @@ impl<'a> Summary<'a> {
             low_quality_below: analysis.low_quality_below,
             settings: &analysis.settings,
             times: &analysis.collection.times,
+            magnitude_figures: analysis.magnitude_figures.as_ref(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`erc`]: error-versus-reject curves of face quality measures (MagFace).
 //! - [`cluster`]: k-means, agglomerative, DBSCAN; MagFace's magnitude analysis.
 //! - [`metrics`]: clustering metrics (pairwise, B-cubed, NMI).
+//! - [`magnitude_figures`]: MagFace's figures: mean face per magnitude bin,
+//!   magnitude against centrality in the cluster.
 //! - [`io`]: readers of scores CSV, embeddings (`.npy`/CSV), labels, pair
 //!   lists, `.bin` sets and IJB metadata; the labels writer.
 //! - [`plot`], [`report`]: charts (SVG/PNG, face montages) and the
@@ -21,6 +23,7 @@ pub mod erc;
 pub mod error;
 pub mod ijb;
 pub mod io;
+pub mod magnitude_figures;
 pub mod metrics;
 pub mod plot;
 pub mod report;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use visage_analyze::{Analysis, FaceCollection, GroupingRule, IdentityConfig, LowQualityRule, Settings};
 
+use super::eval::magnitude_figures::FigureArgs;
 use super::face_models::{expand_inputs, progress_bar, same_person_cosine, DetectorArgs, RecognizerArgs, Tally};
 use super::Failure;
 
@@ -41,6 +42,9 @@ pub struct AnalyzeArgs {
     /// Outlier rule: flag magnitudes more than Z robust standard deviations below the median.
     #[arg(long, value_name = "Z", default_value_t = 2.0)]
     low_quality_z: f32,
+    /// MagFace's figures in the report: magnitude bins and kNN confidence.
+    #[command(flatten)]
+    figures: FigureArgs,
     #[command(flatten)]
     recognizer: RecognizerArgs,
     #[command(flatten)]
@@ -54,6 +58,7 @@ impl AnalyzeArgs {
             return Err(Failure::bad_input(format!("no photos (JPEG, PNG, WebP, BMP) in {}", display_list(&self.inputs))));
         }
         let config = self.recognizer.config()?;
+        let figure_options = self.figures.options()?;
         // The grouping cut: the flag, else the config's cluster_cosine, else its pair threshold.
         let same_person = same_person_cosine(self.same_person_cosine.or(config.cluster_cosine), &config)?;
         let mut pipeline = self.detector.pipeline(&self.recognizer, false, true)?;
@@ -79,7 +84,7 @@ impl AnalyzeArgs {
             low_quality_rule: rule.to_string(),
         };
         let identity = IdentityConfig { rule: grouping, ..IdentityConfig::new(same_person) };
-        let analysis = Analysis::new(collection, &identity, rule, settings);
+        let analysis = Analysis::new(collection, &identity, rule, settings).with_figure_options(&figure_options).map_err(super::eval::input)?;
         let write_failed = |e: visage_analyze::AnalyzeError| Failure::other(e.to_string());
         analysis.write_report(&self.report).map_err(write_failed)?;
         if let Some(json) = &self.json {

@@ -20,6 +20,7 @@ use super::Failure;
 mod clusters;
 mod erc;
 mod ijb;
+pub(super) mod magnitude_figures;
 mod magnitudes;
 mod roc;
 mod verify;
@@ -35,6 +36,8 @@ pub enum EvalCommand {
     Erc(erc::ErcArgs),
     /// Feature-magnitude statistics and histogram of an embedding matrix.
     Magnitudes(magnitudes::MagnitudesArgs),
+    /// MagFace's figures over photos: mean face per magnitude bin, magnitude against centrality in the cluster.
+    MagnitudeFigures(magnitude_figures::MagnitudeFiguresArgs),
     /// insightface verification protocol (10-fold accuracy) from a `.bin` set or a pair list.
     Verify(verify::VerifyArgs),
     /// IJB-B/C-style templates: 1:1 TAR@FAR and 1:N CMC / TPIR@FPIR.
@@ -49,6 +52,7 @@ impl EvalCommand {
             Self::Clusters(args) => args.run(out),
             Self::Erc(args) => args.run(out),
             Self::Magnitudes(args) => args.run(out),
+            Self::MagnitudeFigures(args) => args.run(out),
             Self::Verify(args) => args.run(out),
             Self::Ijb(args) => args.run(out),
         }

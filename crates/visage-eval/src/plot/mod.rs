@@ -7,8 +7,10 @@ pub mod erc;
 pub mod font;
 pub mod histogram;
 pub mod line;
+pub mod mean_faces;
 pub mod montage;
 pub mod roc;
+pub mod scatter;
 
 use std::path::{Path, PathBuf};
 
