@@ -71,11 +71,11 @@ pub fn roc<'py>(
 ///     visage.Error: an empty, non-2-D or non-finite ``X``, an unknown method,
 ///         metric or linkage, or options that do not fit the method.
 #[pyfunction]
-#[pyo3(signature = (x, method, *, metric = "cosine", threshold = None, linkage = "average", eps = None, min_samples = 5, k = None, restarts = 10, seed = 0))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (X, method, *, metric = "cosine", threshold = None, linkage = "average", eps = None, min_samples = 5, k = None, restarts = 10, seed = 0))]
+#[allow(clippy::too_many_arguments, non_snake_case)]
 pub fn cluster<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    X: &Bound<'py, PyAny>,
     method: &str,
     metric: &str,
     threshold: Option<f64>,
@@ -115,7 +115,7 @@ pub fn cluster<'py>(
         restarts: count("restarts", restarts)?,
         seed,
     };
-    let x = f64_matrix(x, "X")?;
+    let x = f64_matrix(X, "X")?;
     let labels = guarded(py, || {
         let x = check_matrix(x, Path::new("X")).map_err(|e| e.to_string())?;
         let method = options.method(x.nrows(), str::to_string).map_err(|e| e.to_string())?;

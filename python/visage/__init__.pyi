@@ -1,23 +1,37 @@
 """Type stubs of the visage package (the native module visage._visage)."""
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, TypedDict, Union
+from typing import Any, Dict, List, Optional, Sequence, TypedDict, Union, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_RECOGNIZER",
+    "Error",
+    "Face",
+    "FaceAnalysis",
+    "Gallery",
+    "__version__",
+    "cluster",
+    "read_image",
+    "roc",
+]
 
 __version__: str
 DEFAULT_DETECTOR: str
 DEFAULT_RECOGNIZER: str
 
-ImageLike = Union[str, "os.PathLike[str]", npt.NDArray[np.uint8]]
+_ImageLike = Union[str, "os.PathLike[str]", npt.NDArray[np.uint8]]
 """A path (JPEG, PNG, WebP, BMP) or an H×W×3 uint8 RGB array."""
 
-ArrayLike = Union[npt.ArrayLike, Sequence[float]]
+_ArrayLike = Union[npt.ArrayLike, Sequence[float]]
 
 class Error(Exception):
     """Input visage cannot use, or a failure of the models or the gallery; the message says which and why."""
 
+@final
 class Face:
     """One detected face: box, landmarks, score, embedding and quality."""
 
@@ -43,20 +57,21 @@ class Face:
     def embedding_norm(self) -> float:
         """Same as quality (insightface's name)."""
 
+@final
 class FaceAnalysis:
     """Detector + recogniser, loaded once; results equal the command line's."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         detector: Optional[str] = None,
         recognizer: Optional[str] = None,
         models_dir: Union[str, "os.PathLike[str]", None] = None,
-    ) -> None:
+    ) -> "FaceAnalysis":
         """Loads the models (default: YuNet-2023mar and the bundled ArcFace MobileFaceNet).
 
         Raises visage.Error for an unknown name or a missing model file.
         """
-    def get(self, image: ImageLike) -> List[Face]:
+    def get(self, image: _ImageLike) -> List[Face]:
         """Every face of a photo (path or H×W×3 uint8 RGB array), largest box first; [] without a face.
 
         Raises visage.Error for a missing or undecodable file or a wrongly shaped, typed or empty array.
@@ -80,16 +95,16 @@ def read_image(path: Union[str, "os.PathLike[str]"]) -> npt.NDArray[np.uint8]:
     Raises visage.Error for a missing, undecodable or oversized file.
     """
 
-class TarAtFar(TypedDict):
+class _TarAtFar(TypedDict):
     far: float
     tar: float
 
-class RocReport(TypedDict):
+class _RocReport(TypedDict):
     auc: float
     eer: float
-    tar_at_far: List[TarAtFar]
+    tar_at_far: List[_TarAtFar]
 
-def roc(scores: ArrayLike, labels: ArrayLike, fars: Optional[ArrayLike] = None) -> RocReport:
+def roc(scores: _ArrayLike, labels: _ArrayLike, fars: Optional[_ArrayLike] = None) -> _RocReport:
     """AUC, EER and TAR@FAR of scored pairs (label 1 = same identity), as `visage eval roc --json`.
 
     fars defaults to 1e-6 … 1e-1. Raises visage.Error for mismatched lengths,
@@ -116,39 +131,40 @@ def cluster(
     Raises visage.Error for an empty, non-2-D or non-finite X and for bad options.
     """
 
-class Match(TypedDict):
+class _Match(TypedDict):
     identity: str
     score: float
 
-class SearchFace(TypedDict):
+class _SearchFace(TypedDict):
     box: List[float]
     quality: float
     decision: Optional[str]
-    matches: List[Match]
+    matches: List[_Match]
 
-class EnrolledFace(TypedDict):
+class _EnrolledFace(TypedDict):
     source: str
     quality: float
 
-class EnrolReport(TypedDict):
+class _EnrolReport(TypedDict):
     name: str
     created: bool
-    enrolled: List[EnrolledFace]
+    enrolled: List[_EnrolledFace]
     refused: List[Dict[str, Any]]
     templates: int
 
+@final
 class Gallery:
     """Enrolled people in a folder or a postgres:// database, shared with the command line."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         location: Union[str, "os.PathLike[str]"],
         app: Optional[FaceAnalysis] = None,
         *,
         threshold: Optional[float] = None,
         min_quality: Optional[float] = None,
         min_face_px: Optional[float] = None,
-    ) -> None:
+    ) -> "Gallery":
         """A gallery at location; app embeds the photos (default FaceAnalysis()).
 
         threshold, min_quality and min_face_px apply when the gallery is created.
@@ -156,14 +172,14 @@ class Gallery:
     def enrol(
         self,
         name: str,
-        images: Union[ImageLike, Sequence[ImageLike]],
+        images: Union[_ImageLike, Sequence[_ImageLike]],
         metadata: Optional[Dict[str, Any]] = None,
-    ) -> EnrolReport:
+    ) -> _EnrolReport:
         """Enrols the largest face of each image as name; as `visage gallery enrol --json`.
 
         Raises visage.Error when nothing could be enrolled (each refusal in the message).
         """
-    def search(self, image: ImageLike, k: int = 5) -> List[SearchFace]:
+    def search(self, image: _ImageLike, k: int = 5) -> List[_SearchFace]:
         """Every face of the image looked up: the faces of `visage gallery search --json`."""
     def list(self) -> List[Dict[str, Any]]:
         """The enrolled identities (id, name, metadata, templates, best_quality)."""

@@ -40,7 +40,8 @@ echo "== pip install ./python ($MATURIN_PEP517_ARGS)"
 "$venv/bin/python" -m pip install ./python
 
 echo "== pytest python/tests (VISAGE_BIN=$VISAGE_BIN)"
-"$venv/bin/python" -m pip install --quiet pytest numpy
+# mypy: tests/test_stubs.py runs its stubtest on the installed package.
+"$venv/bin/python" -m pip install --quiet pytest numpy mypy
 # Run from the repository root with the installed package: python/ itself is
 # not on sys.path, so `import visage` is the installed wheel, not the sources.
 "$venv/bin/pytest" -q python/tests "$@"
