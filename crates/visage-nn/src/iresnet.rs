@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
+use crate::layers::{batch_norm, conv, conv_forward, prelu, ForwardHook, Plain};
 
 /// Which reference implementation's module tree (and so tensor names and
 /// shortcut rule) an IResNet follows.
@@ -338,16 +338,16 @@ impl<B: Backend> IBasicBlock<B> {
     /// BatchNorm run through `hook`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
         let shortcut = match &self.downsample {
-            Some(downsample) => hook.batch_norm(&downsample.bn, downsample.conv.forward(input.clone())),
+            Some(downsample) => hook.batch_norm(&downsample.bn, conv_forward(&downsample.conv, input.clone())),
             None if self.shortcut_stride > 1 => {
                 let stride = [self.shortcut_stride; 2];
                 max_pool2d(input.clone(), [1, 1], stride, [0, 0], [1, 1], false)
             }
             None => input.clone(),
         };
-        let residual = self.conv1.forward(hook.batch_norm(&self.bn1, input));
+        let residual = conv_forward(&self.conv1, hook.batch_norm(&self.bn1, input));
         let residual = prelu_forward(&self.prelu, hook.batch_norm(&self.bn2, residual));
-        let residual = hook.batch_norm(&self.bn3, self.conv2.forward(residual));
+        let residual = hook.batch_norm(&self.bn3, conv_forward(&self.conv2, residual));
         residual + shortcut
     }
 
@@ -405,7 +405,7 @@ impl<B: Backend> IResNet<B> {
 
     /// [`Self::forward`] with every BatchNorm and the dropout run through `hook`.
     pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
-        let x = prelu_forward(&self.prelu, hook.batch_norm(&self.bn1, self.conv1.forward(faces)));
+        let x = prelu_forward(&self.prelu, hook.batch_norm(&self.bn1, conv_forward(&self.conv1, faces)));
         let x = self.stages().fold(x, |x, block| block.forward(x, hook));
         let x = hook.batch_norm(&self.bn2, x).flatten::<2>(1, 3);
         let x = self.fc.forward(hook.dropout(&self.dropout, x));

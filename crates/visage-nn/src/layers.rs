@@ -9,6 +9,7 @@ use burn::module::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
 /// BatchNorm epsilon of both reference layouts (PyTorch's default).
@@ -36,6 +37,24 @@ pub fn conv<B: Backend>(
         .with_bias(false)
         .with_initializer(initializer)
         .init(device)
+}
+
+/// `conv`'s forward pass through [`visage_kernels::conv2d`]: this crate's
+/// CPU kernels on burn's flex backend (with and without autodiff), burn's own
+/// conv2d everywhere else and under `VISAGE_CONV=burn`. The result is
+/// `conv.forward(input)` (within f32 rounding, `visage-kernels`' tests);
+/// padding other than the explicit symmetric kind [`conv`] builds goes to
+/// `conv.forward` directly.
+pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
+    match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => visage_kernels::conv2d(
+            input,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|bias| bias.val()),
+            ConvOptions::new(conv.stride, [top, left], conv.dilation, conv.groups),
+        ),
+        _ => conv.forward(input),
+    }
 }
 
 /// BatchNorm with PyTorch's epsilon and momentum (weight 1, bias 0).

@@ -28,7 +28,7 @@ use burn::tensor::Tensor;
 use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
-use crate::layers::{batch_norm, conv, prelu, ForwardHook, Plain};
+use crate::layers::{batch_norm, conv, conv_forward, prelu, ForwardHook, Plain};
 
 /// The shape of a MobileFaceNet. [`MobileFaceNetConfig::mbf`] and
 /// [`MobileFaceNetConfig::mbf_large`] are insightface's; the fields are
@@ -237,7 +237,7 @@ impl<B: Backend> ConvBlock<B> {
 
     /// conv → BN (through `hook`) → PReLU on `[N, C, H, W]`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
-        prelu_forward(&self.prelu, hook.batch_norm(&self.bn, self.conv.forward(input)))
+        prelu_forward(&self.prelu, hook.batch_norm(&self.bn, conv_forward(&self.conv, input)))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
@@ -272,7 +272,7 @@ impl<B: Backend> LinearBlock<B> {
 
     /// conv → BN (through `hook`) on `[N, C, H, W]`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
-        hook.batch_norm(&self.bn, self.conv.forward(input))
+        hook.batch_norm(&self.bn, conv_forward(&self.conv, input))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
