@@ -13,4 +13,4 @@
 
 pub mod conv;
 
-pub use conv::{conv2d, with_conv_path, ConvPath};
+pub use conv::{conv2d, conv_path, with_conv_path, ConvPath, CONV_PATH_VARIABLE};

@@ -41,4 +41,6 @@ pub use onnx::{load_onnx_weights, read_onnx_iresnet, read_onnx_mobilefacenet, st
 pub use pytorch::{load_pytorch_checkpoint, read_pytorch_checkpoint, CheckpointFamily, PytorchCheckpoint};
 pub use seeded::{materialize, with_backend_rng};
 pub use state_dict::{expected_keys, load_state_dict, HostTensor, StateDict};
+/// Which conv2d the backbones run on the CPU (`VISAGE_CONV=burn`: burn's own).
+pub use visage_kernels::{conv_path, ConvPath, CONV_PATH_VARIABLE};
 pub use weights::{load_network, load_weights, read_weights_config, save_weights, WEIGHTS_CONFIG_KEY};

@@ -92,6 +92,13 @@ impl TrainBenchArgs {
         let theirs = self.torch.torch_python.as_ref().map(|python| self.run_torch(python)).transpose()?;
         let ours = run_autodiff(device, TimeStep { args: self, arch }).map_err(Failure::from)??;
         println!("Training step: {} + ArcFace (C = {}), batch {}, 112×112, SGD; median of {} steps", arch, self.classes, self.batch, self.runs);
+        if device == visage_backend::DeviceChoice::Cpu {
+            let convolutions = match visage_nn::conv_path() {
+                visage_nn::ConvPath::Kernels => format!("visage-kernels ({}=burn for burn's)", visage_nn::CONV_PATH_VARIABLE),
+                visage_nn::ConvPath::Burn => format!("burn's ({}=burn)", visage_nn::CONV_PATH_VARIABLE),
+            };
+            println!("  convolutions: {convolutions}");
+        }
         println!(
             "  visage ({})       {:>8.3} s/step  {:>7.1} img/s  first loss {:.4}",
             self.torch.device,
