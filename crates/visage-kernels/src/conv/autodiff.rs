@@ -44,7 +44,10 @@ impl Backward<Flex, 2> for Conv2dBackward {
         }
         if let (Some(node), Some(grad)) = (node_weight, weight_grad) {
             let [kernel_h, kernel_w] = geometry.kernel;
-            grads.register::<Flex>(node.id, flex_tensor(grad, [geometry.channels_out, geometry.channels_in, kernel_h, kernel_w]));
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(grad, [geometry.channels_out, geometry.weight_len() / geometry.channels_out / geometry.taps(), kernel_h, kernel_w]),
+            );
         }
     }
 }

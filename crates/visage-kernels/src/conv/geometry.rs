@@ -16,7 +16,7 @@
 
 use burn::tensor::ops::ConvOptions;
 
-/// Sizes of one conv2d (groups 1, dilation 1) and its phase grid.
+/// Sizes of one conv2d (dense or depthwise, dilation 1) and its phase grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
     /// Images in the batch.
@@ -37,17 +37,21 @@ pub struct ConvGeometry {
     pub output: [usize; 2],
     /// Phase image height and width (`H_q`, `W_q`).
     pub phase: [usize; 2],
+    /// Depthwise (groups = `C_in` = `C_out`, weight `[C, 1, K_h, K_w]`):
+    /// channel `c` of the output reads channel `c` of the input only.
+    pub depthwise: bool,
 }
 
 impl ConvGeometry {
     /// The geometry of `x: [N, C_in, H, W]` convolved with
     /// `weight: [C_out, C_in, K_h, K_w]`, or `None` for what the kernels do
-    /// not cover (groups, dilation, an empty output, a kernel wider than the
-    /// padded input).
+    /// not cover (groups other than 1 or depthwise, dilation, an empty
+    /// output, a kernel wider than the padded input).
     pub fn new(x: [usize; 4], weight: [usize; 4], options: &ConvOptions<2>) -> Option<Self> {
         let [batch, channels_in, height, width] = x;
         let [channels_out, weight_in, kernel_h, kernel_w] = weight;
-        if options.groups != 1 || options.dilation != [1, 1] || weight_in != channels_in {
+        let depthwise = options.groups > 1 && options.groups == channels_in && channels_out == channels_in && weight_in == 1;
+        if !(options.groups == 1 && weight_in == channels_in || depthwise) || options.dilation != [1, 1] {
             return None;
         }
         if [batch, channels_in, channels_out, height, width, kernel_h, kernel_w].contains(&0) || options.stride.contains(&0) {
@@ -70,6 +74,7 @@ impl ConvGeometry {
             padding: options.padding,
             output,
             phase,
+            depthwise,
         })
     }
 
@@ -141,7 +146,11 @@ impl ConvGeometry {
 
     /// Weight elements.
     pub fn weight_len(&self) -> usize {
-        self.channels_out * self.channels_in * self.taps()
+        if self.depthwise {
+            self.channels_out * self.taps()
+        } else {
+            self.channels_out * self.channels_in * self.taps()
+        }
     }
 }
 
@@ -185,6 +194,9 @@ mod tests {
     fn unsupported_options_are_refused() {
         let grouped = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
         assert!(ConvGeometry::new([1, 4, 8, 8], [4, 2, 3, 3], &grouped).is_none());
+        let depthwise = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
+        assert!(ConvGeometry::new([1, 4, 8, 8], [4, 1, 3, 3], &depthwise).is_some_and(|g| g.depthwise));
+        assert!(ConvGeometry::new([1, 4, 8, 8], [8, 1, 3, 3], &depthwise).is_none());
         let dilated = ConvOptions::new([1, 1], [1, 1], [2, 2], 1);
         assert!(ConvGeometry::new([1, 4, 8, 8], [4, 4, 3, 3], &dilated).is_none());
         assert!(ConvGeometry::new([1, 4, 1, 1], [4, 4, 3, 3], &options(1, 0)).is_none());

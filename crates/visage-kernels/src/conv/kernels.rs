@@ -20,6 +20,72 @@ use rayon::prelude::*;
 use super::geometry::ConvGeometry;
 use super::matmul::{matmul, Mat};
 
+/// Depthwise convolutions (channel `c` reads channel `c` only): the same
+/// phase grid, with each tap's product reduced to a scaled row
+/// (`axpy`) or a dot product per channel.
+mod depthwise {
+    use super::ConvGeometry;
+
+    /// Channel `c`'s grid row and the tap's phase row, both `L` long.
+    fn rows(g: &ConvGeometry, images: usize, channel: usize, tap: usize) -> (usize, usize) {
+        (channel * g.span(images), g.tap_start(tap, images) + channel * images * g.phase_len())
+    }
+
+    /// `G_c = Σ_t w[c, t] · P_{t,c}`.
+    pub fn forward(g: &ConvGeometry, images: usize, weight: &[f32], phased: &[f32], grid: &mut [f32]) {
+        let span = g.span(images);
+        for channel in 0..g.channels_out {
+            for tap in 0..g.taps() {
+                let (grid_row, phase_row) = rows(g, images, channel, tap);
+                let w = weight[channel * g.taps() + tap];
+                let (target, source) = (&mut grid[grid_row..grid_row + span], &phased[phase_row..phase_row + span]);
+                if tap == 0 {
+                    target.iter_mut().zip(source).for_each(|(t, s)| *t = w * s);
+                } else {
+                    target.iter_mut().zip(source).for_each(|(t, s)| *t += w * s);
+                }
+            }
+        }
+    }
+
+    /// `∂P_{t,c} += w[c, t] · ∂G_c`.
+    pub fn input_grad(g: &ConvGeometry, images: usize, weight: &[f32], grid: &[f32], phased: &mut [f32]) {
+        let span = g.span(images);
+        for channel in 0..g.channels_out {
+            for tap in 0..g.taps() {
+                let (grid_row, phase_row) = rows(g, images, channel, tap);
+                let w = weight[channel * g.taps() + tap];
+                phased[phase_row..phase_row + span].iter_mut().zip(&grid[grid_row..grid_row + span]).for_each(|(t, s)| *t += w * s);
+            }
+        }
+    }
+
+    /// `∂w[c, t] += ⟨∂G_c, P_{t,c}⟩`.
+    pub fn weight_grad(g: &ConvGeometry, images: usize, grid: &[f32], phased: &[f32], weight_grad: &mut [f32]) {
+        let span = g.span(images);
+        for channel in 0..g.channels_out {
+            for tap in 0..g.taps() {
+                let (grid_row, phase_row) = rows(g, images, channel, tap);
+                weight_grad[channel * g.taps() + tap] += dot(&grid[grid_row..grid_row + span], &phased[phase_row..phase_row + span]);
+            }
+        }
+    }
+
+    /// A dot product over eight partial sums, which the compiler keeps in
+    /// one vector register (a single running sum cannot be reordered).
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut sums = [0.0f32; 8];
+        let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = a_blocks.remainder().iter().zip(b_blocks.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in a_blocks.zip(b_blocks) {
+            for lane in 0..8 {
+                sums[lane] += x[lane] * y[lane];
+            }
+        }
+        sums.iter().sum::<f32>() + tail
+    }
+}
+
 /// The tap's weights as a `[C_out × C_in]` matrix inside `[C_out, C_in, K_h, K_w]`.
 fn weight_tap(g: &ConvGeometry, tap: usize) -> Mat {
     Mat { offset: tap, rows: g.channels_out, cols: g.channels_in, row_stride: g.channels_in * g.taps(), col_stride: g.taps() }
@@ -161,8 +227,12 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             };
             let direct = g.output_is_grid(count);
             let target: &mut [f32] = if direct { outputs } else { &mut grid_buffer[..g.channels_out * g.span(count)] };
-            for tap in 0..g.taps() {
-                matmul(target, grid(g, count), tap > 0, weight, weight_tap(g, tap), phased, phase_rows(g, tap, count), threaded);
+            if g.depthwise {
+                depthwise::forward(g, count, weight, phased, target);
+            } else {
+                for tap in 0..g.taps() {
+                    matmul(target, grid(g, count), tap > 0, weight, weight_tap(g, tap), phased, phase_rows(g, tap, count), threaded);
+                }
             }
             if !direct {
                 grid_to_output(g, grid_buffer, outputs);
@@ -224,8 +294,21 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32]
                 if wanted.input {
                     let phased = &mut phased[..g.phased_len(count)];
                     phased.fill(0.0);
-                    for tap in 0..g.taps() {
-                        matmul(phased, phase_rows(g, tap, count), true, weight, weight_tap_transposed(g, tap), output_grid, grid(g, count), threaded);
+                    if g.depthwise {
+                        depthwise::input_grad(g, count, weight, output_grid, phased);
+                    } else {
+                        for tap in 0..g.taps() {
+                            matmul(
+                                phased,
+                                phase_rows(g, tap, count),
+                                true,
+                                weight,
+                                weight_tap_transposed(g, tap),
+                                output_grid,
+                                grid(g, count),
+                                threaded,
+                            );
+                        }
                     }
                     let local = first - task_images.start;
                     gather_phases(g, phased, &mut input_chunk[local * g.input_len()..][..count * g.input_len()]);
@@ -238,17 +321,21 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32]
                         fill_phases(g, images, &mut phased);
                         &phased[..g.phased_len(count)]
                     };
-                    for tap in 0..g.taps() {
-                        matmul(
-                            &mut weight_grad,
-                            weight_tap(g, tap),
-                            true,
-                            output_grid,
-                            grid(g, count),
-                            phased_images,
-                            transposed(phase_rows(g, tap, count)),
-                            threaded,
-                        );
+                    if g.depthwise {
+                        depthwise::weight_grad(g, count, output_grid, phased_images, &mut weight_grad);
+                    } else {
+                        for tap in 0..g.taps() {
+                            matmul(
+                                &mut weight_grad,
+                                weight_tap(g, tap),
+                                true,
+                                output_grid,
+                                grid(g, count),
+                                phased_images,
+                                transposed(phase_rows(g, tap, count)),
+                                threaded,
+                            );
+                        }
                     }
                 }
             }
@@ -278,12 +365,14 @@ mod tests {
         let [kh, kw] = g.kernel;
         let [oh, ow] = g.output;
         let mut out = vec![0.0; g.batch * g.output_len()];
+        let weight_in = if g.depthwise { 1 } else { g.channels_in };
         for n in 0..g.batch {
             for co in 0..g.channels_out {
                 for r in 0..oh {
                     for c in 0..ow {
                         let mut sum = 0.0f64;
-                        for ci in 0..g.channels_in {
+                        let channels = if g.depthwise { co..co + 1 } else { 0..g.channels_in };
+                        for ci in channels {
                             for i in 0..kh {
                                 for j in 0..kw {
                                     let (y, z) = (
@@ -292,7 +381,7 @@ mod tests {
                                     );
                                     if y >= 0 && z >= 0 && (y as usize) < h && (z as usize) < w {
                                         sum += x[((n * g.channels_in + ci) * h + y as usize) * w + z as usize] as f64
-                                            * weight[((co * g.channels_in + ci) * kh + i) * kw + j] as f64;
+                                            * weight[((co * weight_in + if g.depthwise { 0 } else { ci }) * kh + i) * kw + j] as f64;
                                     }
                                 }
                             }
@@ -311,10 +400,11 @@ mod tests {
 
     /// The forward pass against the definition, and the gradients against the
     /// adjoint identity `⟨conv(x), r⟩ = ⟨x, ∂x⟩ = ⟨w, ∂w⟩` (exact for a
-    /// bilinear map), on strides 1–3, paddings 0–2, kernels 1–4 and odd sizes.
+    /// bilinear map), on strides 1–3, paddings 0–2, kernels 1–7 and odd
+    /// sizes, dense and depthwise.
     #[test]
     fn matches_the_definition_on_small_shapes() {
-        for (batch, ci, co, h, w, k, s, p) in [
+        let dense = [
             (1, 1, 1, 1, 1, 1, 1, 0),
             (2, 3, 5, 5, 7, 3, 1, 1),
             (1, 2, 3, 6, 6, 3, 2, 1),
@@ -323,9 +413,13 @@ mod tests {
             (2, 5, 3, 1, 1, 3, 1, 1),
             (1, 2, 2, 4, 4, 2, 1, 0),
             (5, 3, 4, 6, 5, 3, 2, 1),
-        ] {
-            let options = ConvOptions::new([s, s], [p, p], [1, 1], 1);
-            let g = ConvGeometry::new([batch, ci, h, w], [co, ci, k, k], &options).expect("supported");
+        ]
+        .map(|shape| (shape, false));
+        let depthwise = [(1, 4, 4, 5, 7, 3, 1, 1), (5, 6, 6, 6, 5, 3, 2, 1), (2, 3, 3, 7, 7, 7, 1, 0)].map(|shape| (shape, true));
+        for ((batch, ci, co, h, w, k, s, p), depthwise) in dense.into_iter().chain(depthwise) {
+            let (groups, weight_in) = if depthwise { (ci, 1) } else { (1, ci) };
+            let options = ConvOptions::new([s, s], [p, p], [1, 1], groups);
+            let g = ConvGeometry::new([batch, ci, h, w], [co, weight_in, k, k], &options).expect("supported");
             let x = values(g.batch * g.input_len(), 1);
             let weight = values(g.weight_len(), 2);
             let reference = naive(&g, &x, &weight);

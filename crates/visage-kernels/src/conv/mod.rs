@@ -70,7 +70,7 @@ pub fn with_conv_path<R>(path: ConvPath, work: impl FnOnce() -> R) -> R {
 }
 
 /// `burn::tensor::module::conv2d`, on this crate's kernels for f32 tensors of
-/// `Autodiff<Flex>` and `Flex` with groups 1, dilation 1 and no bias; burn's
+/// `Autodiff<Flex>` and `Flex`, dense or depthwise, dilation 1, no bias; burn's
 /// own conv2d otherwise, or when [`conv_path`] says so.
 pub fn conv2d<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>, options: ConvOptions<2>) -> Tensor<B, 4> {
     let geometry = ConvGeometry::new(x.dims(), weight.dims(), &options);
