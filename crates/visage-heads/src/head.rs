@@ -248,7 +248,7 @@ impl MarginHead {
             (HeadConfig::NormFace(c), _) => cos_target * c.s,
             (HeadConfig::SphereFace(c), _) => c.target_logit(cos_target),
             (HeadConfig::CosFace(c), _) => c.target_logit(cos_target),
-            (HeadConfig::SvAm(c), _) => (cos_target - c.m) * c.s,
+            (HeadConfig::SvAm(c), _) => c.cosface().target_logit(cos_target),
             (HeadConfig::ArcFace(c), _) => c.target_logit(cos_target),
             (HeadConfig::Combined(c), _) => c.target_logit(cos_target),
             (HeadConfig::SubCenter(c), _) => c.arcface().target_logit(cos_target),

@@ -113,22 +113,36 @@ impl ModelRegistry {
     /// The detector a choice names, loaded from the first search folder that
     /// has its file, with its config's settings (thresholds, second looks).
     pub fn load_detector(&self, choice: &str) -> Result<Detector> {
-        let config = self.detector_config(choice)?;
-        let path = self.locate(&config.name, &config.file, config.source.as_deref())?;
-        Detector::from_config(&config, path.parent().unwrap_or(Path::new(".")))
+        self.detector_from_config(&self.detector_config(choice)?)
+    }
+
+    /// The detector of a config already read, its file found along the search path.
+    pub fn detector_from_config(&self, config: &DetectorConfig) -> Result<Detector> {
+        Detector::from_config(config, &self.model_dir(&config.name, &config.file, config.source.as_deref())?)
     }
 
     /// The recogniser a choice names and its config; `flip_tta` overrides
     /// the config's flip test-time augmentation when given.
     pub fn load_recognizer(&self, choice: &str, flip_tta: Option<bool>) -> Result<(Recognizer, RecognizerConfig)> {
         let config = self.recognizer_config(choice)?;
-        let path = self.locate(&config.name, &config.file, config.source.as_deref())?;
-        let recognizer = Recognizer::from_config(&config, path.parent().unwrap_or(Path::new(".")))?;
-        let recognizer = match flip_tta {
+        Ok((self.recognizer_from_config(&config, flip_tta)?, config))
+    }
+
+    /// The recogniser of a config already read, its file found along the
+    /// search path; `flip_tta` overrides the config's setting when given.
+    pub fn recognizer_from_config(&self, config: &RecognizerConfig, flip_tta: Option<bool>) -> Result<Recognizer> {
+        let recognizer = Recognizer::from_config(config, &self.model_dir(&config.name, &config.file, config.source.as_deref())?)?;
+        Ok(match flip_tta {
             Some(flip) => recognizer.with_flip_tta(flip),
             None => recognizer,
-        };
-        Ok((recognizer, config))
+        })
+    }
+
+    /// The search folder holding the model file a config names
+    /// ([`Self::locate`]'s folder).
+    pub fn model_dir(&self, name: &str, file: &Path, source: Option<&str>) -> Result<PathBuf> {
+        let path = self.locate(name, file, source)?;
+        Ok(path.parent().map(Path::to_path_buf).unwrap_or_default())
     }
 
     /// The model file a config names, or an [`InferError::ModelNotFound`] saying

@@ -143,22 +143,16 @@ impl DetectorArgs {
         registry(self.models_dir.as_deref())
     }
 
-    /// The folder holding the model file a config names (the first search
-    /// folder that has it), or an error naming the folders searched.
-    pub fn models_dir_for(&self, name: &str, file: &Path, source: Option<&str>) -> Result<PathBuf, Failure> {
-        let path = self.registry()?.locate(name, file, source).map_err(Failure::from)?;
-        Ok(path.parent().map(Path::to_path_buf).unwrap_or_default())
-    }
-
     pub fn decode_options(&self) -> DecodeOptions {
         DecodeOptions { max_pixels: self.max_pixels }
     }
 
     pub fn load_detector(&self) -> Result<Detector, Failure> {
-        let config = detector_config(&self.detector)?;
-        // The model a config names may be missing or unreadable: an environment
-        // problem, reported with the detector that named it.
-        let detector = self.registry()?.load_detector(&self.detector).map_err(|e| about(&format!("detector `{}`", config.name), e))?;
+        let registry = self.registry()?;
+        let config = registry.detector_config(&self.detector).map_err(Failure::from)?;
+        // The model a config names may be missing or unreadable: reported
+        // with the detector that named it.
+        let detector = registry.detector_from_config(&config).map_err(|e| about(&format!("detector `{}`", config.name), e))?;
         let mut detector = detector.with_max_faces(self.max_faces).with_min_face_size(self.min_face_size);
         if let Some(refine) = self.refine_landmarks {
             detector = detector.with_refine_landmarks(refine);
@@ -176,12 +170,7 @@ impl DetectorArgs {
 
     /// The recogniser of `config`; `flip_tta` overrides the config's setting.
     pub fn load_recognizer(&self, config: &RecognizerConfig, flip_tta: Option<bool>) -> Result<Recognizer, Failure> {
-        let models_dir = self.models_dir_for(&config.name, &config.file, config.source.as_deref())?;
-        let recognizer = Recognizer::from_config(config, &models_dir).map_err(|e| about(&format!("recogniser `{}`", config.name), e))?;
-        Ok(match flip_tta {
-            Some(flip) => recognizer.with_flip_tta(flip),
-            None => recognizer,
-        })
+        self.registry()?.recognizer_from_config(config, flip_tta).map_err(|e| about(&format!("recogniser `{}`", config.name), e))
     }
 
     /// Detector (unless the inputs are `aligned` crops) + recogniser as one pipeline.

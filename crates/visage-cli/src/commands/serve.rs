@@ -10,7 +10,7 @@ use visage_gallery::GalleryLocation;
 use visage_infer::DecodeOptions;
 use visage_serve::{ModelSpec, Scope, ServeOptions};
 
-use super::face_models::{detector_config, DetectorArgs, RecognizerArgs, DEFAULT_RECOGNIZER};
+use super::face_models::{registry, DEFAULT_RECOGNIZER};
 use super::Failure;
 
 #[derive(Debug, Args)]
@@ -195,22 +195,12 @@ impl KeysCommand {
 impl ServeArgs {
     fn models(&self) -> Result<ModelSpec, Failure> {
         // The CLI's model lookup (names, --models-dir, the bundled models), shared with detect/embed/gallery.
-        let detector_args = DetectorArgs {
-            detector: self.detector.clone(),
-            models_dir: self.models_dir.clone(),
-            max_faces: None,
-            min_face_size: self.min_face_size,
-            max_pixels: self.max_pixels,
-            strict: false,
-            decode_threads: None,
-            pad_retry: None,
-            refine_landmarks: None,
-        };
-        let recognizer = RecognizerArgs::named(self.recognizer.clone()).config()?;
-        let detector = detector_config(&self.detector)?;
+        let registry = registry(self.models_dir.as_deref())?;
+        let recognizer = registry.recognizer_config(&self.recognizer).map_err(Failure::from)?;
+        let detector = registry.detector_config(&self.detector).map_err(Failure::from)?;
         Ok(ModelSpec {
-            detector_dir: detector_args.models_dir_for(&detector.name, &detector.file, detector.source.as_deref())?,
-            recognizer_dir: detector_args.models_dir_for(&recognizer.name, &recognizer.file, recognizer.source.as_deref())?,
+            detector_dir: registry.model_dir(&detector.name, &detector.file, detector.source.as_deref()).map_err(Failure::from)?,
+            recognizer_dir: registry.model_dir(&recognizer.name, &recognizer.file, recognizer.source.as_deref()).map_err(Failure::from)?,
             detector,
             recognizer,
             flip_tta: self.flip_tta,

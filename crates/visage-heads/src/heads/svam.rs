@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::check_scale;
+use super::cosface::CosFaceConfig;
 use crate::error::HeadError;
 
 /// SV-AM-Softmax's parameters; missing fields take the defaults, unknown ones are refused.
@@ -44,5 +45,10 @@ impl SvAmConfig {
             });
         }
         Ok(())
+    }
+
+    /// The CosFace head with the same `s` and `m`: SV-AM-Softmax's target rule.
+    pub fn cosface(&self) -> CosFaceConfig {
+        CosFaceConfig { s: self.s, m: self.m }
     }
 }

@@ -18,8 +18,7 @@ use super::scripts::ReferenceScripts;
 /// The folder holding the ONNX file `file`: `given`, else the first of the
 /// default model folders that has it (the rule of `visage embed`).
 fn models_dir_for(given: &Option<PathBuf>, file: &Path) -> Result<PathBuf, Failure> {
-    let path = registry(given.as_deref())?.locate(&file.to_string_lossy(), file, None).map_err(Failure::from)?;
-    Ok(path.parent().map(Path::to_path_buf).unwrap_or_default())
+    registry(given.as_deref())?.model_dir(&file.to_string_lossy(), file, None).map_err(Failure::from)
 }
 
 /// `../shared/data/<rest>`: where the benchmarks' default photos are when
