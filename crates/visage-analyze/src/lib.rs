@@ -48,8 +48,8 @@ pub struct Analysis {
     pub low_quality_below: f32,
     /// What the analysis ran with.
     pub settings: Settings,
-    /// MagFace's figures over the persons (`None` without faces);
-    /// [`Analysis::with_figure_options`] redraws them with other bins.
+    /// MagFace's figures over the persons (`None` without faces), made with
+    /// the [`FigureOptions`] given to [`Analysis::new`].
     pub magnitude_figures: Option<MagnitudeFigures>,
 }
 
@@ -72,29 +72,26 @@ pub struct Settings {
 }
 
 impl Analysis {
-    /// Groups and flags the collected faces.
-    pub fn new(collection: FaceCollection, identity: &IdentityConfig, rule: LowQualityRule, settings: Settings) -> Self {
+    /// Groups and flags the collected faces, and draws MagFace's figures
+    /// over the persons with `figures` (bins, k).
+    ///
+    /// # Errors
+    /// [`visage_eval::EvalError::Invalid`] for bin edges that are not finite
+    /// and strictly increasing, or no bins.
+    pub fn new(
+        collection: FaceCollection,
+        identity: &IdentityConfig,
+        rule: LowQualityRule,
+        settings: Settings,
+        figures: &FigureOptions,
+    ) -> Result<Self, visage_eval::EvalError> {
         let embeddings: Vec<&[f32]> = collection.faces.iter().map(|f| f.embedding.as_slice()).collect();
         let magnitudes: Vec<f32> = collection.faces.iter().map(|f| f.magnitude).collect();
         let person = group_identities(&embeddings, &magnitudes, identity);
         let (low_quality, low_quality_below) = flag_low_quality(&magnitudes, rule);
         let clusters: Vec<i64> = person.iter().map(|&p| p as i64).collect();
-        // The default binning is always valid: the only failure left is crops
-        // of different sizes, which the pipeline never makes; no figure then.
-        let magnitude_figures = MagnitudeFigures::compute(&collection.faces, &clusters, PERSONS, &FigureOptions::default()).ok().flatten();
-        Self { collection, person, low_quality, low_quality_below, settings, magnitude_figures }
-    }
-
-    /// The same analysis with MagFace's figures made with `options` (other
-    /// bins, another k).
-    ///
-    /// # Errors
-    /// [`visage_eval::EvalError::Invalid`] for bin edges that are not finite
-    /// and strictly increasing, or no bins.
-    pub fn with_figure_options(mut self, options: &FigureOptions) -> Result<Self, visage_eval::EvalError> {
-        let clusters: Vec<i64> = self.person.iter().map(|&p| p as i64).collect();
-        self.magnitude_figures = MagnitudeFigures::compute(&self.collection.faces, &clusters, PERSONS, options)?;
-        Ok(self)
+        let magnitude_figures = MagnitudeFigures::compute(&collection.faces, &clusters, PERSONS, figures)?;
+        Ok(Self { collection, person, low_quality, low_quality_below, settings, magnitude_figures })
     }
 
     /// Number of persons found (0 without faces).

@@ -319,7 +319,9 @@ mod tests {
             grouping: "g".into(),
             low_quality_rule: "l".into(),
         };
-        let analysis = crate::Analysis::new(collection, &crate::IdentityConfig::new(0.5), crate::LowQualityRule::default(), settings);
+        let analysis =
+            crate::Analysis::new(collection, &crate::IdentityConfig::new(0.5), crate::LowQualityRule::default(), settings, &FigureOptions::default())
+                .unwrap();
         let figures = analysis.magnitude_figures.as_ref().expect("figures of six faces");
         // Eight quantile bins of six distinct magnitudes: the counts add up to the faces.
         assert_eq!(figures.bins.len(), 8);

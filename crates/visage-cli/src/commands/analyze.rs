@@ -84,7 +84,7 @@ impl AnalyzeArgs {
             low_quality_rule: rule.to_string(),
         };
         let identity = IdentityConfig { rule: grouping, ..IdentityConfig::new(same_person) };
-        let analysis = Analysis::new(collection, &identity, rule, settings).with_figure_options(&figure_options).map_err(super::eval::input)?;
+        let analysis = Analysis::new(collection, &identity, rule, settings, &figure_options).map_err(super::eval::input)?;
         let write_failed = |e: visage_analyze::AnalyzeError| Failure::other(e.to_string());
         analysis.write_report(&self.report).map_err(write_failed)?;
         if let Some(json) = &self.json {
