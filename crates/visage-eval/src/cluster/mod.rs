@@ -1,11 +1,13 @@
 //! Clustering of face embeddings: k-means, agglomerative (NN-chain) and
-//! DBSCAN, over cosine or euclidean distance; plus the magnitude analysis
-//! of MagFace.
+//! DBSCAN, over cosine or euclidean distance; the graph side of L-GCN
+//! (pivot subgraphs and the merge of predicted links, [`lgcn`]); plus the
+//! magnitude analysis of MagFace.
 
 pub mod ahc;
 pub mod dbscan;
 pub mod distance;
 pub mod kmeans;
+pub mod lgcn;
 pub mod magnitude;
 pub mod neighbors;
 pub mod product;
