@@ -56,6 +56,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, '_> {
     }
 }
 
+/// Multiplies every gradient of `module`'s parameters in `grads` by `factor`.
+pub fn scale_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &mut GradientsParams, factor: f32) {
+    module.visit(&mut Scale { grads: &mut [grads], factor });
+}
+
 /// Clips the gradients of `module`'s parameters (one entry of `grads` per
 /// worker) to a global L2 norm of `max_norm`, and returns the norm before
 /// clipping (0 when `module` has no gradient).

@@ -63,6 +63,15 @@ pub enum TrainError {
         /// The newest checkpoint a resume would start from, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// A run over several nodes could not go on: a node did not join, died,
+    /// hangs, or the network failed ([`crate::distributed`]).
+    #[error("{node}: {message}")]
+    Collective {
+        /// This node, as `node R of N`.
+        node: String,
+        /// What failed and what to check.
+        message: String,
+    },
 }
 
 /// `Result` with [`TrainError`] as the default error.
@@ -79,7 +88,7 @@ impl TrainError {
             TrainError::Read { source, .. } => {
                 matches!(source.kind(), NotFound | PermissionDenied | IsADirectory | InvalidData | InvalidInput | UnexpectedEof)
             }
-            TrainError::Write { .. } | TrainError::Diverged { .. } => false,
+            TrainError::Write { .. } | TrainError::Diverged { .. } | TrainError::Collective { .. } => false,
             TrainError::Data(e) => e.is_bad_input(),
             TrainError::Backbone(e) => e.is_bad_input(),
             TrainError::Config { .. } | TrainError::Head(_) | TrainError::Checkpoint { .. } => true,

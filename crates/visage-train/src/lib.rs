@@ -13,6 +13,8 @@
 //! - [`imprint`]: class centres started at the class means of a pretrained
 //!   backbone's features, for fine-tuning;
 //! - [`parallel`]: data-parallel steps over several workers/devices;
+//! - [`distributed`]: the same across processes and machines, on
+//!   burn-collective (`visage train --nodes N --node-rank R --coordinator HOST:PORT`);
 //! - [`checkpoint`]: model + optimiser + position + head state, written
 //!   atomically, found again on resume;
 //! - [`metrics`]: the per-step CSV log;
@@ -32,6 +34,7 @@ pub mod clean;
 pub mod clip;
 pub mod config;
 pub mod curves;
+pub mod distributed;
 pub mod error;
 pub mod imprint;
 pub mod metrics;

@@ -81,6 +81,11 @@ impl MetricsLog {
         CsvLog::open(dir, "metrics.csv", HEADER, resume_step).map(Self)
     }
 
+    /// Where a run writing to `dir` keeps its metrics: `dir/metrics.csv`.
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join("metrics.csv")
+    }
+
     /// Writes one row (the accuracy cell empty when there is none).
     pub fn append(&mut self, row: &MetricsRow) -> Result<()> {
         let accuracy = row.accuracy.map(|a| format!("{a:.4}")).unwrap_or_default();

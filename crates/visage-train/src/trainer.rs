@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::module::{AutodiffModule, Param};
 use burn::optim::GradientsParams;
@@ -22,14 +22,15 @@ use visage_heads::{HeadError, MarginHead, PartialFc};
 use visage_nn::BackboneShape;
 
 use crate::checkpoint::{self, TrainState};
-use crate::clip::clip_global_norm;
+use crate::clip::{clip_global_norm, scale_gradients};
 use crate::config::{TrainConfig, VerificationSection};
+use crate::distributed::{self, Collective, NodeLayout};
 use crate::error::{Result, TrainError};
 use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::model::TrainModel;
 use crate::optimizer::AnyOptimizer;
-use crate::parallel::{shard_gradients, Shard};
+use crate::parallel::{combine, shard_gradients, split_batch, sum_gradients};
 use crate::schedule::LrSchedule;
 pub use crate::source::TrainSource;
 use crate::step::{head_loss, with_step_rng};
@@ -43,6 +44,8 @@ pub struct RunOptions {
     /// Stop (without a final checkpoint) once this many steps are done in
     /// total: a kill at a known point, for tests and for time-boxed runs.
     pub stop_after: Option<u64>,
+    /// Train as one node of several ([`crate::distributed`]); `None`: this process alone.
+    pub nodes: Option<NodeLayout>,
 }
 
 /// What the caller sees after every step (for a progress bar); a step whose
@@ -96,8 +99,12 @@ pub struct TrainSummary {
     /// The newest checkpoint written or resumed from (none when stopped
     /// before the first `checkpoint.every_steps`).
     pub last_checkpoint: Option<PathBuf>,
-    /// The run's `metrics.csv`.
+    /// The run's `metrics.csv` (written by node 0 only).
     pub metrics: PathBuf,
+    /// Steps this call took.
+    pub steps_taken: u64,
+    /// Time this call spent in all-reduces across nodes (zero on one node).
+    pub communication: Duration,
 }
 
 /// Trains (or resumes) the run `config` describes on `device`, calling
@@ -135,38 +142,84 @@ pub fn train_with_verification<B: AutodiffBackend>(
     mut on_step: impl FnMut(&StepReport),
     mut on_verification: impl FnMut(&str, u64, f64),
 ) -> Result<TrainSummary> {
-    let data = RunData::open(config)?;
-    let mut progress = Progress::<B>::start(config, &data, device)?;
+    let data = RunData::open(config, options.nodes.as_ref())?;
+    let mut collective = match &options.nodes {
+        Some(layout) => Some(Collective::<B::InnerBackend>::join(layout, device)?),
+        None => None,
+    };
+    let result = run_steps::<B>(config, device, options, &data, collective.as_mut(), &mut on_step, &mut on_verification);
+    if let Some(collective) = collective {
+        collective.finish();
+    }
+    result
+}
+
+/// The loop of [`train_with_verification`], on one node or as one of several.
+fn run_steps<B: AutodiffBackend>(
+    config: &TrainConfig,
+    device: &B::Device,
+    options: &RunOptions,
+    data: &RunData,
+    mut collective: Option<&mut Collective<B::InnerBackend>>,
+    on_step: &mut impl FnMut(&StepReport),
+    on_verification: &mut impl FnMut(&str, u64, f64),
+) -> Result<TrainSummary> {
+    let mut progress = Progress::<B>::start(config, data, device)?;
     let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;
     if options.resume {
         progress = progress.resume(config, device)?;
     }
+    if let Some(collective) = collective.as_deref_mut() {
+        distributed::agree_on_start(collective, progress.steps_done, run_fingerprint(config), device)?;
+    }
+    // Node 0 (or the only process) writes the logs and checkpoints.
+    let writes = options.nodes.as_ref().is_none_or(|layout| layout.node_rank == 0);
     let setup =
         StepSetup { config, side: data.shape.input_size(), partial_fc, workers: worker_devices::<B>(device, config.parallel.workers), device };
-    let mut logs = Logs::open(config, data.shape.input_size() as u32, progress.steps_done)?;
+    let mut logs = if writes { Some(Logs::open(config, data.shape.input_size() as u32, progress.steps_done)?) } else { None };
     let total_steps = data.schedule.total_steps();
+    let first_step = progress.steps_done;
 
     while progress.steps_done < total_steps {
         let epoch = progress.steps_done / data.steps_per_epoch;
         let start_batch = (progress.steps_done % data.steps_per_epoch) as usize;
         for batch in data.loader.iter_epoch(epoch, start_batch)? {
             if options.stop_after.is_some_and(|stop| progress.steps_done >= stop) {
-                return Ok(progress.summary(total_steps, &logs));
+                return Ok(progress.summary(config, total_steps, first_step, collective.as_deref()));
             }
-            if !batch.labels.is_empty() {
+            // On several nodes every node takes part in every step, even with
+            // an empty batch here (it contributes nothing).
+            if !batch.labels.is_empty() || collective.is_some() {
                 let row;
-                (progress, row) = progress.step(&setup, &data.schedule, epoch, batch)?;
-                logs.metrics.append(&row)?;
-                on_step(&StepReport::of(&row, total_steps, data.loader.skipped_total()));
+                (progress, row) = progress.step(&setup, &data.schedule, epoch, batch, collective.as_deref_mut())?;
+                if let Some(row) = row {
+                    if let Some(logs) = logs.as_mut() {
+                        logs.metrics.append(&row)?;
+                    }
+                    on_step(&StepReport::of(&row, total_steps, data.loader.skipped_total()));
+                }
             }
             progress.steps_done += 1;
-            if let Some(verification) = logs.verification.as_mut() {
-                verification.evaluate_if_due(config, &progress.model, progress.steps_done, total_steps, device, &mut on_verification)?;
+            if let Some(verification) = logs.as_mut().and_then(|logs| logs.verification.as_mut()) {
+                verification.evaluate_if_due(config, &progress.model, progress.steps_done, total_steps, device, on_verification)?;
             }
-            progress.checkpoint_if_due(config, total_steps)?;
+            if writes {
+                progress.checkpoint_if_due(config, total_steps)?;
+            }
         }
     }
-    Ok(progress.summary(total_steps, &logs))
+    Ok(progress.summary(config, total_steps, first_step, collective.as_deref()))
+}
+
+/// The run as every node must see it: the config without the paths, which
+/// may differ from machine to machine.
+fn run_fingerprint(config: &TrainConfig) -> u64 {
+    let mut run = config.clone();
+    run.out_dir = PathBuf::new();
+    run.data.source = PathBuf::new();
+    run.backbone.init_from = None;
+    run.verification = None;
+    distributed::fingerprint(serde_json::to_string(&run).unwrap_or_default().as_bytes())
 }
 
 /// What a run trains on and for how long, fixed before its first step.
@@ -182,7 +235,7 @@ struct RunData {
 impl RunData {
     /// Creates `out_dir`, opens the data and its loader, and lays out the
     /// schedule over `epochs` full batches' worth of steps.
-    fn open(config: &TrainConfig) -> Result<Self> {
+    fn open(config: &TrainConfig, nodes: Option<&NodeLayout>) -> Result<Self> {
         let out_dir = &config.out_dir;
         std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Write { path: out_dir.clone(), source })?;
         let shape =
@@ -193,8 +246,21 @@ impl RunData {
             path: config.data.source.clone(),
             message: "the data source does not say how many identities it has".into(),
         })?;
+        // Across nodes each reads its loader rank with its part of the batch.
+        let (rank, world_size) = nodes.map_or((0, 1), |layout| (layout.node_rank, layout.nodes));
+        if !config.batch_size.is_multiple_of(world_size) || config.batch_size / world_size < config.parallel.workers {
+            return Err(TrainError::Config {
+                path: out_dir.clone(),
+                message: format!(
+                    "batch_size {} must split evenly over {world_size} nodes, with at least [parallel] workers = {} images per node",
+                    config.batch_size, config.parallel.workers
+                ),
+            });
+        }
         let loader_config = LoaderConfig {
-            batch_size: config.batch_size,
+            batch_size: config.batch_size / world_size,
+            rank,
+            world_size,
             seed: config.seed,
             threads: config.data.threads.max(1),
             image_size: shape.input_size() as u32,
@@ -231,6 +297,8 @@ struct StepOutcome {
     loss: f32,
     accuracy: Option<f32>,
     mean_feature_norm: f32,
+    /// Images in the step, over every node.
+    rows: usize,
 }
 
 /// What changes from step to step: all of it goes into a checkpoint.
@@ -278,22 +346,32 @@ impl<B: AutodiffBackend> Progress<B> {
         Ok(self)
     }
 
-    /// One optimiser step on a batch that is not empty, on one device or
-    /// split over the workers; returns the state after it and its metrics row.
-    fn step(self, setup: &StepSetup<'_, B>, schedule: &LrSchedule, epoch: u64, batch: Batch) -> Result<(Self, MetricsRow)> {
+    /// One optimiser step on a batch (not empty on one node), on one device
+    /// or split over the workers and nodes; returns the state after it and
+    /// its metrics row (none when every node's batch was empty).
+    fn step(
+        self,
+        setup: &StepSetup<'_, B>,
+        schedule: &LrSchedule,
+        epoch: u64,
+        batch: Batch,
+        collective: Option<&mut Collective<B::InnerBackend>>,
+    ) -> Result<(Self, Option<MetricsRow>)> {
         let step = self.steps_done;
         let started = Instant::now();
-        let count = batch.labels.len();
         let lr = schedule.lr(step);
         let pixels = batch.images.into_raw_vec_and_offset().0;
         let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-        let (mut progress, outcome) = if setup.workers.len() > 1 {
-            self.multi_device_step(setup, step, lr, &pixels, &labels)?
+        let (mut progress, outcome) = if setup.workers.len() > 1 || collective.is_some() {
+            self.multi_device_step(setup, step, lr, &pixels, &labels, collective)?
         } else {
             self.single_device_step(setup, step, lr, pixels, &labels)?
         };
+        let Some(outcome) = outcome else {
+            return Ok((progress, None));
+        };
         progress.last_loss = outcome.loss;
-        let images_per_s = count as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let images_per_s = outcome.rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let row = MetricsRow {
             step,
             epoch,
@@ -303,11 +381,18 @@ impl<B: AutodiffBackend> Progress<B> {
             mean_feature_norm: outcome.mean_feature_norm,
             images_per_s,
         };
-        Ok((progress, row))
+        Ok((progress, Some(row)))
     }
 
     /// Forward, backward, clipping and the optimiser step on `setup.device`.
-    fn single_device_step(mut self, setup: &StepSetup<'_, B>, step: u64, lr: f64, pixels: Vec<f32>, labels: &[usize]) -> Result<(Self, StepOutcome)> {
+    fn single_device_step(
+        mut self,
+        setup: &StepSetup<'_, B>,
+        step: u64,
+        lr: f64,
+        pixels: Vec<f32>,
+        labels: &[usize],
+    ) -> Result<(Self, Option<StepOutcome>)> {
         let (config, device, side) = (setup.config, setup.device, setup.side);
         let images = Tensor::<B, 4>::from_data(TensorData::new(pixels, [labels.len(), 3, side, side]), device);
         let features = with_step_rng::<B, _>(config, device, step, || self.model.backbone.forward(images));
@@ -324,32 +409,82 @@ impl<B: AutodiffBackend> Progress<B> {
             clip_global_norm(&self.model.backbone, &mut [&mut grads], max_norm, device);
         }
         self.model = self.optimizer.step(lr, self.model, grads);
-        Ok((self, StepOutcome { loss: loss_value, accuracy, mean_feature_norm }))
+        Ok((self, Some(StepOutcome { loss: loss_value, accuracy, mean_feature_norm, rows: labels.len() })))
     }
 
     /// The same step with the batch split over the workers: each shard's
-    /// gradients on its own thread (see [`crate::parallel`]), summed by the
-    /// optimiser.
-    fn multi_device_step(mut self, setup: &StepSetup<'_, B>, step: u64, lr: f64, pixels: &[f32], labels: &[usize]) -> Result<(Self, StepOutcome)> {
+    /// gradients on its own thread (see [`crate::parallel`]), summed in
+    /// worker order; on several nodes the sums are all-reduced (see
+    /// [`crate::distributed`]); then clipped and applied.
+    fn multi_device_step(
+        mut self,
+        setup: &StepSetup<'_, B>,
+        step: u64,
+        lr: f64,
+        pixels: &[f32],
+        labels: &[usize],
+        collective: Option<&mut Collective<B::InnerBackend>>,
+    ) -> Result<(Self, Option<StepOutcome>)> {
         let (config, device) = (setup.config, setup.device);
         let shards = split_batch::<B>(pixels, labels, setup.side, &setup.workers);
-        let mut parallel =
-            with_step_rng::<B, _>(config, device, step, || shard_gradients(&self.model, &self.head, setup.partial_fc.as_ref(), shards, step))
-                .map_err(|e| head_error(e, step, &self.last_checkpoint))?;
-        if !parallel.loss.is_finite() {
-            return Err(diverged(step, format!("the loss is {}", parallel.loss), &self.last_checkpoint));
+        // Shares of the whole step's batch: on several nodes the configured
+        // batch (corrected below if samples were skipped somewhere).
+        let batch_rows = if collective.is_some() { config.batch_size } else { labels.len() };
+        let parallel = with_step_rng::<B, _>(config, device, step, || {
+            shard_gradients(&self.model, &self.head, setup.partial_fc.as_ref(), shards, batch_rows, step)
+        });
+        let (mut grads, shards) = match collective {
+            None => {
+                let parallel = parallel.map_err(|e| head_error(e, step, &self.last_checkpoint))?;
+                (sum_gradients(&self.model, &parallel.grads, device, false), parallel.shards)
+            }
+            Some(collective) => {
+                let (local, shards, local_error) = match parallel {
+                    Ok(parallel) => (sum_gradients(&self.model, &parallel.grads, device, true), parallel.shards, None),
+                    Err(e) => (sum_gradients(&self.model, &[], device, true), Vec::new(), Some(e)),
+                };
+                // This node's workers' BatchNorm averages folded into one
+                // before the nodes average theirs.
+                let _ = self.model.valid();
+                let workers = setup.workers.len();
+                let exchanged;
+                (self.model, exchanged) =
+                    distributed::exchange_step::<B, _>(collective, self.model, local, &shards, workers, local_error.is_some(), device, step)?;
+                if let Some(e) = local_error {
+                    return Err(head_error(e, step, &self.last_checkpoint));
+                }
+                if !exchanged.failed_nodes.is_empty() {
+                    let what = format!("the features of node(s) {:?} are not finite", exchanged.failed_nodes);
+                    return Err(diverged(step, what, &self.last_checkpoint));
+                }
+                (exchanged.grads, exchanged.shards)
+            }
+        };
+        let mut combined = combine(&shards, &mut self.head);
+        if combined.rows == 0 {
+            return Ok((self, None));
+        }
+        if combined.rows != batch_rows {
+            // Unreadable samples left the step short: the shares were of the
+            // configured batch, the mean is over the rows there were.
+            let factor = batch_rows as f32 / combined.rows as f32;
+            combined.loss *= factor;
+            scale_gradients(&self.model, &mut grads, factor);
+        }
+        if !combined.loss.is_finite() {
+            return Err(diverged(step, format!("the loss is {}", combined.loss), &self.last_checkpoint));
         }
         if let Some(max_norm) = config.grad_clip_norm {
-            let mut shares: Vec<&mut GradientsParams> = parallel.grads.grads.iter_mut().map(|(grads, _)| grads).collect();
-            clip_global_norm(&self.model.backbone, &mut shares, max_norm, device);
+            clip_global_norm(&self.model.backbone, &mut [&mut grads], max_norm, device);
         }
-        self.model = self.optimizer.step_multi(lr, self.model, parallel.grads);
+        self.model = self.optimizer.step(lr, self.model, grads);
         // Each worker thread left its own BatchNorm running averages;
         // `valid()` folds them into one (their mean) now, before the next
         // step's threads add theirs (see parallel.rs).
         let _ = self.model.valid();
-        self.head = parallel.head;
-        Ok((self, StepOutcome { loss: parallel.loss, accuracy: parallel.accuracy, mean_feature_norm: parallel.mean_feature_norm }))
+        let outcome =
+            StepOutcome { loss: combined.loss, accuracy: combined.accuracy, mean_feature_norm: combined.mean_feature_norm, rows: combined.rows };
+        Ok((self, Some(outcome)))
     }
 
     /// Saves a checkpoint every `checkpoint.every_steps` steps and after the last.
@@ -361,14 +496,16 @@ impl<B: AutodiffBackend> Progress<B> {
         Ok(())
     }
 
-    fn summary(self, total_steps: u64, logs: &Logs<'_>) -> TrainSummary {
+    fn summary(self, config: &TrainConfig, total_steps: u64, first_step: u64, collective: Option<&Collective<B::InnerBackend>>) -> TrainSummary {
         TrainSummary {
             steps_done: self.steps_done,
             total_steps,
             last_loss: self.last_loss,
             resumed_from: self.resumed_from,
             last_checkpoint: self.last_checkpoint,
-            metrics: logs.metrics.path().to_path_buf(),
+            metrics: MetricsLog::path_in(&config.out_dir),
+            steps_taken: self.steps_done - first_step,
+            communication: collective.map_or(Duration::ZERO, |c| c.communication),
         }
     }
 }
@@ -479,20 +616,4 @@ fn worker_devices<B: AutodiffBackend>(device: &B::Device, workers: usize) -> Vec
     } else {
         vec![device.clone(); workers]
     }
-}
-
-/// Splits a batch into contiguous shards, one per worker device.
-fn split_batch<B: AutodiffBackend>(pixels: &[f32], labels: &[usize], side: usize, devices: &[B::Device]) -> Vec<Shard<B>> {
-    let per_shard = labels.len().div_ceil(devices.len());
-    let plane = 3 * side * side;
-    labels
-        .chunks(per_shard)
-        .zip(pixels.chunks(per_shard * plane))
-        .zip(devices)
-        .map(|((labels, pixels), device)| Shard {
-            device: device.clone(),
-            images: Tensor::<B, 4>::from_data(TensorData::new(pixels.to_vec(), [labels.len(), 3, side, side]), device),
-            labels: labels.to_vec(),
-        })
-        .collect()
 }

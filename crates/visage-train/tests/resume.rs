@@ -90,9 +90,9 @@ fn assert_resume_is_exact(name: &str, extra: &str) {
     let stopped_root = root.join("stopped");
     let stopped = config(&stopped_root, &data, extra);
     // Stop after 3 steps: mid-epoch 1, after the step-2 checkpoint; step 3 is lost and redone.
-    let partial = train::<B>(&stopped, &device(), &RunOptions { resume: false, stop_after: Some(3) }, |_| {}).unwrap();
+    let partial = train::<B>(&stopped, &device(), &RunOptions { resume: false, stop_after: Some(3), ..RunOptions::default() }, |_| {}).unwrap();
     assert_eq!(partial.steps_done, 3);
-    let resumed = train::<B>(&stopped, &device(), &RunOptions { resume: true, stop_after: None }, |_| {}).unwrap();
+    let resumed = train::<B>(&stopped, &device(), &RunOptions { resume: true, stop_after: None, ..RunOptions::default() }, |_| {}).unwrap();
     assert!(resumed.resumed_from.as_ref().unwrap().ends_with("step-00000002"), "{:?}", resumed.resumed_from);
     assert_eq!(resumed.steps_done, 6);
 
@@ -204,7 +204,7 @@ fn two_workers_take_the_one_worker_step() {
     use visage_heads::{HeadConfig, MarginHead};
     use visage_train::config::OptimizerSection;
     use visage_train::optimizer::AnyOptimizer;
-    use visage_train::parallel::{shard_gradients, Shard};
+    use visage_train::parallel::{combine, shard_gradients, sum_gradients, Shard};
 
     let root = scratch("parallel");
     let data = synthetic_faces(&root);
@@ -232,9 +232,11 @@ fn two_workers_take_the_one_worker_step() {
 
     // Two workers, one copy each.
     let shards = (0..2).map(|_| Shard { device: device(), images: images(1), labels: labels.clone() }).collect();
-    let parallel = shard_gradients(&model, &head, None, shards, 0).unwrap();
-    assert!((parallel.loss - single_loss).abs() < 1e-5 * single_loss.abs().max(1.0), "loss {} vs {single_loss}", parallel.loss);
-    let parallel = AnyOptimizer::new(&sgd).step_multi(0.1, model.clone(), parallel.grads);
+    let parallel = shard_gradients(&model, &head, None, shards, 8, 0).unwrap();
+    let loss = combine(&parallel.shards, &mut head.clone()).loss;
+    assert!((loss - single_loss).abs() < 1e-5 * single_loss.abs().max(1.0), "loss {loss} vs {single_loss}");
+    let summed = sum_gradients(&model, &parallel.grads, &device(), false);
+    let parallel = AnyOptimizer::new(&sgd).step(0.1, model.clone(), summed);
 
     // Every trainable parameter (BatchNorm's running statistics are not
     // trained: each worker's forward pass updates them, see parallel.rs).

@@ -1,5 +1,7 @@
 //! `visage train --config train.toml`: train a recogniser; `--resume`
 //! continues from the newest checkpoint of the run folder, to the bit.
+//! `--nodes N --node-rank R --coordinator HOST:PORT` makes this process one
+//! node of a run over several processes or machines (visage_train::distributed).
 //! `visage train curves RUN` draws a run's metrics.csv; `visage train
 //! magnitude-demo RUN…` tests MagFace's magnitude-as-quality claim on runs.
 
@@ -8,10 +10,12 @@ mod magnitude_demo;
 mod prepare_faces;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use visage_backend::{run_autodiff, AutodiffJob, DeviceChoice};
+use visage_train::distributed::NodeLayout;
 use visage_train::{train, RunOptions, StepReport, TrainConfig, TrainError, TrainSummary};
 
 use super::Failure;
@@ -33,6 +37,24 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N (a build with `--features cuda`), or torch (libtorch on the CPU, `--features tch`).
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// Processes (nodes) in the run; each runs its [parallel] workers (docs/multinode.md).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    nodes: usize,
+    /// This node's rank, 0..N; node 0 hosts the coordinator and writes checkpoints and metrics.
+    #[arg(long, default_value_t = 0, value_name = "R")]
+    node_rank: usize,
+    /// Node 0's address, the same on every node (needed with --nodes above 1).
+    #[arg(long, value_name = "HOST:PORT")]
+    coordinator: Option<String>,
+    /// The host other nodes reach this one at (default: this machine's address on the route to the coordinator).
+    #[arg(long, value_name = "HOST")]
+    node_host: Option<String>,
+    /// This node's port for tensor transfers (default: the coordinator's port + 1 + rank).
+    #[arg(long, value_name = "PORT")]
+    data_port: Option<u16>,
+    /// Seconds to wait for every node to join, and for each step's exchange, before stopping with an error.
+    #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
+    timeout_s: f64,
 }
 
 /// Tools for trained runs (`visage train --config …` itself trains).
@@ -84,7 +106,9 @@ impl TrainArgs {
             (None, None) => return Err(Failure::bad_input("--config TRAIN.toml is required")),
         };
         let config = TrainConfig::load(config_path).map_err(Failure::from)?;
-        let job = TrainJob { config: &config, options: RunOptions { resume: self.resume, stop_after: self.stop_after } };
+        let nodes = self.node_layout()?;
+        let distributed = nodes.is_some();
+        let job = TrainJob { config: &config, options: RunOptions { resume: self.resume, stop_after: self.stop_after, nodes } };
         let summary = run_autodiff(self.device, job).map_err(Failure::from)?.map_err(|e| match e {
             TrainError::Config { .. } | TrainError::Data(_) | TrainError::Read { .. } => Failure::bad_input(e.to_string()),
             other => Failure::other(other.to_string()),
@@ -100,6 +124,39 @@ impl TrainArgs {
             summary.metrics.display(),
             summary.last_checkpoint.as_ref().map(|p| format!(", checkpoint {}", p.display())).unwrap_or_default()
         );
+        if distributed {
+            eprintln!(
+                "visage: node {} of {}: {} steps, communication {:.1} ms per step",
+                self.node_rank,
+                self.nodes,
+                summary.steps_taken,
+                1e3 * summary.communication.as_secs_f64() / summary.steps_taken.max(1) as f64
+            );
+        }
         Ok(())
+    }
+
+    /// The node layout of `--nodes … --coordinator …`; `None` for a run
+    /// of this process alone (no flag given).
+    fn node_layout(&self) -> Result<Option<NodeLayout>, Failure> {
+        let Some(coordinator) = &self.coordinator else {
+            if self.nodes > 1 || self.node_rank > 0 || self.node_host.is_some() || self.data_port.is_some() {
+                return Err(Failure::bad_input("--nodes, --node-rank, --node-host and --data-port need --coordinator HOST:PORT"));
+            }
+            return Ok(None);
+        };
+        if !(self.timeout_s.is_finite() && self.timeout_s > 0.0) {
+            return Err(Failure::bad_input(format!("--timeout-s {} must be a positive number of seconds", self.timeout_s)));
+        }
+        let layout = NodeLayout {
+            nodes: self.nodes,
+            node_rank: self.node_rank,
+            coordinator: coordinator.clone(),
+            node_host: self.node_host.clone(),
+            data_port: self.data_port,
+            timeout: Duration::from_secs_f64(self.timeout_s),
+        };
+        layout.validate().map_err(Failure::bad_input)?;
+        Ok(Some(layout))
     }
 }
