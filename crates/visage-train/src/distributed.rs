@@ -256,20 +256,28 @@ pub(crate) struct Exchanged {
     pub failed_nodes: Vec<usize>,
 }
 
-/// One step's exchange (see the module docs): `grads` is this node's sum over
-/// its workers (zero-filled), `shards` its workers' summaries in worker
-/// order, `failed` whether its step failed before its gradients. The
-/// model's non-trainable floats become their mean over the nodes.
+/// What one node brings to a step's exchange.
+pub(crate) struct NodeStep<'a> {
+    /// The node's gradient sum over its workers (zero-filled).
+    pub grads: GradientsParams,
+    /// Its workers' summaries, in worker order.
+    pub shards: &'a [ShardSummary],
+    /// `[parallel] workers` (the same on every node).
+    pub workers: usize,
+    /// Whether its step failed before its gradients (non-finite features).
+    pub failed: bool,
+}
+
+/// One step's exchange (see the module docs). The model's non-trainable
+/// floats become their mean over the nodes.
 pub(crate) fn exchange_step<B: AutodiffBackend, M: Module<B>>(
     collective: &mut Collective<B::InnerBackend>,
     model: M,
-    grads: GradientsParams,
-    shards: &[ShardSummary],
-    workers: usize,
-    failed: bool,
+    local: NodeStep<'_>,
     device: &B::Device,
     step: u64,
 ) -> Result<(M, Exchanged)> {
+    let NodeStep { grads, shards, workers, failed } = local;
     let (nodes, rank) = (collective.layout.nodes, collective.layout.node_rank);
     let mut flat = Flatten::<B> { grads: &grads, parts: Vec::new(), device: device.clone() };
     model.visit(&mut flat);

@@ -24,7 +24,7 @@ use visage_nn::BackboneShape;
 use crate::checkpoint::{self, TrainState};
 use crate::clip::{clip_global_norm, scale_gradients};
 use crate::config::{TrainConfig, VerificationSection};
-use crate::distributed::{self, Collective, NodeLayout};
+use crate::distributed::{self, Collective, NodeLayout, NodeStep};
 use crate::error::{Result, TrainError};
 use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
@@ -448,8 +448,13 @@ impl<B: AutodiffBackend> Progress<B> {
                 let _ = self.model.valid();
                 let workers = setup.workers.len();
                 let exchanged;
-                (self.model, exchanged) =
-                    distributed::exchange_step::<B, _>(collective, self.model, local, &shards, workers, local_error.is_some(), device, step)?;
+                (self.model, exchanged) = distributed::exchange_step::<B, _>(
+                    collective,
+                    self.model,
+                    NodeStep { grads: local, shards: &shards, workers, failed: local_error.is_some() },
+                    device,
+                    step,
+                )?;
                 if let Some(e) = local_error {
                     return Err(head_error(e, step, &self.last_checkpoint));
                 }
