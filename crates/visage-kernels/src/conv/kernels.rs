@@ -86,14 +86,42 @@ mod depthwise {
     }
 }
 
-/// The tap's weights as a `[C_out × C_in]` matrix inside `[C_out, C_in, K_h, K_w]`.
+/// The tap's weights as a contiguous `[C_out × C_in]` matrix inside the
+/// tap-major weights `[K_h·K_w, C_out, C_in]` ([`tap_major`]).
 fn weight_tap(g: &ConvGeometry, tap: usize) -> Mat {
-    Mat { offset: tap, rows: g.channels_out, cols: g.channels_in, row_stride: g.channels_in * g.taps(), col_stride: g.taps() }
+    Mat { offset: tap * g.channels_out * g.channels_in, rows: g.channels_out, cols: g.channels_in, row_stride: g.channels_in, col_stride: 1 }
 }
 
 /// The tap's weights transposed, `[C_in × C_out]`.
 fn weight_tap_transposed(g: &ConvGeometry, tap: usize) -> Mat {
     transposed(weight_tap(g, tap))
+}
+
+/// Dense weights `[C_out, C_in, K_h, K_w]` as `[K_h·K_w, C_out, C_in]`, so
+/// that every tap's matrix is contiguous: gemm reads and writes strided
+/// matrices through extra copies, and the weight gradient's taps, written
+/// once per chunk of images, are its largest strided operand.
+fn tap_major(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let (taps, pairs) = (g.taps(), g.channels_out * g.channels_in);
+    let mut out = vec![0.0; weight.len()];
+    for (pair, values) in weight.chunks_exact(taps).enumerate() {
+        for (tap, value) in values.iter().enumerate() {
+            out[tap * pairs + pair] = *value;
+        }
+    }
+    out
+}
+
+/// The inverse of [`tap_major`].
+fn channel_major(g: &ConvGeometry, tap_major: &[f32]) -> Vec<f32> {
+    let (taps, pairs) = (g.taps(), g.channels_out * g.channels_in);
+    let mut out = vec![0.0; tap_major.len()];
+    for (pair, values) in out.chunks_exact_mut(taps).enumerate() {
+        for (tap, value) in values.iter_mut().enumerate() {
+            *value = tap_major[tap * pairs + pair];
+        }
+    }
+    out
 }
 
 /// The phase rows a tap reads, `[C_in × L]` inside the phase buffer of `images` images.
@@ -208,6 +236,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let threads = rayon::current_num_threads();
     let threaded = g.batch < threads;
     let per_product = g.images_per_product(threads);
+    let tap_weights = if g.depthwise { Vec::new() } else { tap_major(g, weight) };
     let mut output = vec![0.0; g.batch * g.output_len()];
     let scratch = || {
         (
@@ -231,7 +260,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 depthwise::forward(g, count, weight, phased, target);
             } else {
                 for tap in 0..g.taps() {
-                    matmul(target, grid(g, count), tap > 0, weight, weight_tap(g, tap), phased, phase_rows(g, tap, count), threaded);
+                    matmul(target, grid(g, count), tap > 0, &tap_weights, weight_tap(g, tap), phased, phase_rows(g, tap, count), threaded);
                 }
             }
             if !direct {
@@ -266,6 +295,7 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32]
     // Twice as many tasks as threads, so a thread slowed by other work does
     // not hold up the step; each task has its own weight gradient.
     let tasks = chunks.min(2 * threads).max(1);
+    let tap_weights = if g.depthwise || !wanted.input { Vec::new() } else { tap_major(g, weight) };
     let images_per_task = chunks.div_ceil(tasks) * per_product;
     let mut input_grad = if wanted.input { vec![0.0; g.batch * g.input_len()] } else { Vec::new() };
     let input_chunks: Vec<&mut [f32]> = if wanted.input {
@@ -302,7 +332,7 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32]
                                 phased,
                                 phase_rows(g, tap, count),
                                 true,
-                                weight,
+                                &tap_weights,
                                 weight_tap_transposed(g, tap),
                                 output_grid,
                                 grid(g, count),
@@ -349,7 +379,12 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32]
         for part in parts {
             total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
         }
-        total
+        // Dense weight gradients are summed tap-major (see `tap_major`).
+        if g.depthwise {
+            total
+        } else {
+            channel_major(g, &total)
+        }
     });
     (wanted.input.then_some(input_grad), weight_grad)
 }
