@@ -90,7 +90,13 @@ impl StateDict {
     /// The string pairs in a safetensors file's header (`__metadata__`).
     pub fn read_safetensors_metadata(path: &Path) -> Result<std::collections::HashMap<String, String>, NnError> {
         let bytes = std::fs::read(path).map_err(|source| NnError::Io { path: path.to_path_buf(), source })?;
-        let (_, metadata) = SafeTensors::read_metadata(&bytes)
+        Self::safetensors_metadata_of(&bytes, path)
+    }
+
+    /// The string pairs in the header of safetensors bytes; `path` only names
+    /// the source in errors.
+    pub fn safetensors_metadata_of(bytes: &[u8], path: &Path) -> Result<std::collections::HashMap<String, String>, NnError> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes)
             .map_err(|error| NnError::Format { path: path.to_path_buf(), problem: format!("not a safetensors file: {error}") })?;
         Ok(metadata.metadata().clone().unwrap_or_default())
     }

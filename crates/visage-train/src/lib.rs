@@ -22,7 +22,10 @@
 //! - [`verification`]: `.bin` sets evaluated every N steps;
 //! - [`curves`]: a run's metrics.csv as charts and an HTML page;
 //! - [`clean`]: sub-centre ArcFace cleaning: drop the samples far from their
-//!   class's dominant sub-centre, write the cleaned dataset and reports.
+//!   class's dominant sub-centre, write the cleaned dataset and reports;
+//! - [`lgcn`]: L-GCN face clustering: the linkage network over pivot
+//!   subgraphs, its training on real and synthetic identity mixtures, the
+//!   bundled default model.
 //!
 //! The experiments built on the loop (the magnitude, cleaning and
 //! fine-tuning demos) live in visage-lab.
@@ -37,6 +40,7 @@ pub mod curves;
 pub mod distributed;
 pub mod error;
 pub mod imprint;
+pub mod lgcn;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;

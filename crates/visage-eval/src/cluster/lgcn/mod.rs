@@ -18,5 +18,6 @@ pub mod merge;
 pub mod subgraph;
 pub mod synthetic;
 
-pub use merge::{Link, MergeConfig, merge_links};
-pub use subgraph::{IpsConfig, PivotSubgraph, knn_cosine, pivot_subgraphs};
+pub use merge::{merge_links, Link, MergeConfig};
+pub use subgraph::{knn_cosine, pivot_subgraphs, IpsConfig, PivotSubgraph};
+pub use synthetic::{fit_spread, permutation, random_rotation, SceneConfig, SpreadFit};

@@ -13,7 +13,7 @@
 //! matrix product per block of rows), ties broken by the lower index so the
 //! subgraphs do not depend on thread timing.
 
-use ndarray::{Array2, Axis, s};
+use ndarray::{s, Array2, Axis};
 use rayon::prelude::*;
 
 use super::super::distance::normalize_rows;
@@ -183,7 +183,11 @@ mod tests {
         let angles = [0.0f64, 10.0, 30.0, 100.0, 110.0, 210.0];
         Array2::from_shape_fn((6, 2), |(i, j)| {
             let a = angles[i].to_radians();
-            if j == 0 { a.cos() } else { a.sin() }
+            if j == 0 {
+                a.cos()
+            } else {
+                a.sin()
+            }
         })
     }
 
@@ -223,7 +227,7 @@ mod tests {
         let a = g.mean_adjacency();
         assert_eq!(&a[0..5], &[0.0, 1.0, 0.0, 0.0, 0.0]);
         assert_eq!(&a[15..20], &[0.0, 0.0, 0.0, 0.0, 0.0]); // position 3 (row 4): no edge
-        // u = 2 adds 0→2, 1→4, 2→0, 4→1, 5→3 (absent)
+                                                            // u = 2 adds 0→2, 1→4, 2→0, 4→1, 5→3 (absent)
         let g = pivot_subgraphs(&knn, &IpsConfig { k1: 2, k2: 2, u: 2 }).remove(0);
         assert_eq!(g.edges, vec![(0, 1), (0, 2), (1, 3), (2, 4)]);
         let a = g.mean_adjacency();

@@ -173,6 +173,25 @@ impl SpreadFit {
     }
 }
 
+/// A random rotation of `dim`-space (Gram–Schmidt on Gaussian columns, so
+/// uniform over orthogonal matrices): applied to a training scene, it keeps
+/// every cosine and moves the identities to directions no real set had, so a
+/// network cannot learn where particular people lie.
+pub fn random_rotation(dim: usize, seed: u64) -> Array2<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut q = Array2::<f64>::zeros((dim, dim));
+    for j in 0..dim {
+        let mut v = gaussian(&mut rng, dim);
+        for k in 0..j {
+            let column = q.column(k);
+            let projection = v.dot(&column);
+            v = &v - &(&column * projection);
+        }
+        q.column_mut(j).assign(&unit(v));
+    }
+    q
+}
+
 /// A seeded permutation of `0..n` (Fisher–Yates): the order a trainer
 /// visits its samples in.
 pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
@@ -186,7 +205,11 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
 
 fn unit(v: Array1<f64>) -> Array1<f64> {
     let norm = v.dot(&v).sqrt();
-    if norm > 0.0 { v / norm } else { v }
+    if norm > 0.0 {
+        v / norm
+    } else {
+        v
+    }
 }
 
 /// A standard normal draw (Box–Muller).
@@ -283,6 +306,14 @@ mod tests {
         let x = ndarray::array![[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]];
         assert!(fit_spread(&x, &[0, 0, 1]).unwrap_err().to_string().contains("found 1"));
         assert!(fit_spread(&x, &[0, 0]).is_err());
+    }
+
+    #[test]
+    fn rotations_are_orthogonal() {
+        let q = random_rotation(16, 4);
+        let identity = q.t().dot(&q);
+        assert!((&identity - &Array2::<f64>::eye(16)).iter().all(|d| d.abs() < 1e-12));
+        assert_eq!(q, random_rotation(16, 4));
     }
 
     #[test]
