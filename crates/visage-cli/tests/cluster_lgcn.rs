@@ -39,7 +39,8 @@ fn train_then_cluster_with_the_trained_model() {
         "--out", model.to_str().unwrap(), "--synthetic-scenes", "4", "--mixed-scenes", "2", "--validation-scenes", "1", "--epochs", "2"];
     let stdout = run(&args).unwrap();
     assert!(stdout.contains("epoch 2: loss") && stdout.contains("link threshold 0.50"), "{stdout}");
-    run(&["cluster", "--method", "lgcn", "--model", model.to_str().unwrap(), "--input", x.to_str().unwrap(), "--output", out.to_str().unwrap()]).unwrap();
+    run(&["cluster", "--method", "lgcn", "--model", model.to_str().unwrap(), "--input", x.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .unwrap();
     // trained on these very faces: nearly every link right
     let s = scores(&truth, &out);
     assert!(s["pairwise_f"].as_f64().unwrap() >= 0.8, "{s}");
@@ -76,7 +77,9 @@ fn bad_input_exits_2_and_names_it() {
     let (code, message) = run(&["cluster", "--method", "lgcn", "--input", narrow.to_str().unwrap(), "--output", out.to_str().unwrap()]).unwrap_err();
     assert!(code == 2 && message.contains("cluster_x.npy") && message.contains("128-d"), "{code} {message}");
     // L-GCN's flags with another method
-    let (code, message) = run(&["cluster", "--method", "ahc", "--threshold", "0.5", "--model", "m", "--input", x.to_str().unwrap(), "--output", out.to_str().unwrap()]).unwrap_err();
+    let (code, message) =
+        run(&["cluster", "--method", "ahc", "--threshold", "0.5", "--model", "m", "--input", x.to_str().unwrap(), "--output", out.to_str().unwrap()])
+            .unwrap_err();
     assert!(code == 2 && message.contains("--method lgcn"), "{code} {message}");
     // training: labels that do not fit the embeddings
     let short = temp("short.labels");
@@ -87,12 +90,16 @@ fn bad_input_exits_2_and_names_it() {
     assert!(code == 2 && message.contains("short.labels") && message.contains("2 labels for the 83 rows"), "{code} {message}");
     let bad = temp("bad.labels");
     std::fs::write(&bad, "zero\n").unwrap();
-    let (code, message) = run(&["cluster", "train-lgcn", "--embeddings", x.to_str().unwrap(), "--labels", bad.to_str().unwrap(), "--out", model.to_str().unwrap()]).unwrap_err();
+    let (code, message) =
+        run(&["cluster", "train-lgcn", "--embeddings", x.to_str().unwrap(), "--labels", bad.to_str().unwrap(), "--out", model.to_str().unwrap()])
+            .unwrap_err();
     assert!(code == 2 && message.contains("bad.labels:1"), "{code} {message}");
     // one identity: nothing to fit synthetic identities to
     let one = temp("one.labels");
     std::fs::write(&one, "0\n".repeat(83)).unwrap();
-    let (code, message) = run(&["cluster", "train-lgcn", "--embeddings", x.to_str().unwrap(), "--labels", one.to_str().unwrap(), "--out", model.to_str().unwrap()]).unwrap_err();
+    let (code, message) =
+        run(&["cluster", "train-lgcn", "--embeddings", x.to_str().unwrap(), "--labels", one.to_str().unwrap(), "--out", model.to_str().unwrap()])
+            .unwrap_err();
     assert!(code == 2 && message.contains("two or more identities"), "{code} {message}");
     assert!(!model.exists());
     // the old interface still asks for its flags
