@@ -55,7 +55,7 @@ pub fn merge_links(n: usize, links: &[Link], config: &MergeConfig) -> Vec<i64> {
         entry.1 += 1;
     }
     let mut pairs: Vec<((usize, usize), f64)> = pooled.into_iter().map(|(pair, (sum, count))| (pair, sum / count as f64)).collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.sort_by_key(|&(pair, _)| pair);
 
     // (cut round, union-find root) of each face's cluster, once decided
     let mut cluster_of: Vec<Option<(usize, usize)>> = vec![None; n];
