@@ -1,8 +1,8 @@
 """PyTorch CPU reference for `visage bench train`: one training step of an
 insightface IResNet + ArcFace head (s = 64, m = 0.5) with SGD (lr 0.1,
 momentum 0.9, weight decay 5e-4), timed the way visage times its own step.
-The IResNet is scripts/reference/backbones_reference.py's (the same layout
-visage-nn implements). Prints one JSON object:
+The IResNet and MobileFaceNet are scripts/reference/backbones_reference.py's
+(the same layouts visage-nn implements). Prints one JSON object:
 {"arch", "batch", "classes", "loss", "median_s", "runs_s"}.
 
 Usage: python train_torch.py --arch iresnet50 --batch 32 --classes 1000 --runs 5 --threads 2
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
-from backbones_reference import InsightfaceIResNet  # noqa: E402
+from backbones_reference import InsightfaceIResNet, MobileFaceNet  # noqa: E402
 from heads_torch import arcface, hashed_uniform  # noqa: E402
 
 BLOCKS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3), "iresnet100": (3, 13, 30, 3)}
@@ -25,7 +25,7 @@ BLOCKS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3,
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--arch", default="iresnet50", choices=sorted(BLOCKS))
+    parser.add_argument("--arch", default="iresnet50", choices=sorted(BLOCKS) + ["mobilefacenet"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
@@ -33,7 +33,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = InsightfaceIResNet(BLOCKS[args.arch])
+    # mobilefacenet: insightface mbf (scale 2, blocks 1-4-6-2), visage-nn's default MobileFaceNet
+    model = MobileFaceNet() if args.arch == "mobilefacenet" else InsightfaceIResNet(BLOCKS[args.arch])
     centres = torch.nn.Parameter(torch.normal(0.0, 0.01, (args.classes, 512)))
     params = [p for p in model.parameters() if p.requires_grad] + [centres]
     optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)
