@@ -8,9 +8,16 @@
 //! together; on every other backend, and for shapes the kernels do not
 //! cover, it is burn's own conv2d. `docs/perf/conv.md` has the design and the
 //! measurements.
+//!
+//! [`channel::batch_norm_train`] and [`channel::prelu`] are training-mode
+//! BatchNorm and PReLU on `Autodiff<Flex>`, each one custom autodiff op with
+//! hand-written forward and backward passes (`visage_nn::channelwise` calls
+//! them, and composes the same functions from tensor ops elsewhere).
+//! `VISAGE_CONV=burn` turns every op of this crate off.
 
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod conv;
 
 pub use conv::{conv2d, conv_path, with_conv_path, ConvPath, CONV_PATH_VARIABLE};

@@ -11,7 +11,11 @@
 //! nothing next to N × C × L): flex then takes its SIMD "one scalar per row"
 //! path for every broadcast, and every other op is on same-shaped contiguous
 //! tensors. The ops stay generic burn tensor ops, so autodiff derives the
-//! backward pass and every backend (CUDA included) runs the same code.
+//! backward pass and every backend (CUDA included) runs the same code —
+//! except training on the CPU backend (`Autodiff<Flex>`), where
+//! `visage_kernels::channel` runs each of the two as one custom autodiff op
+//! with hand-written passes (`VISAGE_CONV=burn` turns that off; the tests
+//! below compare both against burn's layers).
 //!
 //! One deliberate difference from burn: the running variance is updated with
 //! the *unbiased* batch variance (× n/(n−1)), as PyTorch's `BatchNorm` does, so
@@ -68,6 +72,19 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     let (x, dims) = rows(input);
     let (batch, channels, length) = (dims[0], dims[1], x.dims()[2]);
     let count = (batch * length) as f64;
+    let momentum = norm.momentum;
+    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
+
+    // On the CPU backend's autodiff: one custom op with its own passes.
+    if let Some((output, statistics)) = visage_kernels::channel::batch_norm_train(&x, &norm.gamma.val(), &norm.beta.val(), norm.epsilon) {
+        let mean = Tensor::<B, 1>::from_floats(statistics.mean.as_slice(), &device);
+        let var = Tensor::<B, 1>::from_floats(statistics.variance.as_slice(), &device);
+        let running_mean = norm.running_mean.value_sync().to_device(&device);
+        let running_var = norm.running_var.value_sync().to_device(&device);
+        norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
+        norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(var.mul_scalar(momentum * unbiased)).detach());
+        return output.reshape(dims);
+    }
 
     let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count);
     let centred = x.sub(per_row(mean.clone(), batch));
@@ -75,8 +92,6 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     let scale = norm.gamma.val().reshape([1, channels, 1]).div(var.clone().add_scalar(norm.epsilon).sqrt());
     let output = centred.mul(per_row(scale, batch)).add(per_row(norm.beta.val().reshape([1, channels, 1]), batch));
 
-    let momentum = norm.momentum;
-    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
     let running_mean = norm.running_mean.value_sync().to_device(&device);
     let running_var = norm.running_var.value_sync().to_device(&device);
     let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.detach().reshape([channels]).mul_scalar(momentum));
@@ -95,6 +110,9 @@ pub fn prelu_forward<B: Backend, const D: usize>(prelu: &PRelu<B>, input: Tensor
     let (batch, channels) = (dims[0], dims[1]);
     let alpha = prelu.alpha.val();
     let alpha = if alpha.dims()[0] == 1 { alpha.repeat_dim(0, channels) } else { alpha };
+    if let Some(output) = visage_kernels::channel::prelu(&x, &alpha) {
+        return output.reshape(dims);
+    }
     let positive = relu(x.clone());
     let negative = x.sub(positive.clone());
     positive.add(negative.mul(per_row(alpha.reshape([1, channels, 1]), batch))).reshape(dims)
