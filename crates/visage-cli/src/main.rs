@@ -19,14 +19,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY_VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
 
 /// Keeps freed memory mapped for reuse instead of handing it back to the
-/// kernel after mimalloc's purge delay (1 s by default in v3). A training step frees
-/// its activations and gradients and allocates the same sizes again a second
-/// later; with purging, every step page-faults (and the kernel zeroes) them
-/// afresh: an IResNet-18 batch-8 step spent 3.1 s of system time in 5 steps
-/// and 99 595 minor faults, against 0.6 s and 970 without purging, at the
-/// same peak RSS (docs/benchmarks.md, "Memory kept between steps"). The
-/// process's resident memory stays at its peak instead of shrinking after it,
-/// as PyTorch's caching does. `MIMALLOC_PURGE_DELAY=10` restores the default.
+/// kernel after mimalloc's purge delay (1 s by default in v3). A training
+/// step frees its activations and gradients and allocates the same sizes
+/// again a second later; with purging, every step page-faults (and the
+/// kernel zeroes) them afresh: IResNet-18 at batch 8, init and 5 steps, took
+/// 99 595 minor faults and 3.1 s of system time, against 970 and 0.6 s
+/// without purging, at the same peak RSS (docs/perf/conv.md, "After the
+/// kernels"). The process's resident memory stays at its peak instead of
+/// shrinking after it, so `visage serve` does not do this.
+/// `MIMALLOC_PURGE_DELAY=1000` restores the default.
 fn keep_freed_memory() {
     if std::env::var_os(PURGE_DELAY_VARIABLE).is_none() {
         // SAFETY: mi_option_set stores an option value; mimalloc allows it at
@@ -99,8 +100,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
     let cli = Cli::parse();
+    // A long-running service gives memory back after a burst; batch work keeps it.
+    if !matches!(cli.command, Command::Serve(_)) {
+        keep_freed_memory();
+    }
     let result = match &cli.command {
         Command::Heads(command) => command.run(),
         Command::Bench(command) => command.run(),
