@@ -35,6 +35,9 @@ pub enum Screen {
     Fastest,
     /// One f32 matrix product per block.
     F32,
+    /// The 8-bit integer screen's arithmetic in portable code, on any CPU:
+    /// slow, for checking its bounds where AVX-512 VNNI is missing.
+    Int8Emulated,
 }
 
 /// For every row, the indices (ascending) of rows within `eps`, itself included.
@@ -55,7 +58,9 @@ pub fn int8_screen_available() -> bool {
 pub fn radius_neighbors_screened(data: &Prepared, eps: f64, screen: Screen) -> Vec<Vec<u32>> {
     let edges = match screen {
         #[cfg(target_arch = "x86_64")]
-        Screen::Fastest if int8::available() => int8::pairs_within(data, eps),
+        Screen::Fastest if int8::available() => int8::pairs_within(data, eps, false),
+        #[cfg(target_arch = "x86_64")]
+        Screen::Int8Emulated => int8::pairs_within(data, eps, true),
         _ => pairs_within_f32(data, eps),
     };
     let n = data.len();
@@ -164,7 +169,7 @@ mod tests {
             // eps = an actual pairwise distance, so one pair sits exactly on the boundary
             let eps = data.from_dot(3, 900, data.rows.row(3).dot(&data.rows.row(900)));
             let want = brute_force(&data, eps);
-            for screen in [Screen::Fastest, Screen::F32] {
+            for screen in [Screen::Fastest, Screen::F32, Screen::Int8Emulated] {
                 let got = radius_neighbors_screened(&data, eps, screen);
                 assert_eq!(got, want, "{metric:?} {screen:?}");
                 assert!(got[3].contains(&900) && got[900].contains(&3));
@@ -207,7 +212,7 @@ mod tests {
             for eps in [0.0, 0.05 * scale, 0.2 * scale, 0.5 * scale, 1.2 * scale, observed(13, 73), observed(5, 6)] {
                 let want = brute_force(&data, eps);
                 let pairs: usize = want.iter().map(|nb| nb.len() - 1).sum();
-                for screen in [Screen::Fastest, Screen::F32] {
+                for screen in [Screen::Fastest, Screen::F32, Screen::Int8Emulated] {
                     assert_eq!(radius_neighbors_screened(&data, eps, screen), want, "{metric:?} eps {eps} {screen:?}");
                 }
                 balance = balance.max(pairs.min(n * (n - 1) - pairs));

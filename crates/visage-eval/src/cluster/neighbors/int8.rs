@@ -110,10 +110,15 @@ fn quantise(data: &Prepared) -> Quantised {
 /// Pairs `(i, j)`, `i < j`, within `eps`, per task (the upper triangle of
 /// [`BLOCK`]-row blocks), exactly as the f64 definition decides them.
 ///
+/// `emulated` runs [`tile_portable`] instead of the AVX-512 kernel: the same
+/// integers and masks on any CPU, slowly (the tests use it so the screen's
+/// bounds are checked where VNNI is missing).
+///
 /// # Panics
-/// If the CPU lacks the kernel's instructions (callers check [`available`]).
-pub(super) fn pairs_within(data: &Prepared, eps: f64) -> Vec<Vec<(u32, u32)>> {
-    assert!(available(), "the int8 screen needs AVX-512 VNNI");
+/// If the CPU lacks the kernel's instructions and `emulated` is false
+/// (callers check [`available`]).
+pub(super) fn pairs_within(data: &Prepared, eps: f64, emulated: bool) -> Vec<Vec<(u32, u32)>> {
+    assert!(emulated || available(), "the int8 screen needs AVX-512 VNNI");
     let n = data.len();
     let q = quantise(data);
     let blocks = q.scale.len() / BLOCK;
@@ -176,9 +181,13 @@ pub(super) fn pairs_within(data: &Prepared, eps: f64) -> Vec<Vec<(u32, u32)>> {
                 for r0 in (a * BLOCK..(a + 1) * BLOCK).step_by(MR) {
                     let rows = &q.rows_u8[r0 * q.depth..][..MR * q.depth];
                     let t = &threshold[r0 - a * BLOCK..][..MR];
-                    // SAFETY: `available()` was checked above; the slices hold
-                    // MR rows and NC columns of `depth` bytes.
-                    let masks = unsafe { tile_kernel(rows, columns, offsets, t, q.depth, &mut tile) };
+                    let masks = if emulated {
+                        tile_portable(rows, columns, offsets, t, q.depth, &mut tile)
+                    } else {
+                        // SAFETY: `available()` was checked above; the slices
+                        // hold MR rows and NC columns of `depth` bytes.
+                        unsafe { tile_kernel(rows, columns, offsets, t, q.depth, &mut tile) }
+                    };
                     for (r, row_masks) in masks.iter().enumerate() {
                         let i = r0 + r;
                         for (v, &mask) in row_masks.iter().enumerate() {
@@ -210,6 +219,29 @@ pub(super) fn pairs_within(data: &Prepared, eps: f64) -> Vec<Vec<(u32, u32)>> {
             found
         })
         .collect()
+}
+
+/// [`tile_kernel`]'s arithmetic in plain integers: `vpdpbusd` multiplies
+/// unsigned bytes of the rows with signed bytes of the columns and adds each
+/// group of four products to a 32-bit lane, without saturation. Column `c`'s
+/// four bytes of dimension group `k4` sit in panel `c / 16`, lane `c % 16`.
+fn tile_portable(rows: &[u8], columns: &[i8], offsets: &[i32], threshold: &[i32], depth: usize, tile: &mut [[i32; NC]; MR]) -> [[u16; NV]; MR] {
+    let mut masks = [[0u16; NV]; MR];
+    for r in 0..MR {
+        for c in 0..NC {
+            let mut acc = offsets[c];
+            for k4 in 0..depth / 4 {
+                let column = &columns[k4 * NC * 4 + 64 * (c / 16) + 4 * (c % 16)..][..4];
+                let row = &rows[r * depth + 4 * k4..][..4];
+                acc = acc.wrapping_add(row.iter().zip(column).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>());
+            }
+            tile[r][c] = acc;
+            if acc >= threshold[r] {
+                masks[r][c / 16] |= 1 << (c % 16);
+            }
+        }
+    }
+    masks
 }
 
 /// Integer dot products of [`MR`] rows with [`NC`] columns into `tile`, and
@@ -249,4 +281,47 @@ unsafe fn tile_kernel(rows: &[u8], columns: &[i8], offsets: &[i32], threshold: &
         }
     }
     masks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable tile against a dot product written out by hand (and,
+    /// where the CPU has VNNI, against the AVX-512 kernel), on bytes that
+    /// include the extremes (255 · −128).
+    #[test]
+    fn portable_tile_is_the_kernel_arithmetic() {
+        let depth = 24;
+        let mut state = 12345u32;
+        let mut byte = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        let mut rows: Vec<u8> = (0..MR * depth).map(|_| byte()).collect();
+        let mut columns: Vec<i8> = (0..NC * depth).map(|_| byte() as i8).collect();
+        rows[..8].fill(255);
+        columns[..8].fill(-128);
+        let offsets: Vec<i32> = (0..NC as i32).map(|c| c * 1000 - 30_000).collect();
+        let threshold: Vec<i32> = (0..MR as i32).map(|r| r * 5000 - 10_000).collect();
+        let mut tile = [[0i32; NC]; MR];
+        let masks = tile_portable(&rows, &columns, &offsets, &threshold, depth, &mut tile);
+        for r in 0..MR {
+            for c in 0..NC {
+                let by_hand: i32 = offsets[c]
+                    + (0..depth)
+                        .map(|k| rows[r * depth + k] as i32 * columns[(k / 4) * NC * 4 + 64 * (c / 16) + 4 * (c % 16) + k % 4] as i32)
+                        .sum::<i32>();
+                assert_eq!(tile[r][c], by_hand, "row {r} column {c}");
+                assert_eq!(masks[r][c / 16] >> (c % 16) & 1 == 1, by_hand >= threshold[r], "mask of row {r} column {c}");
+            }
+        }
+        if available() {
+            let mut kernel_tile = [[0i32; NC]; MR];
+            // SAFETY: the CPU has the kernel's instructions; the slices have the sizes it reads.
+            let kernel_masks = unsafe { tile_kernel(&rows, &columns, &offsets, &threshold, depth, &mut kernel_tile) };
+            assert_eq!(kernel_tile, tile);
+            assert_eq!(kernel_masks, masks);
+        }
+    }
 }
