@@ -87,6 +87,36 @@ pub fn prelu<B: Backend>(x: &Tensor<B, 3>, alpha: &Tensor<B, 1>) -> Option<Tenso
     Some(concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output))))
 }
 
+/// Training-mode BatchNorm followed by PReLU (`prelu(batch_norm(x))`, the
+/// `BN → PReLU` of IResNet blocks and MobileFaceNet's conv blocks) as one
+/// custom autodiff op: the BatchNorm output is never stored; the backward
+/// pass recomputes it from `x` while it takes the sums. Same conditions as
+/// [`batch_norm_train`].
+pub fn batch_norm_prelu_train<B: Backend>(
+    x: &Tensor<B, 3>,
+    gamma: &Tensor<B, 1>,
+    beta: &Tensor<B, 1>,
+    alpha: &Tensor<B, 1>,
+    epsilon: f64,
+) -> Option<(Tensor<B, 3>, BatchStatistics)> {
+    if !runs_here::<B>([x.dtype(), gamma.dtype(), beta.dtype()]) || alpha.dtype() != DType::F32 {
+        return None;
+    }
+    let [batch, channels, length] = x.dims();
+    if batch * length == 0 || gamma.dims()[0] != channels || beta.dims()[0] != channels || alpha.dims()[0] != channels {
+        return None;
+    }
+    let primitive = |t: Tensor<B, 1>| concrete::<B, Autodiff<Flex>, 1>(t).into_primitive().tensor();
+    let x = concrete::<B, Autodiff<Flex>, 3>(x.clone()).into_primitive().tensor();
+    let (output, statistics) = batch_norm_prelu_autodiff(
+        x,
+        [primitive(gamma.clone()), primitive(beta.clone()), primitive(alpha.clone())],
+        [batch, channels, length],
+        epsilon as f32,
+    );
+    Some((concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output))), statistics))
+}
+
 fn runs_here<B: Backend>(dtypes: [DType; 3]) -> bool {
     TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() && dtypes.iter().all(|d| *d == DType::F32) && conv_path() == ConvPath::Kernels
 }
@@ -224,6 +254,56 @@ mod rows {
     }
 
     dispatch! {
+        fn batch_norm_prelu(x: &[f32], c: [f32; 3], out: &mut [f32]) -> () {
+            // c = [scale, shift, α]
+            let [scale, shift, alpha] = c;
+            for (o, v) in out.iter_mut().zip(x) {
+                let y = v * scale + shift;
+                *o = if y > 0.0 { y } else { alpha * y };
+            }
+        }
+    }
+
+    dispatch! {
+        fn batch_norm_prelu_sums(dz: &[f32], x: &[f32], c: [f32; 4]) -> (f64, f64, f64) {
+            // c = [scale, shift, α, mean]: Σ∂y, Σ∂y·(x − μ), Σ∂z·min(y, 0)
+            let [scale, shift, alpha, mean] = c;
+            let (mut sums, mut dots, mut slopes) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+            let (g_blocks, x_blocks) = (dz.chunks_exact(LANES), x.chunks_exact(LANES));
+            let (mut tail_sum, mut tail_dot, mut tail_slope) = (0.0f32, 0.0f32, 0.0f32);
+            for (g, v) in g_blocks.remainder().iter().zip(x_blocks.remainder()) {
+                let y = v * scale + shift;
+                let dy = if y > 0.0 { *g } else { alpha * g };
+                tail_sum += dy;
+                tail_dot += dy * (v - mean);
+                tail_slope += g * y.min(0.0);
+            }
+            for (g, v) in g_blocks.zip(x_blocks) {
+                for i in 0..LANES {
+                    let y = v[i] * scale + shift;
+                    let dy = if y > 0.0 { g[i] } else { alpha * g[i] };
+                    sums[i] += dy;
+                    dots[i] += dy * (v[i] - mean);
+                    slopes[i] += g[i] * y.min(0.0);
+                }
+            }
+            (reduce(sums) + tail_sum as f64, reduce(dots) + tail_dot as f64, reduce(slopes) + tail_slope as f64)
+        }
+    }
+
+    dispatch! {
+        fn batch_norm_prelu_input_grad(dz: &[f32], x: &[f32], c: [f32; 6], out: &mut [f32]) -> () {
+            // c = [scale, shift, α, mean(∂y), mean, inv_std · mean(∂y·x̂)]
+            let [scale, shift, alpha, mean_dy, mean, slope] = c;
+            for ((o, g), v) in out.iter_mut().zip(dz).zip(x) {
+                let y = v * scale + shift;
+                let dy = if y > 0.0 { *g } else { alpha * g };
+                *o = scale * (dy - mean_dy - (v - mean) * slope);
+            }
+        }
+    }
+
+    dispatch! {
         fn negative_dot(dy: &[f32], x: &[f32]) -> f64 {
             let mut acc = [0.0f32; LANES];
             let (g_blocks, x_blocks) = (dy.chunks_exact(LANES), x.chunks_exact(LANES));
@@ -293,8 +373,8 @@ impl Backward<Flex, 3> for BatchNormBackward {
     }
 }
 
-/// The forward pass: output, batch statistics and `1/√(σ² + ε)`.
-fn batch_norm_values(x: &[f32], gamma: &[f32], beta: &[f32], shape: [usize; 3], epsilon: f32) -> (Vec<f32>, BatchStatistics, Vec<f32>) {
+/// The batch statistics of `x` and `1/√(σ² + ε)` per channel.
+fn batch_statistics(x: &[f32], shape: [usize; 3], epsilon: f32) -> (BatchStatistics, Vec<f32>) {
     let [batch, channels, length] = shape;
     let count = (batch * length) as f64;
     let channel_rows = |c: usize| (0..batch).map(move |n| (n * channels + c) * length);
@@ -308,13 +388,20 @@ fn batch_norm_values(x: &[f32], gamma: &[f32], beta: &[f32], shape: [usize; 3], 
         })
         .collect();
     let inv_std: Vec<f32> = statistics.iter().map(|(_, var)| 1.0 / (var + epsilon).sqrt()).collect();
+    let statistics = BatchStatistics { mean: statistics.iter().map(|s| s.0).collect(), variance: statistics.iter().map(|s| s.1).collect() };
+    (statistics, inv_std)
+}
+
+/// The forward pass: output, batch statistics and `1/√(σ² + ε)`.
+fn batch_norm_values(x: &[f32], gamma: &[f32], beta: &[f32], shape: [usize; 3], epsilon: f32) -> (Vec<f32>, BatchStatistics, Vec<f32>) {
+    let [_, channels, length] = shape;
+    let (statistics, inv_std) = batch_statistics(x, shape, epsilon);
     let mut output = vec![0.0f32; x.len()];
     output.par_chunks_mut(length).enumerate().for_each(|(row, out)| {
         let c = row % channels;
-        let (scale, mean) = (gamma[c] * inv_std[c], statistics[c].0);
+        let (scale, mean) = (gamma[c] * inv_std[c], statistics.mean[c]);
         rows::affine(&x[row * length..(row + 1) * length], scale, beta[c] - mean * scale, out);
     });
-    let statistics = BatchStatistics { mean: statistics.iter().map(|s| s.0).collect(), variance: statistics.iter().map(|s| s.1).collect() };
     (output, statistics, inv_std)
 }
 
@@ -336,6 +423,100 @@ fn batch_norm_autodiff(
             }
             OpsKind::UnTracked(prep) => prep.finish(output),
         };
+    (tensor, statistics)
+}
+
+// ---------------------------------------------------- BatchNorm + PReLU
+
+/// What the fused backward step keeps: the input's checkpoint, γ, α, the
+/// batch mean, `1/√(σ² + ε)` and β's shift per channel, and the shape.
+#[derive(Debug)]
+struct BatchNormPreluBackward;
+
+/// Per channel: γ, α, mean, 1/√(σ² + ε), β.
+type ChannelConstants = [Vec<f32>; 5];
+
+impl Backward<Flex, 4> for BatchNormPreluBackward {
+    type State = (NodeId, ChannelConstants, [usize; 3]);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta, node_alpha] = ops.parents;
+        let output_grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x_state, [gamma, alpha, mean, inv_std, beta], shape) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state).to_contiguous();
+        let (dz, x) = (output_grad.storage::<f32>(), x.storage::<f32>());
+        let [batch, channels, length] = shape;
+        let count = (batch * length) as f64;
+        let scale: Vec<f32> = (0..channels).map(|c| gamma[c] * inv_std[c]).collect();
+        let shift: Vec<f32> = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
+        // Σ∂y, Σ∂y·x̂ and Σ∂z·min(y, 0) per channel (y, ∂y recomputed).
+        let sums: Vec<(f64, f64, f64)> = (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let (mut sum, mut dot, mut slope) = (0.0f64, 0.0f64, 0.0f64);
+                for n in 0..batch {
+                    let start = (n * channels + c) * length;
+                    let constants = [scale[c], shift[c], alpha[c], mean[c]];
+                    let (s, d, a) = rows::batch_norm_prelu_sums(&dz[start..start + length], &x[start..start + length], constants);
+                    sum += s;
+                    dot += d;
+                    slope += a;
+                }
+                (sum, dot * inv_std[c] as f64, slope)
+            })
+            .collect();
+        if let Some(node) = node_x {
+            let mut dx = vec![0.0f32; dz.len()];
+            dx.par_chunks_mut(length).enumerate().for_each(|(row, out)| {
+                let c = row % channels;
+                let start = row * length;
+                let (sum, dot, _) = sums[c];
+                let constants = [scale[c], shift[c], alpha[c], (sum / count) as f32, mean[c], inv_std[c] * (dot / count) as f32];
+                rows::batch_norm_prelu_input_grad(&dz[start..start + length], &x[start..start + length], constants, out);
+            });
+            grads.register::<Flex>(node.id, flex_tensor(dx, &shape));
+        }
+        let per_channel = |f: fn(&(f64, f64, f64)) -> f64| flex_tensor(sums.iter().map(|s| f(s) as f32).collect(), &[channels]);
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, per_channel(|s| s.1));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, per_channel(|s| s.0));
+        }
+        if let Some(node) = node_alpha {
+            grads.register::<Flex>(node.id, per_channel(|s| s.2));
+        }
+    }
+}
+
+fn batch_norm_prelu_autodiff(
+    x: AutodiffFlexTensor,
+    parameters: [AutodiffFlexTensor; 3],
+    shape: [usize; 3],
+    epsilon: f32,
+) -> (AutodiffFlexTensor, BatchStatistics) {
+    let [gamma, beta, alpha] = parameters;
+    let x_values = x.primitive.clone().to_contiguous();
+    let (gamma_values, beta_values, alpha_values) = (values(&gamma.primitive), values(&beta.primitive), values(&alpha.primitive));
+    let (statistics, inv_std) = batch_statistics(x_values.storage::<f32>(), shape, epsilon);
+    let [_, channels, length] = shape;
+    let mut output = vec![0.0f32; x_values.storage::<f32>().len()];
+    let x_slice = x_values.storage::<f32>();
+    output.par_chunks_mut(length).enumerate().for_each(|(row, out)| {
+        let c = row % channels;
+        let scale = gamma_values[c] * inv_std[c];
+        let constants = [scale, beta_values[c] - statistics.mean[c] * scale, alpha_values[c]];
+        rows::batch_norm_prelu(&x_slice[row * length..(row + 1) * length], constants, out);
+    });
+    let output = flex_tensor(output, &shape);
+    let parents = [x.node.clone(), gamma.node.clone(), beta.node.clone(), alpha.node.clone()];
+    let tensor = match BatchNormPreluBackward.prepare::<NoCheckpointing>(parents).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let x_state = prep.checkpoint(&x);
+            prep.finish((x_state, [gamma_values, alpha_values, statistics.mean.clone(), inv_std, beta_values], shape), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
     (tensor, statistics)
 }
 
@@ -495,6 +676,54 @@ mod tests {
         }
     }
 
+    /// The fused BatchNorm + PReLU op (it must run) against BatchNorm then
+    /// PReLU composed from tensor ops: output, ∂x, ∂γ, ∂β, ∂α within 1e-5 of
+    /// the largest entry, the statistics equal to the BatchNorm op's.
+    #[test]
+    fn batch_norm_prelu_matches_composed_ops() {
+        let device = Default::default();
+        let (n, c, l) = (4, 6, 29);
+        let x0 = Tensor::<Ad, 3>::random([n, c, l], Distribution::Normal(0.3, 1.5), &device);
+        let r = Tensor::<Ad, 3>::random([n, c, l], Distribution::Normal(0.0, 1.0), &device);
+        let gamma0 = Tensor::<Ad, 1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+        let beta0 = Tensor::<Ad, 1>::random([c], Distribution::Uniform(-0.5, 0.5), &device);
+        let alpha0 = Tensor::<Ad, 1>::random([c], Distribution::Uniform(-0.3, 0.6), &device);
+        let eps = 1e-5;
+        let run = |fused: bool| {
+            let (x, gamma, beta, alpha) =
+                (x0.clone().require_grad(), gamma0.clone().require_grad(), beta0.clone().require_grad(), alpha0.clone().require_grad());
+            let z = if fused {
+                let (z, statistics) = batch_norm_prelu_train(&x, &gamma, &beta, &alpha, eps).expect("the fused op runs on Autodiff<Flex>");
+                let (_, alone) = batch_norm_train(&x0.clone(), &gamma0, &beta0, eps).expect("runs");
+                assert_eq!((statistics.mean, statistics.variance), (alone.mean, alone.variance));
+                z
+            } else {
+                let count = (n * l) as f64;
+                let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(count);
+                let centred = x.clone().sub(mean);
+                let var = centred.clone().square().sum_dim(2).sum_dim(0).div_scalar(count);
+                let y = centred.div(var.add_scalar(eps).sqrt()).mul(gamma.clone().reshape([1, c, 1])).add(beta.clone().reshape([1, c, 1]));
+                let positive = burn::tensor::activation::relu(y.clone());
+                positive.clone().add(y.sub(positive).mul(alpha.clone().reshape([1, c, 1])))
+            };
+            let grads = (z.clone() * r.clone()).sum().backward();
+            [
+                flat(z),
+                flat(x.grad(&grads).unwrap()),
+                flat(gamma.grad(&grads).unwrap()),
+                flat(beta.grad(&grads).unwrap()),
+                flat(alpha.grad(&grads).unwrap()),
+            ]
+        };
+        let (ours, reference) = (run(true), run(false));
+        for (what, (a, b)) in
+            ["output", "input gradient", "gamma gradient", "beta gradient", "alpha gradient"].iter().zip(ours.into_iter().zip(reference))
+        {
+            let error = largest_difference(a, b);
+            assert!(error < 1e-5, "{what}: {error}");
+        }
+    }
+
     /// Other backends, `VISAGE_CONV=burn` and empty inputs leave the caller
     /// to compose the ops.
     #[test]
@@ -502,7 +731,9 @@ mod tests {
         let device = Default::default();
         let x = Tensor::<Ad, 3>::zeros([2, 3, 4], &device);
         let v = Tensor::<Ad, 1>::ones([3], &device);
-        assert!(with_conv_path(ConvPath::Burn, || batch_norm_train(&x, &v, &v, 1e-5).is_none() && prelu(&x, &v).is_none()));
+        assert!(with_conv_path(ConvPath::Burn, || batch_norm_train(&x, &v, &v, 1e-5).is_none()
+            && prelu(&x, &v).is_none()
+            && batch_norm_prelu_train(&x, &v, &v, &v, 1e-5).is_none()));
         let plain = Tensor::<Flex, 3>::zeros([2, 3, 4], &device);
         let pv = Tensor::<Flex, 1>::ones([3], &device);
         assert!(batch_norm_train(&plain, &pv, &pv, 1e-5).is_none() && prelu(&plain, &pv).is_none());

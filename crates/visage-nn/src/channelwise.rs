@@ -77,12 +77,7 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
 
     // On the CPU backend's autodiff: one custom op with its own passes.
     if let Some((output, statistics)) = visage_kernels::channel::batch_norm_train(&x, &norm.gamma.val(), &norm.beta.val(), norm.epsilon) {
-        let mean = Tensor::<B, 1>::from_floats(statistics.mean.as_slice(), &device);
-        let var = Tensor::<B, 1>::from_floats(statistics.variance.as_slice(), &device);
-        let running_mean = norm.running_mean.value_sync().to_device(&device);
-        let running_var = norm.running_var.value_sync().to_device(&device);
-        norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
-        norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(var.mul_scalar(momentum * unbiased)).detach());
+        update_running(norm, &statistics, count, &device);
         return output.reshape(dims);
     }
 
@@ -100,6 +95,42 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     norm.running_var.update(running_var.detach());
 
     output.reshape(dims)
+}
+
+/// `prelu(batch_norm(input))`: under autodiff on the CPU backend one fused
+/// op (`visage_kernels::channel::batch_norm_prelu_train`, the BatchNorm
+/// output never stored), elsewhere [`batch_norm_forward`] then
+/// [`prelu_forward`]. Running statistics are updated as by
+/// [`batch_norm_forward`].
+pub fn batch_norm_prelu_forward<B: Backend, const D: usize>(norm: &BatchNorm<B>, prelu: &PRelu<B>, input: Tensor<B, D>) -> Tensor<B, D> {
+    assert!(D >= 2, "BatchNorm needs [N, C, ...], got a {D}-d tensor");
+    if B::ad_enabled(&input.device()) {
+        let device = input.device();
+        let (x, dims) = rows(input.clone());
+        let (batch, channels, length) = (dims[0], dims[1], x.dims()[2]);
+        let alpha = prelu.alpha.val();
+        let alpha = if alpha.dims()[0] == 1 { alpha.repeat_dim(0, channels) } else { alpha };
+        if let Some((output, statistics)) =
+            visage_kernels::channel::batch_norm_prelu_train(&x, &norm.gamma.val(), &norm.beta.val(), &alpha, norm.epsilon)
+        {
+            update_running(norm, &statistics, (batch * length) as f64, &device);
+            return output.reshape(dims);
+        }
+    }
+    prelu_forward(prelu, batch_norm_forward(norm, input))
+}
+
+/// Folds a batch's statistics into `norm`'s running ones, PyTorch's way
+/// (momentum; the unbiased variance).
+fn update_running<B: Backend>(norm: &BatchNorm<B>, statistics: &visage_kernels::channel::BatchStatistics, count: f64, device: &B::Device) {
+    let momentum = norm.momentum;
+    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
+    let mean = Tensor::<B, 1>::from_floats(statistics.mean.as_slice(), device);
+    let var = Tensor::<B, 1>::from_floats(statistics.variance.as_slice(), device);
+    let running_mean = norm.running_mean.value_sync().to_device(device);
+    let running_var = norm.running_var.value_sync().to_device(device);
+    norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
+    norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(var.mul_scalar(momentum * unbiased)).detach());
 }
 
 /// `prelu(x) = max(x, 0) + α_c · min(x, 0)`, one slope per channel (or one

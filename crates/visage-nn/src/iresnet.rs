@@ -29,7 +29,6 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
 use crate::layers::{batch_norm, conv, conv_forward, prelu, ForwardHook, Plain};
@@ -346,7 +345,7 @@ impl<B: Backend> IBasicBlock<B> {
             None => input.clone(),
         };
         let residual = conv_forward(&self.conv1, hook.batch_norm(&self.bn1, input));
-        let residual = prelu_forward(&self.prelu, hook.batch_norm(&self.bn2, residual));
+        let residual = hook.batch_norm_prelu(&self.bn2, &self.prelu, residual);
         let residual = hook.batch_norm(&self.bn3, conv_forward(&self.conv2, residual));
         residual + shortcut
     }
@@ -405,7 +404,7 @@ impl<B: Backend> IResNet<B> {
 
     /// [`Self::forward`] with every BatchNorm and the dropout run through `hook`.
     pub fn forward_hooked<H: ForwardHook<B>>(&self, faces: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 2> {
-        let x = prelu_forward(&self.prelu, hook.batch_norm(&self.bn1, conv_forward(&self.conv1, faces)));
+        let x = hook.batch_norm_prelu(&self.bn1, &self.prelu, conv_forward(&self.conv1, faces));
         let x = self.stages().fold(x, |x, block| block.forward(x, hook));
         let x = hook.batch_norm(&self.bn2, x).flatten::<2>(1, 3);
         let x = self.fc.forward(hook.dropout(&self.dropout, x));

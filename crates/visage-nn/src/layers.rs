@@ -80,6 +80,13 @@ pub trait ForwardHook<B: Backend> {
     /// The output of `norm` for `input` (`[N, C]` or `[N, C, H, W]`).
     fn batch_norm<const D: usize>(&mut self, norm: &BatchNorm<B>, input: Tensor<B, D>) -> Tensor<B, D>;
 
+    /// `prelu(batch_norm(input))`; [`Plain`] runs it as one fused op on the
+    /// CPU backend's autodiff, a hook that watches its BatchNorms keeps this
+    /// default.
+    fn batch_norm_prelu<const D: usize>(&mut self, norm: &BatchNorm<B>, prelu: &PRelu<B>, input: Tensor<B, D>) -> Tensor<B, D> {
+        crate::channelwise::prelu_forward(prelu, self.batch_norm(norm, input))
+    }
+
     /// The output of `dropout` for `input`.
     fn dropout<const D: usize>(&mut self, dropout: &Dropout, input: Tensor<B, D>) -> Tensor<B, D> {
         dropout.forward(input)
@@ -94,5 +101,9 @@ pub struct Plain;
 impl<B: Backend> ForwardHook<B> for Plain {
     fn batch_norm<const D: usize>(&mut self, norm: &BatchNorm<B>, input: Tensor<B, D>) -> Tensor<B, D> {
         crate::channelwise::batch_norm_forward(norm, input)
+    }
+
+    fn batch_norm_prelu<const D: usize>(&mut self, norm: &BatchNorm<B>, prelu: &PRelu<B>, input: Tensor<B, D>) -> Tensor<B, D> {
+        crate::channelwise::batch_norm_prelu_forward(norm, prelu, input)
     }
 }

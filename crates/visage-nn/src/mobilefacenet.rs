@@ -25,7 +25,6 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PRelu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::channelwise::prelu_forward;
 use crate::complexity::{conv_cost, linear_cost, Cost, Shape3};
 use crate::error::NnError;
 use crate::layers::{batch_norm, conv, conv_forward, prelu, ForwardHook, Plain};
@@ -237,7 +236,7 @@ impl<B: Backend> ConvBlock<B> {
 
     /// conv → BN (through `hook`) → PReLU on `[N, C, H, W]`.
     pub fn forward<H: ForwardHook<B>>(&self, input: Tensor<B, 4>, hook: &mut H) -> Tensor<B, 4> {
-        prelu_forward(&self.prelu, hook.batch_norm(&self.bn, conv_forward(&self.conv, input)))
+        hook.batch_norm_prelu(&self.bn, &self.prelu, conv_forward(&self.conv, input))
     }
 
     fn cost(&self, input: Shape3) -> (Cost, Shape3) {
