@@ -103,10 +103,15 @@ fn losses(run: &Path) -> Vec<String> {
 /// running statistics), in visiting order.
 fn checkpoint_values(config_path: &Path, step: u64) -> Vec<f32> {
     let config = TrainConfig::load(config_path).unwrap();
-    let dir = config.out_dir.join(format!("checkpoints/step-{step:08}"));
+    checkpoint_dir_values(config_path, &config.out_dir.join(format!("checkpoints/step-{step:08}")))
+}
+
+/// [`checkpoint_values`] of the checkpoint folder `dir`.
+fn checkpoint_dir_values(config_path: &Path, dir: &Path) -> Vec<f32> {
+    let config = TrainConfig::load(config_path).unwrap();
     let device = Default::default();
     let fresh = TrainModel::<B>::init(&config.backbone.shape().unwrap(), 10, 1, 0, &device).unwrap();
-    let (model, _, _) = visage_train::checkpoint::load(&dir, fresh, AnyOptimizer::new(&config.optimizer), &device).unwrap();
+    let (model, _, _) = visage_train::checkpoint::load(dir, fresh, AnyOptimizer::new(&config.optimizer), &device).unwrap();
     struct Collect(Vec<f32>);
     impl ModuleVisitor<B> for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -182,6 +187,97 @@ fn partial_fc_over_two_nodes_equals_two_workers() {
     assert_eq!(got, expected);
     let (a, b) = (checkpoint_values(&single, 5), checkpoint_values(&nodes, 5));
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "Partial FC: checkpoints differ");
+}
+
+/// A checkpoint's values split at the class centres: (backbone and
+/// BatchNorm statistics, centres), the centres being the last `rows × 8`.
+fn split_at_centres(values: &[f32], rows: usize) -> (&[f32], &[f32]) {
+    values.split_at(values.len() - rows * 8)
+}
+
+/// [`write_config`] with the centres split (`[partial_fc] model_parallel`,
+/// no sampling), CosFace and lr 0.02. The run is chaotic enough that a
+/// rounding difference grows step by step, by up to 100× a step at lr 0.1;
+/// ArcFace's target logit also jumps where θ + m crosses π (insightface's
+/// fallback branch), so a 1e-7 difference there moves the loss by ~1e-3.
+fn split_config(dir: &Path, name: &str, workers: usize, epochs: usize) -> PathBuf {
+    let extra = "[partial_fc]\nsample_rate = 1.0\nmodel_parallel = true\n[optimizer]\nkind = \"sgd\"\nlr = 0.02\n";
+    let path = write_config(dir, name, workers, epochs, extra);
+    let text = std::fs::read_to_string(&path).unwrap().replace("kind = \"arcface\"", "kind = \"cosface\"");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `[partial_fc] model_parallel`: node 0 holds digits 0..5, node 1 digits
+/// 5..10; each gathers the whole batch's features and the softmax over both
+/// slices is all-reduced. One process with two workers gathers its workers'
+/// features and runs the unsharded head over all ten centres: the same
+/// head, so the same loss to rounding (the sum of exp adds in two parts).
+#[test]
+fn partial_fc_split_over_two_nodes_equals_the_unsharded_head() {
+    let root = scratch("split");
+    let single = split_config(&root, "single", 2, 2);
+    run_alone(&single);
+    let nodes = split_config(&root, "nodes", 1, 2);
+    run_nodes(&nodes, 2, &[]);
+    let (expected, got) = (losses(&root.join("single")), losses(&root.join("nodes")));
+    assert_eq!((expected.len(), got.len()), (10, 10));
+    let worst = max_relative_difference(&expected, &got);
+    eprintln!("split over two nodes vs unsharded: worst relative loss difference {worst:e}\n{expected:?}\n{got:?}");
+    assert!(worst <= 1e-5, "relative loss difference {worst:e}\n{expected:?}\n{got:?}");
+
+    // Each node checkpointed its own slice; both hold the same backbone, to the bit.
+    let unsplit = checkpoint_values(&single, 10);
+    let node0 = checkpoint_values(&nodes, 10);
+    let node1_dir = root.join("nodes/checkpoints/node-1/step-00000010");
+    assert!(node1_dir.join("state.json").is_file(), "node 1 wrote no checkpoint of its slice");
+    let state = std::fs::read_to_string(node1_dir.join("state.json")).unwrap();
+    assert!(state.contains("\"first_class\": 5") && state.contains("\"total_classes\": 10"), "{state}");
+    let node1 = checkpoint_dir_values(&nodes, &node1_dir);
+    let ((backbone0, centres0), (backbone1, centres1)) = (split_at_centres(&node0, 5), split_at_centres(&node1, 5));
+    assert!(backbone0.iter().zip(backbone1).all(|(a, b)| a.to_bits() == b.to_bits()), "the nodes' backbones differ");
+    let (backbone, centres) = split_at_centres(&unsplit, 10);
+    assert_eq!((backbone.len(), centres.len()), (backbone0.len(), centres0.len() + centres1.len()));
+
+    // Stopped after 3 steps and resumed from each node's own checkpoint: the bits of the straight run.
+    let resumed = split_config(&root, "resumed", 1, 2);
+    run_nodes(&resumed, 2, &["--stop-after", "3"]);
+    let outputs = run_nodes(&resumed, 2, &["--resume"]);
+    assert!(text(&outputs[0].stderr).contains("resumed from"), "{}", text(&outputs[0].stderr));
+    assert_eq!(losses(&root.join("resumed")), got);
+    let again = (checkpoint_values(&resumed, 10), checkpoint_dir_values(&resumed, &root.join("resumed/checkpoints/node-1/step-00000010")));
+    assert!(again.0.iter().zip(&node0).all(|(a, b)| a.to_bits() == b.to_bits()), "node 0's resumed checkpoint differs");
+    assert!(again.1.iter().zip(&node1).all(|(a, b)| a.to_bits() == b.to_bits()), "node 1's resumed checkpoint differs");
+}
+
+/// With sampling (rate 0.5) each node samples its slice as Partial FC's
+/// shard `rank`, a function of (seed, step, rank): a resumed run samples
+/// what the straight run sampled. A slice's checkpoint is refused where the
+/// whole head is needed, and by a process of another layout.
+#[test]
+fn sampled_split_partial_fc_resumes_to_the_bit_and_slices_are_checked() {
+    let root = scratch("split-sampled");
+    let extra = "[partial_fc]\nsample_rate = 0.5\nseed = 3\nmodel_parallel = true\n";
+    let straight = write_config(&root, "straight", 1, 1, extra);
+    run_nodes(&straight, 2, &[]);
+    let resumed = write_config(&root, "resumed", 1, 1, extra);
+    run_nodes(&resumed, 2, &["--stop-after", "3"]);
+    run_nodes(&resumed, 2, &["--resume"]);
+    let expected = losses(&root.join("straight"));
+    assert_eq!(expected.len(), 5);
+    assert_eq!(losses(&root.join("resumed")), expected);
+    let (a, b) = (checkpoint_values(&straight, 5), checkpoint_values(&resumed, 5));
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "node 0's checkpoints differ");
+
+    let device = Default::default();
+    let err = visage_train::checkpoint::load_model::<B>(&root.join("straight"), &device).unwrap_err().to_string();
+    assert!(err.contains("holds classes 0..5 of 10 only"), "{err}");
+    assert!(visage_train::checkpoint::load_backbone::<B>(&root.join("straight"), &device).is_ok());
+    // One process resuming node 0's slice: refused, naming both layouts.
+    let out = visage().args(["train", "--config", straight.to_str().unwrap(), "--resume"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds classes 0..5 of 10 (node 0 of 2) but this process needs classes 0..10 of 10 (node 0 of 1)"), "{stderr}");
 }
 
 #[test]

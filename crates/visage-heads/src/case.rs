@@ -209,6 +209,7 @@ impl HeadCase {
         PartialFcConfig {
             sample_rate: partial.and_then(|p| p.sample_rate).unwrap_or(defaults.sample_rate),
             seed: partial.and_then(|p| p.seed).unwrap_or(defaults.seed),
+            ..defaults
         }
     }
 

@@ -76,6 +76,16 @@ pub enum HeadError {
         classes: usize,
     },
 
+    /// The head cannot run in the way asked (SV-AM-Softmax with its class
+    /// centres split across processes).
+    #[error("{head}: {what}")]
+    Unsupported {
+        /// The head's `kind` as written in configs.
+        head: &'static str,
+        /// What it cannot do, and why.
+        what: String,
+    },
+
     /// AdaFace's running σ uses the Bessel-corrected standard deviation of the batch norms.
     #[error("adaface needs at least 2 samples per batch to update its running std (Bessel's correction), got {batch}")]
     BatchTooSmall {

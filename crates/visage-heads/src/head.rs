@@ -44,6 +44,38 @@ pub struct ShardedOutput<B: Backend> {
     pub shard_logits: Vec<Tensor<B, 2>>,
 }
 
+/// Where a process sits among those that split the class centres
+/// ([`MarginHead::forward_split`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitRank {
+    /// This process, `0..processes`.
+    pub rank: usize,
+    /// Processes that hold a shard of the centres, at least 1.
+    pub processes: usize,
+}
+
+/// One process's result of [`MarginHead::forward_split`].
+#[derive(Debug, Clone)]
+pub struct SplitOutput<B: Backend> {
+    /// The batch-mean loss over every process's classes (detached, 1
+    /// element), the same on every process.
+    pub loss: Tensor<B, 1>,
+    /// What to call `backward` on: its gradient is this process's part of
+    /// the loss's gradient (see [`MarginHead::forward_split`]).
+    pub surrogate: Tensor<B, 1>,
+    /// `B × classes` logits of this process's shard.
+    pub logits: Tensor<B, 2>,
+}
+
+/// What each shard contributes before the softmax across shards.
+struct ShardTerms<B: Backend> {
+    shard_logits: Vec<Tensor<B, 2>>,
+    /// `B × 1` on the features' device: the target logits, zero where no shard holds the class.
+    target_logit: Tensor<B, 2>,
+    regulariser: Option<Tensor<B, 1>>,
+    next_adaface_state: Option<AdaFaceState>,
+}
+
 /// A validated head: its [`HeadConfig`] plus, for AdaFace, the running norm statistics.
 /// Serialises both, so a checkpoint restores the head exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +152,146 @@ impl MarginHead {
         let per_class = self.config.centres_per_class();
         let shard_classes = check_shapes(shards, batch, dim, per_class, labels)?;
         let home = features.device();
+        let local_labels: Vec<Vec<Option<usize>>> = shards
+            .iter()
+            .zip(&shard_classes)
+            .map(|(shard, &classes)| {
+                labels
+                    .iter()
+                    .map(|&label| (shard.first_class..shard.first_class + classes).contains(&label).then(|| label - shard.first_class))
+                    .collect()
+            })
+            .collect();
+        let terms = self.shard_terms(features, shards, &shard_classes, &local_labels)?;
+        let log_partition = sharded_log_sum_exp(&terms.shard_logits, &home);
+        let mut loss = (log_partition - terms.target_logit).mean();
+        if let Some(regulariser) = terms.regulariser {
+            loss = loss + regulariser;
+        }
+        self.adaface_state = terms.next_adaface_state;
+        Ok(ShardedOutput { loss, shard_logits: terms.shard_logits })
+    }
+
+    /// This process's part of one training batch when the class centres are
+    /// split across processes (Partial FC's model parallelism, arcface_torch's
+    /// `PartialFC_V2`): every process holds the whole batch's `features`
+    /// (gathered) and one shard of the centres, and `all_reduce` sums a tensor
+    /// over all processes (every process must call it as often, with the same
+    /// shape). Two sums make the softmax exact: the row maxima (each process
+    /// fills its own row of a `processes × B` block, so the sum is a gather
+    /// and the maximum is the one-shard head's, exactly) and the row sums of
+    /// `exp` with the target logits. `local_labels[i]` is sample `i`'s column
+    /// in this shard, `None` when another process holds its class; with one
+    /// process the result is [`forward_sharded`](Self::forward_sharded)'s on
+    /// one shard, to the bit.
+    ///
+    /// The returned `surrogate` is what to differentiate: its gradient with
+    /// respect to the features is this process's part of the loss's (sum the
+    /// parts over processes) and with respect to the shard's centres it is the
+    /// loss's. MagFace's regulariser, a function of the features alone, is in
+    /// the surrogate of process 0 only, so the sum counts it once.
+    ///
+    /// # Errors
+    /// Those of [`forward_sharded`](Self::forward_sharded) for this shard
+    /// (labels are checked as columns of the shard), [`HeadError::Unsupported`]
+    /// for SV-AM-Softmax (its support vectors need the target cosine from
+    /// the process that holds it) and whatever `all_reduce` returns.
+    pub fn forward_split<B: Backend, E: From<HeadError>>(
+        &mut self,
+        features: Tensor<B, 2>,
+        shard: &CentreShard<B>,
+        local_labels: &[Option<usize>],
+        split: SplitRank,
+        mut all_reduce: impl FnMut(Tensor<B, 2>) -> Result<Tensor<B, 2>, E>,
+    ) -> Result<SplitOutput<B>, E> {
+        if matches!(self.config, HeadConfig::SvAm(_)) {
+            return Err(HeadError::Unsupported {
+                head: "svam",
+                what: "its support vectors are decided against the target cosine, which one process holds; it cannot split its class centres across processes".into(),
+            }
+            .into());
+        }
+        if split.processes == 0 || split.rank >= split.processes {
+            return Err(HeadError::Shape {
+                what: format!("process {} of {}: the rank must be below the process count", split.rank, split.processes),
+            }
+            .into());
+        }
+        let [batch, dim] = features.dims();
+        let per_class = self.config.centres_per_class();
+        let [rows, centre_dim] = shard.centres.dims();
+        if local_labels.len() != batch {
+            return Err(HeadError::Shape { what: format!("embeddings has {batch} rows but labels has {} entries", local_labels.len()) }.into());
+        }
+        if batch == 0 {
+            return Err(HeadError::Shape { what: "the batch is empty".into() }.into());
+        }
+        if centre_dim != dim {
+            return Err(HeadError::Shape { what: format!("embeddings have {dim} columns but weights have {centre_dim}") }.into());
+        }
+        if rows == 0 || rows % per_class != 0 {
+            return Err(HeadError::Shape {
+                what: format!("weights has {rows} rows: expected a positive multiple of k = {per_class} (rows = classes × k)"),
+            }
+            .into());
+        }
+        let classes = rows / per_class;
+        if let Some((index, label)) = local_labels.iter().enumerate().find_map(|(i, l)| l.filter(|&l| l >= classes).map(|l| (i, l))) {
+            return Err(HeadError::LabelOutOfRange { index, label: label as i64, classes }.into());
+        }
+        let home = features.device();
+        let terms = self.shard_terms(features, std::slice::from_ref(shard), &[classes], &[local_labels.to_vec()])?;
+        let logits = terms.shard_logits.into_iter().next().expect("one shard");
+
+        // Row maxima: this process's in row `rank` of a zero block, summed.
+        let local_max = on_device(logits.clone().detach().max_dim(1), &home).reshape([1, batch]);
+        let (above, below) = (split.rank, split.processes - split.rank - 1);
+        let mut blocks = Vec::with_capacity(3);
+        if above > 0 {
+            blocks.push(Tensor::zeros([above, batch], &home));
+        }
+        blocks.push(local_max);
+        if below > 0 {
+            blocks.push(Tensor::zeros([below, batch], &home));
+        }
+        let block = Tensor::cat(blocks, 0);
+        let row_max = all_reduce(block)?.max_dim(0).reshape([batch, 1]);
+
+        let shifted = logits.clone() - on_device(row_max.clone(), &logits.device());
+        let local_sum = on_device(shifted.clamp_min(EXP_FLOOR).exp().sum_dim(1), &home);
+        let summed = all_reduce(Tensor::cat(vec![local_sum.clone().detach(), terms.target_logit.clone().detach()], 1))?;
+        let sum_exp = summed.clone().slice([0..batch, 0..1]);
+        let target_logit = summed.slice([0..batch, 1..2]);
+
+        let mut loss = (sum_exp.clone().log() + row_max - target_logit).mean();
+        // d/dz of Σ_local exp(z − max) / Σ_all exp(z − max) is the softmax,
+        // the gradient of the log-partition: the same as the one-shard head's.
+        let mut surrogate = (local_sum / sum_exp - terms.target_logit).mean();
+        if let Some(regulariser) = terms.regulariser {
+            loss = loss + regulariser.clone().detach();
+            if split.rank == 0 {
+                surrogate = surrogate + regulariser;
+            }
+        }
+        self.adaface_state = terms.next_adaface_state;
+        Ok(SplitOutput { loss: loss.detach(), surrogate, logits })
+    }
+
+    /// Per shard, the `B × classes` logits with the margin in each sample's
+    /// target column (`local_labels[shard][i]`, `None` where the shard does not
+    /// hold the class), the target logits summed over the shards (`B × 1`,
+    /// zero where no shard holds the class), MagFace's regulariser and the
+    /// AdaFace state the batch leads to. Nothing of `self` changes.
+    fn shard_terms<B: Backend>(
+        &self,
+        features: Tensor<B, 2>,
+        shards: &[CentreShard<B>],
+        shard_classes: &[usize],
+        local_labels: &[Vec<Option<usize>>],
+    ) -> Result<ShardTerms<B>, HeadError> {
+        let [batch, _] = features.dims();
+        let per_class = self.config.centres_per_class();
+        let home = features.device();
 
         let feature_norms = row_norms(features.clone());
         let host_norms = host_values(feature_norms.clone());
@@ -146,12 +318,8 @@ impl MarginHead {
         // Per shard: the sample's target column there (if its label lives in
         // that shard) and, for the cosine heads, the B × classes cosines.
         let mut prepared = Vec::with_capacity(shards.len());
-        for (shard, &classes) in shards.iter().zip(&shard_classes) {
+        for ((shard, &classes), local_labels) in shards.iter().zip(shard_classes).zip(local_labels) {
             let device = shard.centres.device();
-            let local_labels: Vec<Option<usize>> = labels
-                .iter()
-                .map(|&label| (shard.first_class..shard.first_class + classes).contains(&label).then(|| label - shard.first_class))
-                .collect();
             let target_index =
                 Tensor::<B, 2, Int>::from_data(TensorData::new(local_labels.iter().map(|l| l.unwrap_or(0) as i64).collect(), [batch, 1]), &device);
             let no_target = Tensor::<B, 2, Bool>::from_data(TensorData::new(local_labels.iter().map(Option::is_none).collect(), [batch, 1]), &device);
@@ -159,7 +327,6 @@ impl MarginHead {
             let cosines = if is_softmax { None } else { Some(self.class_cosines(rows.clone(), shard, classes, per_class)?) };
             prepared.push((rows, target_index, no_target, cosines));
         }
-
         // SV-AM-Softmax decides its support vectors against the target cosine,
         // which lives in one shard: all-reduce it (detached, as the indicator is).
         let support_threshold = match &self.config {
@@ -206,14 +373,8 @@ impl MarginHead {
             shard_logits.push(logits);
         }
 
-        let log_partition = sharded_log_sum_exp(&shard_logits, &home);
         let target_logit = target_columns.into_iter().reduce(|a, b| a + b).expect("at least one shard");
-        let mut loss = (log_partition - target_logit).mean();
-        if let Some(regulariser) = regulariser {
-            loss = loss + regulariser;
-        }
-        self.adaface_state = next_adaface_state;
-        Ok(ShardedOutput { loss, shard_logits })
+        Ok(ShardTerms { shard_logits, target_logit, regulariser, next_adaface_state })
     }
 
     /// `B × classes` cosines between unit features and the shard's classes

@@ -16,6 +16,6 @@ pub mod partial_fc;
 
 pub use config::HeadConfig;
 pub use error::HeadError;
-pub use head::{CentreShard, HeadOutput, MarginHead, ShardedOutput};
+pub use head::{CentreShard, HeadOutput, MarginHead, ShardedOutput, SplitOutput, SplitRank};
 pub use heads::adaface::AdaFaceState;
-pub use partial_fc::{PartialFc, PartialFcConfig};
+pub use partial_fc::{PartialFc, PartialFcConfig, SplitPartialFcOutput};

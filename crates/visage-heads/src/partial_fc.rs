@@ -13,7 +13,7 @@ use rand::{rngs::StdRng, seq::index::sample, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HeadError;
-use crate::head::{CentreShard, MarginHead, ShardedOutput};
+use crate::head::{CentreShard, MarginHead, ShardedOutput, SplitOutput, SplitRank};
 
 /// Partial FC's parameters; missing fields take the defaults, unknown ones are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -23,12 +23,28 @@ pub struct PartialFcConfig {
     pub sample_rate: f64,
     /// Seed of the negative sampling (default 0); with the step and shard index it fixes the sample.
     pub seed: u64,
+    /// Split the class centres across the processes of a run, each holding
+    /// one contiguous slice and sampling it as shard `rank`, with the batch's
+    /// features gathered from every process (arcface_torch's `PartialFC_V2`,
+    /// [`PartialFc::forward_split`]). Default false: every process holds
+    /// every centre. Left out of the serialised form when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub model_parallel: bool,
 }
 
 impl Default for PartialFcConfig {
     fn default() -> Self {
-        Self { sample_rate: 0.1, seed: 0 }
+        Self { sample_rate: 0.1, seed: 0, model_parallel: false }
     }
+}
+
+/// One process's result of [`PartialFc::forward_split`].
+#[derive(Debug, Clone)]
+pub struct SplitPartialFcOutput<B: Backend> {
+    /// Loss, surrogate and the logits over this process's kept classes.
+    pub output: SplitOutput<B>,
+    /// The classes this process kept (its shard index is its rank).
+    pub sampled: SampledClasses,
 }
 
 /// The classes one step keeps from one shard (global class ids, ascending).
@@ -129,6 +145,56 @@ impl PartialFc {
             .map(|(index, shard)| self.sample_shard(index, shard.first_class, shard.centres.dims()[0] / per_class, labels, step))
             .collect();
         Self::forward_with_classes(head, features, shards, labels, kept)
+    }
+
+    /// This process's part of a step whose class centres are split across
+    /// processes ([`MarginHead::forward_split`]): `shard` holds classes
+    /// `shard.first_class ..` of `classes` in all, `features` and `labels`
+    /// are the whole batch, gathered from every process. The shard is sampled
+    /// as shard `split.rank` ([`sample_shard`](Self::sample_shard)), so what a
+    /// process keeps is a pure function of (seed, step, rank) and the batch's
+    /// labels; every positive class in the shard is kept.
+    ///
+    /// # Errors
+    /// [`HeadError::LabelOutOfRange`] for a label beyond `classes`,
+    /// [`HeadError::Shape`] for a shard beyond `classes`, and those of
+    /// [`MarginHead::forward_split`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_split<B: Backend, E: From<HeadError>>(
+        &self,
+        head: &mut MarginHead,
+        features: Tensor<B, 2>,
+        shard: &CentreShard<B>,
+        classes: usize,
+        labels: &[usize],
+        step: u64,
+        split: SplitRank,
+        all_reduce: impl FnMut(Tensor<B, 2>) -> Result<Tensor<B, 2>, E>,
+    ) -> Result<SplitPartialFcOutput<B>, E> {
+        let per_class = head.config().centres_per_class();
+        let shard_classes = shard.centres.dims()[0] / per_class;
+        if shard.first_class + shard_classes > classes {
+            return Err(HeadError::Shape {
+                what: format!("the shard holds classes {}..{} but there are {classes}", shard.first_class, shard.first_class + shard_classes),
+            }
+            .into());
+        }
+        if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &label)| label >= classes) {
+            return Err(HeadError::LabelOutOfRange { index, label: label as i64, classes }.into());
+        }
+        let kept = self.sample_shard(split.rank, shard.first_class, shard_classes, labels, step);
+        let centres = if kept.len() == shard_classes {
+            shard.centres.clone()
+        } else {
+            let rows: Vec<i64> = kept.iter().flat_map(|&c| (0..per_class).map(move |j| ((c - shard.first_class) * per_class + j) as i64)).collect();
+            let count = rows.len();
+            let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &shard.centres.device());
+            shard.centres.clone().select(0, rows)
+        };
+        let local_labels: Vec<Option<usize>> = labels.iter().map(|label| kept.binary_search(label).ok()).collect();
+        let sampled_shard = CentreShard { centres, first_class: 0 };
+        let output = head.forward_split(features, &sampled_shard, &local_labels, split, all_reduce)?;
+        Ok(SplitPartialFcOutput { output, sampled: SampledClasses { shard: split.rank, classes: kept } })
     }
 
     /// [`forward`](Self::forward) over classes chosen by the caller instead of

@@ -2,13 +2,16 @@
 
 mod common;
 
-use common::{assert_close, evaluate, evaluate_sharded};
-use visage_heads::heads::arcface::ArcFaceConfig;
+use common::{assert_close, evaluate, evaluate_sharded, evaluate_split};
+use visage_heads::heads::{
+    adaface::AdaFaceConfig, arcface::ArcFaceConfig, cosface::CosFaceConfig, magface::MagFaceConfig, softmax::SoftmaxConfig,
+    subcenter::SubCenterConfig, svam::SvAmConfig,
+};
 use visage_heads::{HeadConfig, PartialFc, PartialFcConfig};
 
 #[test]
 fn keeps_every_positive_and_max_of_positives_and_rate_times_classes() {
-    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.1, seed: 3 }).unwrap();
+    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.1, seed: 3, ..Default::default() }).unwrap();
     let labels = [5, 17, 17, 999, 0];
     let kept = pfc.sample_shard(0, 0, 1000, &labels, 11);
     assert_eq!(kept.len(), 100, "⌈0.1 · 1000⌉");
@@ -27,18 +30,18 @@ fn keeps_every_positive_and_max_of_positives_and_rate_times_classes() {
 
 #[test]
 fn sampling_is_a_function_of_seed_and_step() {
-    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 9 }).unwrap();
+    let pfc = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 9, ..Default::default() }).unwrap();
     let labels = [1, 2, 3];
     assert_eq!(pfc.sample_shard(0, 0, 500, &labels, 4), pfc.sample_shard(0, 0, 500, &labels, 4));
     assert_ne!(pfc.sample_shard(0, 0, 500, &labels, 4), pfc.sample_shard(0, 0, 500, &labels, 5));
-    let other_seed = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 10 }).unwrap();
+    let other_seed = PartialFc::new(PartialFcConfig { sample_rate: 0.2, seed: 10, ..Default::default() }).unwrap();
     assert_ne!(pfc.sample_shard(0, 0, 500, &labels, 4), other_seed.sample_shard(0, 0, 500, &labels, 4));
 }
 
 #[test]
 fn refuses_rates_outside_zero_one() {
     for r in [0.0, -0.1, 1.5, f64::NAN] {
-        assert!(PartialFc::new(PartialFcConfig { sample_rate: r, seed: 0 }).is_err(), "rate {r}");
+        assert!(PartialFc::new(PartialFcConfig { sample_rate: r, seed: 0, ..Default::default() }).is_err(), "rate {r}");
     }
 }
 
@@ -50,7 +53,7 @@ fn only_kept_centres_get_gradient_and_the_loss_is_the_head_on_them() {
     let features: Vec<f32> = (0..4 * dim).map(|i| ((i * 53 % 7) as f32 - 3.0) * 4.0 + 0.5).collect();
     let labels = [3, 7, 7, 31];
     let config = HeadConfig::ArcFace(ArcFaceConfig::default());
-    let pfc_config = PartialFcConfig { sample_rate: 0.25, seed: 1 };
+    let pfc_config = PartialFcConfig { sample_rate: 0.25, seed: 1, ..Default::default() };
     let partial = evaluate_sharded(config, &features, &centres, &labels, classes, Some(pfc_config)).unwrap();
     let kept = PartialFc::new(pfc_config).unwrap().sample_shard(0, 0, classes, &labels, 0);
     assert_eq!(kept.len(), 10);
@@ -80,7 +83,7 @@ fn sharded_partial_fc_samples_each_shard_and_keeps_all_positives() {
     let features: Vec<f32> = (0..3 * dim).map(|i| ((i * 17 % 5) as f32 - 2.0) * 5.0 + 0.3).collect();
     let labels = [1, 25, 59];
     let config = HeadConfig::ArcFace(ArcFaceConfig::default());
-    let pfc_config = PartialFcConfig { sample_rate: 0.2, seed: 0 };
+    let pfc_config = PartialFcConfig { sample_rate: 0.2, seed: 0, ..Default::default() };
     let out = evaluate_sharded(config, &features, &centres, &labels, 20, Some(pfc_config)).unwrap();
     assert!(out.loss.is_finite() && out.loss > 0.0);
     let pfc = PartialFc::new(pfc_config).unwrap();
@@ -149,4 +152,65 @@ fn a_sampled_case_equals_the_case_with_its_classes_given() {
         let err = HeadCase::from_json(&case(partial)).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains(mentions), "{partial}: {err}");
     }
+}
+
+/// Class centres split across processes (each holding one slice, seeing
+/// every feature, summing row maxima and row sums of exp through an
+/// all-reduce) give the head of the same slices held in one process: the
+/// same sampled classes (shard index = rank), the loss and both gradients
+/// to float rounding, with and without sampling, for 2 and 3 processes.
+/// MagFace's regulariser is counted once, AdaFace's statistics see the
+/// whole batch on every process.
+#[test]
+fn centres_split_across_processes_give_the_head_of_the_same_shards_in_one_process() {
+    let dim = 4;
+    let classes = 30;
+    let centres: Vec<f32> = (0..2 * classes * dim).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0 + 0.01).collect();
+    let features: Vec<f32> = (0..6 * dim).map(|i| ((i * 53 % 7) as f32 - 3.0) * 4.0 + 0.5).collect();
+    let labels = [3, 7, 7, 29, 12, 20];
+    let heads = [
+        HeadConfig::Softmax(SoftmaxConfig {}),
+        HeadConfig::CosFace(CosFaceConfig::default()),
+        HeadConfig::ArcFace(ArcFaceConfig::default()),
+        HeadConfig::SubCenter(SubCenterConfig { k: 2, ..SubCenterConfig::default() }),
+        HeadConfig::MagFace(MagFaceConfig::default()),
+        HeadConfig::AdaFace(AdaFaceConfig::default()),
+    ];
+    for config in heads {
+        let centres = &centres[..classes * config.centres_per_class() * dim];
+        for sample_rate in [1.0, 0.3] {
+            for split in [15, 10] {
+                let pfc = PartialFcConfig { sample_rate, seed: 5, model_parallel: true };
+                let split_run = evaluate_split(config, &features, centres, &labels, split, pfc).unwrap();
+                let in_process = evaluate_sharded(config, &features, centres, &labels, split, Some(pfc)).unwrap();
+                let what = format!("{} split by {split}, sample rate {sample_rate}", config.kind());
+                assert_close(&split_run, &in_process, 1e-5, &what);
+            }
+        }
+    }
+}
+
+/// One process holding every centre is the unsharded head, loss to the bit.
+#[test]
+fn one_process_holding_every_centre_is_the_unsharded_head() {
+    let dim = 4;
+    let centres: Vec<f32> = (0..20 * dim).map(|i| ((i * 31 % 13) as f32 - 6.0) / 4.0 + 0.01).collect();
+    let features: Vec<f32> = (0..5 * dim).map(|i| ((i * 17 % 5) as f32 - 2.0) * 5.0 + 0.3).collect();
+    let labels = [1, 19, 5, 5, 0];
+    for config in [HeadConfig::ArcFace(ArcFaceConfig::default()), HeadConfig::MagFace(MagFaceConfig::default())] {
+        let pfc = PartialFcConfig { sample_rate: 1.0, seed: 0, model_parallel: true };
+        let split_run = evaluate_split(config, &features, &centres, &labels, 20, pfc).unwrap();
+        let full = evaluate(config, &features, &centres, &labels).unwrap();
+        assert_eq!(split_run.loss.to_bits(), full.loss.to_bits(), "{}: {} vs {}", config.kind(), split_run.loss, full.loss);
+        assert_close(&split_run, &full, 1e-6, config.kind());
+    }
+}
+
+#[test]
+fn svam_refuses_to_split_its_centres() {
+    let config = HeadConfig::SvAm(SvAmConfig::default());
+    let pfc = PartialFcConfig { sample_rate: 1.0, seed: 0, model_parallel: true };
+    let centres: Vec<f32> = (0..8).map(|i| i as f32 + 0.5).collect();
+    let err = evaluate_split(config, &[1.0, 2.0, 3.0, 4.0], &centres, &[1], 1, pfc).unwrap_err();
+    assert!(matches!(err, visage_heads::HeadError::Unsupported { head: "svam", .. }), "{err}");
 }

@@ -73,7 +73,7 @@ proptest! {
             HeadConfig::SubCenter(SubCenterConfig { k: 2, m: 0.0, easy_margin: false, s: 16.0 }),
         ][kind];
         let full = evaluate(config, &x, &w, &y).unwrap();
-        let partial = evaluate_sharded(config, &x, &w, &y, 1 << 20, Some(PartialFcConfig { sample_rate: 1.0, seed: 7 })).unwrap();
+        let partial = evaluate_sharded(config, &x, &w, &y, 1 << 20, Some(PartialFcConfig { sample_rate: 1.0, seed: 7, ..Default::default() })).unwrap();
         assert_close(&partial, &full, 1e-6, "partial fc r=1");
     }
 

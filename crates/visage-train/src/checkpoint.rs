@@ -8,6 +8,14 @@
 //! complete one is what a resume starts from. The data loader needs no
 //! state: its batches are a pure function of (seed, epoch, batch index), and
 //! the step count gives both.
+//!
+//! With the class centres split across nodes (`[partial_fc] model_parallel`)
+//! every node writes its own checkpoint of the same step, holding the
+//! backbone, its slice of centres and that slice's optimiser state: node 0
+//! under `checkpoints/`, node `R` under `checkpoints/node-R/` (each atomic
+//! as above), and `state.json` names the slice ([`CentreSlice`]). Nothing
+//! is gathered, so no node ever holds every centre; a resume reads each
+//! node's own newest checkpoint and refuses one written for another slice.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +44,32 @@ pub struct TrainState {
     /// The batch-mean loss of the last step before saving (NaN when no step
     /// ran since the run started or resumed).
     pub last_loss: f32,
+    /// With the centres split across nodes, which of them `model.bin`
+    /// holds; absent when it holds every centre of a plain run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centres: Option<CentreSlice>,
+}
+
+/// The classes a node's checkpoint holds when the centres are split across nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CentreSlice {
+    /// The node that wrote it, `0..nodes`.
+    pub node: usize,
+    /// Nodes of the run.
+    pub nodes: usize,
+    /// Its first class.
+    pub first_class: usize,
+    /// Classes it holds.
+    pub classes: usize,
+    /// Classes of the run.
+    pub total_classes: usize,
+}
+
+impl CentreSlice {
+    /// Whether the slice is every class.
+    pub fn is_whole(&self) -> bool {
+        self.first_class == 0 && self.classes == self.total_classes
+    }
 }
 
 const PREFIX: &str = "step-";
@@ -45,9 +79,23 @@ pub fn checkpoints_dir(out_dir: &Path) -> PathBuf {
     out_dir.join("checkpoints")
 }
 
+/// Where node `node` writes its checkpoints when the centres are split:
+/// `checkpoints/` for node 0, `checkpoints/node-R/` for the others.
+pub fn node_checkpoints_dir(out_dir: &Path, node: usize) -> PathBuf {
+    match node {
+        0 => checkpoints_dir(out_dir),
+        _ => checkpoints_dir(out_dir).join(format!("node-{node}")),
+    }
+}
+
 /// The newest complete checkpoint under `out_dir`, if any.
 pub fn latest(out_dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(checkpoints_dir(out_dir))
+    latest_in(&checkpoints_dir(out_dir))
+}
+
+/// The newest complete `step-*` checkpoint in the folder `dir`, if any.
+pub fn latest_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|entry| {
             let path = entry.ok()?.path();
@@ -67,7 +115,18 @@ pub fn save<B: AutodiffBackend>(
     state: &TrainState,
     keep: usize,
 ) -> Result<PathBuf> {
-    let dir = checkpoints_dir(out_dir);
+    save_in(&checkpoints_dir(out_dir), model, optimizer, state, keep)
+}
+
+/// [`save`] into the folder `dir` (a node's [`node_checkpoints_dir`]).
+pub fn save_in<B: AutodiffBackend>(
+    dir: &Path,
+    model: &TrainModel<B>,
+    optimizer: &AnyOptimizer<TrainModel<B>, B>,
+    state: &TrainState,
+    keep: usize,
+) -> Result<PathBuf> {
+    let dir = dir.to_path_buf();
     let name = format!("{PREFIX}{:08}", state.steps_done);
     let (temp, done) = (dir.join(format!(".{name}.tmp")), dir.join(&name));
     let write_error = |path: &Path| {
@@ -131,7 +190,7 @@ pub fn load<B: AutodiffBackend>(
 /// checkpoint). The class centres are dropped, so the number of classes need
 /// not be known. Returns the backbone and the run's state.
 pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(visage_nn::Backbone<B>, TrainState)> {
-    let (model, state, _) = load_model::<B>(path, device)?;
+    let (model, state, _) = load_any_model::<B>(path, device)?;
     Ok((model.backbone, state))
 }
 
@@ -141,7 +200,27 @@ pub fn load_backbone<B: burn::tensor::backend::Backend>(path: &Path, device: &B:
 /// replaces a parameter by the record's tensor whatever its shape, so the
 /// centres come back as saved (`classes·K × D`) without knowing the class
 /// count first. Returns the model, the run's state and the checkpoint folder.
+/// A node's checkpoint of a run whose centres were split across nodes holds
+/// only its slice: [`TrainError::Checkpoint`] then ([`load_backbone`] still
+/// reads its backbone).
 pub fn load_model<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(TrainModel<B>, TrainState, PathBuf)> {
+    let (model, state, checkpoint) = load_any_model::<B>(path, device)?;
+    match &state.centres {
+        Some(slice) if !slice.is_whole() => Err(TrainError::Checkpoint {
+            path: checkpoint,
+            message: format!(
+                "holds classes {}..{} of {} only: the run split its class centres over {} nodes ([partial_fc] model_parallel), each checkpointing its own slice; the backbone loads, the whole head does not",
+                slice.first_class,
+                slice.first_class + slice.classes,
+                slice.total_classes,
+                slice.nodes
+            ),
+        }),
+        _ => Ok((model, state, checkpoint)),
+    }
+}
+
+fn load_any_model<B: burn::tensor::backend::Backend>(path: &Path, device: &B::Device) -> Result<(TrainModel<B>, TrainState, PathBuf)> {
     let checkpoint = if path.join("state.json").is_file() {
         path.to_path_buf()
     } else {

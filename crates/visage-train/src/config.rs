@@ -16,6 +16,7 @@
 //! kind = "arcface"
 //! [partial_fc]                   # optional: sample the class centres
 //! sample_rate = 0.1
+//! model_parallel = false         # true: centres split across --nodes (arcface_torch's PartialFC_V2)
 //!
 //! [data]
 //! source = "faces_emore/train.rec"   # a .rec, or a folder with one sub-folder per identity
@@ -84,7 +85,10 @@ pub struct TrainConfig {
     /// `[partial_fc]`: when present, each step's softmax covers every class
     /// of the batch plus a random sample of the others, `max(positives,
     /// ⌈sample_rate·C⌉)` centres (`sample_rate` default 0.1); the logged
-    /// accuracy is then empty.
+    /// accuracy is then empty. With `model_parallel = true` each node holds
+    /// only its slice of the centres and one head sees the whole batch's
+    /// features ([`crate::model_parallel`]); `sample_rate = 1.0` then splits
+    /// the full head without sampling.
     #[serde(default)]
     pub partial_fc: Option<PartialFcConfig>,
     /// `[data]`: the training images and how they are fed.
@@ -512,6 +516,9 @@ impl TrainConfig {
         if self.verification.as_ref().is_some_and(|v| v.every_steps == 0 || v.batch_size == 0) {
             return Err("[verification] every_steps and batch_size must be at least 1".into());
         }
+        if self.partial_fc.is_some_and(|p| p.model_parallel) && matches!(self.head, HeadConfig::SvAm(_)) {
+            return Err("[partial_fc] model_parallel: the svam head cannot split its class centres (its support vectors need the target cosine, which one node holds); use another head or model_parallel = false".into());
+        }
         if self.grad_clip_norm.is_some_and(|c| !(c > 0.0)) {
             return Err("grad_clip_norm must be positive".into());
         }
@@ -559,6 +566,10 @@ mod tests {
         assert!(TrainConfig::parse(&bad_steps).unwrap_err().contains("milestones [10, 5] must increase"));
         let unknown = MINIMAL.replace("epochs = 3", "epochs = 3\nepoch = 4");
         assert!(TrainConfig::parse(&unknown).unwrap_err().contains("unknown field `epoch`"));
+        let svam = MINIMAL.replace("arcface", "svam") + "[partial_fc]\nmodel_parallel = true\n";
+        assert!(TrainConfig::parse(&svam).unwrap_err().contains("[partial_fc] model_parallel: the svam head"));
+        let split = format!("{MINIMAL}[partial_fc]\nsample_rate = 1.0\nmodel_parallel = true\n");
+        assert!(TrainConfig::parse(&split).unwrap().partial_fc.unwrap().model_parallel);
         let mobile = MINIMAL.replace("iresnet18", "mobilefacenet").replace("[head]", "stage_widths = [8, 8, 8, 8]\n[head]");
         assert!(TrainConfig::parse(&mobile).unwrap_err().contains("IResNet only"));
     }

@@ -15,6 +15,8 @@
 //! - [`parallel`]: data-parallel steps over several workers/devices;
 //! - [`distributed`]: the same across processes and machines, on
 //!   burn-collective (`visage train --nodes N --node-rank R --coordinator HOST:PORT`);
+//! - [`model_parallel`]: Partial FC with the class centres split across
+//!   nodes (`[partial_fc] model_parallel = true`);
 //! - [`checkpoint`]: model + optimiser + position + head state, written
 //!   atomically, found again on resume;
 //! - [`metrics`]: the per-step CSV log;
@@ -43,6 +45,7 @@ pub mod imprint;
 pub mod lgcn;
 pub mod metrics;
 pub mod model;
+pub mod model_parallel;
 pub mod optimizer;
 pub mod parallel;
 pub mod schedule;

@@ -18,10 +18,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Device as _, DeviceId, DeviceOps};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use visage_data::{Augmentation, Batch, FaceSource, Loader, LoaderConfig};
-use visage_heads::{HeadError, MarginHead, PartialFc};
+use visage_heads::{HeadError, MarginHead, PartialFc, SplitRank};
 use visage_nn::BackboneShape;
 
-use crate::checkpoint::{self, TrainState};
+use crate::checkpoint::{self, CentreSlice, TrainState};
 use crate::clip::{clip_global_norm, scale_gradients};
 use crate::config::{TrainConfig, VerificationSection};
 use crate::distributed::{self, Collective, NodeLayout, NodeStep};
@@ -29,6 +29,7 @@ use crate::error::{Result, TrainError};
 use crate::imprint::{self, CentreInit};
 use crate::metrics::{CsvLog, MetricsLog, MetricsRow};
 use crate::model::TrainModel;
+use crate::model_parallel::{class_slice, split_gradients, SplitGradients, SplitLayout, MAX_SPLIT_CLASSES};
 use crate::optimizer::AnyOptimizer;
 use crate::parallel::{combine, shard_gradients, split_batch, sum_gradients};
 use crate::schedule::LrSchedule;
@@ -164,7 +165,9 @@ fn run_steps<B: AutodiffBackend>(
     on_step: &mut impl FnMut(&StepReport),
     on_verification: &mut impl FnMut(&str, u64, f64),
 ) -> Result<TrainSummary> {
-    let mut progress = Progress::<B>::start(config, data, device)?;
+    let split = split_layout(config, data, options.nodes.as_ref())?;
+    let node_rank = options.nodes.as_ref().map_or(0, |layout| layout.node_rank);
+    let mut progress = Progress::<B>::start(config, data, split.as_ref(), node_rank, device)?;
     let partial_fc = config.partial_fc.map(PartialFc::new).transpose()?;
     if options.resume {
         progress = progress.resume(config, device)?;
@@ -174,8 +177,18 @@ fn run_steps<B: AutodiffBackend>(
     }
     // Node 0 (or the only process) writes the logs and checkpoints.
     let writes = options.nodes.as_ref().is_none_or(|layout| layout.node_rank == 0);
-    let setup =
-        StepSetup { config, side: data.shape.input_size(), partial_fc, workers: worker_devices::<B>(device, config.parallel.workers), device };
+    // With the centres split every node checkpoints its own slice.
+    let checkpoints = writes || split.is_some();
+    let world_size = options.nodes.as_ref().map_or(1, |layout| layout.nodes);
+    let setup = StepSetup {
+        config,
+        side: data.shape.input_size(),
+        partial_fc,
+        workers: worker_devices::<B>(device, config.parallel.workers),
+        device,
+        split,
+        slot_rows: (config.batch_size / world_size).div_ceil(config.parallel.workers),
+    };
     let mut logs = if writes { Some(Logs::open(config, data.shape.input_size() as u32, progress.steps_done)?) } else { None };
     let total_steps = data.schedule.total_steps();
     let first_step = progress.steps_done;
@@ -203,7 +216,7 @@ fn run_steps<B: AutodiffBackend>(
             if let Some(verification) = logs.as_mut().and_then(|logs| logs.verification.as_mut()) {
                 verification.evaluate_if_due(config, &progress.model, progress.steps_done, total_steps, device, on_verification)?;
             }
-            if writes {
+            if checkpoints {
                 progress.checkpoint_if_due(config, total_steps)?;
             }
         }
@@ -220,6 +233,25 @@ fn run_fingerprint(config: &TrainConfig) -> u64 {
     run.backbone.init_from = None;
     run.verification = None;
     distributed::fingerprint(serde_json::to_string(&run).unwrap_or_default().as_bytes())
+}
+
+/// Where this node's class centres sit when `[partial_fc] model_parallel`
+/// splits them across the nodes (one process: every class in one slice).
+fn split_layout(config: &TrainConfig, data: &RunData, nodes: Option<&NodeLayout>) -> Result<Option<SplitLayout>> {
+    if !config.partial_fc.is_some_and(|p| p.model_parallel) {
+        return Ok(None);
+    }
+    let (processes, rank) = nodes.map_or((1, 0), |layout| (layout.nodes, layout.node_rank));
+    if data.classes < processes || data.classes > MAX_SPLIT_CLASSES {
+        return Err(TrainError::Config {
+            path: config.data.source.clone(),
+            message: format!(
+                "[partial_fc] model_parallel splits the {} classes over {processes} nodes: needs at least one class per node and at most {MAX_SPLIT_CLASSES} classes",
+                data.classes
+            ),
+        });
+    }
+    Ok(Some(SplitLayout { classes: data.classes, slice: class_slice(data.classes, processes, rank), rank: SplitRank { rank, processes } }))
 }
 
 /// What a run trains on and for how long, fixed before its first step.
@@ -290,6 +322,10 @@ struct StepSetup<'a, B: AutodiffBackend> {
     /// One device per worker; a single entry is the one-device step.
     workers: Vec<B::Device>,
     device: &'a B::Device,
+    /// This node's class centres when `[partial_fc] model_parallel` splits them.
+    split: Option<SplitLayout>,
+    /// The most rows one global worker takes in a step (the gather's block).
+    slot_rows: usize,
 }
 
 /// What one step gives the log.
@@ -310,12 +346,19 @@ struct Progress<B: AutodiffBackend> {
     last_loss: f32,
     resumed_from: Option<PathBuf>,
     last_checkpoint: Option<PathBuf>,
+    /// Where this process writes and resumes its checkpoints.
+    checkpoints: PathBuf,
+    /// The centres this process holds, when they are split across nodes.
+    centre_slice: Option<CentreSlice>,
 }
 
 impl<B: AutodiffBackend> Progress<B> {
     /// A fresh head, model and optimiser: the model drawn from the seed,
     /// with `init_from`'s weights and imprinted centres when the config asks.
-    fn start(config: &TrainConfig, data: &RunData, device: &B::Device) -> Result<Self> {
+    /// With the centres split, the node draws (or imprints) every centre as
+    /// one process would and keeps its slice, so the split run starts where
+    /// the unsplit one does.
+    fn start(config: &TrainConfig, data: &RunData, split: Option<&SplitLayout>, node_rank: usize, device: &B::Device) -> Result<Self> {
         let head = MarginHead::new(config.head)?;
         let mut model = TrainModel::<B>::init(&data.shape, data.classes, config.head.centres_per_class(), config.seed, device)?;
         if let Some(weights) = &config.backbone.init_from {
@@ -324,19 +367,52 @@ impl<B: AutodiffBackend> Progress<B> {
         if config.init_centres == CentreInit::ClassMeans {
             model.centres = Param::from_tensor(imprinted_centres(config, data, &model, device)?);
         }
+        let mut checkpoints = checkpoint::checkpoints_dir(&config.out_dir);
+        let mut centre_slice = None;
+        if let Some(split) = split {
+            let k = config.head.centres_per_class();
+            let [_, dim] = model.centres.val().dims();
+            let kept = model.centres.val().slice([split.slice.start * k..split.slice.end * k, 0..dim]).into_data();
+            model.centres = Param::from_tensor(Tensor::from_data(kept, device));
+            checkpoints = checkpoint::node_checkpoints_dir(&config.out_dir, node_rank);
+            centre_slice = Some(CentreSlice {
+                node: split.rank.rank,
+                nodes: split.rank.processes,
+                first_class: split.slice.start,
+                classes: split.slice.len(),
+                total_classes: split.classes,
+            });
+        }
         let optimizer = AnyOptimizer::new(&config.optimizer);
-        Ok(Self { model, optimizer, head, steps_done: 0, last_loss: f32::NAN, resumed_from: None, last_checkpoint: None })
+        Ok(Self { model, optimizer, head, steps_done: 0, last_loss: f32::NAN, resumed_from: None, last_checkpoint: None, checkpoints, centre_slice })
     }
 
-    /// Continues from the newest checkpoint in `out_dir`, if there is one;
-    /// it must have been made with the same config.
+    /// Continues from the newest checkpoint in this process's checkpoint
+    /// folder, if there is one; it must have been made with the same config
+    /// (and, with split centres, for the same slice).
     fn resume(mut self, config: &TrainConfig, device: &B::Device) -> Result<Self> {
-        if let Some(path) = checkpoint::latest(&config.out_dir) {
+        if let Some(path) = checkpoint::latest_in(&self.checkpoints) {
             let (model, optimizer, state) = checkpoint::load(&path, self.model, self.optimizer, device)?;
             if state.config != *config {
                 return Err(TrainError::Checkpoint {
                     path,
                     message: "was made with a different config; resume with the same train.toml, or start a new out_dir".into(),
+                });
+            }
+            if state.centres != self.centre_slice {
+                let describe = |slice: &Option<CentreSlice>| match slice {
+                    Some(s) => {
+                        format!("classes {}..{} of {} (node {} of {})", s.first_class, s.first_class + s.classes, s.total_classes, s.node, s.nodes)
+                    }
+                    None => "every class centre".into(),
+                };
+                return Err(TrainError::Checkpoint {
+                    path,
+                    message: format!(
+                        "holds {} but this process needs {}; resume with the --nodes and --node-rank the run was started with",
+                        describe(&state.centres),
+                        describe(&self.centre_slice)
+                    ),
                 });
             }
             (self.model, self.optimizer, self.head, self.steps_done) = (model, optimizer, state.head, state.steps_done);
@@ -362,7 +438,9 @@ impl<B: AutodiffBackend> Progress<B> {
         let lr = schedule.lr(step);
         let pixels = batch.images.into_raw_vec_and_offset().0;
         let labels: Vec<usize> = batch.labels.iter().map(|&l| l as usize).collect();
-        let (mut progress, outcome) = if setup.workers.len() > 1 || collective.is_some() {
+        let (mut progress, outcome) = if let Some(split) = &setup.split {
+            self.split_step(setup, split, step, lr, &pixels, &labels, collective)?
+        } else if setup.workers.len() > 1 || collective.is_some() {
             self.multi_device_step(setup, step, lr, &pixels, &labels, collective)?
         } else {
             self.single_device_step(setup, step, lr, pixels, &labels)?
@@ -492,11 +570,80 @@ impl<B: AutodiffBackend> Progress<B> {
         Ok((self, Some(outcome)))
     }
 
+    /// The step with the class centres split across nodes
+    /// ([`crate::model_parallel`]): the workers' features gathered, one head
+    /// over the whole batch against this node's slice, the features'
+    /// gradient back to the workers; the backbone's gradients and BatchNorm
+    /// statistics are then exchanged as in [`Self::multi_device_step`], the
+    /// slice's gradient stays here.
+    #[allow(clippy::too_many_arguments)]
+    fn split_step(
+        mut self,
+        setup: &StepSetup<'_, B>,
+        split: &SplitLayout,
+        step: u64,
+        lr: f64,
+        pixels: &[f32],
+        labels: &[usize],
+        mut collective: Option<&mut Collective<B::InnerBackend>>,
+    ) -> Result<(Self, Option<StepOutcome>)> {
+        let (config, device) = (setup.config, setup.device);
+        let partial_fc = setup.partial_fc.as_ref().expect("model_parallel is a [partial_fc] option");
+        let shards = split_batch::<B>(pixels, labels, setup.side, &setup.workers);
+        let workers = setup.workers.len();
+        let gathered = with_step_rng::<B, _>(config, device, step, || {
+            split_gradients(&self.model, &mut self.head, partial_fc, split, shards, workers, setup.slot_rows, collective.as_deref_mut(), device, step)
+        });
+        let SplitGradients { worker_grads, centre_grads, loss, mean_feature_norm, rows } = gathered.map_err(|e| match e {
+            TrainError::Head(e) => head_error(e, step, &self.last_checkpoint),
+            other => other,
+        })?;
+        let mut grads = match collective {
+            None => {
+                let mut all = worker_grads;
+                all.push(centre_grads);
+                sum_gradients(&self.model, &all, device, false)
+            }
+            Some(collective) => {
+                let local = sum_gradients(&self.model.backbone, &worker_grads, device, true);
+                // This node's workers' BatchNorm averages folded into one first.
+                let _ = self.model.valid();
+                let centres = self.model.centres.id;
+                let node = NodeStep { grads: local, shards: &[], workers, failed: false };
+                let (backbone, exchanged) = distributed::exchange_step::<B, _>(collective, self.model.backbone, node, device, step)?;
+                self.model.backbone = backbone;
+                let mut grads = exchanged.grads;
+                if let Some(grad) = centre_grads.get::<B::InnerBackend, 2>(centres) {
+                    grads.register::<B::InnerBackend, 2>(centres, grad);
+                }
+                grads
+            }
+        };
+        if rows == 0 {
+            return Ok((self, None));
+        }
+        if !loss.is_finite() {
+            return Err(diverged(step, format!("the loss is {loss}"), &self.last_checkpoint));
+        }
+        if let Some(max_norm) = config.grad_clip_norm {
+            clip_global_norm(&self.model.backbone, &mut [&mut grads], max_norm, device);
+        }
+        self.model = self.optimizer.step(lr, self.model, grads);
+        let _ = self.model.valid();
+        Ok((self, Some(StepOutcome { loss, accuracy: None, mean_feature_norm, rows })))
+    }
+
     /// Saves a checkpoint every `checkpoint.every_steps` steps and after the last.
     fn checkpoint_if_due(&mut self, config: &TrainConfig, total_steps: u64) -> Result<()> {
         if self.steps_done.is_multiple_of(config.checkpoint.every_steps) || self.steps_done == total_steps {
-            let state = TrainState { steps_done: self.steps_done, head: self.head.clone(), config: config.clone(), last_loss: self.last_loss };
-            self.last_checkpoint = Some(checkpoint::save(&config.out_dir, &self.model, &self.optimizer, &state, config.checkpoint.keep)?);
+            let state = TrainState {
+                steps_done: self.steps_done,
+                head: self.head.clone(),
+                config: config.clone(),
+                last_loss: self.last_loss,
+                centres: self.centre_slice.clone(),
+            };
+            self.last_checkpoint = Some(checkpoint::save_in(&self.checkpoints, &self.model, &self.optimizer, &state, config.checkpoint.keep)?);
         }
         Ok(())
     }

@@ -75,3 +75,72 @@ pub fn assert_close(a: &Evaluated, b: &Evaluated, rtol: f64, what: &str) {
         }
     }
 }
+
+/// The centres split into slices of `split` classes, each slice held by a
+/// process of its own (a thread here) that sees every feature, through
+/// [`PartialFc::forward_split`] with an in-memory all-reduce (sums in rank
+/// order). The features' gradients of the processes are summed, the
+/// centres' re-assembled.
+pub fn evaluate_split(
+    config: HeadConfig,
+    features: &[f32],
+    centres: &[f32],
+    labels: &[usize],
+    split: usize,
+    partial_fc: PartialFcConfig,
+) -> Result<Evaluated, HeadError> {
+    use std::sync::{Barrier, Mutex};
+    use visage_heads::SplitRank;
+    let per_class = config.centres_per_class();
+    let dim = features.len() / labels.len();
+    let classes = centres.len() / dim / per_class;
+    let slices: Vec<&[f32]> = centres.chunks(split * per_class * dim).collect();
+    let processes = slices.len();
+    let barrier = Barrier::new(processes);
+    let posted: Mutex<Vec<Vec<f32>>> = Mutex::new(vec![Vec::new(); processes]);
+    let results: Vec<Result<Evaluated, HeadError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = slices
+            .iter()
+            .enumerate()
+            .map(|(rank, slice)| {
+                let (barrier, posted) = (&barrier, &posted);
+                scope.spawn(move || -> Result<Evaluated, HeadError> {
+                    let mut head = MarginHead::new(config)?;
+                    let pfc = PartialFc::new(partial_fc)?;
+                    let x = tensor(features, labels.len()).require_grad();
+                    let w = tensor(slice, slice.len() / dim).require_grad();
+                    let shard = CentreShard { centres: w.clone(), first_class: rank * split };
+                    let all_reduce = |t: Tensor<Backend, 2>| -> Result<Tensor<Backend, 2>, HeadError> {
+                        let dims = t.dims();
+                        posted.lock().unwrap()[rank] = t.into_data().into_vec::<f32>().unwrap();
+                        barrier.wait();
+                        let sum = {
+                            let posted = posted.lock().unwrap();
+                            posted.iter().skip(1).fold(posted[0].clone(), |acc, v| acc.iter().zip(v).map(|(a, b)| a + b).collect())
+                        };
+                        barrier.wait();
+                        Ok(Tensor::from_data(TensorData::new(sum, dims), &Default::default()))
+                    };
+                    let split_rank = SplitRank { rank, processes };
+                    let out = pfc.forward_split(&mut head, x.clone(), &shard, classes, labels, 0, split_rank, all_reduce)?;
+                    // What a process keeps is Partial FC's sample of shard `rank`, nothing else.
+                    let slice_classes = slice.len() / dim / per_class;
+                    assert_eq!(out.sampled.classes, pfc.sample_shard(rank, rank * split, slice_classes, labels, 0));
+                    let grads = out.output.surrogate.backward();
+                    Ok(Evaluated {
+                        loss: out.output.loss.into_data().into_vec::<f32>().unwrap()[0] as f64,
+                        grad_features: read(x, &grads),
+                        grad_centres: read(w, &grads),
+                    })
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let losses: Vec<f64> = results.iter().map(|r| r.loss).collect();
+    assert!(losses.iter().all(|l| l.to_bits() == losses[0].to_bits()), "every process computes the same loss: {losses:?}");
+    let grad_features =
+        results.iter().skip(1).fold(results[0].grad_features.clone(), |acc, r| acc.iter().zip(&r.grad_features).map(|(a, b)| a + b).collect());
+    Ok(Evaluated { loss: losses[0], grad_features, grad_centres: results.into_iter().flat_map(|r| r.grad_centres).collect() })
+}
