@@ -51,10 +51,22 @@ fn write_config(dir: &Path, name: &str, workers: usize, epochs: usize, extra: &s
     path
 }
 
-/// `count` ports nothing listens on now (held open together, so distinct).
+/// `count` ports nothing listens on now (held open together, so distinct),
+/// never one handed to another test of this process: the tests run at the
+/// same time, and a port released here is bound by a node only later.
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    let mut listeners = Vec::new();
+    while listeners.len() < count {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        if !handed_out.contains(&listener.local_addr().unwrap().port()) {
+            listeners.push(listener);
+        }
+    }
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    handed_out.extend(&ports);
+    ports
 }
 
 fn visage() -> Command {
@@ -196,10 +208,10 @@ fn split_at_centres(values: &[f32], rows: usize) -> (&[f32], &[f32]) {
 }
 
 /// [`write_config`] with the centres split (`[partial_fc] model_parallel`,
-/// no sampling), CosFace and lr 0.02. The run is chaotic enough that a
-/// rounding difference grows step by step, by up to 100× a step at lr 0.1;
-/// ArcFace's target logit also jumps where θ + m crosses π (insightface's
-/// fallback branch), so a 1e-7 difference there moves the loss by ~1e-3.
+/// no sampling), CosFace and lr 0.02. At lr 0.1 this tiny network
+/// amplifies a rounding difference from step to step, and ArcFace's target
+/// logit jumps where θ + m crosses π (insightface's fallback branch), so a
+/// last-bit difference there moves the loss far beyond rounding.
 fn split_config(dir: &Path, name: &str, workers: usize, epochs: usize) -> PathBuf {
     let extra = "[partial_fc]\nsample_rate = 1.0\nmodel_parallel = true\n[optimizer]\nkind = \"sgd\"\nlr = 0.02\n";
     let path = write_config(dir, name, workers, epochs, extra);
