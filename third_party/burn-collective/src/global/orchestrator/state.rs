@@ -185,7 +185,13 @@ impl GlobalCollectiveState {
 
         self.num_global_peers += peers.len() as u32;
 
-        let node_id: NodeId = self.registered_nodes.len().into();
+        // visage patch: number a node by its lowest peer id when that is a
+        // free id below the node count (visage registers one peer per node,
+        // its rank), so the ring's order is the ranks', not the order of
+        // arrival, and a run's sums are the same every time.
+        let taken = |id: usize| self.registered_nodes.values().any(|node| *node == NodeId::from(id));
+        let by_peer = peers.iter().map(|peer| peer.0 as usize).min().filter(|&id| id < num_nodes as usize && !taken(id));
+        let node_id: NodeId = by_peer.unwrap_or_else(|| (0..).find(|&id| !taken(id)).unwrap_or_default()).into();
         self.registered_nodes.insert(session_id, node_id);
         if self.node_addresses.values().any(|addr| node_addr == *addr) {
             return Err(GlobalCollectiveError::DoubleRegister);
