@@ -27,7 +27,9 @@ for weight in 1 2 0; do
         --check-with faceplugin_fr_feature_512d --models-dir "$MODELS" --seed 0
     # YuNet on each synthesised image (JSON lines, one per image)
     "$VISAGE" detect "$out"/synth_*.png --json > "$out/detect.jsonl" || true
-    cp "$out/synth.json" "docs/synth/bn_weight_$weight.json"
+    # the model's file name only (the run's cache path is machine-specific)
+    python3 -c 'import json, os, sys; d = json.load(open(sys.argv[1])); d["model"] = os.path.basename(d["model"]); json.dump(d, open(sys.argv[2], "w"), indent=2); open(sys.argv[2], "a").write("\n")' \
+        "$out/synth.json" "docs/synth/bn_weight_$weight.json"
     [ -f "$out/grid.png" ] && cp "$out/grid.png" "docs/synth/bn_weight_$weight.png"
 done
 python3 - "$WORK" <<'PY'
