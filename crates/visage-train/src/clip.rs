@@ -24,13 +24,7 @@ struct SquaredNorm<'a, 'g, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, '_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let summed = self
-            .grads
-            .iter()
-            .filter_map(|grads| grads.get::<B::InnerBackend, D>(param.id))
-            .map(|grad| grad.to_device(&self.device))
-            .reduce(|a, b| a + b);
-        if let Some(grad) = summed {
+        if let Some(grad) = crate::parallel::summed_gradient::<B, D>(self.grads.iter().map(|grads| &**grads), param.id, &self.device) {
             let squares = grad.square().sum();
             self.total = Some(match self.total.take() {
                 Some(total) => total + squares,

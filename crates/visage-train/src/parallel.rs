@@ -27,7 +27,7 @@
 //! order of addition follows a hash map and the running averages may differ
 //! in the last bit.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -179,6 +179,16 @@ pub fn sum_gradients<B: AutodiffBackend, M: Module<B>>(
     sum.out
 }
 
+/// One parameter's gradient summed over the workers that have one, on
+/// `device` (`None` when none has).
+pub(crate) fn summed_gradient<'g, B: AutodiffBackend, const D: usize>(
+    grads: impl Iterator<Item = &'g GradientsParams>,
+    id: ParamId,
+    device: &B::Device,
+) -> Option<Tensor<B::InnerBackend, D>> {
+    grads.filter_map(|grads| grads.get::<B::InnerBackend, D>(id)).map(|grad| grad.to_device(device)).reduce(|a, b| a + b)
+}
+
 struct SumGradients<'a, B: AutodiffBackend> {
     grads: &'a [GradientsParams],
     device: B::Device,
@@ -191,13 +201,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SumGradients<'_, B> {
         if !param.is_require_grad() {
             return;
         }
-        let summed = self
-            .grads
-            .iter()
-            .filter_map(|grads| grads.get::<B::InnerBackend, D>(param.id))
-            .map(|grad| grad.to_device(&self.device))
-            .reduce(|a, b| a + b);
-        let summed = match summed {
+        let summed = match summed_gradient::<B, D>(self.grads.iter(), param.id, &self.device) {
             Some(grad) => grad,
             None if self.zero_fill => Tensor::zeros(param.shape(), &self.device),
             None => return,
