@@ -72,12 +72,10 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     let (x, dims) = rows(input);
     let (batch, channels, length) = (dims[0], dims[1], x.dims()[2]);
     let count = (batch * length) as f64;
-    let momentum = norm.momentum;
-    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
 
     // On the CPU backend's autodiff: one custom op with its own passes.
     if let Some((output, statistics)) = visage_kernels::channel::batch_norm_train(&x, &norm.gamma.val(), &norm.beta.val(), norm.epsilon) {
-        update_running(norm, &statistics, count, &device);
+        update_running_from(norm, &statistics, count, &device);
         return output.reshape(dims);
     }
 
@@ -87,13 +85,7 @@ fn batch_norm_train<B: Backend, const D: usize>(norm: &BatchNorm<B>, input: Tens
     let scale = norm.gamma.val().reshape([1, channels, 1]).div(var.clone().add_scalar(norm.epsilon).sqrt());
     let output = centred.mul(per_row(scale, batch)).add(per_row(norm.beta.val().reshape([1, channels, 1]), batch));
 
-    let running_mean = norm.running_mean.value_sync().to_device(&device);
-    let running_var = norm.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.detach().reshape([channels]).mul_scalar(momentum));
-    let running_var = running_var.mul_scalar(1.0 - momentum).add(var.detach().reshape([channels]).mul_scalar(momentum * unbiased));
-    norm.running_mean.update(running_mean.detach());
-    norm.running_var.update(running_var.detach());
-
+    update_running(norm, mean.detach().reshape([channels]), var.detach().reshape([channels]), count, &device);
     output.reshape(dims)
 }
 
@@ -108,29 +100,44 @@ pub fn batch_norm_prelu_forward<B: Backend, const D: usize>(norm: &BatchNorm<B>,
         let device = input.device();
         let (x, dims) = rows(input.clone());
         let (batch, channels, length) = (dims[0], dims[1], x.dims()[2]);
-        let alpha = prelu.alpha.val();
-        let alpha = if alpha.dims()[0] == 1 { alpha.repeat_dim(0, channels) } else { alpha };
+        let alpha = channel_slopes(prelu, channels);
         if let Some((output, statistics)) =
             visage_kernels::channel::batch_norm_prelu_train(&x, &norm.gamma.val(), &norm.beta.val(), &alpha, norm.epsilon)
         {
-            update_running(norm, &statistics, (batch * length) as f64, &device);
+            update_running_from(norm, &statistics, (batch * length) as f64, &device);
             return output.reshape(dims);
         }
     }
     prelu_forward(prelu, batch_norm_forward(norm, input))
 }
 
-/// Folds a batch's statistics into `norm`'s running ones, PyTorch's way
-/// (momentum; the unbiased variance).
-fn update_running<B: Backend>(norm: &BatchNorm<B>, statistics: &visage_kernels::channel::BatchStatistics, count: f64, device: &B::Device) {
-    let momentum = norm.momentum;
-    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
+/// [`update_running`] with the statistics a `visage_kernels::channel` op returned.
+fn update_running_from<B: Backend>(norm: &BatchNorm<B>, statistics: &visage_kernels::channel::BatchStatistics, count: f64, device: &B::Device) {
     let mean = Tensor::<B, 1>::from_floats(statistics.mean.as_slice(), device);
     let var = Tensor::<B, 1>::from_floats(statistics.variance.as_slice(), device);
+    update_running(norm, mean, var, count, device);
+}
+
+/// Folds a batch's per-channel mean and biased variance (`[C]`, detached)
+/// into `norm`'s running statistics, PyTorch's way (momentum; the unbiased
+/// variance).
+fn update_running<B: Backend>(norm: &BatchNorm<B>, mean: Tensor<B, 1>, var: Tensor<B, 1>, count: f64, device: &B::Device) {
+    let momentum = norm.momentum;
+    let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
     let running_mean = norm.running_mean.value_sync().to_device(device);
     let running_var = norm.running_var.value_sync().to_device(device);
     norm.running_mean.update(running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum)).detach());
     norm.running_var.update(running_var.mul_scalar(1.0 - momentum).add(var.mul_scalar(momentum * unbiased)).detach());
+}
+
+/// `prelu`'s slopes as one per channel (`[C]`), a single shared slope repeated.
+fn channel_slopes<B: Backend>(prelu: &PRelu<B>, channels: usize) -> Tensor<B, 1> {
+    let alpha = prelu.alpha.val();
+    if alpha.dims()[0] == 1 {
+        alpha.repeat_dim(0, channels)
+    } else {
+        alpha
+    }
 }
 
 /// `prelu(x) = max(x, 0) + α_c · min(x, 0)`, one slope per channel (or one
@@ -139,8 +146,7 @@ pub fn prelu_forward<B: Backend, const D: usize>(prelu: &PRelu<B>, input: Tensor
     assert!(D >= 2, "PReLU needs [N, C, ...], got a {D}-d tensor");
     let (x, dims) = rows(input);
     let (batch, channels) = (dims[0], dims[1]);
-    let alpha = prelu.alpha.val();
-    let alpha = if alpha.dims()[0] == 1 { alpha.repeat_dim(0, channels) } else { alpha };
+    let alpha = channel_slopes(prelu, channels);
     if let Some(output) = visage_kernels::channel::prelu(&x, &alpha) {
         return output.reshape(dims);
     }
