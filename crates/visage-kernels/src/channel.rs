@@ -63,12 +63,9 @@ pub fn batch_norm_train<B: Backend>(
     if batch * length == 0 || gamma.dims()[0] != channels || beta.dims()[0] != channels {
         return None;
     }
-    let primitive = |t: Tensor<Autodiff<Flex>, 3>| t.into_primitive().tensor();
-    let x = primitive(concrete::<B, Autodiff<Flex>, 3>(x.clone()));
-    let gamma = concrete::<B, Autodiff<Flex>, 1>(gamma.clone()).into_primitive().tensor();
-    let beta = concrete::<B, Autodiff<Flex>, 1>(beta.clone()).into_primitive().tensor();
+    let (x, gamma, beta) = (to_primitive(x), to_primitive(gamma), to_primitive(beta));
     let (output, statistics) = batch_norm_autodiff(x, gamma, beta, [batch, channels, length], epsilon as f32);
-    Some((concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output))), statistics))
+    Some((from_primitive(output), statistics))
 }
 
 /// PReLU of `x: [N, C, L]` with one slope per channel (`alpha: [C]`) as one
@@ -81,10 +78,8 @@ pub fn prelu<B: Backend>(x: &Tensor<B, 3>, alpha: &Tensor<B, 1>) -> Option<Tenso
     if batch * length == 0 || alpha.dims()[0] != channels {
         return None;
     }
-    let x = concrete::<B, Autodiff<Flex>, 3>(x.clone()).into_primitive().tensor();
-    let alpha = concrete::<B, Autodiff<Flex>, 1>(alpha.clone()).into_primitive().tensor();
-    let output = prelu_autodiff(x, alpha, [batch, channels, length]);
-    Some(concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output))))
+    let output = prelu_autodiff(to_primitive(x), to_primitive(alpha), [batch, channels, length]);
+    Some(from_primitive(output))
 }
 
 /// Training-mode BatchNorm followed by PReLU (`prelu(batch_norm(x))`, the
@@ -106,19 +101,23 @@ pub fn batch_norm_prelu_train<B: Backend>(
     if batch * length == 0 || gamma.dims()[0] != channels || beta.dims()[0] != channels || alpha.dims()[0] != channels {
         return None;
     }
-    let primitive = |t: Tensor<B, 1>| concrete::<B, Autodiff<Flex>, 1>(t).into_primitive().tensor();
-    let x = concrete::<B, Autodiff<Flex>, 3>(x.clone()).into_primitive().tensor();
-    let (output, statistics) = batch_norm_prelu_autodiff(
-        x,
-        [primitive(gamma.clone()), primitive(beta.clone()), primitive(alpha.clone())],
-        [batch, channels, length],
-        epsilon as f32,
-    );
-    Some((concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output))), statistics))
+    let parameters = [to_primitive(gamma), to_primitive(beta), to_primitive(alpha)];
+    let (output, statistics) = batch_norm_prelu_autodiff(to_primitive(x), parameters, [batch, channels, length], epsilon as f32);
+    Some((from_primitive(output), statistics))
 }
 
 fn runs_here<B: Backend>(dtypes: [DType; 3]) -> bool {
     TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() && dtypes.iter().all(|d| *d == DType::F32) && conv_path() == ConvPath::Kernels
+}
+
+/// `tensor`'s primitive on `Autodiff<Flex>`, which the caller has checked `B` is.
+fn to_primitive<B: Backend, const D: usize>(tensor: &Tensor<B, D>) -> AutodiffFlexTensor {
+    concrete::<B, Autodiff<Flex>, D>(tensor.clone()).into_primitive().tensor()
+}
+
+/// An `Autodiff<Flex>` result as a tensor of `B` (which is `Autodiff<Flex>`).
+fn from_primitive<B: Backend>(output: AutodiffFlexTensor) -> Tensor<B, 3> {
+    concrete::<Autodiff<Flex>, B, 3>(Tensor::from_primitive(TensorPrimitive::Float(output)))
 }
 
 /// `tensor` as a tensor of backend `To`, which the caller has checked is `From`.
