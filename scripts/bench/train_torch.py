@@ -10,6 +10,7 @@ Usage: python train_torch.py --arch iresnet50 --batch 32 --classes 1000 --runs 5
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -54,7 +55,9 @@ def main():
         if run > 0:
             runs.append(elapsed)
     runs.sort()
-    print(json.dumps({"arch": args.arch, "batch": args.batch, "classes": args.classes, "loss": first_loss, "median_s": runs[len(runs) // 2], "runs_s": runs}))
+    # ru_maxrss is in KiB on Linux: the peak resident memory of this process.
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"arch": args.arch, "batch": args.batch, "classes": args.classes, "loss": first_loss, "median_s": runs[len(runs) // 2], "runs_s": runs, "peak_rss_mib": peak_rss_mib}))
 
 
 if __name__ == "__main__":

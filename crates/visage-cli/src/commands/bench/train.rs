@@ -40,6 +40,9 @@ pub struct TrainBenchArgs {
 struct StepTiming {
     loss: f64,
     median_s: f64,
+    /// Peak resident memory of the process that ran the steps, MiB (Linux).
+    #[serde(default)]
+    peak_rss_mib: Option<f64>,
 }
 
 struct TimeStep<'a> {
@@ -76,8 +79,17 @@ impl AutodiffJob for TimeStep<'_> {
             }
         }
         runs.sort_by(f64::total_cmp);
-        Ok(StepTiming { loss: first_loss.unwrap_or(f64::NAN), median_s: runs[runs.len() / 2] })
+        Ok(StepTiming { loss: first_loss.unwrap_or(f64::NAN), median_s: runs[runs.len() / 2], peak_rss_mib: peak_rss_mib() })
     }
+}
+
+/// This process's peak resident memory so far (`VmHWM`), MiB; `None` where
+/// `/proc/self/status` does not exist.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 impl TrainBenchArgs {
@@ -115,6 +127,11 @@ impl TrainBenchArgs {
                 theirs.loss
             );
             println!("  speed: visage is {:.2}× PyTorch", theirs.median_s / ours.median_s);
+            if let (Some(mine), Some(other)) = (ours.peak_rss_mib, theirs.peak_rss_mib) {
+                println!("  peak memory: visage {mine:.0} MiB, PyTorch {other:.0} MiB ({:.2}× PyTorch's)", mine / other);
+            }
+        } else if let Some(mine) = ours.peak_rss_mib {
+            println!("  peak memory: visage {mine:.0} MiB");
         }
         Ok(())
     }
