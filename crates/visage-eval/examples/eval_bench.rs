@@ -7,7 +7,7 @@
 //!   eval_bench roc SCORES.npy LABELS.npy OUT.json
 //!   eval_bench dbscan X.npy EPS MIN_SAMPLES OUT_LABELS.txt [f32]   (f32: the f32 screen, not the fastest)
 //!   eval_bench ahc X.npy THRESHOLD OUT_LABELS.txt
-//!   eval_bench roc-csv SCORES.csv OUT.json   (reading the CSV timed apart from the ROC)
+//!   eval_bench roc-csv SCORES.csv OUT.json   (reading the CSV timed apart from the ROC; the calls `visage eval roc --json` makes)
 
 use std::fs::File;
 use std::path::Path;
@@ -21,8 +21,8 @@ use visage_eval::cluster::neighbors::{radius_neighbors_screened, Screen};
 use visage_eval::cluster::{ahc, dbscan, AhcConfig, AhcStop, DbscanConfig, Linkage, Metric};
 use visage_eval::io::embeddings::read_embeddings;
 use visage_eval::io::labels::write_labels;
-use visage_eval::io::scores_csv::read_scores_csv;
-use visage_eval::roc::{roc_summary, LabelledScores, DEFAULT_FARS};
+use visage_eval::io::scores_csv::read_scores_csv_pieces;
+use visage_eval::roc::{roc_summary, roc_summary_of_pieces, LabelledScores, DEFAULT_FARS};
 
 /// CPU seconds (user + system) this process has used so far, from
 /// /proc/self/stat (Linux; USER_HZ = 100 ticks per second on x86-64).
@@ -57,12 +57,12 @@ fn main() {
         }
         Some("roc-csv") => {
             let (t, cpu) = (Instant::now(), cpu_seconds());
-            let scores = read_scores_csv(Path::new(&args[1])).unwrap();
+            let pieces = read_scores_csv_pieces(Path::new(&args[1])).unwrap();
             let (read_secs, read_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-            let summary = roc_summary(&scores, &DEFAULT_FARS);
+            let summary = roc_summary_of_pieces(&pieces.iter().collect::<Vec<_>>(), &DEFAULT_FARS);
             let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
             std::fs::write(&args[2], serde_json::to_string(&summary.report()).unwrap()).unwrap();
-            let n = scores.genuine.len() + scores.impostor.len();
+            let n: usize = pieces.iter().map(|p| p.genuine.len() + p.impostor.len()).sum();
             println!("{{\"task\":\"roc-csv\",\"n\":{n},\"read_seconds\":{read_secs:.4},\"read_cpu_seconds\":{read_cpu:.2},\"seconds\":{secs:.4},\"cpu_seconds\":{cpu:.2}}}");
         }
         Some("dbscan") => {

@@ -13,16 +13,16 @@
 //! - EER: `min over thresholds of max(FAR, FRR)` with `FRR = 1 − TAR`.
 //! - TAR@FAR: the highest TPR among ROC points with FPR ≤ FAR.
 //!
-//! The walk is one pass over the two sorted score lists (radix sort, see
-//! [`crate::sort`]); AUC is accumulated in integers, so it is exact up to
-//! the final division.
+//! The walk is one pass over all pairs sorted by score with their labels
+//! (radix sort, see [`crate::sort`]); AUC is accumulated in integers, so it
+//! is exact up to the final division.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::io::scores_csv::read_scores_csv;
-use crate::sort::{key_score, sorted_keys};
+use crate::io::scores_csv::{read_scores_csv, read_scores_csv_pieces};
+use crate::sort::{key_score, sort_pairs, SortedPairs, TOP_BUCKETS};
 
 /// Default FAR targets of the `visage eval roc` contract: 1e-6 … 1e-1.
 pub const DEFAULT_FARS: [f64; 6] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -182,9 +182,14 @@ pub struct NamedRoc {
 pub fn evaluate_score_files(systems: &[(String, PathBuf)], fars: &[f64], keep_scores: bool) -> crate::Result<Vec<NamedRoc>> {
     let mut out = Vec::with_capacity(systems.len());
     for (name, path) in systems {
-        let scores = read_scores_csv(path)?;
-        let summary = roc_summary(&scores, fars);
-        out.push(NamedRoc { name: name.clone(), summary, scores: keep_scores.then_some(scores) });
+        let (summary, scores) = if keep_scores {
+            let scores = read_scores_csv(path)?;
+            (roc_summary(&scores, fars), Some(scores))
+        } else {
+            let pieces = read_scores_csv_pieces(path)?;
+            (roc_summary_of_pieces(&pieces.iter().collect::<Vec<_>>(), fars), None)
+        };
+        out.push(NamedRoc { name: name.clone(), summary, scores });
     }
     Ok(out)
 }
@@ -192,54 +197,17 @@ pub fn evaluate_score_files(systems: &[(String, PathBuf)], fars: &[f64], keep_sc
 /// Computes the exact ROC summary. Panics if a class is empty (call
 /// [`LabelledScores::check_both_classes`] first) or a score is NaN.
 pub fn roc_summary(scores: &LabelledScores, fars: &[f64]) -> RocSummary {
-    assert!(!scores.genuine.is_empty() && !scores.impostor.is_empty(), "ROC needs both classes");
-    // each sort is parallel inside (over its top-digit buckets)
-    let genuine = sorted_keys(&scores.genuine);
-    let impostor = sorted_keys(&scores.impostor);
-    walk(Runs::new(vec![genuine]), Runs::new(vec![impostor]), fars)
+    roc_summary_of_pieces(&[scores], fars)
 }
 
-/// Ascending sorted runs of one class, consumed from the top.
-struct Runs {
-    runs: Vec<Vec<u64>>,
-    ends: Vec<usize>,
-    total: u64,
-}
-
-impl Runs {
-    fn new(runs: Vec<Vec<u64>>) -> Self {
-        let ends = runs.iter().map(Vec::len).collect();
-        let total = runs.iter().map(|r| r.len() as u64).sum();
-        Runs { runs, ends, total }
-    }
-
-    /// Highest remaining key.
-    #[inline]
-    fn top(&self) -> Option<u64> {
-        let mut best = None;
-        for (run, &end) in self.runs.iter().zip(&self.ends) {
-            if end > 0 {
-                let k = run[end - 1];
-                if best.is_none_or(|b| k > b) {
-                    best = Some(k);
-                }
-            }
-        }
-        best
-    }
-
-    /// Removes every remaining key equal to `key`; returns how many.
-    #[inline]
-    fn take(&mut self, key: u64) -> u64 {
-        let mut taken = 0;
-        for (run, end) in self.runs.iter().zip(self.ends.iter_mut()) {
-            while *end > 0 && run[*end - 1] == key {
-                *end -= 1;
-                taken += 1;
-            }
-        }
-        taken
-    }
+/// [`roc_summary`] of the union of `pieces` (the scores CSV reader's
+/// chunks, summarised without first being copied into one vector).
+pub fn roc_summary_of_pieces(pieces: &[&LabelledScores], fars: &[f64]) -> RocSummary {
+    let slices: Vec<(&[f64], &[f64])> = pieces.iter().map(|p| (p.genuine.as_slice(), p.impostor.as_slice())).collect();
+    let (n_pos, n_neg) = slices.iter().fold((0u64, 0u64), |(g, i), (gs, is)| (g + gs.len() as u64, i + is.len() as u64));
+    assert!(n_pos > 0 && n_neg > 0, "ROC needs both classes");
+    // the sort is parallel inside (over its input pieces, then its buckets)
+    walk(&sort_pairs(&slices), n_pos, n_neg, fars)
 }
 
 /// Largest false-accept count whose FAR (`fp / n_neg`, as computed in
@@ -261,10 +229,19 @@ fn fp_limit(far: f64, n_neg: u64) -> Option<u64> {
 
 /// Streams the ROC points from the highest threshold down, in integers:
 /// per point only counts, one comparison for the next pending FAR target,
-/// and an exact rational comparison for the EER.
-fn walk(mut genuine: Runs, mut impostor: Runs, fars: &[f64]) -> RocSummary {
-    let (n_pos, n_neg) = (genuine.total, impostor.total);
+/// two for the curve, and the EER's exact rational comparison only in the
+/// one bucket where it is decided.
+///
+/// EER: with `A = fp·P` (never decreasing along the walk) and
+/// `B = (P − tp)·N` (never increasing), `max(A, B)` falls while `A < B` and
+/// rises after; its first minimum is at `k*`, the first point with
+/// `A ≥ B`, if `A(k*) < B(k* − 1)`, else at the first point whose `tp`
+/// equals that of `k* − 1`. The bucket holding `k*` is found from the
+/// buckets' counts, so only its points are compared.
+fn walk(pairs: &SortedPairs, n_pos: u64, n_neg: u64, fars: &[f64]) -> RocSummary {
     let (pos_f, neg_f) = (n_pos as f64, n_neg as f64);
+    let (pos, neg) = (n_pos as u128, n_neg as u128);
+    let threshold = |key: Option<u64>| key.map_or(f64::INFINITY, key_score);
     // FAR targets by increasing fp limit; each is answered by the last point
     // before fp first exceeds its limit
     let limits: Vec<Option<u64>> = fars.iter().map(|&f| fp_limit(f, n_neg)).collect();
@@ -272,50 +249,75 @@ fn walk(mut genuine: Runs, mut impostor: Runs, fars: &[f64]) -> RocSummary {
     order.sort_by_key(|&t| limits[t]);
     let mut answers: Vec<(u64, f64)> = vec![(0, f64::INFINITY); fars.len()]; // (tp, threshold)
     let mut next = 0usize;
+    // the fp count past which the next pending target is answered
+    let mut next_limit = order.first().map_or(u64::MAX, |&t| limits[t].unwrap());
+    // the bucket of k*: the first (from the top) whose last point has A ≥ B
+    let eer_bucket = {
+        let (mut tp, mut fp) = (0u64, 0u64);
+        (0..TOP_BUCKETS)
+            .rev()
+            .find(|&b| {
+                let genuine = pairs.genuine_in[b];
+                tp += genuine;
+                fp += (pairs.starts[b + 1] - pairs.starts[b]) as u64 - genuine;
+                fp as u128 * pos >= (n_pos - tp) as u128 * neg
+            })
+            .expect("the last point has A = P·N ≥ B = 0")
+    };
+    // EER point as (tp, fp, key); `None` until k* is met
+    let mut eer: Option<(u64, u64, Option<u64>)> = None;
+    // the first point with the current tp (the EER's fallback)
+    let mut first_of_tp: (u64, u64, Option<u64>) = (0, 0, None);
 
     let (mut tp, mut fp) = (0u64, 0u64);
-    let mut prev_threshold = f64::INFINITY;
+    // the previous point's key (`None`: the point (0, 0) at +∞)
+    let mut prev_key: Option<u64> = None;
     // Σ (fp_k − fp_{k−1})·(tp_k + tp_{k−1}) = 2·P·N·AUC, exact in integers.
     let mut auc_twice: u128 = 0;
-    // EER point: minimises max(fp/N, (P−tp)/P) ⇔ max(fp·P, (P−tp)·N); start at (0,0), t = +∞
-    let (mut eer_scaled, mut eer_point, mut eer_threshold) = (n_pos as u128 * n_neg as u128, (0u64, 0u64), f64::INFINITY);
-    let mut thinner = CurveThinner::new(n_pos);
-    thinner.push(0, 0, f64::INFINITY, n_pos, n_neg);
+    let mut thinner = CurveThinner::new(n_pos, n_neg);
 
-    loop {
-        let key = match (genuine.top(), impostor.top()) {
-            (Some(a), Some(b)) => a.max(b),
-            (Some(a), None) => a,
-            (None, Some(b)) => b,
-            (None, None) => break,
-        };
-        let (prev_tp, prev_fp) = (tp, fp);
-        tp += genuine.take(key);
-        fp += impostor.take(key);
-        auc_twice += (fp - prev_fp) as u128 * (tp + prev_tp) as u128;
-        let threshold = key_score(key);
-        while next < order.len() && fp > limits[order[next]].unwrap() {
-            answers[order[next]] = (prev_tp, prev_threshold);
-            next += 1;
+    for bucket in (0..TOP_BUCKETS).rev() {
+        let entries = &pairs.entries[pairs.starts[bucket]..pairs.starts[bucket + 1]];
+        let mut end = entries.len();
+        while end > 0 {
+            // one point: every entry of the highest remaining key
+            let key_bits = entries[end - 1] >> 16;
+            let (prev_tp, prev_fp) = (tp, fp);
+            while end > 0 && entries[end - 1] >> 16 == key_bits {
+                let genuine = entries[end - 1] & 1;
+                tp += genuine;
+                fp += 1 - genuine;
+                end -= 1;
+            }
+            let key = SortedPairs::key(bucket, entries[end]);
+            auc_twice += (fp - prev_fp) as u128 * (tp + prev_tp) as u128;
+            while fp > next_limit {
+                answers[order[next]] = (prev_tp, threshold(prev_key));
+                next += 1;
+                next_limit = order.get(next).map_or(u64::MAX, |&t| limits[t].unwrap());
+            }
+            if bucket == eer_bucket && eer.is_none() && fp as u128 * pos >= (n_pos - tp) as u128 * neg {
+                let here = fp as u128 * pos;
+                eer = Some(if here < (n_pos - prev_tp) as u128 * neg { (tp, fp, Some(key)) } else { first_of_tp });
+            }
+            if tp != prev_tp {
+                first_of_tp = (tp, fp, Some(key));
+            }
+            thinner.push(tp, fp, Some(key), (prev_tp, prev_fp, prev_key));
+            prev_key = Some(key);
         }
-        let scaled = (fp as u128 * n_pos as u128).max((n_pos - tp) as u128 * n_neg as u128);
-        if scaled < eer_scaled {
-            eer_scaled = scaled;
-            eer_point = (tp, fp);
-            eer_threshold = threshold;
-        }
-        thinner.push(tp, fp, threshold, n_pos, n_neg);
-        prev_threshold = threshold;
     }
+    debug_assert_eq!((tp, fp), (n_pos, n_neg));
     for &t in &order[next..] {
-        answers[t] = (tp, prev_threshold);
+        answers[t] = (tp, threshold(prev_key));
     }
-    thinner.finish();
+    thinner.finish((tp, fp, prev_key));
+    let (eer_tp, eer_fp, eer_key) = eer.expect("k* is in its bucket");
     let tar_at_far = fars.iter().zip(&answers).map(|(&far, &(t, threshold))| TarAtFar { far, tar: t as f64 / pos_f, threshold }).collect();
     RocSummary {
         auc: auc_twice as f64 / (2.0 * pos_f * neg_f),
-        eer: (eer_point.1 as f64 / neg_f).max(1.0 - eer_point.0 as f64 / pos_f),
-        eer_threshold,
+        eer: (eer_fp as f64 / neg_f).max(1.0 - eer_tp as f64 / pos_f),
+        eer_threshold: threshold(eer_key),
         tar_at_far,
         n_genuine: n_pos,
         n_impostor: n_neg,
@@ -330,40 +332,58 @@ fn walk(mut genuine: Runs, mut impostor: Runs, fars: &[f64]) -> RocSummary {
 /// size independently of the number of pairs.
 struct CurveThinner {
     points: Vec<RocPoint>,
-    previous: Option<(RocPoint, bool)>, // last point seen, and whether it was kept
+    n_pos: u64,
+    n_neg: u64,
+    /// Whether the last point seen was kept.
+    previous_kept: bool,
     next_fp: u64,
     next_tp: u64,
     tp_step: u64,
 }
 
+/// A point of the walk as `(tp, fp, key)`; key `None` is `+∞`.
+type WalkPoint = (u64, u64, Option<u64>);
+
 impl CurveThinner {
-    fn new(n_pos: u64) -> Self {
-        CurveThinner { points: Vec::new(), previous: None, next_fp: 0, next_tp: 0, tp_step: (n_pos / 1000).max(1) }
+    /// Starts with the point (0, 0) at `+∞`, always kept.
+    fn new(n_pos: u64, n_neg: u64) -> Self {
+        let mut thinner =
+            CurveThinner { points: Vec::new(), n_pos, n_neg, previous_kept: false, next_fp: 0, next_tp: 0, tp_step: (n_pos / 1000).max(1) };
+        thinner.keep((0, 0, None), None);
+        thinner
     }
 
+    fn point(&self, (tp, fp, key): WalkPoint) -> RocPoint {
+        RocPoint { threshold: key.map_or(f64::INFINITY, key_score), far: fp as f64 / self.n_neg as f64, tar: tp as f64 / self.n_pos as f64 }
+    }
+
+    /// Takes the next point, `previous` being the one before it; only kept
+    /// points (and the one before each) are turned into rates.
     #[inline]
-    fn push(&mut self, tp: u64, fp: u64, threshold: f64, n_pos: u64, n_neg: u64) {
-        let keep = fp >= self.next_fp || tp >= self.next_tp;
-        let point = || RocPoint { threshold, far: fp as f64 / n_neg as f64, tar: tp as f64 / n_pos as f64 };
-        if keep {
-            if let Some((prev, false)) = self.previous {
-                self.points.push(prev);
-            }
-            self.points.push(point());
-            self.next_fp = (fp + 1).max((fp as f64 * 1.0093) as u64); // 10^(1/250)
-            self.next_tp = tp + self.tp_step;
-            self.previous = Some((point(), true));
-        } else if fp + 1 >= self.next_fp || tp + 1 >= self.next_tp || self.previous.is_none_or(|p| p.1) {
-            // only a point that may precede a kept one needs materialising
-            self.previous = Some((point(), false));
-        } else if let Some((p, _)) = self.previous.as_mut() {
-            *p = point();
+    fn push(&mut self, tp: u64, fp: u64, key: Option<u64>, previous: WalkPoint) {
+        if fp >= self.next_fp || tp >= self.next_tp {
+            self.keep((tp, fp, key), Some(previous));
+        } else {
+            self.previous_kept = false;
         }
     }
 
-    fn finish(&mut self) {
-        if let Some((p, false)) = self.previous.take() {
-            self.points.push(p);
+    #[cold]
+    fn keep(&mut self, point: WalkPoint, previous: Option<WalkPoint>) {
+        if let (Some(previous), false) = (previous, self.previous_kept) {
+            self.points.push(self.point(previous));
+        }
+        self.points.push(self.point(point));
+        let (tp, fp, _) = point;
+        self.next_fp = (fp + 1).max((fp as f64 * 1.0093) as u64); // 10^(1/250)
+        self.next_tp = tp + self.tp_step;
+        self.previous_kept = true;
+    }
+
+    /// `last`: the walk's last point, kept if it was not.
+    fn finish(&mut self, last: WalkPoint) {
+        if !self.previous_kept {
+            self.points.push(self.point(last));
         }
     }
 }
@@ -371,6 +391,7 @@ impl CurveThinner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sort::score_key;
 
     fn summary(genuine: &[f64], impostor: &[f64], fars: &[f64]) -> RocSummary {
         roc_summary(&LabelledScores { genuine: genuine.to_vec(), impostor: impostor.to_vec() }, fars)
@@ -428,10 +449,131 @@ mod tests {
         assert!((s.auc - 0.5).abs() < 1e-15);
     }
 
-    /// Many pieces (parallel-sorted runs merged by the walk) give the same
-    /// numbers as a plain comparison-sort walk; heavy ties included.
+    /// The walk as first written: every point in order from a comparison
+    /// sort, the EER by comparing every point, every point offered to the
+    /// thinner as rates. Every field of the summary must equal it.
+    fn reference_summary(genuine: &[f64], impostor: &[f64], fars: &[f64]) -> RocSummary {
+        let mut all: Vec<(u64, bool)> =
+            genuine.iter().map(|&g| (score_key(g), true)).chain(impostor.iter().map(|&i| (score_key(i), false))).collect();
+        all.sort_by_key(|&(key, _)| std::cmp::Reverse(key));
+        let (n_pos, n_neg) = (genuine.len() as u64, impostor.len() as u64);
+        let limits: Vec<Option<u64>> = fars.iter().map(|&f| fp_limit(f, n_neg)).collect();
+        let mut answers = vec![(0u64, f64::INFINITY); fars.len()];
+        let mut answered = vec![false; fars.len()];
+        let (mut tp, mut fp, mut auc_twice) = (0u64, 0u64, 0u128);
+        let (mut eer_scaled, mut eer_point, mut eer_threshold) = (n_pos as u128 * n_neg as u128, (0u64, 0u64), f64::INFINITY);
+        let point = |tp: u64, fp: u64, threshold: f64| RocPoint { threshold, far: fp as f64 / n_neg as f64, tar: tp as f64 / n_pos as f64 };
+        // the thinner as first written: (point, kept) of the last point seen
+        let mut curve = vec![point(0, 0, f64::INFINITY)];
+        let mut previous = (point(0, 0, f64::INFINITY), true);
+        let (mut next_fp, mut next_tp, tp_step) = (1u64, (n_pos / 1000).max(1), (n_pos / 1000).max(1));
+        let mut prev_threshold = f64::INFINITY;
+        let mut k = 0;
+        while k < all.len() {
+            let (prev_tp, prev_fp) = (tp, fp);
+            let key = all[k].0;
+            while k < all.len() && all[k].0 == key {
+                if all[k].1 {
+                    tp += 1
+                } else {
+                    fp += 1
+                }
+                k += 1;
+            }
+            auc_twice += (fp - prev_fp) as u128 * (tp + prev_tp) as u128;
+            let threshold = key_score(key);
+            for (t, limit) in limits.iter().enumerate() {
+                if limit.is_some_and(|l| fp > l) && !answered[t] {
+                    answers[t] = (prev_tp, prev_threshold);
+                    answered[t] = true;
+                }
+            }
+            let scaled = (fp as u128 * n_pos as u128).max((n_pos - tp) as u128 * n_neg as u128);
+            if scaled < eer_scaled {
+                (eer_scaled, eer_point, eer_threshold) = (scaled, (tp, fp), threshold);
+            }
+            if fp >= next_fp || tp >= next_tp {
+                if !previous.1 {
+                    curve.push(previous.0);
+                }
+                curve.push(point(tp, fp, threshold));
+                next_fp = (fp + 1).max((fp as f64 * 1.0093) as u64);
+                next_tp = tp + tp_step;
+                previous = (point(tp, fp, threshold), true);
+            } else {
+                previous = (point(tp, fp, threshold), false);
+            }
+            prev_threshold = threshold;
+        }
+        if !previous.1 {
+            curve.push(previous.0);
+        }
+        for (t, limit) in limits.iter().enumerate() {
+            if limit.is_some() && !answered[t] {
+                answers[t] = (tp, prev_threshold);
+            }
+        }
+        let (p, n) = (n_pos as f64, n_neg as f64);
+        RocSummary {
+            auc: auc_twice as f64 / (2.0 * p * n),
+            eer: (eer_point.1 as f64 / n).max(1.0 - eer_point.0 as f64 / p),
+            eer_threshold,
+            tar_at_far: fars.iter().zip(&answers).map(|(&far, &(t, threshold))| TarAtFar { far, tar: t as f64 / p, threshold }).collect(),
+            n_genuine: n_pos,
+            n_impostor: n_neg,
+            curve,
+        }
+    }
+
+    /// Continuous scores, scores on a coarse grid (many ties across
+    /// classes), separable and inverted classes, tiny classes: every field,
+    /// thresholds and the thinned curve included, bit for bit.
     #[test]
-    fn parallel_runs_equal_a_plain_walk() {
+    fn every_field_equals_the_point_by_point_walk() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let fars = [0.0, 1e-6, 1e-4, 1e-3, 0.0123, 0.1, 0.5, 1.0];
+        for (n_gen, n_imp, shift, grid) in [
+            (20_000, 180_000, 0.4, 0.0),
+            (20_000, 180_000, 0.4, 1e-3),
+            (50_000, 50_000, 0.05, 1e-2),
+            (3000, 100_000, 2.0, 0.0),
+            (3000, 100_000, -2.0, 0.0),
+            (1, 100_000, 0.0, 1e-4),
+            (100_000, 1, 0.0, 1e-4),
+            (7, 5, 0.1, 0.1),
+        ] {
+            let mut draw = |count: usize, offset: f64| -> Vec<f64> {
+                (0..count)
+                    .map(|_| {
+                        let v = (next() + next() + next() - 1.5) * 0.3 + offset;
+                        if grid > 0.0 {
+                            (v / grid).round() * grid
+                        } else {
+                            v
+                        }
+                    })
+                    .collect()
+            };
+            let (genuine, impostor) = (draw(n_gen, shift), draw(n_imp, 0.0));
+            let got = summary(&genuine, &impostor, &fars);
+            let want = reference_summary(&genuine, &impostor, &fars);
+            let case = format!("{n_gen} genuine, {n_imp} impostor, shift {shift}, grid {grid}");
+            assert_eq!(got.auc.to_bits(), want.auc.to_bits(), "{case}");
+            assert_eq!((got.eer.to_bits(), got.eer_threshold.to_bits()), (want.eer.to_bits(), want.eer_threshold.to_bits()), "{case}");
+            assert_eq!(got.tar_at_far, want.tar_at_far, "{case}");
+            assert_eq!((got.n_genuine, got.n_impostor), (want.n_genuine, want.n_impostor), "{case}");
+            assert_eq!(got.curve, want.curve, "{case}");
+        }
+    }
+
+    /// Many buckets (sorted in parallel) and pieces give the same numbers
+    /// as a plain comparison-sort walk; heavy ties included.
+    #[test]
+    fn parallel_buckets_equal_a_plain_walk() {
         let mut state = 99u64;
         let mut next = || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -32,13 +32,33 @@ pub fn read_scores_csv(path: &Path) -> Result<LabelledScores> {
 
 /// [`read_scores_csv`] over any reader; `path` names the source in errors.
 pub fn read_scores_csv_from(reader: impl BufRead, path: &Path) -> Result<LabelledScores> {
-    read_scores_csv_sized(reader, path, ChunkSizes::DEFAULT)
+    read_scores_csv_sized(reader, path, ChunkSizes::DEFAULT).map(concatenate)
 }
 
-/// [`read_scores_csv_from`] with the block and chunk sizes given (tests cut
-/// small inputs into many blocks and chunks with it).
-fn read_scores_csv_sized(reader: impl BufRead, path: &Path, sizes: ChunkSizes) -> Result<LabelledScores> {
-    let mut scores = LabelledScores::default();
+/// [`read_scores_csv`] without joining the chunks it was parsed in: the
+/// scores of the file in order, piece after piece (for
+/// [`crate::roc::roc_summary_of_pieces`], which needs no single vector).
+pub fn read_scores_csv_pieces(path: &Path) -> Result<Vec<LabelledScores>> {
+    read_scores_csv_sized(open_text(path)?, path, ChunkSizes::DEFAULT)
+}
+
+/// The pieces' scores in one [`LabelledScores`], in order.
+fn concatenate(pieces: Vec<LabelledScores>) -> LabelledScores {
+    let mut scores = LabelledScores {
+        genuine: Vec::with_capacity(pieces.iter().map(|p| p.genuine.len()).sum()),
+        impostor: Vec::with_capacity(pieces.iter().map(|p| p.impostor.len()).sum()),
+    };
+    for piece in pieces {
+        scores.genuine.extend_from_slice(&piece.genuine);
+        scores.impostor.extend_from_slice(&piece.impostor);
+    }
+    scores
+}
+
+/// [`read_scores_csv_pieces`] with the block and chunk sizes given (tests
+/// cut small inputs into many blocks and chunks with it).
+fn read_scores_csv_sized(reader: impl BufRead, path: &Path, sizes: ChunkSizes) -> Result<Vec<LabelledScores>> {
+    let mut pieces: Vec<LabelledScores> = Vec::new();
     let mut saw_header = false;
     let check_header = |line_no: usize, line: &str| {
         let header: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -49,16 +69,17 @@ fn read_scores_csv_sized(reader: impl BufRead, path: &Path, sizes: ChunkSizes) -
         saw_header = true;
         Ok(())
     };
-    let merge = |chunk: LabelledScores| {
-        scores.genuine.extend_from_slice(&chunk.genuine);
-        scores.impostor.extend_from_slice(&chunk.impostor);
-    };
+    let merge = |chunk: LabelledScores| pieces.push(chunk);
     for_each_chunk_in(reader, path, sizes, 1, check_header, |chunk| parse_rows(chunk, path), merge)?;
     if !saw_header {
         return Err(EvalError::content(path, format!("empty file: expected the header `{SCORES_HEADER}` and rows")));
     }
-    scores.check_both_classes().map_err(|message| EvalError::content(path, message))?;
-    Ok(scores)
+    let classes = LabelledScores {
+        genuine: pieces.iter().find_map(|p| p.genuine.first().copied()).into_iter().collect(),
+        impostor: pieces.iter().find_map(|p| p.impostor.first().copied()).into_iter().collect(),
+    };
+    classes.check_both_classes().map_err(|message| EvalError::content(path, message))?;
+    Ok(pieces)
 }
 
 /// The rows of one chunk (whole lines after the header); line numbers in
@@ -123,6 +144,87 @@ const EXACT_POWERS_OF_TEN: [f64; 23] =
 /// `str::parse` itself.
 #[inline]
 fn plain_row(bytes: &[u8]) -> Option<PlainRow> {
+    short_row(bytes).or_else(|| any_plain_row(bytes))
+}
+
+/// Bytes [`short_row`] needs in front of it: its widest row (sign, 7 + 7
+/// digits, point, comma, label, `\r\n`) plus an 8-byte load past any field.
+const SHORT_ROW_WINDOW: usize = 32;
+
+/// [`plain_row`] for the rows most writers produce (`%.6f` and the like):
+/// an optional sign, 1–7 integer digits, optionally a point and 1–7
+/// decimals, then `,0` or `,1` and a line end, with at least
+/// [`SHORT_ROW_WINDOW`] bytes of input from the row's start. Each digit run
+/// is read as one 8-byte word (a digit mask finds its end, three
+/// multiplications its value) instead of byte by byte; the value is the one
+/// [`any_plain_row`] computes (at most 14 digits, so the mantissa is below
+/// 2⁵³). `None` for any other row, which [`any_plain_row`] then decides.
+#[inline]
+fn short_row(bytes: &[u8]) -> Option<PlainRow> {
+    if bytes.len() < SHORT_ROW_WINDOW {
+        return None;
+    }
+    let negative = bytes[0] == b'-';
+    let mut i = usize::from(negative || bytes[0] == b'+');
+    let (integer_digits, integer) = digit_run(&bytes[i..i + 8]);
+    if integer_digits == 0 || integer_digits == 8 {
+        return None;
+    }
+    i += integer_digits;
+    let (mut mantissa, mut decimals) = (integer, 0usize);
+    if bytes[i] == b'.' {
+        let (fraction_digits, fraction) = digit_run(&bytes[i + 1..i + 9]);
+        if fraction_digits == 0 || fraction_digits == 8 {
+            return None;
+        }
+        mantissa = mantissa * POWERS_OF_TEN_U64[fraction_digits] + fraction;
+        decimals = fraction_digits;
+        i += 1 + fraction_digits;
+    }
+    if bytes[i] != b',' {
+        return None;
+    }
+    let genuine = match bytes[i + 1] {
+        b'1' => true,
+        b'0' => false,
+        _ => return None,
+    };
+    let line_bytes = match (bytes[i + 2], bytes[i + 3]) {
+        (b'\n', _) => i + 3,
+        (b'\r', b'\n') => i + 4,
+        _ => return None,
+    };
+    let magnitude = mantissa as f64 / EXACT_POWERS_OF_TEN[decimals];
+    let score = if negative { -magnitude } else { magnitude };
+    Some(PlainRow { score, genuine, line_bytes, field_bytes: i + 1 })
+}
+
+/// 10⁰ … 10⁷ as integers.
+const POWERS_OF_TEN_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// The leading ASCII digits of `word` (8 bytes): how many (0–8) and their
+/// value, read as one little-endian word (SWAR).
+#[inline]
+fn digit_run(word: &[u8]) -> (usize, u64) {
+    let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+    let digits = word.wrapping_sub(0x3030_3030_3030_3030);
+    // a byte's high bit is set when it is not a digit (byte − '0' ≥ 10); a
+    // borrow or carry only reaches the bytes after the first non-digit
+    let not_digit = (digits | digits.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    let count = (not_digit.trailing_zeros() / 8) as usize;
+    if count == 0 {
+        return (0, 0);
+    }
+    // the run moved to the word's high bytes: zeros before it read as leading zeros
+    let run = (digits << (8 * (8 - count))) & 0x0F0F_0F0F_0F0F_0F0F;
+    let pairs = (run.wrapping_mul((10 << 8) | 1) >> 8) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs.wrapping_mul((100 << 16) | 1) >> 16) & 0x0000_FFFF_0000_FFFF;
+    (count, quads.wrapping_mul((10_000 << 32) | 1) >> 32)
+}
+
+/// [`plain_row`] byte by byte, for every row of the plain form.
+#[inline]
+fn any_plain_row(bytes: &[u8]) -> Option<PlainRow> {
     let negative = bytes.first() == Some(&b'-');
     let mut i = usize::from(matches!(bytes.first(), Some(b'-' | b'+')));
     let (mut mantissa, mut significant, mut decimals) = (0u64, 0usize, 0usize);
@@ -222,7 +324,7 @@ mod tests {
     fn assert_same(bytes: &[u8], sizes: ChunkSizes) {
         let path = Path::new("s.csv");
         let want = sequential_reference(bytes, path);
-        let got = read_scores_csv_sized(Cursor::new(bytes), path, sizes);
+        let got = read_scores_csv_sized(Cursor::new(bytes), path, sizes).map(concatenate);
         match (got, want) {
             (Ok(got), Ok(want)) => {
                 let bits = |v: &[f64]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
@@ -292,17 +394,31 @@ mod tests {
                 for end in ["\n", "\r\n", ""] {
                     let line = format!("{text},{label}{end}");
                     let want: Option<f64> = text.parse().ok();
-                    match plain_row(line.as_bytes()) {
-                        Some(row) => {
-                            assert_eq!(Some(row.score.to_bits()), want.map(f64::to_bits), "{line:?}");
-                            assert_eq!((row.genuine, row.line_bytes, row.field_bytes), (label == "1", line.len(), text.len() + 1), "{line:?}");
+                    // alone (byte by byte) and followed by more rows (the word-wise path where it applies)
+                    let followed = format!("{line}{}", "0.5,1\n".repeat(6));
+                    let inputs = if end.is_empty() { vec![line.clone()] } else { vec![line.clone(), followed] };
+                    for input in inputs {
+                        match plain_row(input.as_bytes()) {
+                            Some(row) => {
+                                assert_eq!(Some(row.score.to_bits()), want.map(f64::to_bits), "{input:?}");
+                                assert_eq!((row.genuine, row.line_bytes, row.field_bytes), (label == "1", line.len(), text.len() + 1), "{input:?}");
+                            }
+                            // only the exponent forms and over-long fields take the general path
+                            None => assert!(text.contains('e') || text.len() > PLAIN_SCORE_BYTES, "{input:?} refused"),
                         }
-                        // only the exponent forms and over-long fields take the general path
-                        None => assert!(text.contains('e') || text.len() > PLAIN_SCORE_BYTES, "{line:?} refused"),
                     }
                 }
             }
         }
+        // the word-wise path takes the writers' rows
+        let rows = "-0.123456,0\n0.5,1\r\n1234567.1234567,1\n7,0\n-0.000001,1\n";
+        let mut at = 0;
+        for (score, genuine) in [(-0.123456, false), (0.5, true), (1234567.1234567, true), (7.0, false), (-0.000001, true)] {
+            let row = short_row(format!("{}{}", &rows[at..], "0.5,1\n".repeat(6)).as_bytes()).expect("a short row");
+            assert_eq!((row.score, row.genuine), (score, genuine));
+            at += row.line_bytes;
+        }
+        assert_eq!(at, rows.len());
         for refused in [
             ".,1\n",
             "-,0\n",
@@ -320,6 +436,8 @@ mod tests {
             "0x1,0\n",
         ] {
             assert_eq!(plain_row(refused.as_bytes()), None, "{refused:?}");
+            let followed = format!("{refused}{}", "0.5,1\n".repeat(6));
+            assert_eq!(plain_row(followed.as_bytes()), None, "{followed:?}");
         }
         // random decimals of every length up to 20 digits, both signs
         let mut rng = Lcg(11);
@@ -333,8 +451,11 @@ mod tests {
             if rng.next().is_multiple_of(2) {
                 text.insert(0, '-');
             }
-            let row = plain_row(format!("{text},1\n").as_bytes()).unwrap_or_else(|| panic!("{text} refused"));
-            assert_eq!(row.score.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            for input in [format!("{text},1\n"), format!("{text},1\n{}", "0.5,1\n".repeat(6))] {
+                let row = plain_row(input.as_bytes()).unwrap_or_else(|| panic!("{text} refused"));
+                assert_eq!(row.score.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+                assert_eq!((row.line_bytes, row.field_bytes), (text.len() + 3, text.len() + 1), "{text}");
+            }
         }
         // every double's shortest representation and its 17-digit and 6-decimal forms
         for _ in 0..200_000 {
@@ -344,9 +465,11 @@ mod tests {
             }
             for text in [format!("{value}"), format!("{value:.17}"), format!("{value:.6}")] {
                 let want: f64 = text.parse().unwrap();
-                match plain_row(format!("{text},0\n").as_bytes()) {
-                    Some(row) => assert_eq!(row.score.to_bits(), want.to_bits(), "{text}"),
-                    None => assert!(text.len() > PLAIN_SCORE_BYTES || text.contains('e'), "{text} refused"),
+                for input in [format!("{text},0\n"), format!("{text},0\r\n{}", "0.5,1\n".repeat(6))] {
+                    match plain_row(input.as_bytes()) {
+                        Some(row) => assert_eq!(row.score.to_bits(), want.to_bits(), "{text}"),
+                        None => assert!(text.len() > PLAIN_SCORE_BYTES || text.contains('e'), "{text} refused"),
+                    }
                 }
             }
         }
