@@ -20,4 +20,4 @@
 pub mod channel;
 pub mod conv;
 
-pub use conv::{conv2d, conv_path, with_conv_path, ConvPath, CONV_PATH_VARIABLE};
+pub use conv::{conv2d, conv_path, with_conv_path, with_winograd, ConvPath, CONV_PATH_VARIABLE, WINOGRAD_VARIABLE};

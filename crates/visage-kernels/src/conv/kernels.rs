@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
 use super::matmul::{matmul, Mat};
+use super::winograd;
 
 /// Depthwise convolutions (channel `c` reads channel `c` only): the same
 /// phase grid, with each tap's product reduced to a scaled row
@@ -229,8 +230,17 @@ fn output_to_grid(g: &ConvGeometry, outputs: &[f32], grid: &mut [f32]) {
 }
 
 /// conv2d of `x: [N, C_in, H, W]` with `weight: [C_out, C_in, K_h, K_w]`
-/// (both contiguous), returning `[N, C_out, H_out, W_out]`.
+/// (both contiguous), returning `[N, C_out, H_out, W_out]`: by Winograd's
+/// F(2×2, 3×3) where it applies ([`super::winograd`]), else directly.
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if winograd::applies(g) && winograd::enabled() {
+        return winograd::forward(g, x, weight);
+    }
+    forward_direct(g, x, weight)
+}
+
+/// [`forward`] on the phase grid, whatever the shape.
+pub(crate) fn forward_direct(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.input_len(), "conv2d input size");
     assert_eq!(weight.len(), g.weight_len(), "conv2d weight size");
     let threads = rayon::current_num_threads();
@@ -283,8 +293,22 @@ pub struct Wanted {
 /// The gradients of conv2d with respect to `x` (`[N, C_in, H, W]`) and
 /// `weight` (`[C_out, C_in, K_h, K_w]`), given the output gradient
 /// `[N, C_out, H_out, W_out]` (all contiguous). Each chunk's grid and phases
-/// are built once and serve both gradients.
+/// are built once and serve both gradients. Winograd's where [`forward`] is.
 pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], output_grad: &[f32], wanted: Wanted) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    if winograd::applies(g) && winograd::enabled() {
+        return winograd::backward(g, x, weight, output_grad, wanted);
+    }
+    backward_direct(g, x, weight, output_grad, wanted)
+}
+
+/// [`backward`] on the phase grid, whatever the shape.
+pub(crate) fn backward_direct(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+    wanted: Wanted,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     assert_eq!(x.len(), g.batch * g.input_len(), "conv2d input size");
     assert_eq!(weight.len(), g.weight_len(), "conv2d weight size");
     assert_eq!(output_grad.len(), g.batch * g.output_len(), "conv2d output gradient size");

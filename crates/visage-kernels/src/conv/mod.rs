@@ -15,6 +15,7 @@ mod autodiff;
 mod geometry;
 mod kernels;
 mod matmul;
+mod winograd;
 
 use std::any::{Any, TypeId};
 use std::cell::Cell;
@@ -27,9 +28,14 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 pub use geometry::ConvGeometry;
 pub use kernels::{backward, forward, Wanted};
+pub use winograd::with_winograd;
 
 /// The environment variable that selects burn's own conv2d (`VISAGE_CONV=burn`).
 pub const CONV_PATH_VARIABLE: &str = "VISAGE_CONV";
+
+/// The environment variable that keeps 3×3 stride-1 convolutions on the
+/// direct kernels instead of Winograd's F(2×2, 3×3) (`VISAGE_WINOGRAD=off`).
+pub const WINOGRAD_VARIABLE: &str = "VISAGE_WINOGRAD";
 
 /// Which implementation a CPU conv2d runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
