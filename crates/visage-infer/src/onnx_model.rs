@@ -26,6 +26,8 @@ pub struct TensorSpec {
 /// needs `&mut self`: one model serves one thread at a time.
 pub struct OnnxModel {
     path: PathBuf,
+    /// The intra-op thread count it was loaded with (`None`: ONNX Runtime's default).
+    intra_threads: Option<usize>,
     session: Session,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
@@ -83,7 +85,18 @@ impl OnnxModel {
         };
         let inputs = session.inputs().iter().map(spec).collect::<Result<_>>()?;
         let outputs = session.outputs().iter().map(spec).collect::<Result<_>>()?;
-        Ok(Self { path: path.to_path_buf(), session, inputs, outputs })
+        Ok(Self { path: path.to_path_buf(), intra_threads, session, inputs, outputs })
+    }
+
+    /// A second session on the same file with `intra_threads` (`None`: ONNX
+    /// Runtime's default), for another thread to run the same model on.
+    pub fn reload_with_threads(&self, intra_threads: Option<usize>) -> Result<Self> {
+        Self::load_with_threads(&self.path, intra_threads)
+    }
+
+    /// The intra-op thread count it was loaded with (`None`: ONNX Runtime's default).
+    pub fn intra_threads(&self) -> Option<usize> {
+        self.intra_threads
     }
 
     /// The ONNX file it was loaded from.

@@ -62,6 +62,12 @@ impl Recognizer {
         Ok(Self { model, normalization, flip_tta, fixed_batch: batch, max_batch: DEFAULT_MAX_BATCH, input_size })
     }
 
+    /// The same recogniser (model file, normalisation, flip TTA, batch) in a
+    /// new ONNX Runtime session with `intra_threads`, for another thread.
+    pub fn try_clone_with_threads(&self, intra_threads: Option<usize>) -> Result<Self> {
+        Ok(Self { model: self.model.reload_with_threads(intra_threads)?, ..*self })
+    }
+
     /// Faces per call for a dynamic-batch model (ignored for fixed batches).
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);

@@ -64,7 +64,7 @@ pub struct DetectorArgs {
     /// Exit 2 if any input fails (default: only if all fail).
     #[arg(long)]
     pub strict: bool,
-    /// Threads decoding photos while the models run [default: cores, at most 4].
+    /// Worker threads, each decoding photos and running the models on them (with more than one, each runs its own sessions of one ONNX Runtime thread) [default: cores, at most 4].
     #[arg(long, value_name = "N")]
     pub decode_threads: Option<usize>,
     /// Overrides the detector config's padded retry (`visage bench accuracy`'s chains).

@@ -267,6 +267,12 @@ impl Detector {
         })
     }
 
+    /// The same detector (model file and every setting) in a new ONNX Runtime
+    /// session with `intra_threads`, for another thread.
+    pub fn try_clone_with_threads(&self, intra_threads: Option<usize>) -> Result<Self> {
+        Ok(Self { model: self.model.reload_with_threads(intra_threads)?, second_looks: (0, 0.0), ..*self })
+    }
+
     /// Drops faces whose box is narrower or shorter than `pixels` (photo pixels).
     pub fn with_min_face_size(mut self, pixels: f32) -> Self {
         self.min_face_px = pixels;
@@ -322,8 +328,8 @@ impl Detector {
         &self.model
     }
 
-    /// What decode workers need to prepare this detector's input off the
-    /// model's thread (see [`crate::pipeline`]).
+    /// What it takes to prepare this detector's input from a photo, apart
+    /// from the model (see [`crate::pipeline`]).
     pub fn preprocessor(&self) -> DetectorPreprocessor {
         DetectorPreprocessor { normalization: self.normalization, input_size: self.input_size, fit: self.fit_input }
     }
@@ -463,8 +469,7 @@ impl Detector {
 }
 
 /// The photo-side half of detection: letterbox and normalise. It holds no
-/// model, so decode workers run it while the model thread detects the
-/// previous photo.
+/// model, so any thread can run it.
 #[derive(Clone, Copy, Debug)]
 pub struct DetectorPreprocessor {
     normalization: Normalization,
